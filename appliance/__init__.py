@@ -1,0 +1,3 @@
+"""On-prem RAG appliance: documents in, cited answers streamed out."""
+
+__version__ = "0.1.0"

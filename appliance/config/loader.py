@@ -1,0 +1,98 @@
+"""Load `Settings` from a TOML file plus `APPLIANCE__SECTION__KEY` env overrides.
+
+Every failure raises `ConfigError` naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from appliance.config.schema import Settings
+
+ENV_PREFIX = "APPLIANCE__"
+DEFAULT_CONFIG = Path("configs/appliance.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the source and the key."""
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an env value as a TOML literal (number, bool, array); else keep the string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    applied: list[str] = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(
+                f"environment variable {name}: expected APPLIANCE__SECTION__KEY"
+            )
+        section, key = parts
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"environment variable {name}: `{section}` is not a section")
+        target[key] = _parse_env_value(raw)
+        applied.append(name)
+    return applied
+
+
+_PATH_RE = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_UNKNOWN_RE = re.compile(r"unknown field `(?P<field>[^`]+)`")
+
+
+def _describe(err: msgspec.ValidationError) -> tuple[str, str]:
+    """Turn msgspec's message into (dotted key, what was expected)."""
+    message = str(err)
+    path = ""
+    if match := _PATH_RE.search(message):
+        path = match.group("path")
+        message = message[: match.start()]
+    if match := _UNKNOWN_RE.search(message):
+        path = f"{path}.{match.group('field')}" if path else match.group("field")
+        message = "unknown key (not part of the settings schema)"
+    path = re.sub(r"\[(\d+)\]", r".\1", path)
+    return path or "<root>", message
+
+
+def load_settings(
+    path: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Decode the config file (default `configs/appliance.toml`, optional) plus env overrides."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    config_path = Path(path) if path is not None else DEFAULT_CONFIG
+    data: dict[str, Any] = {}
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
+    elif explicit:
+        raise ConfigError(f"{config_path}: config file not found")
+    source = str(config_path) if config_path.is_file() else "<defaults>"
+    env_names = _overlay_env(data, environ)
+    try:
+        return msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        key, expected = _describe(exc)
+        origin = source
+        env_name = ENV_PREFIX + "__".join(key.upper().split(".")[:2])
+        if env_name in env_names:
+            origin = f"{source} (overridden by {env_name})"
+        raise ConfigError(f"{origin}: key `{key}`: {expected}") from exc

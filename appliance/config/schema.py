@@ -1,0 +1,187 @@
+"""The settings schema: every key of `configs/appliance.toml`, with its meaning.
+
+Each field carries its description in `Meta(description=...)`; a test checks
+that every field appears, commented, in the shipped file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+
+class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Frozen, strict base for every config section."""
+
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+PosInt = Annotated[int, Meta(ge=1)]
+
+
+class ServerSettings(Base, frozen=True):
+    host: Annotated[str, Meta(min_length=1, description="Address the API listens on.")] = (
+        "0.0.0.0"
+    )
+    port: Annotated[Port, Meta(description="TCP port of the API.")] = 8080
+    max_upload_mb: Annotated[
+        int, Meta(ge=1, le=4096, description="Largest request body accepted, in MiB.")
+    ] = 100
+    max_files_per_upload: Annotated[
+        int, Meta(ge=1, le=1000, description="Most files one upload request may carry.")
+    ] = 100
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"],
+        Meta(description="Log verbosity of the server."),
+    ] = "info"
+
+
+class StorageSettings(Base, frozen=True):
+    data_dir: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="Directory for the vector store, the document catalog and uploads.",
+        ),
+    ] = "./data"
+    qdrant_url: Annotated[
+        str,
+        Meta(
+            description=(
+                "URL of a Qdrant server or cluster (e.g. http://qdrant:6333). "
+                "Empty: embedded local store under data_dir."
+            )
+        ),
+    ] = ""
+    qdrant_api_key: Annotated[
+        str, Meta(description="API key for the Qdrant server; empty for none.")
+    ] = ""
+    collection: Annotated[
+        str, Meta(min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="Collection name.")
+    ] = "chunks"
+
+
+class ModelSettings(Base, frozen=True):
+    models_dir: Annotated[
+        str,
+        Meta(
+            description=(
+                "Where default models are prepared (downloaded wheels, converted GGUF). "
+                "Empty: <data_dir>/models."
+            )
+        ),
+    ] = ""
+    chat_model: Annotated[
+        str,
+        Meta(description="Path of a chat GGUF file, or 'default' for SmolLM2-135M-Instruct."),
+    ] = "default"
+    embedding_model: Annotated[
+        str,
+        Meta(description="Path of an embedding GGUF file, or 'default' for all-MiniLM-L6-v2."),
+    ] = "default"
+    ram_budget_fraction: Annotated[
+        float,
+        Meta(
+            gt=0.0, le=1.0, description="Share of total RAM the models may use (0 < x <= 1)."
+        ),
+    ] = 0.75
+    n_threads: Annotated[
+        NonNegInt, Meta(description="CPU threads for llama.cpp; 0 picks the core count.")
+    ] = 0
+    chat_ctx: Annotated[
+        NonNegInt,
+        Meta(description="Context length of the chat model in tokens; 0 picks from the budget."),
+    ] = 0
+    chat_batch: Annotated[
+        NonNegInt,
+        Meta(description="Prompt batch size (n_batch) of the chat model; 0 picks 256."),
+    ] = 0
+    extra_buffers: Annotated[
+        bool,
+        Meta(
+            description=(
+                "Let llama.cpp use repacked/AMX weight buffers. Off by default: on some "
+                "AVX-512/AMX CPUs they crash decoding; turn on only after `make bench` runs."
+            )
+        ),
+    ] = False
+    embed_batch: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=8192,
+            description=(
+                "Token batch of the embedding model (n_batch = n_ubatch); 0 picks its "
+                "training context. Must hold the longest chunk."
+            ),
+        ),
+    ] = 0
+
+
+class RetrievalSettings(Base, frozen=True):
+    chunk_tokens: Annotated[
+        int, Meta(ge=16, le=500, description="Chunk size, in embedding-model tokens.")
+    ] = 200
+    chunk_overlap: Annotated[
+        int, Meta(ge=0, le=250, description="Tokens shared by consecutive chunks.")
+    ] = 40
+    top_k: Annotated[int, Meta(ge=1, le=50, description="Chunks given to the model per question.")] = 4
+    max_top_k: Annotated[
+        int, Meta(ge=1, le=1000, description="Largest top_k a search request may ask for.")
+    ] = 50
+    embed_batch_size: Annotated[
+        int, Meta(ge=1, le=512, description="Chunks embedded per llama.cpp call in ingestion.")
+    ] = 16
+
+    def __post_init__(self) -> None:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("`chunk_overlap` must be smaller than `chunk_tokens`")
+
+
+class GenerationSettings(Base, frozen=True):
+    max_tokens: Annotated[
+        int, Meta(ge=1, le=8192, description="Tokens generated when a request does not say.")
+    ] = 256
+    max_tokens_ceiling: Annotated[
+        int, Meta(ge=1, le=8192, description="Server ceiling: larger requests are clamped to it.")
+    ] = 512
+    temperature: Annotated[
+        float, Meta(ge=0.0, le=2.0, description="Sampling temperature when a request does not say.")
+    ] = 0.2
+    queue_size: Annotated[
+        int,
+        Meta(ge=1, le=10000, description="Generation requests waiting at most; beyond: 503."),
+    ] = 64
+    deadline_s: Annotated[
+        float,
+        Meta(gt=0, le=3600, description="Seconds a question may wait and run before it fails."),
+    ] = 300.0
+    system_prompt: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="Instruction given to the model before the retrieved context.",
+        ),
+    ] = (
+        "You answer questions using only the numbered context passages below. "
+        "Cite passages like [1]. If the context does not contain the answer, "
+        "say that the documents do not contain it."
+    )
+
+
+class Settings(Base, frozen=True):
+    server: Annotated[ServerSettings, Meta(description="HTTP API.")] = ServerSettings()
+    storage: Annotated[StorageSettings, Meta(description="Where data lives.")] = (
+        StorageSettings()
+    )
+    models: Annotated[ModelSettings, Meta(description="Model files and sizing.")] = (
+        ModelSettings()
+    )
+    retrieval: Annotated[RetrievalSettings, Meta(description="Chunking and search.")] = (
+        RetrievalSettings()
+    )
+    generation: Annotated[GenerationSettings, Meta(description="Answer generation.")] = (
+        GenerationSettings()
+    )

@@ -1,0 +1,1 @@
+"""Pure domain types and the interfaces the services depend on."""

@@ -1,0 +1,93 @@
+"""Pure data types that flow through ingestion and query (no I/O, no frameworks)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class Section(msgspec.Struct, frozen=True):
+    """A run of text from one place of a document: a page, or the body under a heading."""
+
+    text: str
+    page: int | None = None
+    heading: str | None = None
+
+
+class ChunkRecord(msgspec.Struct, frozen=True):
+    """One chunk as stored: its vector and the payload needed for citations."""
+
+    point_id: str
+    document_id: str
+    file_name: str
+    chunk_index: int
+    text: str
+    page: int | None
+    heading: str | None
+    vector: list[float]
+
+
+class Hit(msgspec.Struct, frozen=True):
+    """A chunk found by search, with its similarity score."""
+
+    point_id: str
+    score: float
+    document_id: str
+    file_name: str
+    chunk_index: int
+    text: str
+    page: int | None = None
+    heading: str | None = None
+
+
+class Citation(msgspec.Struct, frozen=True):
+    """Where a passage of an answer's context came from; `index` matches [n] in the answer."""
+
+    index: int
+    document_id: str
+    file_name: str
+    chunk_index: int
+    score: float
+    page: int | None = None
+    heading: str | None = None
+    snippet: str = ""
+
+
+class Timings(msgspec.Struct, frozen=True):
+    """Stage latencies of one question, in milliseconds."""
+
+    embed_ms: float
+    search_ms: float
+    prompt_ms: float
+    first_token_ms: float
+    generate_ms: float
+    total_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_s: float
+
+
+class TokenEvent(msgspec.Struct, frozen=True, tag="token"):
+    """A piece of the answer as it is generated."""
+
+    text: str
+
+
+class DoneEvent(msgspec.Struct, frozen=True, tag="done"):
+    """The end of an answer: the full text, its citations and its timings."""
+
+    answer: str
+    citations: list[Citation]
+    timings: Timings
+    finish_reason: Literal["stop", "length", "cancelled"] = "stop"
+
+
+class ErrorEvent(msgspec.Struct, frozen=True, tag="error"):
+    """Generation failed mid-stream; the stream ends after this event."""
+
+    message: str
+    status: int = 500
+
+
+AnswerEvent = TokenEvent | DoneEvent | ErrorEvent

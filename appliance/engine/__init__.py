@@ -1,0 +1,1 @@
+"""llama.cpp engines, each owned by one worker thread."""

