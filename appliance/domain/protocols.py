@@ -8,10 +8,6 @@ from typing import Protocol
 from appliance.domain.types import ChunkRecord, Hit
 
 
-class TokenCounter(Protocol):
-    def count_tokens(self, text: str) -> int: ...
-
-
 class Embedder(Protocol):
     """Turns texts into unit vectors. Query calls take precedence over ingestion calls."""
 
@@ -25,11 +21,12 @@ class Embedder(Protocol):
     def queue_depth(self) -> int: ...
 
 
-class ChatPrompt(Protocol):
-    """A prompt rendered with the model's chat template and tokenized."""
+class TokenStream(Protocol):
+    """Text pieces of one answer; `aclose()` cancels the generation."""
 
-    @property
-    def tokens(self) -> list[int]: ...
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Generator(Protocol):
@@ -46,7 +43,9 @@ class Generator(Protocol):
 
     def stream(
         self, prompt_tokens: list[int], *, max_tokens: int, temperature: float
-    ) -> AsyncIterator[str]: ...
+    ) -> TokenStream:
+        """Queue a generation at once (may raise `Overloaded`); iterate the text pieces."""
+        ...
 
     def queue_depth(self) -> int: ...
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +97,11 @@ class LlamaGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    async def stream(
+    def stream(
         self, prompt_tokens: list[int], *, max_tokens: int, temperature: float
-    ) -> AsyncIterator[str]:
-        """Yield text pieces as they are generated. Closing the iterator cancels generation."""
+    ) -> TokenStream:
+        """Queue the generation now (raising `Overloaded` at once when the queue is full)
+        and return an iterator of text pieces. Closing the iterator cancels generation."""
         if len(prompt_tokens) + max_tokens > self._n_ctx:
             raise EngineConfigError(
                 f"prompt ({len(prompt_tokens)}) + max_tokens ({max_tokens}) exceed "
@@ -141,16 +141,42 @@ class LlamaGenerator:
                 self.active -= 1
 
         fut = self._worker.submit(job, INTERACTIVE)
-        try:
-            while True:
-                item = await pieces.get()
-                if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, str)
-                yield item
-        finally:
-            cancel.set()
-            if not fut.done():
-                fut.cancel()
+
+        return TokenStream(pieces, cancel, fut)
+
+
+class TokenStream:
+    """Async iterator over generated text; `aclose()` (or garbage) cancels the generation."""
+
+    def __init__(
+        self, pieces: asyncio.Queue[object], cancel: threading.Event, fut: asyncio.Future[Any]
+    ) -> None:
+        self._pieces = pieces
+        self._cancel = cancel
+        self._fut = fut
+        self._done = False
+
+    def __aiter__(self) -> TokenStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._pieces.get()
+        if item is _END:
+            await self.aclose()
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            await self.aclose()
+            raise item
+        assert isinstance(item, str)
+        return item
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._cancel.set()
+        if not self._fut.done():
+            self._fut.cancel()
+
+    def __del__(self) -> None:
+        self._cancel.set()

@@ -1,0 +1,155 @@
+"""Upload, list, read and delete documents; follow ingestion jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from appliance.api.errors import field_error
+from appliance.api.schemas import DocumentList, DocumentRead, FileProgress, JobCreated, JobRead
+from appliance.config.schema import Settings
+from appliance.ingest.jobs import FileTask, Job
+from appliance.ingest.pipeline import IngestionService
+from appliance.store.catalog import Catalog, DocumentRow
+
+MAX_NAME = 255
+
+
+class UploadForm(msgspec.Struct):
+    files: list[UploadFile]
+
+
+def job_read(job: Job) -> JobRead:
+    return JobRead(
+        id=job.id,
+        state=job.state.value,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        files_total=len(job.files),
+        files_done=sum(1 for f in job.files if f.state.value in ("done", "skipped")),
+        files_failed=sum(1 for f in job.files if f.state.value == "failed"),
+        chunks_done=sum(f.chunks_done for f in job.files),
+        chunks_total=sum(f.chunks_total for f in job.files),
+        files=[
+            FileProgress(
+                file_name=f.file_name,
+                state=f.state.value,
+                size_bytes=f.size_bytes,
+                chunks_done=f.chunks_done,
+                chunks_total=f.chunks_total,
+                document_id=f.document_id,
+                error=f.error,
+                note=f.note,
+            )
+            for f in job.files
+        ],
+    )
+
+
+def document_read(row: DocumentRow) -> DocumentRead:
+    return DocumentRead(
+        id=row.id,
+        file_name=row.file_name,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        chunks=row.chunks,
+        pages=row.pages,
+        created_at=row.created_at,
+    )
+
+
+def _clean_name(raw: str | None, index: int) -> str:
+    name = Path((raw or "").replace("\\", "/")).name.strip()
+    if not name or name in {".", ".."}:
+        raise field_error(f"files.{index}", "the file has no name")
+    return name[:MAX_NAME]
+
+
+def _save(upload: UploadFile, target: Path) -> int:
+    upload.file.seek(0)
+    with target.open("wb") as out:
+        shutil.copyfileobj(upload.file, out, 1 << 20)
+    return target.stat().st_size
+
+
+class DocumentController(Controller):
+    path = "/v1"
+    tags = ["documents"]
+
+    @post("/documents", status_code=HTTP_202_ACCEPTED, summary="Upload documents")
+    async def upload(
+        self,
+        data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        ingestion: IngestionService,
+        settings: Settings,
+    ) -> JobCreated:
+        """Upload one or more files in the repeatable field `files`
+        (.txt .md .html .pdf .docx). Answers at once with a job to follow."""
+        files = data.files if isinstance(data.files, list) else [data.files]
+        if not files:
+            raise field_error("files", "at least one file is required")
+        limit = settings.server.max_files_per_upload
+        if len(files) > limit:
+            raise field_error("files", f"at most {limit} files per upload (server.max_files_per_upload)")
+        names = [_clean_name(f.filename, i) for i, f in enumerate(files)]
+        job = Job(files=[])
+        job_dir = ingestion.new_job_dir(job)
+        try:
+            for index, (upload, name) in enumerate(zip(files, names, strict=True)):
+                target = job_dir / f"{index:05d}{Path(name).suffix.lower()}"
+                size = await asyncio.to_thread(_save, upload, target)
+                job.files.append(FileTask(file_name=name, path=target, size_bytes=size))
+            ingestion.submit(job)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
+
+    @get("/documents", summary="List documents")
+    async def list_documents(self, catalog: Catalog) -> DocumentList:
+        rows = await catalog.list()
+        return DocumentList(documents=[document_read(r) for r in rows], total=len(rows))
+
+    @get("/documents/{document_id:str}", summary="Read one document")
+    async def get_document(self, document_id: str, catalog: Catalog) -> DocumentRead:
+        row = await catalog.get(document_id)
+        if row is None:
+            raise NotFoundException(f"document {document_id} not found")
+        return document_read(row)
+
+    @delete("/documents/{document_id:str}", summary="Delete a document and all its chunks")
+    async def delete_document(self, document_id: str, ingestion: IngestionService) -> None:
+        if not await ingestion.delete_document(document_id):
+            raise NotFoundException(f"document {document_id} not found")
+
+    @get("/jobs", summary="List recent ingestion jobs")
+    async def list_jobs(self, ingestion: IngestionService) -> list[JobRead]:
+        return [job_read(j) for j in reversed(ingestion.jobs())]
+
+    @get("/jobs/{job_id:str}", summary="Follow an ingestion job")
+    async def get_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
+        job = ingestion.get(job_id)
+        if job is None:
+            raise NotFoundException(f"job {job_id} not found")
+        return job_read(job)
+
+    @delete("/jobs/{job_id:str}", status_code=200, summary="Cancel an ingestion job")
+    async def cancel_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
+        job = ingestion.cancel(job_id)
+        if job is None:
+            raise NotFoundException(f"job {job_id} not found")
+        return job_read(job)
+
+
+__all__: list[Any] = ["DocumentController"]

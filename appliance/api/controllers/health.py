@@ -1,0 +1,56 @@
+"""Liveness, readiness (really pings every dependency) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Controller, Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from appliance.api.schemas import Health, Readiness
+from appliance.wiring import Services
+
+PING_TIMEOUT_S = 2.0
+
+
+class HealthController(Controller):
+    tags = ["health"]
+    include_in_schema = True
+
+    @get("/healthz", summary="The process is alive (no dependency checks)")
+    async def healthz(self) -> Health:
+        return Health(status="ok")
+
+    @get("/readyz", summary="Models loaded and store answering; 503 names the failing part")
+    async def readyz(self, services: Services) -> Response[Readiness]:
+        checks: dict[str, str] = {
+            "embedding_model": "ok" if services.embedder.alive else "not running",
+            "chat_model": "ok" if services.generator.alive else "not running",
+        }
+        for name, ping in (("vector_store", services.store.ping), ("catalog", services.catalog.ping)):
+            try:
+                await asyncio.wait_for(ping(), PING_TIMEOUT_S)
+                checks[name] = "ok"
+            except TimeoutError:
+                checks[name] = f"no answer within {PING_TIMEOUT_S}s"
+            except Exception as exc:
+                checks[name] = f"error: {exc}"
+        ready = all(v == "ok" for v in checks.values())
+        return Response(
+            Readiness(status="ready" if ready else "unavailable", checks=checks),
+            status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @get("/metrics", summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self, services: Services) -> Response[bytes]:
+        m = services.metrics
+        m.queue_depth.labels("embedder").set(services.embedder.queue_depth())
+        m.queue_depth.labels("generator").set(services.generator.queue_depth())
+        m.queue_depth.labels("store").set(services.store.queue_depth())
+        try:
+            m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))
+        except Exception:  # a slow store must not break the scrape
+            pass
+        body = generate_latest(REGISTRY) + generate_latest(m.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,140 @@
+"""Search and ask: JSON, Server-Sent Events and WebSocket, over one query service."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar import Controller, WebSocket, post, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from appliance.api.errors import field_error
+from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
+from appliance.config.schema import Settings
+from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
+from appliance.engine.worker import Overloaded, WorkerStopped
+from appliance.query.pipeline import AskParams, QueryService
+from appliance.query.prompt import PromptTooLong
+
+
+def ask_params(data: AskRequest, settings: Settings) -> AskParams:
+    g = settings.generation
+    return AskParams(
+        question=data.query,
+        top_k=data.top_k or settings.retrieval.top_k,
+        max_tokens=min(data.max_tokens or g.max_tokens, g.max_tokens_ceiling),
+        temperature=g.temperature if data.temperature is None else data.temperature,
+        document_ids=data.document_ids,
+    )
+
+
+def event_name(event: AnswerEvent) -> str:
+    return str(type(event).__struct_config__.tag)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class QueryController(Controller):
+    path = "/v1"
+    tags = ["query"]
+
+    @post("/search", status_code=200, summary="Semantic search over the documents")
+    async def search(
+        self, data: SearchRequest, query: QueryService, settings: Settings
+    ) -> SearchResponse:
+        top_k = data.top_k or settings.retrieval.top_k
+        if top_k > settings.retrieval.max_top_k:
+            raise field_error(
+                "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
+            )
+        found = await query.search(data.query, top_k, data.document_ids)
+        return SearchResponse(
+            hits=found.hits,
+            embed_ms=round(found.embed_ms, 3),
+            search_ms=round(found.search_ms, 3),
+        )
+
+    @post("/ask", status_code=200, summary="Answer a question with citations")
+    async def ask(self, data: AskRequest, query: QueryService, settings: Settings) -> AskResponse:
+        prepared = await query.prepare(ask_params(data, settings))
+        async with contextlib.aclosing(prepared.events()) as events:
+            async for event in events:
+                if isinstance(event, DoneEvent):
+                    return AskResponse(
+                        answer=event.answer,
+                        citations=event.citations,
+                        timings=event.timings,
+                        finish_reason=event.finish_reason,
+                    )
+                if isinstance(event, ErrorEvent):
+                    raise RuntimeError(event.message)
+        raise RuntimeError("generation ended without an answer")
+
+    @post(
+        "/ask/stream",
+        status_code=200,
+        summary="Answer a question as Server-Sent Events",
+        description=(
+            "Events: `token` (`{\"type\":\"token\",\"text\":...}`) as the answer is generated, "
+            "then `done` with the answer, citations and timings; `error` if generation fails."
+        ),
+    )
+    async def ask_stream(
+        self, data: AskRequest, query: QueryService, settings: Settings
+    ) -> ServerSentEvent:
+        prepared = await query.prepare(ask_params(data, settings))
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            async with contextlib.aclosing(prepared.events()) as events:
+                async for event in events:
+                    yield ServerSentEventMessage(
+                        data=_encoder.encode(event).decode(), event=event_name(event)
+                    )
+
+        return ServerSentEvent(messages(), headers={"Cache-Control": "no-cache"})
+
+
+async def _answer_over_socket(
+    socket: WebSocket, raw: str | bytes, query: QueryService, settings: Settings
+) -> None:
+    async def send(event: AnswerEvent) -> None:
+        await socket.send_data(_encoder.encode(event).decode(), mode="text")
+
+    try:
+        request = msgspec.json.decode(raw, type=AskRequest)
+    except msgspec.ValidationError as exc:
+        await send(ErrorEvent(f"Validation failed: {exc}", 400))
+        return
+    except msgspec.DecodeError as exc:
+        await send(ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400))
+        return
+    try:
+        prepared = await query.prepare(ask_params(request, settings))
+    except Overloaded as exc:
+        await send(ErrorEvent(str(exc), 503))
+        return
+    except (PromptTooLong, WorkerStopped) as exc:
+        await send(ErrorEvent(str(exc), 400 if isinstance(exc, PromptTooLong) else 503))
+        return
+    try:
+        async with contextlib.aclosing(prepared.events()) as events:
+            async for event in events:
+                await send(event)
+    finally:
+        await prepared.cancel()
+
+
+@websocket("/v1/ask/ws", tags=["query"], summary="Ask questions over a WebSocket")
+async def ask_websocket(socket: WebSocket, query: QueryService, settings: Settings) -> None:
+    """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
+    messages (`type` is token, done or error). Several questions may follow one another."""
+    await socket.accept()
+    try:
+        while True:
+            raw = await socket.receive_data(mode="text")
+            await _answer_over_socket(socket, raw, query, settings)
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,46 @@
+"""Dependency providers: handlers receive services, never globals."""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from appliance.config.schema import Settings
+from appliance.ingest.pipeline import IngestionService
+from appliance.query.pipeline import QueryService
+from appliance.store.catalog import Catalog
+from appliance.wiring import Services
+
+
+def services_of(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def _query(state: State) -> QueryService:
+    return services_of(state).query
+
+
+def _ingestion(state: State) -> IngestionService:
+    return services_of(state).ingestion
+
+
+def _catalog(state: State) -> Catalog:
+    return services_of(state).catalog
+
+
+def _settings(state: State) -> Settings:
+    return services_of(state).settings
+
+
+def _services(state: State) -> Services:
+    return services_of(state)
+
+
+DEPENDENCIES = {
+    "query": Provide(_query, sync_to_thread=False),
+    "ingestion": Provide(_ingestion, sync_to_thread=False),
+    "catalog": Provide(_catalog, sync_to_thread=False),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "services": Provide(_services, sync_to_thread=False),
+}

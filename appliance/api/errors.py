@@ -1,0 +1,51 @@
+"""Map service errors to HTTP answers that say what went wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import ValidationException
+
+from appliance.engine.worker import Overloaded, WorkerStopped
+from appliance.query.prompt import PromptTooLong
+
+
+def field_error(key: str, message: str) -> ValidationException:
+    """A 400 naming the offending field, in Litestar's validation-error shape."""
+    return ValidationException(
+        detail=f"Validation failed: {key}: {message}",
+        extra=[{"key": key, "message": message, "source": "body"}],
+    )
+
+
+def overloaded_handler(_: Request[Any, Any, Any], exc: Overloaded) -> Response[dict[str, Any]]:
+    return Response(
+        {"status_code": 503, "detail": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+def stopped_handler(_: Request[Any, Any, Any], exc: WorkerStopped) -> Response[dict[str, Any]]:
+    return Response({"status_code": 503, "detail": str(exc)}, status_code=503)
+
+
+def prompt_too_long_handler(
+    _: Request[Any, Any, Any], exc: PromptTooLong
+) -> Response[dict[str, Any]]:
+    return Response(
+        {
+            "status_code": 400,
+            "detail": f"Validation failed: query: {exc}",
+            "extra": [{"key": "query", "message": str(exc), "source": "body"}],
+        },
+        status_code=400,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    Overloaded: overloaded_handler,
+    WorkerStopped: stopped_handler,
+    PromptTooLong: prompt_too_long_handler,
+}

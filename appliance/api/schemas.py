@@ -1,0 +1,105 @@
+"""Wire types of the HTTP API, shared with the CLI and the TUI (msgspec only, no Litestar)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from appliance.domain.types import Citation, Hit, Timings
+
+Query = Annotated[str, Meta(min_length=1, max_length=4000, description="The question or query.")]
+DocumentIds = Annotated[
+    list[Annotated[str, Meta(min_length=1, max_length=64)]],
+    Meta(max_length=1000, description="Only search these documents."),
+]
+
+
+class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    query: Query
+    top_k: Annotated[
+        int | None, Meta(ge=1, le=1000, description="How many chunks to return.")
+    ] = None
+    document_ids: DocumentIds | None = None
+
+
+class SearchResponse(msgspec.Struct, frozen=True):
+    hits: list[Hit]
+    embed_ms: float
+    search_ms: float
+
+
+class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    query: Query
+    top_k: Annotated[
+        int | None, Meta(ge=1, le=50, description="Passages given to the model.")
+    ] = None
+    max_tokens: Annotated[
+        int | None,
+        Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling."),
+    ] = None
+    temperature: Annotated[float | None, Meta(ge=0.0, le=2.0)] = None
+    document_ids: DocumentIds | None = None
+
+
+class AskResponse(msgspec.Struct, frozen=True):
+    answer: str
+    citations: list[Citation]
+    timings: Timings
+    finish_reason: str
+
+
+class JobCreated(msgspec.Struct, frozen=True):
+    job_id: str
+    files: int
+    status_url: str
+
+
+class FileProgress(msgspec.Struct, frozen=True):
+    file_name: str
+    state: Literal["queued", "running", "done", "skipped", "failed", "cancelled"]
+    size_bytes: int
+    chunks_done: int
+    chunks_total: int
+    document_id: str | None = None
+    error: str | None = None
+    note: str | None = None
+
+
+class JobRead(msgspec.Struct, frozen=True):
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    files_total: int
+    files_done: int
+    files_failed: int
+    chunks_done: int
+    chunks_total: int
+    files: list[FileProgress]
+
+
+class DocumentRead(msgspec.Struct, frozen=True):
+    id: str
+    file_name: str
+    content_type: str
+    size_bytes: int
+    chunks: int
+    pages: int | None
+    created_at: float
+
+
+class DocumentList(msgspec.Struct, frozen=True):
+    documents: list[DocumentRead]
+    total: int
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: Literal["ok"]
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]

@@ -1,0 +1,140 @@
+"""The `appliance` command: serve | models | ingest | ask | config check.
+
+Commands that touch data talk to the running server over HTTP, like any client:
+the embedded store is locked to the server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _server_url(args: argparse.Namespace, settings: Settings) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.server.port}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from appliance.api.app import create_app
+    from appliance.models.locate import ModelError
+    from appliance.models.sizing import SizingError
+    from appliance.wiring import plan_for
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:  # fail fast, before uvicorn, with the numbers
+        plan = plan_for(settings)
+    except (ModelError, SizingError, ValueError) as exc:
+        print(f"appliance: cannot start: {exc}", file=sys.stderr)
+        return 1
+    if not plan.fits:
+        print(f"appliance: refusing to start: {plan.explain()}", file=sys.stderr)
+        return 1
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from appliance.cli_models import print_models
+
+    return print_models(_settings(args), prepare=not args.no_prepare)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    source = args.config or "configs/appliance.toml"
+    print(f"{source}: OK")
+    print(f"  server   {settings.server.host}:{settings.server.port}")
+    print(f"  data_dir {Path(settings.storage.data_dir).expanduser().resolve()}")
+    store = settings.storage.qdrant_url or "embedded (under data_dir)"
+    print(f"  store    {store}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from appliance.cli_client import ingest
+
+    settings = _settings(args)
+    return ingest(_server_url(args, settings), [Path(p) for p in args.paths], args.wait)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from appliance.cli_client import ask
+
+    settings = _settings(args)
+    return ask(_server_url(args, settings), args.question, args.top_k, args.max_tokens)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appliance", description="On-prem RAG appliance: documents in, cited answers out."
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="config file (default: configs/appliance.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the API server").set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", help="show (and prepare) models and whether they fit")
+    models.add_argument("--no-prepare", action="store_true", help="do not fetch or convert")
+    models.set_defaults(func=cmd_models)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("check", help="validate the config").set_defaults(func=cmd_config_check)
+
+    for name, helptext in (("ingest", "upload files or directories"), ("ask", "ask a question")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--url", help="server URL (default: from the config)")
+        if name == "ingest":
+            p.add_argument("paths", nargs="+", help="files or directories")
+            p.add_argument(
+                "--no-wait", dest="wait", action="store_false", help="do not follow the job"
+            )
+            p.set_defaults(func=cmd_ingest)
+        else:
+            p.add_argument("question")
+            p.add_argument("--top-k", type=int, default=None)
+            p.add_argument("--max-tokens", type=int, default=None)
+            p.set_defaults(func=cmd_ask)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"appliance: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return result

@@ -1,0 +1,73 @@
+"""Every Prometheus metric of the appliance, in one registry per app instance.
+
+HTTP request counts and latencies come from Litestar's Prometheus middleware
+(default registry); `/metrics` exposes both registries.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.stage_seconds = Histogram(
+            "appliance_stage_seconds",
+            "Latency of one pipeline stage.",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "appliance_time_to_first_token_seconds",
+            "From question received to first answer token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens_generated = Counter(
+            "appliance_tokens_generated", "Answer tokens generated.", registry=r
+        )
+        self.prompt_tokens = Counter(
+            "appliance_prompt_tokens", "Prompt tokens read by the chat model.", registry=r
+        )
+        self.questions = Counter(
+            "appliance_questions", "Questions answered, by outcome.", ["outcome"], registry=r
+        )
+        self.documents_ingested = Counter(
+            "appliance_documents_ingested", "Documents stored.", registry=r
+        )
+        self.chunks_ingested = Counter(
+            "appliance_chunks_ingested", "Chunks embedded and stored.", registry=r
+        )
+        self.files_failed = Counter(
+            "appliance_ingest_files_failed", "Uploaded files that failed.", registry=r
+        )
+        self.jobs = Gauge(
+            "appliance_ingest_jobs", "Ingestion jobs by state.", ["state"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "appliance_queue_depth", "Requests waiting for a worker thread.", ["worker"], registry=r
+        )
+        self.active_generations = Gauge(
+            "appliance_active_generations", "Answers being generated now.", registry=r
+        )
+        self.rejections = Counter(
+            "appliance_rejections", "Requests refused because a queue was full.", ["worker"],
+            registry=r,
+        )  # fmt: skip
+        self.model_info = Info("appliance_model", "Loaded models.", ["role"], registry=r)
+        self.model_size_bytes = Gauge(
+            "appliance_model_size_bytes", "Model file size.", ["role", "name"], registry=r
+        )
+        self.model_context = Gauge(
+            "appliance_model_context_tokens", "Context length in use.", ["role", "name"], registry=r
+        )
+        self.store_points = Gauge(
+            "appliance_store_points", "Chunks in the vector store.", registry=r
+        )

@@ -1,0 +1,1 @@
+"""Query: embed → search → prompt → generate → stream."""

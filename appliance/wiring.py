@@ -1,0 +1,143 @@
+"""Build every service once from the settings (the only module naming concrete adapters)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config.schema import Settings
+from appliance.engine.embedder import LlamaEmbedder
+from appliance.engine.generator import LlamaGenerator
+from appliance.ingest.pipeline import IngestionService
+from appliance.models.locate import resolve_model
+from appliance.models.sizing import MachineInfo, SizingError, SizingPlan, plan_models, read_gguf_info
+from appliance.observability.metrics import Metrics
+from appliance.query.pipeline import QueryService
+from appliance.store.catalog import Catalog
+from appliance.store.qdrant import QdrantStore
+
+log = logging.getLogger(__name__)
+
+
+def data_dir(settings: Settings) -> Path:
+    return Path(settings.storage.data_dir).expanduser().resolve()
+
+
+def models_dir(settings: Settings) -> Path:
+    configured = settings.models.models_dir
+    return Path(configured).expanduser().resolve() if configured else data_dir(settings) / "models"
+
+
+def plan_for(settings: Settings, prepare: bool = True) -> SizingPlan:
+    """Resolve (and by default prepare) the model files and size them for this machine."""
+    m = settings.models
+    chat_path = resolve_model(m.chat_model, "chat", models_dir(settings), prepare)
+    embed_path = resolve_model(m.embedding_model, "embedding", models_dir(settings), prepare)
+    return plan_models(
+        read_gguf_info(chat_path),
+        read_gguf_info(embed_path),
+        machine=MachineInfo.read(),
+        budget_fraction=m.ram_budget_fraction,
+        n_threads=m.n_threads,
+        chat_ctx=m.chat_ctx,
+        chat_batch=m.chat_batch,
+        embed_batch=m.embed_batch,
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    plan: SizingPlan
+    metrics: Metrics
+    embedder: LlamaEmbedder
+    generator: LlamaGenerator
+    store: QdrantStore
+    catalog: Catalog
+    ingestion: IngestionService
+    query: QueryService
+
+    async def close(self) -> None:
+        await self.ingestion.stop()
+        self.generator.stop()
+        self.embedder.stop()
+        await self.store.close()
+        await self.catalog.close()
+
+
+async def build_services(settings: Settings) -> Services:
+    """Load models, open the store and catalog, start the ingestion worker."""
+    plan = plan_for(settings)
+    if not plan.fits:
+        raise SizingError(plan.explain())
+    metrics = Metrics()
+    root = data_dir(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    extra = settings.models.extra_buffers
+    embedder = LlamaEmbedder(
+        plan.embedding.info.path,
+        n_ctx=plan.embedding.n_ctx,
+        n_threads=plan.embedding.n_threads,
+        train_ctx=plan.embedding.info.train_ctx,
+        dim=plan.embedding.info.n_embd,
+        extra_buffers=extra,
+    )
+    generator = LlamaGenerator(
+        plan.chat.info.path,
+        n_ctx=plan.chat.n_ctx,
+        n_batch=plan.chat.n_batch,
+        n_threads=plan.chat.n_threads,
+        queue_size=settings.generation.queue_size,
+        extra_buffers=extra,
+    )
+    s = settings.storage
+    store = QdrantStore(
+        collection=s.collection,
+        dim=plan.embedding.info.n_embd,
+        path=None if s.qdrant_url else root / "qdrant",
+        url=s.qdrant_url,
+        api_key=s.qdrant_api_key,
+    )
+    catalog = Catalog(root / "catalog.sqlite3")
+    started: list[object] = []
+    try:
+        for part in (embedder, generator, store, catalog):
+            part.start()
+            started.append(part)
+    except BaseException:
+        for part in reversed(started):
+            stop = getattr(part, "stop", None) or getattr(part, "close", None)
+            result = stop() if stop else None
+            if hasattr(result, "__await__"):
+                await result  # type: ignore[misc]
+        raise
+    r = settings.retrieval
+    ingestion = IngestionService(
+        embedder=embedder,
+        store=store,
+        catalog=catalog,
+        metrics=metrics,
+        upload_dir=root / "uploads",
+        chunk_tokens=r.chunk_tokens,
+        chunk_overlap=r.chunk_overlap,
+        embed_batch_size=r.embed_batch_size,
+    )
+    await ingestion.start()
+    query = QueryService(
+        embedder=embedder,
+        store=store,
+        generator=generator,
+        metrics=metrics,
+        system_prompt=settings.generation.system_prompt,
+        deadline_s=settings.generation.deadline_s,
+    )
+    for model in (plan.chat, plan.embedding):
+        metrics.model_info.labels(model.role).info(
+            {"name": model.info.name, "file": model.info.path.name, "arch": model.info.architecture}
+        )
+        metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
+        metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
+    return Services(
+        settings, plan, metrics, embedder, generator, store, catalog, ingestion, query
+    )
