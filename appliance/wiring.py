@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config.schema import Settings
-from appliance.engine.embedder import LlamaEmbedder
-from appliance.engine.generator import LlamaGenerator
+from appliance.engine.embedder import LlamaEmbedder, embedding_loader
+from appliance.engine.engine_thread import LlamaEngineThread
+from appliance.engine.generator import LlamaGenerator, chat_loader
 from appliance.ingest.pipeline import IngestionService
 from appliance.models.locate import resolve_model
 from appliance.models.sizing import MachineInfo, SizingError, SizingPlan, plan_models, read_gguf_info
@@ -51,6 +52,7 @@ class Services:
     settings: Settings
     plan: SizingPlan
     metrics: Metrics
+    engine: LlamaEngineThread
     embedder: LlamaEmbedder
     generator: LlamaGenerator
     store: QdrantStore
@@ -60,8 +62,7 @@ class Services:
 
     async def close(self) -> None:
         await self.ingestion.stop()
-        self.generator.stop()
-        self.embedder.stop()
+        self.engine.stop()
         await self.store.close()
         await self.catalog.close()
 
@@ -75,22 +76,30 @@ async def build_services(settings: Settings) -> Services:
     root = data_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
     extra = settings.models.extra_buffers
+    engine = LlamaEngineThread(
+        load_chat=chat_loader(
+            plan.chat.info.path,
+            n_ctx=plan.chat.n_ctx,
+            n_batch=plan.chat.n_batch,
+            n_threads=plan.chat.n_threads,
+            extra_buffers=extra,
+        ),
+        load_embedder=embedding_loader(
+            plan.embedding.info.path,
+            n_ctx=plan.embedding.n_ctx,
+            n_threads=plan.embedding.n_threads,
+            train_ctx=plan.embedding.info.train_ctx,
+            extra_buffers=extra,
+        ),
+        generation_queue_size=settings.generation.queue_size,
+    )
     embedder = LlamaEmbedder(
         plan.embedding.info.path,
-        n_ctx=plan.embedding.n_ctx,
-        n_threads=plan.embedding.n_threads,
-        train_ctx=plan.embedding.info.train_ctx,
+        engine,
         dim=plan.embedding.info.n_embd,
-        extra_buffers=extra,
+        max_tokens=plan.embedding.n_ctx,
     )
-    generator = LlamaGenerator(
-        plan.chat.info.path,
-        n_ctx=plan.chat.n_ctx,
-        n_batch=plan.chat.n_batch,
-        n_threads=plan.chat.n_threads,
-        queue_size=settings.generation.queue_size,
-        extra_buffers=extra,
-    )
+    generator = LlamaGenerator(plan.chat.info.path, engine, n_ctx=plan.chat.n_ctx)
     s = settings.storage
     store = QdrantStore(
         collection=s.collection,
@@ -102,7 +111,7 @@ async def build_services(settings: Settings) -> Services:
     catalog = Catalog(root / "catalog.sqlite3")
     started: list[object] = []
     try:
-        for part in (embedder, generator, store, catalog):
+        for part in (engine, store, catalog):
             part.start()
             started.append(part)
     except BaseException:
@@ -139,5 +148,5 @@ async def build_services(settings: Settings) -> Services:
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
     return Services(
-        settings, plan, metrics, embedder, generator, store, catalog, ingestion, query
+        settings, plan, metrics, engine, embedder, generator, store, catalog, ingestion, query
     )

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, Request, get
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
@@ -95,5 +96,6 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[swagger],
         ),
         request_max_body_size=settings.server.max_upload_mb * MiB,
+        logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={404, 400, 405, 413, 503}),
         debug=False,
     )

@@ -38,7 +38,7 @@ def _services(state: State) -> Services:
 
 
 DEPENDENCIES = {
-    "query": Provide(_query, sync_to_thread=False),
+    "query_service": Provide(_query, sync_to_thread=False),
     "ingestion": Provide(_ingestion, sync_to_thread=False),
     "catalog": Provide(_catalog, sync_to_thread=False),
     "settings": Provide(_settings, sync_to_thread=False),

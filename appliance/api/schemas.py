@@ -18,9 +18,9 @@ DocumentIds = Annotated[
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     query: Query
-    top_k: Annotated[
-        int | None, Meta(ge=1, le=1000, description="How many chunks to return.")
-    ] = None
+    top_k: Annotated[int, Meta(ge=1, le=1000, description="How many chunks to return.")] | None = (
+        None
+    )
     document_ids: DocumentIds | None = None
 
 
@@ -32,14 +32,18 @@ class SearchResponse(msgspec.Struct, frozen=True):
 
 class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     query: Query
-    top_k: Annotated[
-        int | None, Meta(ge=1, le=50, description="Passages given to the model.")
-    ] = None
-    max_tokens: Annotated[
-        int | None,
-        Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling."),
-    ] = None
-    temperature: Annotated[float | None, Meta(ge=0.0, le=2.0)] = None
+    top_k: Annotated[int, Meta(ge=1, le=50, description="Passages given to the model.")] | None = (
+        None
+    )
+    max_tokens: (
+        Annotated[
+            int, Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling.")
+        ]
+        | None
+    ) = None
+    temperature: Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None = (
+        None
+    )
     document_ids: DocumentIds | None = None
 
 

@@ -74,53 +74,43 @@ def parse_markdown(data: bytes) -> ParsedDocument:
     return ParsedDocument("text/markdown", sections)
 
 
-_HTML_BLOCKS = "h1, h2, h3, h4, h5, h6, p, li, pre, td, th, blockquote, dt, dd, figcaption"
+_HTML_BLOCKS = (
+    "p, div, li, tr, td, th, br, section, article, main, header, footer, aside, pre, "
+    "blockquote, dt, dd, ul, ol, table, figcaption, hr"
+)
+_HEADING_START, _HEADING_END = "\x01", "\x02"
+_HTML_HEADING = re.compile(f"{_HEADING_START}(.*?){_HEADING_END}", re.S)
 
 
 def parse_html(data: bytes) -> ParsedDocument:
-    from selectolax.parser import HTMLParser
+    """Visible text of the page, split into sections at h1-h6 headings."""
+    from selectolax.lexbor import LexborHTMLParser
 
-    tree = HTMLParser(_decode_text(data))
-    for node in tree.css("script, style, noscript, template, nav, svg"):
+    tree = LexborHTMLParser(_decode_text(data))
+    for node in tree.css("script, style, noscript, template, svg, head"):
         node.decompose()
     root = tree.body or tree.root
     if root is None:
         return ParsedDocument("text/html", [])
+    for node in root.css("h1, h2, h3, h4, h5, h6"):
+        title = node.text(separator=" ", strip=True).replace(_HEADING_START, "")
+        node.replace_with(f"\n{_HEADING_START}{title}{_HEADING_END}\n")
+    for node in root.css(_HTML_BLOCKS):
+        node.insert_before("\n")
+        node.insert_after("\n")
+    text = root.text(separator="")
     sections: list[Section] = []
     heading: str | None = None
-    parts: list[str] = []
-
-    def flush() -> None:
-        body = _clean("\n".join(parts))
+    position = 0
+    for match in _HTML_HEADING.finditer(text):
+        body = _clean(text[position : match.start()])
         if body:
             sections.append(Section(body, heading=heading))
-        parts.clear()
-
-    blocks = root.css(_HTML_BLOCKS)
-    for node in blocks:
-        # Skip blocks nested in another block we already take whole (e.g. p inside li).
-        parent = node.parent
-        nested = False
-        while parent is not None and parent is not root:
-            if parent.tag in {"p", "li", "pre", "td", "th", "blockquote", "dd"}:
-                nested = True
-                break
-            parent = parent.parent
-        if nested:
-            continue
-        text = node.text(separator=" ", strip=True)
-        if not text:
-            continue
-        if node.tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
-            flush()
-            heading = text
-        else:
-            parts.append(text)
-    flush()
-    if not sections:  # no block markup: take the visible text as one section
-        text = _clean(root.text(separator="\n", strip=True))
-        if text:
-            sections.append(Section(text))
+        heading = " ".join(match.group(1).split()) or None
+        position = match.end()
+    body = _clean(text[position:])
+    if body:
+        sections.append(Section(body, heading=heading))
     return ParsedDocument("text/html", sections)
 
 

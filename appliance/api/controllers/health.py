@@ -45,8 +45,8 @@ class HealthController(Controller):
     @get("/metrics", summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
     async def metrics(self, services: Services) -> Response[bytes]:
         m = services.metrics
-        m.queue_depth.labels("embedder").set(services.embedder.queue_depth())
-        m.queue_depth.labels("generator").set(services.generator.queue_depth())
+        m.queue_depth.labels("embedding").set(services.embedder.queue_depth())
+        m.queue_depth.labels("generation").set(services.generator.queue_depth())
         m.queue_depth.labels("store").set(services.store.queue_depth())
         try:
             m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))

@@ -43,14 +43,14 @@ class QueryController(Controller):
 
     @post("/search", status_code=200, summary="Semantic search over the documents")
     async def search(
-        self, data: SearchRequest, query: QueryService, settings: Settings
+        self, data: SearchRequest, query_service: QueryService, settings: Settings
     ) -> SearchResponse:
         top_k = data.top_k or settings.retrieval.top_k
         if top_k > settings.retrieval.max_top_k:
             raise field_error(
                 "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
             )
-        found = await query.search(data.query, top_k, data.document_ids)
+        found = await query_service.search(data.query, top_k, data.document_ids)
         return SearchResponse(
             hits=found.hits,
             embed_ms=round(found.embed_ms, 3),
@@ -58,8 +58,8 @@ class QueryController(Controller):
         )
 
     @post("/ask", status_code=200, summary="Answer a question with citations")
-    async def ask(self, data: AskRequest, query: QueryService, settings: Settings) -> AskResponse:
-        prepared = await query.prepare(ask_params(data, settings))
+    async def ask(self, data: AskRequest, query_service: QueryService, settings: Settings) -> AskResponse:
+        prepared = await query_service.prepare(ask_params(data, settings))
         async with contextlib.aclosing(prepared.events()) as events:
             async for event in events:
                 if isinstance(event, DoneEvent):
@@ -83,9 +83,9 @@ class QueryController(Controller):
         ),
     )
     async def ask_stream(
-        self, data: AskRequest, query: QueryService, settings: Settings
+        self, data: AskRequest, query_service: QueryService, settings: Settings
     ) -> ServerSentEvent:
-        prepared = await query.prepare(ask_params(data, settings))
+        prepared = await query_service.prepare(ask_params(data, settings))
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
             async with contextlib.aclosing(prepared.events()) as events:
@@ -98,7 +98,7 @@ class QueryController(Controller):
 
 
 async def _answer_over_socket(
-    socket: WebSocket, raw: str | bytes, query: QueryService, settings: Settings
+    socket: WebSocket, raw: str | bytes, query_service: QueryService, settings: Settings
 ) -> None:
     async def send(event: AnswerEvent) -> None:
         await socket.send_data(_encoder.encode(event).decode(), mode="text")
@@ -112,7 +112,7 @@ async def _answer_over_socket(
         await send(ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400))
         return
     try:
-        prepared = await query.prepare(ask_params(request, settings))
+        prepared = await query_service.prepare(ask_params(request, settings))
     except Overloaded as exc:
         await send(ErrorEvent(str(exc), 503))
         return
@@ -128,13 +128,13 @@ async def _answer_over_socket(
 
 
 @websocket("/v1/ask/ws", tags=["query"], summary="Ask questions over a WebSocket")
-async def ask_websocket(socket: WebSocket, query: QueryService, settings: Settings) -> None:
+async def ask_websocket(socket: WebSocket, query_service: QueryService, settings: Settings) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
     messages (`type` is token, done or error). Several questions may follow one another."""
     await socket.accept()
     try:
         while True:
             raw = await socket.receive_data(mode="text")
-            await _answer_over_socket(socket, raw, query, settings)
+            await _answer_over_socket(socket, raw, query_service, settings)
     except WebSocketDisconnect:
         return
