@@ -54,11 +54,14 @@ def convert_bert(model_dir: Path, out_path: Path, name: str, f16: bool = True) -
     try:
         cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         vocab = (model_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
-        tensors = load_file(str(model_dir / "model.safetensors"))
     except (OSError, ValueError) as exc:
         raise ConversionError(f"{model_dir}: cannot read BERT model files: {exc}") from exc
     if cfg.get("model_type") != "bert":
         raise ConversionError(f"{model_dir}/config.json: model_type is not 'bert'")
+    try:
+        tensors = load_file(str(model_dir / "model.safetensors"))
+    except Exception as exc:  # safetensors raises its own error type
+        raise ConversionError(f"{model_dir}/model.safetensors: unreadable: {exc}") from exc
 
     n_layer = int(cfg["num_hidden_layers"])
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, n_layer)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from appliance.config import ConfigError, Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "configs" / "appliance.toml"
+
+
+def test_shipped_file_decodes_to_the_defaults() -> None:
+    assert load_settings(SHIPPED, {}) == Settings()
+
+
+def test_every_settings_field_is_in_the_shipped_file_with_a_comment() -> None:
+    lines = SHIPPED.read_text(encoding="utf-8").splitlines()
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    missing = []
+    for section in msgspec.structs.fields(Settings):
+        section_type = typing.get_args(hints[section.name])[0]
+        header = lines.index(f"[{section.name}]")
+        following = lines[header + 1 :]
+        end = next((i for i, line in enumerate(following) if line.startswith("[")), len(following))
+        body = following[:end]
+        for field in msgspec.structs.fields(section_type):
+            idx = next(
+                (i for i, line in enumerate(body) if re.match(rf"{field.name}\s*=", line)), None
+            )
+            if idx is None or idx == 0 or not body[idx - 1].startswith("#"):
+                missing.append(f"{section.name}.{field.name}")
+    assert missing == []
+
+
+def test_every_field_has_a_description() -> None:
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    for section in msgspec.structs.fields(Settings):
+        section_type = typing.get_args(hints[section.name])[0]
+        sub = typing.get_type_hints(section_type, include_extras=True)
+        for field in msgspec.structs.fields(section_type):
+            metas = [m for m in typing.get_args(sub[field.name]) if isinstance(m, msgspec.Meta)]
+            assert any(m.description for m in metas), f"{section.name}.{field.name}"
+
+
+def test_env_overrides_section_and_key() -> None:
+    s = load_settings(
+        SHIPPED,
+        {"APPLIANCE__SERVER__PORT": "9000", "APPLIANCE__STORAGE__DATA_DIR": "/tmp/x"},
+    )
+    assert s.server.port == 9000
+    assert s.storage.data_dir == "/tmp/x"
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "expected"),
+    [
+        ({"APPLIANCE__SERVER__PORT": "abc"}, "server.port", "Expected `int`"),
+        ({"APPLIANCE__SERVER__PORT": "70000"}, "server.port", "<= 65535"),
+        ({"APPLIANCE__SERVER__PROT": "1"}, "server.prot", "unknown key"),
+        ({"APPLIANCE__MODELS__RAM_BUDGET_FRACTION": "1.5"}, "models.ram_budget_fraction", "<= 1"),
+        ({"APPLIANCE__RETRIEVAL__CHUNK_OVERLAP": "200"}, "retrieval", "chunk_overlap"),
+    ],
+)
+def test_bad_values_name_the_key(env: dict[str, str], key: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(SHIPPED, env)
+    message = str(info.value)
+    assert f"`{key}`" in message
+    assert expected in message
+    assert str(SHIPPED) in message
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 8080\ncolour = 'red'\n")
+    with pytest.raises(ConfigError, match=r"bad.toml.*`server.colour`"):
+        load_settings(bad, {})
+
+
+def test_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n")
+    for argv in (["config", "check"], ["serve"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "appliance", "--config", str(bad), *argv],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "server.port" in result.stderr
+        assert "bad.toml" in result.stderr
+
+
+def test_cli_config_check_ok() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "config", "check"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.cli_models import format_plan
+from appliance.models.sizing import MachineInfo, SizingError, plan_models, read_gguf_info
+
+GiB = 1024**3
+
+
+@pytest.mark.slow
+def test_default_models_fit_8gb(chat_model: Path, embedding_model: Path) -> None:
+    plan = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75,
+    )  # fmt: skip
+    assert plan.fits
+    assert plan.chat.n_ctx == 4096 and plan.chat.n_threads == 4
+    assert plan.embedding.n_ctx == 512
+    # SmolLM2: 30 layers x 3 kv heads x (64 + 64) x 2 bytes per token
+    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 4096
+    assert "fits" in format_plan(plan)
+
+
+@pytest.mark.slow
+def test_refuses_when_budget_is_too_small(chat_model: Path, embedding_model: Path) -> None:
+    plan = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(512 * 1024**2, 256 * 1024**2, 2), budget_fraction=0.75,
+    )  # fmt: skip
+    assert not plan.fits
+    assert "MiB" in plan.explain() and "ram_budget_fraction" in plan.explain()
+    assert "DOES NOT FIT" in format_plan(plan)
+
+
+@pytest.mark.slow
+def test_auto_context_shrinks_to_the_budget(chat_model: Path, embedding_model: Path) -> None:
+    plan = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(int(0.7 * GiB), GiB // 2, 2), budget_fraction=0.75,
+    )  # fmt: skip
+    assert plan.chat.n_ctx < 4096
+
+
+@pytest.mark.slow
+def test_configured_context_beyond_training_is_refused(
+    chat_model: Path, embedding_model: Path
+) -> None:
+    with pytest.raises(SizingError, match="chat_ctx"):
+        plan_models(
+            read_gguf_info(chat_model), read_gguf_info(embedding_model),
+            machine=MachineInfo(8 * GiB, 6 * GiB, 2), budget_fraction=0.75, chat_ctx=100_000,
+        )  # fmt: skip
+
+
+def test_not_a_gguf_is_named(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"not a gguf at all")
+    with pytest.raises(ValueError, match="model.gguf"):
+        read_gguf_info(bogus)
