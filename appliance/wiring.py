@@ -140,6 +140,7 @@ async def build_services(settings: Settings) -> Services:
         metrics=metrics,
         system_prompt=settings.generation.system_prompt,
         deadline_s=settings.generation.deadline_s,
+        min_score=settings.retrieval.min_score,
     )
     for model in (plan.chat, plan.embedding):
         metrics.model_info.labels(model.role).info(

@@ -128,6 +128,17 @@ class RetrievalSettings(Base, frozen=True):
         int, Meta(ge=0, le=250, description="Tokens shared by consecutive chunks.")
     ] = 40
     top_k: Annotated[int, Meta(ge=1, le=50, description="Chunks given to the model per question.")] = 4
+    min_score: Annotated[
+        float,
+        Meta(
+            ge=-1.0,
+            le=1.0,
+            description=(
+                "Passages scoring below this cosine similarity are not given to the model "
+                "(search still returns them). Fewer distractors, better answers from small models."
+            ),
+        ),
+    ] = 0.3
     max_top_k: Annotated[
         int, Meta(ge=1, le=1000, description="Largest top_k a search request may ask for.")
     ] = 50

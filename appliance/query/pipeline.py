@@ -65,6 +65,7 @@ class QueryService:
         metrics: Metrics,
         system_prompt: str,
         deadline_s: float,
+        min_score: float = -1.0,
     ) -> None:
         self._embedder = embedder
         self._store = store
@@ -72,6 +73,7 @@ class QueryService:
         self._metrics = metrics
         self._system_prompt = system_prompt
         self._deadline_s = deadline_s
+        self._min_score = min_score
 
     async def search(
         self, query: str, top_k: int, document_ids: Sequence[str] | None = None
@@ -106,7 +108,8 @@ class QueryService:
         t_start = time.perf_counter()
         found = await self.search(params.question, params.top_k, params.document_ids)
         t0 = time.perf_counter()
-        prompt = await self._prompt(params, found.hits)
+        relevant = [h for h in found.hits if h.score >= self._min_score]
+        prompt = await self._prompt(params, relevant)
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
         stream = self._generator.stream(

@@ -1,0 +1,214 @@
+"""The API in process (Litestar TestClient runs the real lifespan: real models, real store)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance.api.app import create_app
+from tests.docs_factory import FACTS, make_all
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
+    from tests.conftest import REPO, test_env
+
+    from appliance.config import load_settings
+
+    data = tmp_path_factory.mktemp("data")
+    settings = load_settings(REPO / "configs" / "appliance.toml", test_env(data, models_dir))
+    with TestClient(create_app(settings), timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ingested(client: TestClient[Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    docs = make_all(tmp_path_factory.mktemp("docs"))
+    files = [("files", (p.name, p.read_bytes())) for p in docs.values()]
+    files.append(("files", ("virus.exe", b"MZ\x90\x00")))
+    files.append(("files", ("empty.txt", b"")))
+    resp = client.post("/v1/documents", files=files)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job_id"]
+    job = wait_for_job(client, job_id)
+    return {"job": job, "docs": docs}
+
+
+def wait_for_job(client: TestClient[Any], job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError("job did not finish")
+
+
+def test_job_reports_each_file(ingested: dict[str, Any]) -> None:
+    job = ingested["job"]
+    assert job["state"] == "done"
+    by_name = {f["file_name"]: f for f in job["files"]}
+    for path in ingested["docs"].values():
+        assert by_name[path.name]["state"] == "done"
+        assert by_name[path.name]["chunks_done"] == by_name[path.name]["chunks_total"] > 0
+    assert by_name["virus.exe"]["state"] == "failed"
+    assert "unsupported file type `.exe`" in by_name["virus.exe"]["error"]
+    assert by_name["empty.txt"]["state"] == "failed"
+    assert "empty" in by_name["empty.txt"]["error"]
+    assert job["files_failed"] == 2 and job["files_done"] == 4
+
+
+def test_documents_are_listed_and_readable(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    listing = client.get("/v1/documents").json()
+    names = {d["file_name"] for d in listing["documents"]}
+    assert names == {p.name for p in ingested["docs"].values()}
+    pdf = next(d for d in listing["documents"] if d["file_name"].endswith(".pdf"))
+    assert pdf["pages"] == 3 and pdf["chunks"] > 0
+    assert client.get(f"/v1/documents/{pdf['id']}").json() == pdf
+    missing = client.get("/v1/documents/nope")
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+def test_reupload_creates_no_duplicates(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    before = client.get("/v1/documents").json()["total"]
+    pdf = ingested["docs"]["pdf"]
+    resp = client.post("/v1/documents", files=[("files", ("copy.pdf", pdf.read_bytes()))])
+    job = wait_for_job(client, resp.json()["job_id"])
+    assert job["files"][0]["state"] == "skipped"
+    assert client.get("/v1/documents").json()["total"] == before
+
+
+@pytest.mark.parametrize("kind", ["pdf", "docx", "html", "md"])
+def test_search_finds_each_fact(client: TestClient[Any], ingested: dict[str, Any], kind: str) -> None:
+    resp = client.post("/v1/search", json={"query": FACTS[kind], "top_k": 3})
+    assert resp.status_code == 200, resp.text
+    top = resp.json()["hits"][0]
+    assert top["file_name"] == ingested["docs"][kind].name
+    assert FACTS[kind] in top["text"]
+    if kind == "pdf":
+        assert top["page"] == 2
+
+
+def test_search_filters_by_document(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    docs = client.get("/v1/documents").json()["documents"]
+    md = next(d for d in docs if d["file_name"].endswith(".md"))
+    resp = client.post(
+        "/v1/search", json={"query": FACTS["pdf"], "top_k": 10, "document_ids": [md["id"]]}
+    )
+    assert {h["document_id"] for h in resp.json()["hits"]} == {md["id"]}
+
+
+def test_ask_answers_with_citations(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    resp = client.post(
+        "/v1/ask",
+        json={"query": "What is the name of the third floor printer?", "temperature": 0},
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert "Hermes" in body["answer"]
+    assert body["citations"][0]["file_name"] == "faq.html"
+    assert body["timings"]["completion_tokens"] > 0
+
+
+def test_sse_stream_sends_tokens_then_done(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    resp = client.post("/v1/ask/stream", json={"query": "When are backups run?", "max_tokens": 40})
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    events = [line[6:].strip() for line in resp.text.splitlines() if line.startswith("event:")]
+    assert events.count("token") > 1 and events[-1] == "done"
+    done = json.loads(resp.text.strip().splitlines()[-1][5:])
+    assert done["type"] == "done" and done["citations"]
+
+
+def test_websocket_streams_the_same_events(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    with client.websocket_connect("/v1/ask/ws") as ws:
+        ws.send_text(json.dumps({"query": "Where are backups kept?", "max_tokens": 30}))
+        kinds = []
+        while True:
+            event = json.loads(ws.receive_text())
+            kinds.append(event["type"])
+            if event["type"] != "token":
+                break
+        assert kinds.count("token") > 1 and kinds[-1] == "done"
+        assert event["citations"][0]["file_name"] == "backups.md"
+        ws.send_text(json.dumps({"query": "", "top_k": "x"}))
+        error = json.loads(ws.receive_text())
+        assert error["type"] == "error" and error["status"] == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/search", {"top_k": 3}, "query"),
+        ("/v1/search", {"query": "x", "top_k": "three"}, "top_k"),
+        ("/v1/search", {"query": "x", "top_k": 0}, "top_k"),
+        ("/v1/search", {"query": "x", "top_k": 51}, "top_k"),
+        ("/v1/search", {"query": ""}, "query"),
+        ("/v1/search", {"query": "x", "colour": 1}, "colour"),
+        ("/v1/ask", {"query": "x", "temperature": 9}, "temperature"),
+        ("/v1/ask", {"query": "x", "max_tokens": -1}, "max_tokens"),
+        ("/v1/ask/stream", {"query": "x" * 5000}, "query"),
+        ("/v1/search", {"query": "x", "document_ids": "abc"}, "document_ids"),
+    ],
+)
+def test_bad_fields_get_400_naming_the_field(
+    client: TestClient[Any], path: str, body: dict[str, Any], field: str
+) -> None:
+    resp = client.post(path, json=body)
+    assert resp.status_code == 400, resp.text
+    assert field in json.dumps(resp.json())
+
+
+def test_upload_without_files_names_the_field(client: TestClient[Any]) -> None:
+    resp = client.post("/v1/documents", files=[("attachment", ("a.txt", b"hello"))])
+    assert resp.status_code == 400
+    assert "files" in resp.text
+
+
+def test_unknown_route_is_404(client: TestClient[Any]) -> None:
+    assert client.get("/v1/nothing-here").status_code == 404
+
+
+def test_health_readiness_and_metrics(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert set(ready.json()["checks"]) == {"embedding_model", "chat_model", "vector_store", "catalog"}
+    client.post("/v1/search", json={"query": "printer"})
+    text = client.get("/metrics").text
+    for needle in (
+        'appliance_stage_seconds_count{stage="embed_query"}',
+        'appliance_stage_seconds_count{stage="search"}',
+        "appliance_http_requests_total",
+        "appliance_chunks_ingested_total",
+        'appliance_model_info{arch="llama"',
+        'appliance_queue_depth{worker="generation"}',
+        'appliance_ingest_jobs{state="done"}',
+    ):
+        assert needle in text, needle
+
+
+def test_openapi_and_offline_swagger(client: TestClient[Any]) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/v1/ask/stream" in spec["paths"] and "/v1/documents" in spec["paths"]
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs/static/swagger-ui-bundle.js" in page.text
+    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_delete_removes_every_chunk(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+    docs = client.get("/v1/documents").json()["documents"]
+    docx = next(d for d in docs if d["file_name"].endswith(".docx"))
+    assert client.delete(f"/v1/documents/{docx['id']}").status_code == 204
+    hits = client.post("/v1/search", json={"query": FACTS["docx"], "top_k": 50}).json()["hits"]
+    assert all(h["document_id"] != docx["id"] for h in hits)
+    assert client.get(f"/v1/documents/{docx['id']}").status_code == 404
+    assert client.delete(f"/v1/documents/{docx['id']}").status_code == 404

@@ -1,0 +1,115 @@
+"""The engine thread on the real default models: embeddings, streaming, cancel, overload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.engine.embedder import LlamaEmbedder, embedding_loader
+from appliance.engine.engine_thread import LlamaEngineThread
+from appliance.engine.generator import LlamaGenerator, chat_loader
+from appliance.engine.llama_loader import load_llama
+from appliance.engine.llama_params import EngineConfigError
+from appliance.engine.worker import Overloaded
+
+pytestmark = pytest.mark.slow
+
+
+class Engine:
+    def __init__(self, chat: Path, embed: Path, queue_size: int = 4) -> None:
+        self.thread = LlamaEngineThread(
+            load_chat=chat_loader(chat, n_ctx=1024, n_batch=256, n_threads=2),
+            load_embedder=embedding_loader(embed, n_ctx=512, n_threads=2, train_ctx=512),
+            generation_queue_size=queue_size,
+        )
+        self.thread.start()
+        self.embedder = LlamaEmbedder(embed, self.thread, dim=384, max_tokens=512)
+        self.generator = LlamaGenerator(chat, self.thread, n_ctx=1024)
+
+
+@pytest.fixture(scope="module")
+def engine(chat_model: Path, embedding_model: Path) -> AsyncIterator[Engine]:
+    e = Engine(chat_model, embedding_model, queue_size=1)
+    yield e  # type: ignore[misc]
+    e.thread.stop()
+
+
+def prompt(engine: Engine, question: str) -> list[int]:
+    text = engine.generator.render([{"role": "user", "content": question}])
+    return engine.generator.tokenize(text)
+
+
+def test_embeddings_are_unit_vectors(engine: Engine) -> None:
+    async def run() -> list[list[float]]:
+        return await engine.embedder.embed(["hello world", "pallets of paint"], interactive=True)
+
+    vectors = np.asarray(asyncio.run(run()))
+    assert vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_greedy_stream_matches_plain_llama_cpp(engine: Engine, chat_model: Path) -> None:
+    tokens = prompt(engine, "Name three colours.")
+
+    async def run() -> list[str]:
+        stream = engine.generator.stream(tokens, max_tokens=24, temperature=0.0)
+        return [piece async for piece in stream]
+
+    pieces = asyncio.run(run())
+    assert len(pieces) > 1  # streamed, not one blob
+    plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2)
+    expected = plain.create_completion(tokens, max_tokens=24, temperature=0.0)
+    assert "".join(pieces) == expected["choices"][0]["text"]
+
+
+def test_query_embedding_is_not_stuck_behind_a_generation(engine: Engine) -> None:
+    tokens = prompt(engine, "Write a long story about a lighthouse keeper.")
+
+    async def run() -> tuple[float, int]:
+        stream = engine.generator.stream(tokens, max_tokens=200, temperature=0.0)
+        it = aiter(stream)
+        await anext(it)  # generation is running
+        t0 = time.perf_counter()
+        await engine.embedder.embed(["where is the printer?"], interactive=True)
+        waited = time.perf_counter() - t0
+        rest = [p async for p in it]
+        return waited, len(rest)
+
+    waited, rest = asyncio.run(run())
+    assert rest > 50  # the generation was still going when the embedding was answered
+    # ~10 ms of work; far less than the seconds the generation takes
+    assert waited < 1.0
+
+
+def test_cancel_frees_the_engine_and_overload_is_immediate(engine: Engine) -> None:
+    tokens = prompt(engine, "Count from one to one thousand.")
+
+    async def run() -> None:
+        first = engine.generator.stream(tokens, max_tokens=500, temperature=0.0)
+        await anext(aiter(first))
+        waiting = engine.generator.stream(tokens, max_tokens=5, temperature=0.0)
+        with pytest.raises(Overloaded):  # queue_size=1: one active, one waiting
+            engine.generator.stream(tokens, max_tokens=5, temperature=0.0)
+        await first.aclose()
+        pieces = [p async for p in waiting]
+        assert pieces
+        for _ in range(100):
+            if engine.thread.active_generations == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.thread.active_generations == 0
+
+    asyncio.run(run())
+
+
+def test_prompt_beyond_context_is_refused_before_llama_cpp(engine: Engine) -> None:
+    async def run() -> None:
+        with pytest.raises(EngineConfigError, match="n_ctx"):
+            engine.generator.stream(list(range(1000)), max_tokens=100, temperature=0.0)
+
+    asyncio.run(run())
