@@ -38,7 +38,7 @@ def embedding_model(models_dir: Path) -> Path:
     return models_dir / EMBED_FILE
 
 
-def test_env(data_dir: Path, models_dir: Path, **extra: str) -> dict[str, str]:
+def server_env(data_dir: Path, models_dir: Path, **extra: str) -> dict[str, str]:
     """Environment overrides for a server on `data_dir` with the shared models."""
     env = {
         "APPLIANCE__STORAGE__DATA_DIR": str(data_dir),
@@ -53,7 +53,7 @@ def test_env(data_dir: Path, models_dir: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture
 def settings_for(models_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     def make(data_dir: Path | None = None, **extra: str) -> Settings:
-        env = test_env(data_dir or tmp_path / "data", models_dir, **extra)
+        env = server_env(data_dir or tmp_path / "data", models_dir, **extra)
         return load_settings(REPO / "configs" / "appliance.toml", env)
 
     return make

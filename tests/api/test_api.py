@@ -19,12 +19,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
-    from tests.conftest import REPO, test_env
+    from tests.conftest import REPO, server_env
 
     from appliance.config import load_settings
 
     data = tmp_path_factory.mktemp("data")
-    settings = load_settings(REPO / "configs" / "appliance.toml", test_env(data, models_dir))
+    settings = load_settings(REPO / "configs" / "appliance.toml", server_env(data, models_dir))
     with TestClient(create_app(settings), timeout=120) as c:
         yield c
 

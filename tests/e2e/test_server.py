@@ -1,0 +1,234 @@
+"""End to end: the real server under uvicorn, driven over HTTP, SSE and WebSocket."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.conftest import REPO, server_env
+from tests.docs_factory import FACTS, make_all
+from tests.e2e.server import ServerProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("appliance-data")
+
+
+@pytest.fixture(scope="module")
+def server(
+    models_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    proc = ServerProcess(server_env(data_dir, models_dir), log).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_all(tmp_path_factory.mktemp("docs"))
+
+
+@pytest.fixture(scope="module")
+def uploaded(server: ServerProcess, docs: dict[str, Path]) -> dict[str, Any]:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        files = [("files", (p.name, p.read_bytes())) for p in docs.values()]
+        resp = client.post("/v1/documents", files=files)
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["job_id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+            if job["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert job["state"] == "done", job
+        documents = client.get("/v1/documents").json()["documents"]
+    return {"job": job, "documents": {d["file_name"]: d for d in documents}}
+
+
+def search(url: str, query: str, top_k: int = 5) -> list[dict[str, Any]]:
+    resp = httpx.post(f"{url}/v1/search", json={"query": query, "top_k": top_k}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    hits: list[dict[str, Any]] = resp.json()["hits"]
+    return hits
+
+
+def test_search_finds_the_fact_with_file_and_page(
+    server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path]
+) -> None:
+    top = search(server.url, "When is the emergency generator tested?")[0]
+    assert top["file_name"] == docs["pdf"].name
+    assert top["page"] == 2
+    assert FACTS["pdf"] in top["text"]
+    for kind in ("docx", "html", "md"):
+        assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
+
+
+def test_sse_streams_tokens_incrementally(server: ServerProcess, uploaded: dict[str, Any]) -> None:
+    arrivals: list[tuple[str, float]] = []
+    payload: dict[str, Any] = {}
+    body = {"query": "How long are nightly backups kept?", "max_tokens": 60}
+    with httpx.stream("POST", f"{server.url}/v1/ask/stream", json=body, timeout=60) as resp:
+        assert resp.status_code == 200
+        event = ""
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                arrivals.append((event, time.perf_counter()))
+                payload = json.loads(line[5:])
+    kinds = [k for k, _ in arrivals]
+    assert kinds.count("token") > 1
+    assert kinds[-1] == "done" and "done" not in kinds[:-1]
+    # the first token reached us before the answer was complete
+    assert arrivals[0][1] < arrivals[-1][1]
+    assert payload["citations"] and payload["citations"][0]["file_name"] == "backups.md"
+    assert payload["timings"]["completion_tokens"] >= 1
+
+
+def test_websocket_streams_tokens_then_done(server: ServerProcess, uploaded: dict[str, Any]) -> None:
+    ws_url = server.url.replace("http://", "ws://") + "/v1/ask/ws"
+    with connect(ws_url, open_timeout=10) as ws:
+        ws.send(json.dumps({"query": "What is the third floor printer called?", "max_tokens": 40}))
+        events = []
+        while True:
+            event = json.loads(ws.recv(timeout=60))
+            events.append(event)
+            if event["type"] != "token":
+                break
+    assert sum(1 for e in events if e["type"] == "token") > 1
+    assert events[-1]["type"] == "done"
+    assert events[-1]["citations"][0]["file_name"] == "faq.html"
+
+
+def test_healthz_stays_fast_during_a_long_generation(
+    server: ServerProcess, uploaded: dict[str, Any]
+) -> None:
+    started = threading.Event()
+    finished = threading.Event()
+
+    def long_answer() -> None:
+        body = {"query": "Write a very long essay about the facilities.", "max_tokens": 400}
+        with httpx.stream("POST", f"{server.url}/v1/ask/stream", json=body, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith("event: token"):
+                    started.set()
+        finished.set()
+
+    thread = threading.Thread(target=long_answer)
+    thread.start()
+    assert started.wait(60)
+    latencies = []
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(20):
+            t0 = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(0.02)
+    in_flight = not finished.is_set()
+    thread.join(120)
+    assert in_flight, "the generation ended before the health checks did"
+    assert statistics.median(latencies) < 0.050, latencies
+
+
+def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "canteen.txt").write_text("The canteen serves lunch from 11:30 to 14:00 daily.")
+    (folder / "ignored.bin").write_bytes(b"\x00\x01")
+    env = {"APPLIANCE__SERVER__PORT": str(server.port)}
+    run = subprocess.run(
+        [sys.executable, "-m", "appliance", "ingest", str(folder), "--url", server.url],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False, env={**server.env, **env},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "canteen.txt" in run.stdout and "done" in run.stderr
+    ask = subprocess.run(
+        [sys.executable, "-m", "appliance", "ask", "When does the canteen serve lunch?",
+         "--url", server.url, "--max-tokens", "40"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+    assert ask.returncode == 0, ask.stderr
+    assert "canteen.txt" in ask.stdout
+
+
+def test_metrics_have_nonzero_stage_histograms(
+    server: ServerProcess, uploaded: dict[str, Any]
+) -> None:
+    search(server.url, "printer")
+    text = httpx.get(f"{server.url}/metrics").text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("appliance_") and " " in line:
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    for stage in ("embed_query", "search", "prompt", "generate", "embed_documents", "upsert"):
+        assert values[f'appliance_stage_seconds_count{{stage="{stage}"}}'] > 0, stage
+    assert values["appliance_time_to_first_token_seconds_count"] > 0
+    assert values["appliance_tokens_generated_total"] > 0
+    assert values["appliance_documents_ingested_total"] >= 4
+
+
+def test_delete_removes_the_documents_chunks(
+    server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path]
+) -> None:
+    doc = uploaded["documents"][docs["html"].name]
+    assert httpx.delete(f"{server.url}/v1/documents/{doc['id']}").status_code == 204
+    hits = search(server.url, FACTS["html"], top_k=50)
+    assert all(h["document_id"] != doc["id"] for h in hits)
+
+
+def test_restart_keeps_documents_and_overload_gets_503(
+    server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path], models_dir: Path
+) -> None:
+    before = httpx.get(f"{server.url}/v1/documents").json()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
+    assert server.stop() in (0, -15)
+    server.env["APPLIANCE__GENERATION__QUEUE_SIZE"] = "1"
+    server.start()
+    after = httpx.get(f"{server.url}/v1/documents").json()
+    assert after == before
+    for kind in ("pdf", "docx", "md"):
+        assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
+
+    # queue of one: one answer running, one waiting, the third is refused at once
+    streams: list[httpx.Response] = []
+    client = httpx.Client(base_url=server.url, timeout=60)
+    try:
+        body = {"query": "Write a long essay about backups.", "max_tokens": 300}
+        for _ in range(2):
+            request = client.build_request("POST", "/v1/ask/stream", json=body)
+            streams.append(client.send(request, stream=True))
+        t0 = time.perf_counter()
+        refused = client.post("/v1/ask", json=body)
+        assert refused.status_code == 503
+        assert int(refused.headers["retry-after"]) > 0
+        assert time.perf_counter() - t0 < 5
+        assert client.get("/readyz").status_code == 200
+    finally:
+        for s in streams:
+            s.close()
+        client.close()
+    # closed streams free their slots: a new question is served again
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = httpx.post(f"{server.url}/v1/ask", json={"query": "backups?", "max_tokens": 8}, timeout=60)
+        if r.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 200
