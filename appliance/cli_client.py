@@ -95,9 +95,10 @@ def ask(url: str, question: str, top_k: int | None, max_tokens: int | None) -> i
         body["top_k"] = top_k
     if max_tokens:
         body["max_tokens"] = max_tokens
-    with httpx.Client(base_url=url, timeout=None) as client, client.stream(
-        "POST", "/v1/ask/stream", json=body
-    ) as resp:
+    with (
+        httpx.Client(base_url=url, timeout=None) as client,
+        client.stream("POST", "/v1/ask/stream", json=body) as resp,
+    ):
         if resp.status_code != 200:
             print(f"error {resp.status_code}: {resp.read().decode()}", file=sys.stderr)
             return 1

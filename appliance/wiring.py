@@ -12,7 +12,13 @@ from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.generator import LlamaGenerator, chat_loader
 from appliance.ingest.pipeline import IngestionService
 from appliance.models.locate import resolve_model
-from appliance.models.sizing import MachineInfo, SizingError, SizingPlan, plan_models, read_gguf_info
+from appliance.models.sizing import (
+    MachineInfo,
+    SizingError,
+    SizingPlan,
+    plan_models,
+    read_gguf_info,
+)
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import QueryService
 from appliance.store.catalog import Catalog
@@ -109,17 +115,16 @@ async def build_services(settings: Settings) -> Services:
         api_key=s.qdrant_api_key,
     )
     catalog = Catalog(root / "catalog.sqlite3")
-    started: list[object] = []
+    engine.start()
     try:
-        for part in (engine, store, catalog):
-            part.start()
-            started.append(part)
+        store.start()
+        try:
+            catalog.start()
+        except BaseException:
+            await store.close()
+            raise
     except BaseException:
-        for part in reversed(started):
-            stop = getattr(part, "stop", None) or getattr(part, "close", None)
-            result = stop() if stop else None
-            if hasattr(result, "__await__"):
-                await result  # type: ignore[misc]
+        engine.stop()
         raise
     r = settings.retrieval
     ingestion = IngestionService(

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from litestar import Litestar, Request, get
 from litestar.logging.config import LoggingConfig
@@ -36,7 +37,7 @@ def _swagger_assets() -> Path | None:
 
 
 @get("/openapi.json", include_in_schema=False, sync_to_thread=False)
-def openapi_json(request: Request[object, object, object]) -> dict[str, object]:
+def openapi_json(request: Request[Any, Any, Any]) -> dict[str, object]:
     """The OpenAPI document at the root, beside Swagger UI at /docs."""
     schema: dict[str, object] = request.app.openapi_schema.to_schema()
     return schema
@@ -96,6 +97,8 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[swagger],
         ),
         request_max_body_size=settings.server.max_upload_mb * MiB,
-        logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={404, 400, 405, 413, 503}),
+        logging_config=LoggingConfig(
+            log_exceptions="always", disable_stack_trace={404, 400, 405, 413, 503}
+        ),
         debug=False,
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import ValidationException
+from litestar.types import ExceptionHandlersMap
 
 from appliance.engine.worker import Overloaded, WorkerStopped
 from appliance.query.prompt import PromptTooLong
@@ -44,7 +45,7 @@ def prompt_too_long_handler(
     )
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Overloaded: overloaded_handler,
     WorkerStopped: stopped_handler,
     PromptTooLong: prompt_too_long_handler,

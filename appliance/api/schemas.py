@@ -37,13 +37,14 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     )
     max_tokens: (
         Annotated[
-            int, Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling.")
+            int,
+            Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling."),
         ]
         | None
     ) = None
-    temperature: Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None = (
-        None
-    )
+    temperature: (
+        Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None
+    ) = None
     document_ids: DocumentIds | None = None
 
 

@@ -39,9 +39,7 @@ def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
             continue
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2 or not all(parts):
-            raise ConfigError(
-                f"environment variable {name}: expected APPLIANCE__SECTION__KEY"
-            )
+            raise ConfigError(f"environment variable {name}: expected APPLIANCE__SECTION__KEY")
         section, key = parts
         target = data.setdefault(section, {})
         if not isinstance(target, dict):

@@ -22,9 +22,7 @@ PosInt = Annotated[int, Meta(ge=1)]
 
 
 class ServerSettings(Base, frozen=True):
-    host: Annotated[str, Meta(min_length=1, description="Address the API listens on.")] = (
-        "0.0.0.0"
-    )
+    host: Annotated[str, Meta(min_length=1, description="Address the API listens on.")] = "0.0.0.0"
     port: Annotated[Port, Meta(description="TCP port of the API.")] = 8080
     max_upload_mb: Annotated[
         int, Meta(ge=1, le=4096, description="Largest request body accepted, in MiB.")
@@ -83,9 +81,7 @@ class ModelSettings(Base, frozen=True):
     ] = "default"
     ram_budget_fraction: Annotated[
         float,
-        Meta(
-            gt=0.0, le=1.0, description="Share of total RAM the models may use (0 < x <= 1)."
-        ),
+        Meta(gt=0.0, le=1.0, description="Share of total RAM the models may use (0 < x <= 1)."),
     ] = 0.75
     n_threads: Annotated[
         NonNegInt, Meta(description="CPU threads for llama.cpp; 0 picks the core count.")
@@ -127,7 +123,9 @@ class RetrievalSettings(Base, frozen=True):
     chunk_overlap: Annotated[
         int, Meta(ge=0, le=250, description="Tokens shared by consecutive chunks.")
     ] = 40
-    top_k: Annotated[int, Meta(ge=1, le=50, description="Chunks given to the model per question.")] = 4
+    top_k: Annotated[
+        int, Meta(ge=1, le=50, description="Chunks given to the model per question.")
+    ] = 4
     min_score: Annotated[
         float,
         Meta(
@@ -184,12 +182,8 @@ class GenerationSettings(Base, frozen=True):
 
 class Settings(Base, frozen=True):
     server: Annotated[ServerSettings, Meta(description="HTTP API.")] = ServerSettings()
-    storage: Annotated[StorageSettings, Meta(description="Where data lives.")] = (
-        StorageSettings()
-    )
-    models: Annotated[ModelSettings, Meta(description="Model files and sizing.")] = (
-        ModelSettings()
-    )
+    storage: Annotated[StorageSettings, Meta(description="Where data lives.")] = StorageSettings()
+    models: Annotated[ModelSettings, Meta(description="Model files and sizing.")] = ModelSettings()
     retrieval: Annotated[RetrievalSettings, Meta(description="Chunking and search.")] = (
         RetrievalSettings()
     )

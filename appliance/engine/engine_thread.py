@@ -178,7 +178,9 @@ class LlamaEngineThread:
         return len(self._interactive) + len(self._background)
 
     # ---- submission (event-loop side) ---------------------------------------
-    def submit_embed(self, texts: list[str], interactive: bool) -> asyncio.Future[list[list[float]]]:
+    def submit_embed(
+        self, texts: list[str], interactive: bool
+    ) -> asyncio.Future[list[list[float]]]:
         if not self.alive:
             raise WorkerStopped("llama engine is not running")
         loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from appliance.engine.engine_thread import END, GenerateJob, LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
@@ -74,7 +74,7 @@ class LlamaGenerator:
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text of `messages` in the model's chat template, ready for an answer."""
-        prompt: str = self._formatter(messages=messages).prompt
+        prompt: str = self._formatter(messages=cast(Any, messages)).prompt
         return prompt
 
     def tokenize(self, text: str) -> list[int]:

@@ -18,10 +18,10 @@ _LOAD_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _model_params(extra_buffers: bool) -> Iterator[None]:
-    import llama_cpp
     import llama_cpp.llama as llama_module
 
-    original = llama_cpp.llama_model_default_params
+    bindings: Any = llama_module.__dict__["llama_cpp"]
+    original = bindings.llama_model_default_params
 
     def params() -> Any:
         value = original()
@@ -29,11 +29,11 @@ def _model_params(extra_buffers: bool) -> Iterator[None]:
         return value
 
     with _LOAD_LOCK:
-        llama_module.llama_cpp.llama_model_default_params = params
+        bindings.llama_model_default_params = params
         try:
             yield
         finally:
-            llama_module.llama_cpp.llama_model_default_params = original
+            bindings.llama_model_default_params = original
 
 
 def load_llama(model_path: str, *, extra_buffers: bool = False, **kwargs: Any) -> Any:

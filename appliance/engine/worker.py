@@ -8,6 +8,7 @@ queue raises `Overloaded` at once (the API turns it into 503 + Retry-After).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import queue
@@ -101,10 +102,8 @@ class ThreadWorker(Generic[T]):
             finally:
                 self.busy = False
             if fut is not None:
-                try:
+                with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
                     loop.call_soon_threadsafe(_resolve, fut, result, error)
-                except RuntimeError:  # loop closed: nobody is waiting any more
-                    pass
         close = getattr(resource, "close", None)
         if callable(close):
             try:

@@ -91,7 +91,10 @@ def chunk_sections(
                 tail: list[tuple[str, int]] = []
                 tail_tokens = 0
                 for prev in reversed(window):
-                    if tail_tokens + prev[1] > overlap_tokens or tail_tokens + prev[1] + n > chunk_tokens:
+                    if (
+                        tail_tokens + prev[1] > overlap_tokens
+                        or tail_tokens + prev[1] + n > chunk_tokens
+                    ):
                         break
                     tail.insert(0, prev)
                     tail_tokens += prev[1]

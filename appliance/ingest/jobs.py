@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -17,7 +17,7 @@ class JobState(str, Enum):
     CANCELLED = "cancelled"
 
 
-class FileState(str, Enum):
+class FileState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"

@@ -9,6 +9,7 @@ priority, so questions are served before ingestion batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -75,10 +76,8 @@ class IngestionService:
     async def stop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-            except asyncio.CancelledError:
-                pass
 
     # ---- jobs -------------------------------------------------------------
     def new_job_dir(self, job: Job) -> Path:
@@ -169,10 +168,13 @@ class IngestionService:
         except Exception as exc:
             log.exception("ingesting %s failed", task.file_name)
             self._fail(task, f"internal error while ingesting: {exc}")
-        if task.state is FileState.FAILED and task.document_id:
-            # Leave nothing half-stored behind; a stored duplicate is never touched.
-            if await self._catalog.get(task.document_id) is None:
-                await self._store.delete_by_document(task.document_id)
+        # Leave nothing half-stored behind; a stored duplicate is never touched.
+        if (
+            task.state is FileState.FAILED
+            and task.document_id
+            and await self._catalog.get(task.document_id) is None
+        ):
+            await self._store.delete_by_document(task.document_id)
 
     def _fail(self, task: FileTask, reason: str) -> None:
         task.state = FileState.FAILED
@@ -211,9 +213,7 @@ class IngestionService:
             batch = chunks[start : start + self._batch]
             t0 = time.perf_counter()
             vectors = await self._embedder.embed([c.text for c in batch], interactive=False)
-            self._metrics.stage_seconds.labels("embed_documents").observe(
-                time.perf_counter() - t0
-            )
+            self._metrics.stage_seconds.labels("embed_documents").observe(time.perf_counter() - t0)
             records = [
                 ChunkRecord(
                     point_id=point_id_for(data_hash, start + i),

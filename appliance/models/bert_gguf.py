@@ -77,9 +77,7 @@ def convert_bert(model_dir: Path, out_path: Path, name: str, f16: bool = True) -
     writer.add_layer_norm_eps(float(cfg["layer_norm_eps"]))
     writer.add_causal_attention(False)
     writer.add_pooling_type(_pooling_type(model_dir))
-    writer.add_file_type(
-        gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32
-    )
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
     writer.add_token_type_count(int(cfg.get("type_vocab_size", 1)))
 
     special = _special_tokens(model_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import gguf
 import psutil
@@ -87,7 +88,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
             raise ValueError(f"{path}: GGUF header lacks {arch}.{key}")
         if isinstance(value, list):  # per-layer arrays: take the largest
             value = max(value)
-        return int(value)  # type: ignore[call-overload]
+        return int(cast(Any, value))
 
     n_embd = num("embedding_length")
     n_head = num("attention.head_count")

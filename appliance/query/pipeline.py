@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from appliance.domain.protocols import Embedder, Generator, TokenStream, VectorStore
@@ -141,7 +141,7 @@ class PreparedAnswer:
     async def cancel(self) -> None:
         await self._stream.aclose()
 
-    async def events(self) -> AsyncIterator[AnswerEvent]:
+    async def events(self) -> AsyncGenerator[AnswerEvent, None]:
         """Token events, then one done event; or an error event if generation fails."""
         prompt, found, t_start = self.prompt, self.found, self._t_start
         pieces: list[str] = []

@@ -19,9 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
-    from tests.conftest import REPO, server_env
-
     from appliance.config import load_settings
+    from tests.conftest import REPO, server_env
 
     data = tmp_path_factory.mktemp("data")
     settings = load_settings(REPO / "configs" / "appliance.toml", server_env(data, models_dir))
@@ -66,7 +65,9 @@ def test_job_reports_each_file(ingested: dict[str, Any]) -> None:
     assert job["files_failed"] == 2 and job["files_done"] == 4
 
 
-def test_documents_are_listed_and_readable(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+def test_documents_are_listed_and_readable(
+    client: TestClient[Any], ingested: dict[str, Any]
+) -> None:
     listing = client.get("/v1/documents").json()
     names = {d["file_name"] for d in listing["documents"]}
     assert names == {p.name for p in ingested["docs"].values()}
@@ -87,7 +88,9 @@ def test_reupload_creates_no_duplicates(client: TestClient[Any], ingested: dict[
 
 
 @pytest.mark.parametrize("kind", ["pdf", "docx", "html", "md"])
-def test_search_finds_each_fact(client: TestClient[Any], ingested: dict[str, Any], kind: str) -> None:
+def test_search_finds_each_fact(
+    client: TestClient[Any], ingested: dict[str, Any], kind: str
+) -> None:
     resp = client.post("/v1/search", json={"query": FACTS[kind], "top_k": 3})
     assert resp.status_code == 200, resp.text
     top = resp.json()["hits"][0]
@@ -118,7 +121,9 @@ def test_ask_answers_with_citations(client: TestClient[Any], ingested: dict[str,
     assert body["timings"]["completion_tokens"] > 0
 
 
-def test_sse_stream_sends_tokens_then_done(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+def test_sse_stream_sends_tokens_then_done(
+    client: TestClient[Any], ingested: dict[str, Any]
+) -> None:
     resp = client.post("/v1/ask/stream", json={"query": "When are backups run?", "max_tokens": 40})
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/event-stream")
@@ -128,7 +133,9 @@ def test_sse_stream_sends_tokens_then_done(client: TestClient[Any], ingested: di
     assert done["type"] == "done" and done["citations"]
 
 
-def test_websocket_streams_the_same_events(client: TestClient[Any], ingested: dict[str, Any]) -> None:
+def test_websocket_streams_the_same_events(
+    client: TestClient[Any], ingested: dict[str, Any]
+) -> None:
     with client.websocket_connect("/v1/ask/ws") as ws:
         ws.send_text(json.dumps({"query": "Where are backups kept?", "max_tokens": 30}))
         kinds = []
@@ -181,7 +188,12 @@ def test_health_readiness_and_metrics(client: TestClient[Any], ingested: dict[st
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert set(ready.json()["checks"]) == {"embedding_model", "chat_model", "vector_store", "catalog"}
+    assert set(ready.json()["checks"]) == {
+        "embedding_model",
+        "chat_model",
+        "vector_store",
+        "catalog",
+    }
     client.post("/v1/search", json={"query": "printer"})
     text = client.get("/metrics").text
     for needle in (

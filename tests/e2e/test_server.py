@@ -101,7 +101,9 @@ def test_sse_streams_tokens_incrementally(server: ServerProcess, uploaded: dict[
     assert payload["timings"]["completion_tokens"] >= 1
 
 
-def test_websocket_streams_tokens_then_done(server: ServerProcess, uploaded: dict[str, Any]) -> None:
+def test_websocket_streams_tokens_then_done(
+    server: ServerProcess, uploaded: dict[str, Any]
+) -> None:
     ws_url = server.url.replace("http://", "ws://") + "/v1/ask/ws"
     with connect(ws_url, open_timeout=10) as ws:
         ws.send(json.dumps({"query": "What is the third floor printer called?", "max_tokens": 40}))
@@ -151,10 +153,9 @@ def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "canteen.txt").write_text("The canteen serves lunch from 11:30 to 14:00 daily.")
     (folder / "ignored.bin").write_bytes(b"\x00\x01")
-    env = {"APPLIANCE__SERVER__PORT": str(server.port)}
     run = subprocess.run(
         [sys.executable, "-m", "appliance", "ingest", str(folder), "--url", server.url],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False, env={**server.env, **env},
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False, env=server.env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "canteen.txt" in run.stdout and "done" in run.stderr
@@ -227,7 +228,9 @@ def test_restart_keeps_documents_and_overload_gets_503(
     # closed streams free their slots: a new question is served again
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        r = httpx.post(f"{server.url}/v1/ask", json={"query": "backups?", "max_tokens": 8}, timeout=60)
+        r = httpx.post(
+            f"{server.url}/v1/ask", json={"query": "backups?", "max_tokens": 8}, timeout=60
+        )
         if r.status_code == 200:
             break
         time.sleep(0.2)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from appliance.domain.types import Section
 from appliance.ingest.chunker import chunk_sections
 
@@ -15,7 +17,7 @@ def test_chunks_respect_size_and_overlap() -> None:
     assert all(c.tokens <= 20 for c in chunks)
     assert all(c.page == 4 and c.heading == "H" for c in chunks)
     # consecutive chunks share their boundary sentence
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert a.text.split(". ")[-1].rstrip(".") in b.text
     # every sentence is somewhere
     joined = " ".join(c.text for c in chunks)

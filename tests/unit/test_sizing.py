@@ -58,5 +58,5 @@ def test_configured_context_beyond_training_is_refused(
 def test_not_a_gguf_is_named(tmp_path: Path) -> None:
     bogus = tmp_path / "model.gguf"
     bogus.write_bytes(b"not a gguf at all")
-    with pytest.raises(ValueError, match="model.gguf"):
+    with pytest.raises(ValueError, match=r"model\.gguf"):
         read_gguf_info(bogus)

@@ -85,7 +85,7 @@ def _save(upload: UploadFile, target: Path) -> int:
 
 class DocumentController(Controller):
     path = "/v1"
-    tags = ["documents"]
+    tags = ("documents",)
 
     @post("/documents", status_code=HTTP_202_ACCEPTED, summary="Upload documents")
     async def upload(
@@ -101,7 +101,9 @@ class DocumentController(Controller):
             raise field_error("files", "at least one file is required")
         limit = settings.server.max_files_per_upload
         if len(files) > limit:
-            raise field_error("files", f"at most {limit} files per upload (server.max_files_per_upload)")
+            raise field_error(
+                "files", f"at most {limit} files per upload (server.max_files_per_upload)"
+            )
         names = [_clean_name(f.filename, i) for i, f in enumerate(files)]
         job = Job(files=[])
         job_dir = ingestion.new_job_dir(job)

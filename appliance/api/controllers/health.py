@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from litestar import Controller, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
@@ -15,7 +16,7 @@ PING_TIMEOUT_S = 2.0
 
 
 class HealthController(Controller):
-    tags = ["health"]
+    tags = ("health",)
     include_in_schema = True
 
     @get("/healthz", summary="The process is alive (no dependency checks)")
@@ -28,7 +29,10 @@ class HealthController(Controller):
             "embedding_model": "ok" if services.embedder.alive else "not running",
             "chat_model": "ok" if services.generator.alive else "not running",
         }
-        for name, ping in (("vector_store", services.store.ping), ("catalog", services.catalog.ping)):
+        for name, ping in (
+            ("vector_store", services.store.ping),
+            ("catalog", services.catalog.ping),
+        ):
             try:
                 await asyncio.wait_for(ping(), PING_TIMEOUT_S)
                 checks[name] = "ok"
@@ -48,9 +52,7 @@ class HealthController(Controller):
         m.queue_depth.labels("embedding").set(services.embedder.queue_depth())
         m.queue_depth.labels("generation").set(services.generator.queue_depth())
         m.queue_depth.labels("store").set(services.store.queue_depth())
-        try:
+        with contextlib.suppress(Exception):  # a slow store must not break the scrape
             m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))
-        except Exception:  # a slow store must not break the scrape
-            pass
         body = generate_latest(REGISTRY) + generate_latest(m.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

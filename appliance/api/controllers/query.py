@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 from litestar import Controller, WebSocket, post, websocket
@@ -39,7 +40,7 @@ _encoder = msgspec.json.Encoder()
 
 class QueryController(Controller):
     path = "/v1"
-    tags = ["query"]
+    tags = ("query",)
 
     @post("/search", status_code=200, summary="Semantic search over the documents")
     async def search(
@@ -58,7 +59,9 @@ class QueryController(Controller):
         )
 
     @post("/ask", status_code=200, summary="Answer a question with citations")
-    async def ask(self, data: AskRequest, query_service: QueryService, settings: Settings) -> AskResponse:
+    async def ask(
+        self, data: AskRequest, query_service: QueryService, settings: Settings
+    ) -> AskResponse:
         prepared = await query_service.prepare(ask_params(data, settings))
         async with contextlib.aclosing(prepared.events()) as events:
             async for event in events:
@@ -78,7 +81,7 @@ class QueryController(Controller):
         status_code=200,
         summary="Answer a question as Server-Sent Events",
         description=(
-            "Events: `token` (`{\"type\":\"token\",\"text\":...}`) as the answer is generated, "
+            'Events: `token` (`{"type":"token","text":...}`) as the answer is generated, '
             "then `done` with the answer, citations and timings; `error` if generation fails."
         ),
     )
@@ -98,7 +101,7 @@ class QueryController(Controller):
 
 
 async def _answer_over_socket(
-    socket: WebSocket, raw: str | bytes, query_service: QueryService, settings: Settings
+    socket: WebSocket[Any, Any, Any], raw: str | bytes, query_service: QueryService, settings: Settings
 ) -> None:
     async def send(event: AnswerEvent) -> None:
         await socket.send_data(_encoder.encode(event).decode(), mode="text")
@@ -128,7 +131,7 @@ async def _answer_over_socket(
 
 
 @websocket("/v1/ask/ws", tags=["query"], summary="Ask questions over a WebSocket")
-async def ask_websocket(socket: WebSocket, query_service: QueryService, settings: Settings) -> None:
+async def ask_websocket(socket: WebSocket[Any, Any, Any], query_service: QueryService, settings: Settings) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
     messages (`type` is token, done or error). Several questions may follow one another."""
     await socket.accept()

