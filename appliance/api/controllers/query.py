@@ -101,7 +101,10 @@ class QueryController(Controller):
 
 
 async def _answer_over_socket(
-    socket: WebSocket[Any, Any, Any], raw: str | bytes, query_service: QueryService, settings: Settings
+    socket: WebSocket[Any, Any, Any],
+    raw: str | bytes,
+    query_service: QueryService,
+    settings: Settings,
 ) -> None:
     async def send(event: AnswerEvent) -> None:
         await socket.send_data(_encoder.encode(event).decode(), mode="text")
@@ -131,7 +134,9 @@ async def _answer_over_socket(
 
 
 @websocket("/v1/ask/ws", tags=["query"], summary="Ask questions over a WebSocket")
-async def ask_websocket(socket: WebSocket[Any, Any, Any], query_service: QueryService, settings: Settings) -> None:
+async def ask_websocket(
+    socket: WebSocket[Any, Any, Any], query_service: QueryService, settings: Settings
+) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
     messages (`type` is token, done or error). Several questions may follow one another."""
     await socket.accept()
