@@ -20,7 +20,12 @@ def field_error(key: str, message: str) -> ValidationException:
     )
 
 
-def overloaded_handler(_: Request[Any, Any, Any], exc: Overloaded) -> Response[dict[str, Any]]:
+def overloaded_handler(
+    request: Request[Any, Any, Any], exc: Overloaded
+) -> Response[dict[str, Any]]:
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.metrics.rejections.labels(exc.what).inc()
     return Response(
         {"status_code": 503, "detail": str(exc)},
         status_code=503,

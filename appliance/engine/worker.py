@@ -30,6 +30,7 @@ class Overloaded(Exception):
 
     def __init__(self, what: str, retry_after: int = 2) -> None:
         super().__init__(f"{what} is busy: too many requests waiting, retry later")
+        self.what = what
         self.retry_after = retry_after
 
 

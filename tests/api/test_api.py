@@ -224,3 +224,26 @@ def test_delete_removes_every_chunk(client: TestClient[Any], ingested: dict[str,
     assert all(h["document_id"] != docx["id"] for h in hits)
     assert client.get(f"/v1/documents/{docx['id']}").status_code == 404
     assert client.delete(f"/v1/documents/{docx['id']}").status_code == 404
+
+
+def test_cancelling_a_queued_job(client: TestClient[Any], tmp_path: Path) -> None:
+    big = "\n".join(f"Line {i} about network switches and routers." for i in range(3000))
+    files = [("files", (f"big{i}.txt", f"{i}\n{big}".encode())) for i in range(2)]
+    first = client.post("/v1/documents", files=files).json()["job_id"]
+    second = client.post("/v1/documents", files=[("files", ("x.txt", b"queued text"))])
+    second_id = second.json()["job_id"]
+    cancelled = client.delete(f"/v1/jobs/{second_id}").json()
+    assert cancelled["state"] == "cancelled"
+    client.delete(f"/v1/jobs/{first}")
+    job = wait_for_job(client, first)
+    assert job["state"] == "cancelled"
+    names = {d["file_name"] for d in client.get("/v1/documents").json()["documents"]}
+    assert "x.txt" not in names
+    # a cancelled file leaves no chunks behind
+    for f in job["files"]:
+        if f["state"] == "cancelled" and f["document_id"]:
+            hits = client.post(
+                "/v1/search", json={"query": "network switches", "top_k": 50}
+            ).json()["hits"]
+            assert all(h["document_id"] != f["document_id"] for h in hits)
+    assert client.get("/v1/jobs/nope").status_code == 404

@@ -235,3 +235,25 @@ def test_restart_keeps_documents_and_overload_gets_503(
             break
         time.sleep(0.2)
     assert r.status_code == 200
+
+
+def test_rejections_are_counted(server: ServerProcess, uploaded: dict[str, Any]) -> None:
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'appliance_rejections_total{worker="generation"}' in text
+
+
+def test_serve_refuses_models_that_do_not_fit(models_dir: Path, tmp_path: Path) -> None:
+    env = {
+        **server_env(tmp_path / "data", models_dir),
+        "APPLIANCE__MODELS__RAM_BUDGET_FRACTION": "0.001",
+    }
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "serve"],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "refusing to start" in result.stderr and "MiB" in result.stderr
+    assert "ram_budget_fraction" in result.stderr

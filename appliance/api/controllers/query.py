@@ -120,6 +120,9 @@ async def _answer_over_socket(
     try:
         prepared = await query_service.prepare(ask_params(request, settings))
     except Overloaded as exc:
+        services = getattr(socket.app.state, "services", None)
+        if services is not None:
+            services.metrics.rejections.labels(exc.what).inc()
         await send(ErrorEvent(str(exc), 503))
         return
     except (PromptTooLong, WorkerStopped) as exc:
