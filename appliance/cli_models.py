@@ -17,16 +17,16 @@ def format_plan(plan: SizingPlan) -> str:
     lines = [
         f"machine: {m.cores} cores, {m.total_ram / MiB:.0f} MiB RAM "
         f"({m.available_ram / MiB:.0f} MiB available); budget {plan.budget_bytes / MiB:.0f} MiB",
-        f"{'role':<10} {'name':<34} {'file':<40} {'size MiB':>9} {'ctx':>6} {'threads':>7} "
-        f"{'est. MiB':>9}",
+        f"{'role':<10} {'name':<34} {'file':<40} {'size MiB':>9} {'ctx':>6} {'slots':>5} "
+        f"{'threads':>7} {'est. MiB':>9}",
     ]
     for p in (plan.chat, plan.embedding):
         lines.append(
             f"{p.role:<10} {p.info.name[:34]:<34} {p.info.path.name[:40]:<40} "
-            f"{p.info.file_size / MiB:>9.1f} {p.n_ctx:>6} {p.n_threads:>7} "
+            f"{p.info.file_size / MiB:>9.1f} {p.n_ctx:>6} {p.slots:>5} {p.n_threads:>7} "
             f"{p.estimated_bytes / MiB:>9.1f}"
         )
-    lines.append(f"{'runtime':<10} {'':<34} {'':<40} {'':>9} {'':>6} {'':>7} "
+    lines.append(f"{'runtime':<10} {'':<34} {'':<40} {'':>9} {'':>6} {'':>5} {'':>7} "
                  f"{RUNTIME_OVERHEAD_BYTES / MiB:>9.1f}")  # fmt: skip
     verdict = "fits" if plan.fits else "DOES NOT FIT"
     lines.append(

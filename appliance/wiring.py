@@ -50,6 +50,7 @@ def plan_for(settings: Settings, prepare: bool = True) -> SizingPlan:
         chat_ctx=m.chat_ctx,
         chat_batch=m.chat_batch,
         embed_batch=m.embed_batch,
+        parallel=settings.generation.parallel,
     )
 
 
@@ -88,6 +89,7 @@ async def build_services(settings: Settings) -> Services:
             n_ctx=plan.chat.n_ctx,
             n_batch=plan.chat.n_batch,
             n_threads=plan.chat.n_threads,
+            slots=plan.chat.slots,
             extra_buffers=extra,
         ),
         load_embedder=embedding_loader(
@@ -98,6 +100,7 @@ async def build_services(settings: Settings) -> Services:
             extra_buffers=extra,
         ),
         generation_queue_size=settings.generation.queue_size,
+        on_step=metrics.observe_step,
     )
     embedder = LlamaEmbedder(
         plan.embedding.info.path,

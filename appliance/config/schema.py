@@ -159,9 +159,24 @@ class GenerationSettings(Base, frozen=True):
     temperature: Annotated[
         float, Meta(ge=0.0, le=2.0, description="Sampling temperature when a request does not say.")
     ] = 0.2
+    parallel: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=64,
+            description=(
+                "Answers generated at once (continuous-batching slots); 0 picks up to 8 "
+                "as the RAM budget allows (each slot holds a KV cache of models.chat_ctx)."
+            ),
+        ),
+    ] = 0
     queue_size: Annotated[
         int,
-        Meta(ge=1, le=10000, description="Generation requests waiting at most; beyond: 503."),
+        Meta(
+            ge=1,
+            le=10000,
+            description="Questions waiting for a free slot at most; beyond: 503 + Retry-After.",
+        ),
     ] = 64
     deadline_s: Annotated[
         float,

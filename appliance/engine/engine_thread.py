@@ -6,8 +6,10 @@ measured with SmolLM2 + MiniLM; no OMP/GOMP setting fixed it). So embeddings and
 generation share one owner thread, and the scheduler keeps both responsive:
 
 1. query embeddings first (a search never waits for an answer to finish);
-2. then one decode step of the active generation;
-3. ingestion embeddings run when no generation is active, or one text every
+2. then one continuous-batching decode step (`batching.BatchedChat`): every
+   active answer advances by one token, waiting requests join as slots and KV
+   cache allow, long prompts are read in chunks;
+3. ingestion embeddings run when no answer is active, or one text every
    `background_every` decode steps, so ingestion never stops answers and
    answers never stop ingestion.
 
@@ -15,27 +17,25 @@ Texts are embedded one sequence per `llama_decode`: llama-cpp-python's `embed`
 packs several sequences into one batch with attention masked across the whole
 batch, which measured 2-4× slower per text than one sequence at a time here.
 
-The generation part is a sequential stepper over `Llama.generate`; a
-continuous-batching stepper can replace `_GenerationStepper` without touching
-the event-loop side.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import collections
+import itertools
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.engine.batching import END, BatchedChat, Request
 from appliance.engine.worker import Overloaded, WorkerStopped
 
 log = logging.getLogger(__name__)
 
-END = object()
+__all__ = ["END", "GenerateJob", "LlamaEngineThread"]
 
 
 def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
@@ -69,68 +69,20 @@ class EmbedJob:
 
 @dataclass
 class GenerateJob:
-    prompt_tokens: list[int]
-    max_tokens: int
-    temperature: float
     loop: asyncio.AbstractEventLoop
     pieces: asyncio.Queue[object]
+    wake: Callable[[], None]
     cancel: threading.Event = field(default_factory=threading.Event)
+    request: Request = field(init=False)
+
+    def stop(self) -> None:
+        """Cancel this generation and wake the engine so its slot is freed now."""
+        self.cancel.set()
+        self.wake()
 
     def emit(self, item: object) -> None:
         if not _post(self.loop, self.pieces.put_nowait, item):
             self.cancel.set()
-
-
-class _GenerationStepper:
-    """Advances one generation by one token per `step()`."""
-
-    def __init__(self, llm: Any, job: GenerateJob) -> None:
-        import llama_cpp
-
-        self.job = job
-        self._llm = llm
-        self._vocab = llm._model.vocab
-        self._is_eog = llama_cpp.llama_vocab_is_eog
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        greedy = job.temperature <= 0.0
-        self._tokens = llm.generate(
-            job.prompt_tokens,
-            temp=job.temperature,
-            top_k=1 if greedy else 40,
-            top_p=1.0 if greedy else 0.95,
-            min_p=0.0 if greedy else 0.05,
-            repeat_penalty=1.0,
-            reset=True,
-        )
-        self.produced = 0
-
-    def step(self) -> bool:
-        """Decode one token and emit its text; False when the generation is over."""
-        if self.job.cancel.is_set():
-            self.close()
-            return False
-        token = next(self._tokens)
-        if self._is_eog(self._vocab, token):
-            self._finish()
-            return False
-        self.produced += 1
-        text = self._decoder.decode(self._llm._model.token_to_piece(token).rstrip(b"\0"))
-        if text:
-            self.job.emit(text)
-        if self.produced >= self.job.max_tokens:
-            self._finish()
-            return False
-        return True
-
-    def _finish(self) -> None:
-        tail = self._decoder.decode(b"", final=True)
-        if tail:
-            self.job.emit(tail)
-        self.job.emit(END)
-        self.close()
-
-    def close(self) -> None:
-        self._tokens.close()
 
 
 class LlamaEngineThread:
@@ -144,6 +96,7 @@ class LlamaEngineThread:
         generation_queue_size: int,
         embed_queue_size: int = 256,
         background_every: int = 8,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> None:
         self._load_chat = load_chat
         self._load_embedder = load_embedder
@@ -158,8 +111,11 @@ class LlamaEngineThread:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
+        self._on_step = on_step
+        self._seeds = itertools.count(1)
         self.active_generations = 0
         self.embed_batches = 0
+        self.slots = 0
 
     # ---- lifecycle --------------------------------------------------------
     def start(self, timeout: float = 300.0) -> None:
@@ -181,10 +137,18 @@ class LlamaEngineThread:
         return self._thread.is_alive() and self._start_error is None and not self._stopping
 
     def generation_depth(self) -> int:
-        return len(self._waiting)
+        return sum(1 for job in self._waiting if not job.cancel.is_set())
+
+    def _drop_cancelled(self) -> None:
+        if any(job.cancel.is_set() for job in self._waiting):
+            self._waiting = collections.deque(j for j in self._waiting if not j.cancel.is_set())
 
     def embed_depth(self) -> int:
         return len(self._interactive) + len(self._background)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     # ---- submission (event-loop side) ---------------------------------------
     def submit_embed(
@@ -207,8 +171,17 @@ class LlamaEngineThread:
         if not self.alive:
             raise WorkerStopped("llama engine is not running")
         loop = asyncio.get_running_loop()
-        job = GenerateJob(prompt_tokens, max_tokens, temperature, loop, asyncio.Queue())
+        job = GenerateJob(loop, asyncio.Queue(), self._wake)
+        job.request = Request(
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            emit=job.emit,
+            cancelled=job.cancel.is_set,
+            seed=next(self._seeds),
+        )
         with self._cond:
+            self._drop_cancelled()
             if len(self._waiting) >= self._gen_limit:
                 raise Overloaded("generation")
             self._waiting.append(job)
@@ -219,73 +192,70 @@ class LlamaEngineThread:
     def _run(self) -> None:
         try:
             embedder = self._load_embedder()
-            chat = self._load_chat()
+            chat: BatchedChat = self._load_chat()
         except BaseException as exc:
             self._start_error = exc
             self._ready.set()
             return
+        self.slots = chat.slots
         self._ready.set()
-        active: _GenerationStepper | None = None
         steps_since_background = 0
-        while True:
-            with self._cond:
-                while (
-                    not self._stopping
-                    and active is None
-                    and not (self._interactive or self._background or self._waiting)
-                ):
-                    self._cond.wait()
-                if self._stopping:
-                    break
-                embed_job: EmbedJob | None = None
-                whole = True
-                if self._interactive:
-                    embed_job = self._interactive.popleft()
-                elif self._background and (
-                    (active is None and not self._waiting)
-                    or steps_since_background >= self._background_every
-                ):
-                    embed_job = self._background[0]  # one text now, the rest later
-                    whole = active is None and not self._waiting
-                    steps_since_background = 0
-                new_job = None
-                if embed_job is None and active is None and self._waiting:
-                    new_job = self._waiting.popleft()
-            if embed_job is not None:
-                self._embed(embedder, embed_job, whole)
-                if embed_job.complete:
-                    with self._cond:
-                        if self._background and self._background[0] is embed_job:
-                            self._background.popleft()
-                continue
-            if new_job is not None:
-                if new_job.cancel.is_set():
+        try:
+            while True:
+                with self._cond:
+                    while not self._stopping and not self._has_work(chat):
+                        self._cond.wait()
+                    if self._stopping:
+                        break
+                    # admit waiting requests while a slot and KV cells are free
+                    while self._waiting and (
+                        self._waiting[0].cancel.is_set() or chat.can_admit(self._waiting[0].request)
+                    ):
+                        job = self._waiting.popleft()
+                        if not job.cancel.is_set():
+                            chat.admit(job.request)
+                    embed_job: EmbedJob | None = None
+                    whole = True
+                    busy = chat.active > 0 or bool(self._waiting)
+                    if self._interactive:
+                        embed_job = self._interactive.popleft()
+                    elif self._background and (
+                        not busy or steps_since_background >= self._background_every
+                    ):
+                        embed_job = self._background[0]  # one text now, the rest later
+                        whole = not busy
+                        steps_since_background = 0
+                if embed_job is not None:
+                    self._embed(embedder, embed_job, whole)
+                    if embed_job.complete:
+                        with self._cond:
+                            if self._background and self._background[0] is embed_job:
+                                self._background.popleft()
                     continue
-                try:
-                    active = _GenerationStepper(chat, new_job)
-                    self.active_generations = 1
-                except Exception as exc:
-                    new_job.emit(exc)
-                    continue
-            if active is not None:
-                steps_since_background += 1
-                try:
-                    more = active.step()
-                except BaseException as exc:
-                    log.exception("generation failed")
-                    active.job.emit(exc)
-                    active.close()
-                    more = False
-                if not more:
-                    active = None
-                    self.active_generations = 0
-        if active is not None:
-            active.job.emit(WorkerStopped("llama engine stopped"))
-            active.close()
-        for job in (*self._interactive, *self._background):
-            _post(job.loop, _resolve, job.fut, None, WorkerStopped("llama engine stopped"))
-        for gen in self._waiting:
-            gen.emit(WorkerStopped("llama engine stopped"))
+                if chat.active:
+                    steps_since_background += 1
+                    try:
+                        chat.step()
+                    except Exception as exc:  # a Python-side bug: fail the streams, go on
+                        log.exception("decode step failed")
+                        chat.cancel_all(exc)
+                    self.active_generations = chat.active
+                    if self._on_step is not None:
+                        self._on_step(chat.last_batch_tokens, chat.last_batch_sequences)
+        finally:
+            stopped = WorkerStopped("llama engine stopped")
+            chat.cancel_all(stopped)
+            self.active_generations = 0
+            for pending in (*self._interactive, *self._background):
+                _post(pending.loop, _resolve, pending.fut, None, stopped)
+            for gen in self._waiting:
+                gen.emit(stopped)
+            chat.close()
+
+    def _has_work(self, chat: BatchedChat) -> bool:
+        if self._interactive or self._background or chat.active:
+            return True
+        return any(job.cancel.is_set() or chat.can_admit(job.request) for job in self._waiting)
 
     def _embed(self, embedder: Any, job: EmbedJob, whole: bool) -> None:
         """Embed the rest of `job` (whole) or its next text; resolve it when complete."""

@@ -12,25 +12,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from appliance.engine.engine_thread import END, GenerateJob, LlamaEngineThread
+from appliance.engine.batching import END, BatchedChat
+from appliance.engine.engine_thread import GenerateJob, LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError, check_common
 
 
 def chat_loader(
-    path: Path, *, n_ctx: int, n_batch: int, n_threads: int, extra_buffers: bool = False
-) -> Callable[[], Any]:
-    """Validate the parameters now; return the loader the engine thread calls."""
-    check_common(path, n_ctx, n_batch, n_threads)
+    path: Path,
+    *,
+    n_ctx: int,
+    n_batch: int,
+    n_threads: int,
+    slots: int = 1,
+    extra_buffers: bool = False,
+) -> Callable[[], BatchedChat]:
+    """Validate the parameters now; return the loader the engine thread calls.
 
-    def load() -> Any:
-        return load_llama(
-            str(path),
-            extra_buffers=extra_buffers,
-            n_ctx=n_ctx,
+    `n_ctx` is the context of one request; the KV cache holds `n_ctx * slots` cells.
+    """
+    check_common(path, n_ctx, n_batch, n_threads)
+    if not 1 <= slots <= 256:
+        raise EngineConfigError(f"generation.parallel={slots} must be between 1 and 256")
+
+    def load() -> BatchedChat:
+        return BatchedChat(
+            path,
+            slots=slots,
+            n_ctx=n_ctx * slots,
             n_batch=n_batch,
             n_threads=n_threads,
-            n_threads_batch=n_threads,
+            extra_buffers=extra_buffers,
         )
 
     return load
@@ -127,8 +139,10 @@ class TokenStream:
         return item
 
     async def aclose(self) -> None:
-        self._done = True
-        self._job.cancel.set()
+        if not self._done:
+            self._done = True
+            self._job.stop()
 
     def __del__(self) -> None:
-        self._job.cancel.set()
+        if not self._done:
+            self._job.stop()

@@ -20,6 +20,7 @@ COMPUTE_MARGIN_BYTES = 48 * MiB
 RUNTIME_OVERHEAD_BYTES = 256 * MiB  # Python, Litestar, store, buffers
 AUTO_CTX_CAP = 4096
 MIN_CTX = 512
+AUTO_PARALLEL = 8
 
 
 class SizingError(Exception):
@@ -115,13 +116,16 @@ def read_gguf_info(path: Path) -> GgufInfo:
 class ModelPlan:
     role: str
     info: GgufInfo
-    n_ctx: int
+    n_ctx: int  # per request
     n_batch: int
     n_threads: int
+    slots: int = 1
 
     @property
     def kv_bytes(self) -> int:
-        return self.info.kv_bytes_per_token() * self.n_ctx if self.info.causal else 0
+        if not self.info.causal:
+            return 0
+        return self.info.kv_bytes_per_token() * self.n_ctx * self.slots
 
     @property
     def estimated_bytes(self) -> int:
@@ -146,7 +150,8 @@ class SizingPlan:
     def explain(self) -> str:
         return (
             f"models need ~{self.total_bytes / MiB:.0f} MiB "
-            f"(chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx}, "
+            f"(chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx} "
+            f"x {self.chat.slots} slots, "
             f"embedding {self.embedding.estimated_bytes / MiB:.0f} MiB, "
             f"runtime {RUNTIME_OVERHEAD_BYTES / MiB:.0f} MiB) but the RAM budget is "
             f"{self.budget_bytes / MiB:.0f} MiB of {self.machine.total_ram / MiB:.0f} MiB total "
@@ -164,6 +169,7 @@ def plan_models(
     chat_ctx: int = 0,
     chat_batch: int = 0,
     embed_batch: int = 0,
+    parallel: int = 0,
 ) -> SizingPlan:
     """Choose threads, contexts and batches; the plan says whether it fits."""
     threads = n_threads or machine.cores
@@ -177,20 +183,24 @@ def plan_models(
     e_ctx = embed_batch or min(embedding.train_ctx, 512)
     embed_plan = ModelPlan("embedding", embedding, e_ctx, e_ctx, threads)
 
-    if chat_ctx:
-        if chat_ctx > chat.train_ctx:
-            raise SizingError(
-                f"models.chat_ctx={chat_ctx} exceeds the chat model's training context "
-                f"{chat.train_ctx}"
-            )
-        ctx = chat_ctx
-    else:
-        ctx = min(chat.train_ctx, AUTO_CTX_CAP)
-        spare = budget - embed_plan.estimated_bytes - RUNTIME_OVERHEAD_BYTES
-        while ctx > MIN_CTX and (
-            chat.file_size + chat.kv_bytes_per_token() * ctx + COMPUTE_MARGIN_BYTES > spare
-        ):
+    spare = budget - embed_plan.estimated_bytes - RUNTIME_OVERHEAD_BYTES
+
+    def fits(ctx: int, slots: int) -> bool:
+        need = chat.file_size + chat.kv_bytes_per_token() * ctx * slots + COMPUTE_MARGIN_BYTES
+        return need <= spare
+
+    if chat_ctx and chat_ctx > chat.train_ctx:
+        raise SizingError(
+            f"models.chat_ctx={chat_ctx} exceeds the chat model's training context {chat.train_ctx}"
+        )
+    ctx = chat_ctx or min(chat.train_ctx, AUTO_CTX_CAP)
+    slots = parallel or AUTO_PARALLEL
+    if not parallel:  # fewer slots before a shorter context
+        while slots > 1 and not fits(ctx, slots):
+            slots -= 1
+    if not chat_ctx:
+        while ctx > MIN_CTX and not fits(ctx, slots):
             ctx //= 2
     batch = min(chat_batch or 256, ctx)
-    chat_plan = ModelPlan("chat", chat, ctx, batch, threads)
+    chat_plan = ModelPlan("chat", chat, ctx, batch, threads, slots)
     return SizingPlan(machine, budget, chat_plan, embed_plan)

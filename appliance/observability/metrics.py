@@ -57,6 +57,24 @@ class Metrics:
         self.active_generations = Gauge(
             "appliance_active_generations", "Answers being generated now.", registry=r
         )
+        self.slots_active = Gauge(
+            "appliance_generation_slots_active", "Continuous-batching slots in use.", registry=r
+        )
+        self.slots_total = Gauge(
+            "appliance_generation_slots", "Continuous-batching slots configured.", registry=r
+        )
+        self.batch_tokens = Histogram(
+            "appliance_decode_batch_tokens",
+            "Tokens per llama_decode call (decode tokens + prompt chunk).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
+        self.batch_sequences = Histogram(
+            "appliance_decode_batch_sequences",
+            "Sequences sampled per llama_decode call.",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+            registry=r,
+        )
         self.rejections = Counter(
             "appliance_rejections", "Requests refused because a queue was full.", ["worker"],
             registry=r,
@@ -71,3 +89,9 @@ class Metrics:
         self.store_points = Gauge(
             "appliance_store_points", "Chunks in the vector store.", registry=r
         )
+
+    def observe_step(self, batch_tokens: int, batch_sequences: int) -> None:
+        """Called by the engine thread after every decode step."""
+        if batch_tokens:
+            self.batch_tokens.observe(batch_tokens)
+            self.batch_sequences.observe(batch_sequences)

@@ -201,13 +201,14 @@ def test_restart_keeps_documents_and_overload_gets_503(
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
     assert server.stop() in (0, -15)
     server.env["APPLIANCE__GENERATION__QUEUE_SIZE"] = "1"
+    server.env["APPLIANCE__GENERATION__PARALLEL"] = "1"
     server.start()
     after = httpx.get(f"{server.url}/v1/documents").json()
     assert after == before
     for kind in ("pdf", "docx", "md"):
         assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
 
-    # queue of one: one answer running, one waiting, the third is refused at once
+    # one slot and a queue of one: one answer running, one waiting, the third is refused
     streams: list[httpx.Response] = []
     client = httpx.Client(base_url=server.url, timeout=60)
     try:

@@ -17,10 +17,10 @@ def test_default_models_fit_8gb(chat_model: Path, embedding_model: Path) -> None
         machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75,
     )  # fmt: skip
     assert plan.fits
-    assert plan.chat.n_ctx == 4096 and plan.chat.n_threads == 4
+    assert plan.chat.n_ctx == 4096 and plan.chat.n_threads == 4 and plan.chat.slots == 8
     assert plan.embedding.n_ctx == 512
-    # SmolLM2: 30 layers x 3 kv heads x (64 + 64) x 2 bytes per token
-    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 4096
+    # SmolLM2: 30 layers x 3 kv heads x (64 + 64) x 2 bytes per token, for every slot
+    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 4096 * 8
     assert "fits" in format_plan(plan)
 
 
@@ -41,7 +41,12 @@ def test_auto_context_shrinks_to_the_budget(chat_model: Path, embedding_model: P
         read_gguf_info(chat_model), read_gguf_info(embedding_model),
         machine=MachineInfo(int(0.7 * GiB), GiB // 2, 2), budget_fraction=0.75,
     )  # fmt: skip
-    assert plan.chat.n_ctx < 4096
+    assert plan.chat.slots < 8  # fewer slots first
+    tight = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(int(0.6 * GiB), GiB // 2, 2), budget_fraction=0.75, parallel=2,
+    )  # fmt: skip
+    assert tight.chat.slots == 2 and tight.chat.n_ctx < 4096  # then a shorter context
 
 
 @pytest.mark.slow
