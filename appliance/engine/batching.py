@@ -3,9 +3,9 @@
 `BatchedChat` owns one llama context with `n_seq_max = slots` and a KV cache
 per sequence (`kv_unified = false`: each sequence attends only to its own
 `n_ctx / slots` cells, as llama-server does). Every `step()` builds one batch
-holding the next token of every decoding sequence plus a chunk of at most `prefill_chunk` prompt tokens (so running
-streams keep flowing while a long prompt is read), decodes it once, and samples
-each sequence with its own sampler chain. A new request joins at the next step;
+holding the next token of every decoding sequence plus a chunk of at most
+`prefill_chunk` prompt tokens (so running streams keep flowing while a long
+prompt is read), decodes it once, and samples each sequence with its own sampler chain. A new request joins at the next step;
 a finished or cancelled one frees its slot and its KV cells at once.
 
 A request is admitted only if `len(prompt) + max_tokens` fits its sequence's
