@@ -5,13 +5,13 @@ per sequence (`kv_unified = false`: each sequence attends only to its own
 `n_ctx / slots` cells, as llama-server does). Every `step()` builds one batch
 holding the next token of every decoding sequence plus a chunk of at most
 `prefill_chunk` prompt tokens (so running streams keep flowing while a long
-prompt is read), decodes it once, and samples each sequence with its own sampler chain. A new request joins at the next step;
-a finished or cancelled one frees its slot and its KV cells at once.
+prompt is read), decodes it once, and samples each sequence with its own
+sampler chain. A new request joins at the next step; a finished or cancelled
+one frees its slot and its KV cells at once.
 
 A request is admitted only if `len(prompt) + max_tokens` fits its sequence's
 cells, so a decode can never run out of cache (a failed llama.cpp call would
-abort the process).
-Only the engine thread calls into this class.
+abort the process). Only the engine thread calls into this class.
 """
 
 from __future__ import annotations
