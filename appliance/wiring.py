@@ -22,6 +22,7 @@ from appliance.models.sizing import (
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import QueryService
 from appliance.store.catalog import Catalog
+from appliance.store.edge import EdgeStore
 from appliance.store.qdrant import QdrantStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,18 @@ def plan_for(settings: Settings, prepare: bool = True) -> SizingPlan:
     )
 
 
+def make_store(settings: Settings, dim: int) -> QdrantStore | EdgeStore:
+    """A Qdrant server by URL, else the configured embedded engine under data_dir."""
+    s = settings.storage
+    if s.qdrant_url:
+        return QdrantStore(
+            collection=s.collection, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key
+        )
+    if s.embedded_engine == "edge":
+        return EdgeStore(path=data_dir(settings) / "edge" / s.collection, dim=dim)
+    return QdrantStore(collection=s.collection, dim=dim, path=data_dir(settings) / "qdrant")
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -62,7 +75,7 @@ class Services:
     engine: LlamaEngineThread
     embedder: LlamaEmbedder
     generator: LlamaGenerator
-    store: QdrantStore
+    store: QdrantStore | EdgeStore
     catalog: Catalog
     ingestion: IngestionService
     query: QueryService
@@ -109,14 +122,7 @@ async def build_services(settings: Settings) -> Services:
         max_tokens=plan.embedding.n_ctx,
     )
     generator = LlamaGenerator(plan.chat.info.path, engine, n_ctx=plan.chat.n_ctx)
-    s = settings.storage
-    store = QdrantStore(
-        collection=s.collection,
-        dim=plan.embedding.info.n_embd,
-        path=None if s.qdrant_url else root / "qdrant",
-        url=s.qdrant_url,
-        api_key=s.qdrant_api_key,
-    )
+    store = make_store(settings, plan.embedding.info.n_embd)
     catalog = Catalog(root / "catalog.sqlite3")
     engine.start()
     try:

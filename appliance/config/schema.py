@@ -44,6 +44,15 @@ class StorageSettings(Base, frozen=True):
             description="Directory for the vector store, the document catalog and uploads.",
         ),
     ] = "./data"
+    embedded_engine: Annotated[
+        Literal["edge", "qdrant-client"],
+        Meta(
+            description=(
+                "Embedded store when qdrant_url is empty: 'edge' (Qdrant Edge: HNSW index, "
+                "WAL) or 'qdrant-client' (qdrant-client local mode: brute force, slow past ~10k)."
+            )
+        ),
+    ] = "edge"
     qdrant_url: Annotated[
         str,
         Meta(

@@ -258,3 +258,50 @@ def test_serve_refuses_models_that_do_not_fit(models_dir: Path, tmp_path: Path) 
     assert result.returncode == 1
     assert "refusing to start" in result.stderr and "MiB" in result.stderr
     assert "ram_budget_fraction" in result.stderr
+
+
+def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
+    server: ServerProcess, uploaded: dict[str, Any]
+) -> None:
+    import asyncio
+
+    async def one(client: httpx.AsyncClient, i: int) -> int:
+        body = {"query": f"Question {i}: how long are backups kept?", "max_tokens": 24}
+        tokens = 0
+        async with client.stream("POST", "/v1/ask/stream", json=body) as resp:
+            assert resp.status_code == 200
+            async for line in resp.aiter_lines():
+                if line.startswith("event: token"):
+                    tokens += 1
+                if line.startswith("event: done"):
+                    return tokens
+        raise AssertionError("stream ended without done")
+
+    async def disconnect_early(client: httpx.AsyncClient) -> None:
+        body = {"query": "Write a very long essay about the facilities.", "max_tokens": 400}
+        async with client.stream("POST", "/v1/ask/stream", json=body) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("event: token"):
+                    return  # leave after the first token: the server must free the slot
+
+    async def run() -> list[int]:
+        limits = httpx.Limits(max_connections=40)
+        async with httpx.AsyncClient(base_url=server.url, timeout=300, limits=limits) as client:
+            results = await asyncio.gather(
+                *(one(client, i) for i in range(20)), *(disconnect_early(client) for _ in range(3))
+            )
+        return [r for r in results if r is not None]
+
+    tokens = asyncio.run(run())
+    assert len(tokens) == 20 and all(t > 0 for t in tokens)
+
+    def slots_active() -> float:
+        for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+            if line.startswith("appliance_generation_slots_active "):
+                return float(line.split()[1])
+        raise AssertionError("no slot gauge")
+
+    deadline = time.monotonic() + 10
+    while slots_active() != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert slots_active() == 0

@@ -1,0 +1,213 @@
+"""Processes and load generators for the serving benchmark (bench/serve_load.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """A server subprocess on loopback; tracks its peak RSS while it runs."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int,
+                 ready_path: str, log: Path) -> None:  # fmt: skip
+        self.name = name
+        self.argv = argv
+        self.env = {**os.environ, **env}
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ready_path = ready_path
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_rss = 0
+        self._stop_sampling = threading.Event()
+
+    def __enter__(self) -> Server:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    threading.Thread(target=self._sample, daemon=True).start()
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.name} not ready; see {self.log}")
+
+    def _sample(self) -> None:
+        assert self.proc is not None
+        ps = psutil.Process(self.proc.pid)
+        while not self._stop_sampling.wait(0.1):
+            try:
+                self.peak_rss = max(self.peak_rss, ps.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_sampling.set()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def appliance_server(data_dir: Path, models_dir: Path, log: Path, **settings: str) -> Server:
+    port = free_port()
+    env = {
+        "APPLIANCE__STORAGE__DATA_DIR": str(data_dir),
+        "APPLIANCE__MODELS__MODELS_DIR": str(models_dir),
+        "APPLIANCE__SERVER__HOST": "127.0.0.1",
+        "APPLIANCE__SERVER__PORT": str(port),
+        "APPLIANCE__SERVER__LOG_LEVEL": "warning",
+    }
+    env.update({f"APPLIANCE__{k.upper()}": v for k, v in settings.items()})
+    return Server("appliance", [sys.executable, "-m", "appliance", "serve"], env, port,
+                  "/readyz", log)  # fmt: skip
+
+
+@dataclass
+class StreamResult:
+    status: int
+    ttft: float = 0.0
+    tokens: int = 0
+    total: float = 0.0
+
+
+@dataclass
+class LoadResult:
+    results: list[StreamResult] = field(default_factory=list)
+    wall: float = 0.0
+
+    @property
+    def ok(self) -> list[StreamResult]:
+        return [r for r in self.results if r.status == 200 and r.tokens > 0]
+
+    def tokens_per_s(self) -> float:
+        return sum(r.tokens for r in self.ok) / self.wall if self.wall else 0.0
+
+    def ttft(self, q: float) -> float:
+        values = [r.ttft for r in self.ok]
+        return float(np.percentile(values, q)) if values else float("nan")
+
+    def count(self, status: int) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object],
+                     openai: bool = False) -> StreamResult:  # fmt: skip
+    """One streamed answer: time to first token, tokens (content events), total time."""
+    t0 = time.perf_counter()
+    result = StreamResult(status=0)
+    async with client.stream("POST", url, json=body) as resp:
+        result.status = resp.status_code
+        if resp.status_code != 200:
+            await resp.aread()
+            result.total = time.perf_counter() - t0
+            return result
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if openai:
+                if data == "[DONE]":
+                    break
+                delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                is_token = bool(delta)
+            else:
+                is_token = json.loads(data)["type"] == "token"
+            if is_token:
+                if result.tokens == 0:
+                    result.ttft = time.perf_counter() - t0
+                result.tokens += 1
+    result.total = time.perf_counter() - t0
+    return result
+
+
+async def concurrent_streams(url: str, bodies: list[dict[str, object]],
+                             openai: bool = False) -> LoadResult:  # fmt: skip
+    limits = httpx.Limits(max_connections=len(bodies) + 4)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(sse_stream(client, url, b, openai) for b in bodies))
+        return LoadResult(list(results), time.perf_counter() - t0)
+
+
+@dataclass
+class RequestStats:
+    latencies: list[float]
+    wall: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
+
+
+async def request_load(url: str, bodies: list[dict[str, object]], clients: int,
+                       duration: float) -> RequestStats:  # fmt: skip
+    """`clients` workers send POSTs back to back for `duration` seconds."""
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(i: int, client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        n = i
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            r = await client.post(url, json=bodies[n % len(bodies)])
+            n += clients
+            if r.status_code == 200:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(i, client) for i in range(clients)))
+        return RequestStats(latencies, time.perf_counter() - t0, errors)
+
+
+async def probe(url: str, stop: asyncio.Event, every: float = 0.05) -> list[float]:
+    out: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            await client.get(url)
+            out.append(time.perf_counter() - t0)
+            await asyncio.sleep(every)
+    return out

@@ -1,0 +1,138 @@
+"""One behaviour suite for every embedded store adapter (qdrant-client local mode, Qdrant Edge).
+
+A Qdrant server (`url` mode) cannot run on this machine: the same QdrantStore code
+serves it, with only the client constructor differing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.domain.types import ChunkRecord
+from appliance.store.edge import EdgeStore
+from appliance.store.qdrant import QdrantStore
+
+DIM = 16
+
+
+def qdrant_local(path: Path) -> QdrantStore:
+    return QdrantStore(collection="chunks", dim=DIM, path=path)
+
+
+def edge(path: Path) -> EdgeStore:
+    return EdgeStore(path=path, dim=DIM)
+
+
+ADAPTERS: dict[str, Callable[[Path], QdrantStore | EdgeStore]] = {
+    "qdrant-client-local": qdrant_local,
+    "qdrant-edge": edge,
+}
+
+
+def unit(rng: np.random.Generator) -> list[float]:
+    v = rng.normal(size=DIM)
+    return [float(x) for x in v / np.linalg.norm(v)]
+
+
+def records(document_id: str, n: int, rng: np.random.Generator) -> list[ChunkRecord]:
+    return [
+        ChunkRecord(
+            point_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{document_id}:{i}")),
+            document_id=document_id, file_name=f"{document_id}.pdf", chunk_index=i,
+            text=f"chunk {i} of {document_id}", page=i + 1, heading="H" if i % 2 else None,
+            vector=unit(rng),
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def make(request: pytest.FixtureRequest) -> Callable[[Path], QdrantStore | EdgeStore]:
+    return ADAPTERS[request.param]
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_upsert_search_filter_delete_count(
+    make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(1)
+    a, b = records("doc-a", 30, rng), records("doc-b", 20, rng)
+
+    async def scenario() -> None:
+        store = make(tmp_path / "store")
+        store.start()
+        await store.ping()
+        await store.upsert(a)
+        await store.upsert(b)
+        assert await store.count() == 50
+        assert await store.count("doc-a") == 30
+        # the exact vector of a stored chunk is its own nearest neighbour
+        [top, *_] = await store.search(a[7].vector, 3)
+        assert (top.document_id, top.chunk_index, top.page, top.text) == (
+            "doc-a", 7, 8, "chunk 7 of doc-a",
+        )  # fmt: skip
+        assert top.score == pytest.approx(1.0, abs=1e-4)
+        assert top.heading == "H"
+        hits = await store.search(a[7].vector, 10, ["doc-b"])
+        assert hits and {h.document_id for h in hits} == {"doc-b"}
+        scores = [h.score for h in await store.search(b[0].vector, 10)]
+        assert scores == sorted(scores, reverse=True)
+        # same ids again: no duplicates
+        await store.upsert(a)
+        assert await store.count() == 50
+        await store.delete_by_document("doc-a")
+        assert await store.count() == 20
+        assert all(h.document_id == "doc-b" for h in await store.search(a[7].vector, 50))
+        await store.close()
+
+    run(scenario())
+
+
+def test_data_survives_reopen(make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    a = records("doc-a", 25, rng)
+
+    async def write() -> None:
+        store = make(tmp_path / "store")
+        store.start()
+        await store.upsert(a)
+        await store.close()
+
+    async def read() -> None:
+        store = make(tmp_path / "store")
+        store.start()
+        assert await store.count() == 25
+        [top, *_] = await store.search(a[3].vector, 1)
+        assert top.chunk_index == 3
+        await store.close()
+
+    run(write())
+    run(read())
+
+
+def test_edge_index_after_optimize_keeps_results(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    docs = [records(f"d{i}", 200, rng) for i in range(10)]
+
+    async def scenario() -> None:
+        store = EdgeStore(path=tmp_path / "edge", dim=DIM, optimize_after_writes=False)
+        store.start()
+        for d in docs:
+            await store.upsert(d)
+        before = [h.point_id for h in await store.search(docs[4][9].vector, 5)]
+        await store.optimize()
+        after = [h.point_id for h in await store.search(docs[4][9].vector, 5)]
+        assert before[0] == after[0] == docs[4][9].point_id
+        assert await store.count("d4") == 200
+        await store.close()
+
+    run(scenario())
