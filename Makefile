@@ -62,8 +62,9 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format appliance tui tests bench
 	$(BIN)/ruff check --fix appliance tui tests bench
 
-bench: $(STAMP) ## Benchmarks against raw llama-cpp-python / brute force, in the same run
-	$(BIN)/python bench/query_path.py
+bench: $(STAMP) ## All benchmarks, ratios against baselines from the same run; writes bench/RESULTS.md
+	$(BIN)/pip install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python -e '.[dev,bench]'
+	$(BIN)/python bench/run_all.py
 
 clean: ## Remove the virtual environment and caches (keeps data/ and .cache/models)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config.schema import Settings
@@ -67,18 +66,33 @@ def make_store(settings: Settings, dim: int) -> QdrantStore | EdgeStore:
     return QdrantStore(collection=s.collection, dim=dim, path=data_dir(settings) / "qdrant")
 
 
-@dataclass
 class Services:
-    settings: Settings
-    plan: SizingPlan
-    metrics: Metrics
-    engine: LlamaEngineThread
-    embedder: LlamaEmbedder
-    generator: LlamaGenerator
-    store: QdrantStore | EdgeStore
-    catalog: Catalog
-    ingestion: IngestionService
-    query: QueryService
+    """Everything the handlers use, built once. A plain class, not a dataclass, so
+    Litestar's signature model passes it through instead of converting its fields."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: SizingPlan,
+        metrics: Metrics,
+        engine: LlamaEngineThread,
+        embedder: LlamaEmbedder,
+        generator: LlamaGenerator,
+        store: QdrantStore | EdgeStore,
+        catalog: Catalog,
+        ingestion: IngestionService,
+        query: QueryService,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.metrics = metrics
+        self.engine = engine
+        self.embedder = embedder
+        self.generator = generator
+        self.store = store
+        self.catalog = catalog
+        self.ingestion = ingestion
+        self.query = query
 
     async def close(self) -> None:
         await self.ingestion.stop()

@@ -42,7 +42,9 @@ def build_llama_server(log: Path | None = None) -> Path | None:
             with tarfile.open(sdist) as tar:
                 members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name]
                 tar.extractall(BUILD / "extract", members, filter="data")
-            (BUILD / "extract" / f"llama_cpp_python-{LLAMA_VERSION}" / "vendor" / "llama.cpp").rename(src)
+            (
+                BUILD / "extract" / f"llama_cpp_python-{LLAMA_VERSION}" / "vendor" / "llama.cpp"
+            ).rename(src)
         jobs = str(len(os.sched_getaffinity(0)))
         subprocess.run(
             ["cmake", "-S", str(src), "-B", str(BUILD / "build"), "-DCMAKE_BUILD_TYPE=Release",

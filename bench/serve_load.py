@@ -103,7 +103,9 @@ def build_index(n: int) -> tuple[Path, Path]:
     from qdrant_client import QdrantClient, models
 
     client = QdrantClient(path=str(root / "reference"))
-    client.create_collection("c", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE))
+    client.create_collection(
+        "c", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
+    )
     for start in range(0, n, 256):
         client.upsert("c", points=[
             models.PointStruct(id=i + 1, vector=vectors[i].tolist(), payload={"text": corpus[i]})
@@ -126,7 +128,9 @@ def ask_bodies(n: int) -> list[dict[str, object]]:
             for i in range(n)]  # fmt: skip
 
 
-def generation_levels(url: str, openai_bodies: list[dict[str, object]] | None = None) -> dict[int, Any]:
+def generation_levels(
+    url: str, openai_bodies: list[dict[str, object]] | None = None
+) -> dict[int, Any]:
     out = {}
     for level in LEVELS:
         if openai_bodies is None:
@@ -154,7 +158,9 @@ def llama_server_messages(url: str) -> list[dict[str, object]]:
         hits = httpx.post(f"{url}/v1/search", json={"query": q, "top_k": 4}).json()["hits"]
         msgs = messages_for(GenerationSettings().system_prompt, q,
                             [Hit(**{k: h[k] for k in Hit.__struct_fields__ if k in h}) for h in hits])  # fmt: skip
-        bodies.append({"messages": msgs, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True})
+        bodies.append(
+            {"messages": msgs, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True}
+        )
     return bodies
 
 
@@ -173,7 +179,9 @@ for msgs in json.loads({json.dumps(json.dumps(messages))}):
     out.append((n - 1) / (time.perf_counter() - first))
 print(json.dumps(sorted(out)[len(out) // 2]))
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
     return float(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
@@ -183,7 +191,9 @@ def search_levels(url: str) -> dict[int, Any]:
     for clients in (1, 10, 50):
         st = asyncio.run(request_load(f"{url}/v1/search", bodies, clients, SEARCH_SECONDS))
         out[clients] = {"rps": st.rps, "p50": st.pct(50), "p99": st.pct(99), "errors": st.errors}
-        log(f"  {clients:>2} clients: {st.rps:.1f} req/s p50 {st.pct(50):.1f} ms p99 {st.pct(99):.1f} ms")
+        log(
+            f"  {clients:>2} clients: {st.rps:.1f} req/s p50 {st.pct(50):.1f} ms p99 {st.pct(99):.1f} ms"
+        )
     return out
 
 
@@ -247,7 +257,9 @@ def main() -> None:
             port = free_port()
             argv = [str(binary), "-m", str(chat), "-t", str(THREADS), "-c", str(CTX * 16),
                     "--parallel", "16", "--port", str(port), "--host", "127.0.0.1", "-b", "256"]  # fmt: skip
-            with Server("llama-server", argv, {}, port, "/health", logs / "llama-server.log") as srv:
+            with Server(
+                "llama-server", argv, {}, port, "/health", logs / "llama-server.log"
+            ) as srv:
                 r["llama_server"] = generation_levels(srv.url, [
                     {k: v for k, v in b.items()} for b in messages
                 ])  # fmt: skip

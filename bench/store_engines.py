@@ -99,20 +99,30 @@ def run_engine(engine: str, n: int) -> dict[str, Any]:
         if engine == "edge":
             import qdrant_edge as qe
 
-            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=384, distance=qe.Distance.Cosine))
+            config = qe.EdgeConfig(
+                vectors=qe.EdgeVectorParams(size=384, distance=qe.Distance.Cosine)
+            )
             shard = qe.EdgeShard.create(str(work), config)
-            shard.update(qe.UpdateOperation.create_field_index("document_id", qe.PayloadSchemaType.Keyword))
+            shard.update(
+                qe.UpdateOperation.create_field_index("document_id", qe.PayloadSchemaType.Keyword)
+            )
             t0 = time.perf_counter()
             for start in range(0, n, 256):
                 points = [
-                    qe.Point(uuid.UUID(ids[i]), corpus[i].tolist(), {"document_id": f"d{i // 100}", "i": i})
+                    qe.Point(
+                        uuid.UUID(ids[i]),
+                        corpus[i].tolist(),
+                        {"document_id": f"d{i // 100}", "i": i},
+                    )
                     for i in range(start, min(n, start + 256))
                 ]
                 shard.update(qe.UpdateOperation.upsert_points(points))
             out["upsert_s"] = time.perf_counter() - t0
 
             def query(q: np.ndarray) -> list[int]:
-                res = shard.query(qe.QueryRequest(limit=10, query=qe.Query.Nearest(q.tolist()), with_payload=True))
+                res = shard.query(
+                    qe.QueryRequest(limit=10, query=qe.Query.Nearest(q.tolist()), with_payload=True)
+                )
                 return [int(p.payload["i"]) for p in res]
 
             out["before_optimize"] = measure(query, queries, truth)
@@ -132,7 +142,9 @@ def run_engine(engine: str, n: int) -> dict[str, Any]:
             from qdrant_client import QdrantClient, models
 
             client = QdrantClient(path=str(work))
-            client.create_collection("c", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE))
+            client.create_collection(
+                "c", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
+            )
             t0 = time.perf_counter()
             for start in range(0, n, 256):
                 client.upsert("c", points=[

@@ -52,9 +52,7 @@ class EdgeStore:
         self._path.mkdir(parents=True, exist_ok=True)
         shard = qe.EdgeShard.create(str(self._path), config)
         for field in INDEXED_FIELDS:
-            shard.update(
-                qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
-            )
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
         return shard
 
     def start(self) -> None:

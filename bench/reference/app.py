@@ -49,5 +49,7 @@ def search(body: SearchRequest) -> SearchResponse:
         vector = _llm.embed(body.query, normalize=True)
         points = _client.query_points("c", query=vector, limit=body.top_k, with_payload=True)
     return SearchResponse(
-        hits=[Hit(score=p.score, text=str((p.payload or {}).get("text", ""))) for p in points.points]
+        hits=[
+            Hit(score=p.score, text=str((p.payload or {}).get("text", ""))) for p in points.points
+        ]
     )

@@ -194,55 +194,6 @@ def test_delete_removes_the_documents_chunks(
     assert all(h["document_id"] != doc["id"] for h in hits)
 
 
-def test_restart_keeps_documents_and_overload_gets_503(
-    server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path], models_dir: Path
-) -> None:
-    before = httpx.get(f"{server.url}/v1/documents").json()
-    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
-    assert server.stop() in (0, -15)
-    server.env["APPLIANCE__GENERATION__QUEUE_SIZE"] = "1"
-    server.env["APPLIANCE__GENERATION__PARALLEL"] = "1"
-    server.start()
-    after = httpx.get(f"{server.url}/v1/documents").json()
-    assert after == before
-    for kind in ("pdf", "docx", "md"):
-        assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
-
-    # one slot and a queue of one: one answer running, one waiting, the third is refused
-    streams: list[httpx.Response] = []
-    client = httpx.Client(base_url=server.url, timeout=60)
-    try:
-        body = {"query": "Write a long essay about backups.", "max_tokens": 300}
-        for _ in range(2):
-            request = client.build_request("POST", "/v1/ask/stream", json=body)
-            streams.append(client.send(request, stream=True))
-        t0 = time.perf_counter()
-        refused = client.post("/v1/ask", json=body)
-        assert refused.status_code == 503
-        assert int(refused.headers["retry-after"]) > 0
-        assert time.perf_counter() - t0 < 5
-        assert client.get("/readyz").status_code == 200
-    finally:
-        for s in streams:
-            s.close()
-        client.close()
-    # closed streams free their slots: a new question is served again
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r = httpx.post(
-            f"{server.url}/v1/ask", json={"query": "backups?", "max_tokens": 8}, timeout=60
-        )
-        if r.status_code == 200:
-            break
-        time.sleep(0.2)
-    assert r.status_code == 200
-
-
-def test_rejections_are_counted(server: ServerProcess, uploaded: dict[str, Any]) -> None:
-    text = httpx.get(f"{server.url}/metrics").text
-    assert 'appliance_rejections_total{worker="generation"}' in text
-
-
 def test_serve_refuses_models_that_do_not_fit(models_dir: Path, tmp_path: Path) -> None:
     env = {
         **server_env(tmp_path / "data", models_dir),
@@ -305,3 +256,49 @@ def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
     while slots_active() != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert slots_active() == 0
+
+
+def test_restart_keeps_documents_and_overload_gets_503(
+    server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path], models_dir: Path
+) -> None:
+    before = httpx.get(f"{server.url}/v1/documents").json()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
+    assert server.stop() in (0, -15)
+    server.env["APPLIANCE__GENERATION__QUEUE_SIZE"] = "1"
+    server.env["APPLIANCE__GENERATION__PARALLEL"] = "1"
+    server.start()
+    after = httpx.get(f"{server.url}/v1/documents").json()
+    assert after == before
+    for kind in ("pdf", "docx", "md"):
+        assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
+
+    # one slot and a queue of one: one answer running, one waiting, the third is refused
+    streams: list[httpx.Response] = []
+    client = httpx.Client(base_url=server.url, timeout=60)
+    try:
+        body = {"query": "Write a long essay about backups.", "max_tokens": 300}
+        for _ in range(2):
+            request = client.build_request("POST", "/v1/ask/stream", json=body)
+            streams.append(client.send(request, stream=True))
+        t0 = time.perf_counter()
+        refused = client.post("/v1/ask", json=body)
+        assert refused.status_code == 503
+        assert int(refused.headers["retry-after"]) > 0
+        assert time.perf_counter() - t0 < 5
+        assert client.get("/readyz").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'appliance_rejections_total{worker="generation"} 1.0' in metrics
+    finally:
+        for s in streams:
+            s.close()
+        client.close()
+    # closed streams free their slots: a new question is served again
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = httpx.post(
+            f"{server.url}/v1/ask", json={"query": "backups?", "max_tokens": 8}, timeout=60
+        )
+        if r.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 200

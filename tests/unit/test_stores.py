@@ -97,7 +97,9 @@ def test_upsert_search_filter_delete_count(
     run(scenario())
 
 
-def test_data_survives_reopen(make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path) -> None:
+def test_data_survives_reopen(
+    make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path
+) -> None:
     rng = np.random.default_rng(2)
     a = records("doc-a", 25, rng)
 
