@@ -34,7 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.harness import (  # noqa: E402
-    Server, appliance_server, concurrent_streams, free_port, probe, request_load,
+    Server,
+    appliance_server,
+    concurrent_streams,
+    free_port,
+    probe,
+    request_load,
 )  # fmt: skip
 from bench.llama_server import build_llama_server  # noqa: E402
 from bench.store_engines import CACHE, embeddings, texts  # noqa: E402
