@@ -52,8 +52,10 @@ def embeddings(n: int) -> tuple[np.ndarray, np.ndarray]:
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"minilm-{n}.npy"
     qpath = CACHE / f"minilm-queries-{N_QUERIES}.npy"
-    if path.is_file() and qpath.is_file():
-        return np.load(path), np.load(qpath)
+    # texts(n, 1) is a prefix of texts(m, 1) for m > n: a larger cache serves too
+    for cached in sorted(CACHE.glob("minilm-[0-9]*.npy"), key=lambda p: int(p.stem.split("-")[1])):
+        if int(cached.stem.split("-")[1]) >= n and qpath.is_file():
+            return np.load(cached)[:n], np.load(qpath)
     from appliance.engine.llama_loader import load_llama
     from appliance.models.locate import prepare_default_embedding
 

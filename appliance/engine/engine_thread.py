@@ -222,8 +222,9 @@ class LlamaEngineThread:
                     elif self._background and (
                         not busy or steps_since_background >= self._background_every
                     ):
-                        embed_job = self._background[0]  # one text now, the rest later
-                        whole = not busy
+                        # one text per turn, so a query can cut in between texts
+                        embed_job = self._background[0]
+                        whole = False
                         steps_since_background = 0
                 if embed_job is not None:
                     self._embed(embedder, embed_job, whole)

@@ -1,23 +1,34 @@
 """Qdrant Edge (`qdrant-edge-py`): the real Qdrant engine in process — HNSW, WAL, payload indexes.
 
 The embedded default. One owner thread holds the shard; the event loop awaits
-futures. After writes, `optimize()` (building HNSW segments) is queued at
-background priority, so queries before it scan and queries after it use the
-index; it never delays a query already waiting.
+futures. `optimize()` builds the HNSW index; it releases the GIL but the shard
+serves no query while it runs (measured: 3 s for 20k new chunks, 25 s for 100k
+at once), so it is debounced: it runs once writes have stopped for
+`optimize_idle_s` (after an ingestion job, not between its batches). Until then
+new chunks are found by scanning their small segment.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
-from appliance.engine.worker import BACKGROUND, INTERACTIVE, ThreadWorker
+from appliance.engine.worker import (
+    BACKGROUND,
+    INTERACTIVE,
+    Overloaded,
+    ThreadWorker,
+    WorkerStopped,
+)
 from appliance.store.qdrant import PAYLOAD_FIELDS
 
 INDEXED_FIELDS = ("document_id",)
+log = logging.getLogger(__name__)
 
 
 class EdgeStore:
@@ -26,11 +37,19 @@ class EdgeStore:
     mode = "embedded-edge"
 
     def __init__(
-        self, *, path: Path, dim: int, queue_size: int = 256, optimize_after_writes: bool = True
+        self,
+        *,
+        path: Path,
+        dim: int,
+        queue_size: int = 256,
+        optimize_after_writes: bool = True,
+        optimize_idle_s: float = 2.0,
     ) -> None:
         self.dim = dim
         self._path = path
         self._optimize_after_writes = optimize_after_writes
+        self._optimize_idle_s = optimize_idle_s
+        self._optimize_handle: asyncio.TimerHandle | None = None
         self._optimize_queued = False
         self.optimizations = 0
         self._worker: ThreadWorker[Any] = ThreadWorker("store", self._open, queue_size)
@@ -66,16 +85,32 @@ class EdgeStore:
         return self._worker.depth()
 
     def _queue_optimize(self) -> None:
-        if not self._optimize_after_writes or self._optimize_queued:
+        """(Re)start the idle timer; the optimisation runs when it fires."""
+        if not self._optimize_after_writes:
+            return
+        if self._optimize_handle is not None:
+            self._optimize_handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._optimize_handle = loop.call_later(self._optimize_idle_s, self._submit_optimize)
+
+    def _submit_optimize(self) -> None:
+        self._optimize_handle = None
+        if self._optimize_queued:
             return
         self._optimize_queued = True
 
         def job(shard: Any) -> None:
             self._optimize_queued = False
-            if shard.optimize():
-                self.optimizations += 1
+            try:
+                if shard.optimize():
+                    self.optimizations += 1
+            except Exception:  # the index is an optimisation: queries still scan
+                log.exception("Qdrant Edge optimize failed")
 
-        self._worker.submit(job, BACKGROUND)
+        try:
+            self._worker.submit(job, BACKGROUND)
+        except (Overloaded, WorkerStopped):
+            self._optimize_queued = False
 
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         import qdrant_edge as qe
@@ -157,6 +192,9 @@ class EdgeStore:
         await self._worker.call(lambda s: s.optimize(), BACKGROUND)
 
     async def close(self) -> None:
+        if self._optimize_handle is not None:
+            self._optimize_handle.cancel()
+
         def flush(shard: Any) -> None:
             shard.flush()
 
