@@ -52,7 +52,8 @@ class Server:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log}")
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{tail}")
             try:
                 if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     threading.Thread(target=self._sample, daemon=True).start()

@@ -261,7 +261,8 @@ def main() -> None:
             log("llama-server --parallel 16:")
             port = free_port()
             argv = [str(binary), "-m", str(chat), "-t", str(THREADS), "-c", str(CTX * 16),
-                    "--parallel", "16", "--port", str(port), "--host", "127.0.0.1", "-b", "256"]  # fmt: skip
+                    "--parallel", "16", "--port", str(port), "--host", "127.0.0.1", "-b", "256",
+                    "--no-repack"]  # as the appliance: AMX/repacked buffers fault on this CPU  # fmt: skip
             with Server(
                 "llama-server", argv, {}, port, "/health", logs / "llama-server.log"
             ) as srv:

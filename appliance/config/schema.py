@@ -107,8 +107,8 @@ class ModelSettings(Base, frozen=True):
         bool,
         Meta(
             description=(
-                "Let llama.cpp use repacked/AMX weight buffers. Off by default: on some "
-                "AVX-512/AMX CPUs they crash decoding; turn on only after `make bench` runs."
+                "Let llama.cpp use repacked/AMX weight buffers. Off by default: on CPUs (or VMs) "
+                "that report AMX without allowing it, they fault; turn on only after `make bench` runs."
             )
         ),
     ] = False
