@@ -107,8 +107,9 @@ class ModelSettings(Base, frozen=True):
         bool,
         Meta(
             description=(
-                "Let llama.cpp use repacked/AMX weight buffers. Off by default: on CPUs (or VMs) "
-                "that report AMX without allowing it, they fault; turn on only after `make bench` runs."
+                "Let llama.cpp use repacked/AMX weight buffers. Off by default: on CPUs (or "
+                "VMs) that report AMX without allowing it, they fault; turn on only after "
+                "`make bench` runs."
             )
         ),
     ] = False
