@@ -102,6 +102,7 @@ class StreamResult:
     ttft: float = 0.0
     tokens: int = 0
     total: float = 0.0
+    last: float = 0.0  # time of the last token
 
 
 @dataclass
@@ -119,6 +120,13 @@ class LoadResult:
     def ttft(self, q: float) -> float:
         values = [r.ttft for r in self.ok]
         return float(np.percentile(values, q)) if values else float("nan")
+
+    def decode_rate(self) -> float:
+        """Median per-stream tokens/s between its first and last token."""
+        rates = [
+            (r.tokens - 1) / (r.last - r.ttft) for r in self.ok if r.tokens > 1 and r.last > r.ttft
+        ]
+        return float(np.median(rates)) if rates else float("nan")
 
     def count(self, status: int) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -147,8 +155,10 @@ async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object
             else:
                 is_token = json.loads(data)["type"] == "token"
             if is_token:
+                now = time.perf_counter() - t0
                 if result.tokens == 0:
-                    result.ttft = time.perf_counter() - t0
+                    result.ttft = now
+                result.last = now
                 result.tokens += 1
     result.total = time.perf_counter() - t0
     return result
