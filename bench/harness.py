@@ -133,7 +133,7 @@ class LoadResult:
 
 
 async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object],
-                     openai: bool = False) -> StreamResult:  # fmt: skip
+                     openai: bool | str = False) -> StreamResult:  # fmt: skip
     """One streamed answer: time to first token, tokens (content events), total time."""
     t0 = time.perf_counter()
     result = StreamResult(status=0)
@@ -147,7 +147,14 @@ async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
-            if openai:
+            if openai == "completion":  # llama-server's native /completion stream
+                event = json.loads(data)
+                is_token = bool(event.get("content"))
+                if event.get("stop"):
+                    if is_token:
+                        result.tokens += 1
+                    break
+            elif openai:
                 if data == "[DONE]":
                     break
                 delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
@@ -165,7 +172,7 @@ async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object
 
 
 async def concurrent_streams(url: str, bodies: list[dict[str, object]],
-                             openai: bool = False) -> LoadResult:  # fmt: skip
+                             openai: bool | str = False) -> LoadResult:  # fmt: skip
     limits = httpx.Limits(max_connections=len(bodies) + 4)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         t0 = time.perf_counter()

@@ -29,12 +29,16 @@ def main() -> None:
     serving = RESULTS.read_text() if RESULTS.is_file() else serve
     query = run("query_path.py")
     stores = run("store_engines.py")
+    engines = run("engine_models.py")
     RESULTS.write_text(
         serving.rstrip()
         + "\n\n## Query path: appliance code vs raw library calls (bench/query_path.py)\n\n```\n"
         + query.strip()
         + "\n```\n\n## Embedded vector engines (bench/store_engines.py)\n\n```\n"
         + stores.strip()
+        + "\n```\n\n## Continuous batching engine vs llama-server, both models"
+        + " (bench/engine_models.py)\n\n```\n"
+        + engines.strip()
         + "\n```\n"
     )
     print(f"wrote {RESULTS}")
