@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.engine.batching import END, BatchedChat, Request
-from appliance.engine.worker import Overloaded, WorkerStopped
+from appliance.engine.worker import Overloaded, WorkerStopped, resolve_future
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,6 @@ def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) 
         return True
     except RuntimeError:  # loop closed
         return False
-
-
-def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.cancelled():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
 
 
 @dataclass
@@ -248,7 +239,7 @@ class LlamaEngineThread:
             chat.cancel_all(stopped)
             self.active_generations = 0
             for pending in (*self._interactive, *self._background):
-                _post(pending.loop, _resolve, pending.fut, None, stopped)
+                _post(pending.loop, resolve_future, pending.fut, None, stopped)
             for gen in self._waiting:
                 gen.emit(stopped)
             chat.close()
@@ -271,7 +262,7 @@ class LlamaEngineThread:
                     break
             if job.complete:
                 self.embed_batches += 1
-                _post(job.loop, _resolve, job.fut, job.vectors, None)
+                _post(job.loop, resolve_future, job.fut, job.vectors, None)
         except BaseException as exc:
             job.vectors = [[] for _ in job.texts]
-            _post(job.loop, _resolve, job.fut, None, exc)
+            _post(job.loop, resolve_future, job.fut, None, exc)

@@ -41,7 +41,7 @@ class WorkerStopped(Exception):
 _STOP = object()
 
 
-def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def resolve_future(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if fut.cancelled():
         return
     if error is not None:
@@ -104,7 +104,7 @@ class ThreadWorker(Generic[T]):
                 self.busy = False
             if fut is not None:
                 with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
-                    loop.call_soon_threadsafe(_resolve, fut, result, error)
+                    loop.call_soon_threadsafe(resolve_future, fut, result, error)
         close = getattr(resource, "close", None)
         if callable(close):
             try:

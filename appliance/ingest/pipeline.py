@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import shutil
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.domain.types import ChunkRecord
 from appliance.engine.worker import Overloaded
+from appliance.fileutil import sha256_file
 from appliance.ingest.chunker import chunk_sections
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.parsers import ParseError, parse_file
@@ -182,7 +182,7 @@ class IngestionService:
         self._metrics.files_failed.inc()
 
     async def _ingest(self, job: Job, task: FileTask) -> None:
-        data_hash = await asyncio.to_thread(_sha256_file, task.path)
+        data_hash = await asyncio.to_thread(sha256_file, task.path)
         document_id = document_id_for(data_hash)
         existing = await self._catalog.get(document_id)
         if existing is not None:
@@ -255,11 +255,3 @@ class IngestionService:
         await self._store.delete_by_document(document_id)
         await self._catalog.delete(document_id)
         return True
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

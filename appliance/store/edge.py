@@ -25,7 +25,7 @@ from appliance.engine.worker import (
     ThreadWorker,
     WorkerStopped,
 )
-from appliance.store.qdrant import PAYLOAD_FIELDS
+from appliance.store.payload import hit_of, payload_of
 
 INDEXED_FIELDS = ("document_id",)
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class EdgeStore:
             qe.Point(
                 uuid.UUID(r.point_id),
                 r.vector,
-                {name: getattr(r, name) for name in PAYLOAD_FIELDS},
+                payload_of(r),
             )
             for r in records
         ]
@@ -160,19 +160,7 @@ class EdgeStore:
         )
 
         def job(shard: Any) -> list[Hit]:
-            return [
-                Hit(
-                    point_id=str(p.id),
-                    score=float(p.score),
-                    document_id=p.payload["document_id"],
-                    file_name=p.payload["file_name"],
-                    chunk_index=int(p.payload["chunk_index"]),
-                    text=p.payload["text"],
-                    page=p.payload.get("page"),
-                    heading=p.payload.get("heading"),
-                )
-                for p in shard.query(request)
-            ]
+            return [hit_of(p.id, p.score, p.payload) for p in shard.query(request)]
 
         return await self._worker.call(job)
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.engine.worker import INTERACTIVE, ThreadWorker
-
-PAYLOAD_FIELDS = ("document_id", "file_name", "chunk_index", "text", "page", "heading")
+from appliance.store.payload import hit_of, payload_of
 
 
 class QdrantStore:
@@ -84,7 +83,7 @@ class QdrantStore:
             models.PointStruct(
                 id=r.point_id,
                 vector=r.vector,
-                payload={name: getattr(r, name) for name in PAYLOAD_FIELDS},
+                payload=payload_of(r),
             )
             for r in records
         ]
@@ -127,19 +126,7 @@ class QdrantStore:
                 query_filter=query_filter,
                 with_payload=True,
             )
-            return [
-                Hit(
-                    point_id=str(p.id),
-                    score=float(p.score),
-                    document_id=p.payload["document_id"],
-                    file_name=p.payload["file_name"],
-                    chunk_index=int(p.payload["chunk_index"]),
-                    text=p.payload["text"],
-                    page=p.payload.get("page"),
-                    heading=p.payload.get("heading"),
-                )
-                for p in result.points
-            ]
+            return [hit_of(p.id, p.score, p.payload) for p in result.points]
 
         return await self._worker.call(job)
 
