@@ -118,6 +118,7 @@ async def build_services(settings: Settings) -> Services:
             n_threads=plan.chat.n_threads,
             slots=plan.chat.slots,
             extra_buffers=extra,
+            unified_kv=settings.generation.unified_kv,
         ),
         load_embedder=embedding_loader(
             plan.embedding.info.path,

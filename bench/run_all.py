@@ -1,4 +1,8 @@
-"""`make bench`: every benchmark in one run; writes bench/RESULTS.md (never edit it by hand)."""
+"""`make bench`: every benchmark in one run; writes bench/RESULTS.md (never edit it by hand).
+
+`python bench/run_all.py serve_load engine_models` reruns only those; the other
+sections come from their last run on this machine (kept under ~/.cache/rag-appliance/bench).
+"""
 
 from __future__ import annotations
 
@@ -8,39 +12,50 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.store_engines import CACHE  # noqa: E402
+
 RESULTS = REPO / "bench" / "RESULTS.md"
+SCRIPTS = ["serve_load", "query_path", "store_engines", "engine_models"]
+TITLES = {
+    "query_path": "Query path: appliance code vs raw library calls (bench/query_path.py)",
+    "store_engines": "Embedded vector engines (bench/store_engines.py)",
+    "engine_models": "Continuous batching engine vs llama-server, both models (bench/engine_models.py)",
+}
 
 
-def run(script: str) -> str:
-    print(f"== {script}", flush=True)
+def run(name: str) -> str:
+    print(f"== {name}", flush=True)
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / script)], cwd=REPO, text=True,
+        [sys.executable, str(REPO / "bench" / f"{name}.py")], cwd=REPO, text=True,
         stdout=subprocess.PIPE, stderr=sys.stderr, check=False,
     )  # fmt: skip
     print(proc.stdout, flush=True)
     if proc.returncode != 0:
-        return f"`{script}` failed with exit code {proc.returncode}.\n"
-    return proc.stdout + f"\n({script}: {time.monotonic() - t0:.0f} s)\n"
+        out = f"`{name}.py` failed with exit code {proc.returncode}.\n"
+    else:
+        out = proc.stdout.strip() + f"\n\n({name}.py: {time.monotonic() - t0:.0f} s)\n"
+    (CACHE / f"{name}.out").write_text(out)
+    return out
 
 
 def main() -> None:
-    serve = run("serve_load.py")  # writes the serving report to RESULTS.md
-    serving = RESULTS.read_text() if RESULTS.is_file() else serve
-    query = run("query_path.py")
-    stores = run("store_engines.py")
-    engines = run("engine_models.py")
-    RESULTS.write_text(
-        serving.rstrip()
-        + "\n\n## Query path: appliance code vs raw library calls (bench/query_path.py)\n\n```\n"
-        + query.strip()
-        + "\n```\n\n## Embedded vector engines (bench/store_engines.py)\n\n```\n"
-        + stores.strip()
-        + "\n```\n\n## Continuous batching engine vs llama-server, both models"
-        + " (bench/engine_models.py)\n\n```\n"
-        + engines.strip()
-        + "\n```\n"
-    )
+    wanted = sys.argv[1:] or SCRIPTS
+    CACHE.mkdir(parents=True, exist_ok=True)
+    outputs = {}
+    for name in SCRIPTS:
+        if name in wanted:
+            outputs[name] = run(name)
+        else:
+            cached = CACHE / f"{name}.out"
+            outputs[name] = cached.read_text() if cached.is_file() else "(not run)\n"
+    serving = (CACHE / "serve_load.md").read_text() if (CACHE / "serve_load.md").is_file() else ""
+    parts = [serving.rstrip()]
+    for name in SCRIPTS[1:]:
+        parts.append(f"## {TITLES[name]}\n\n```\n{outputs[name].strip()}\n```")
+    RESULTS.write_text("\n\n".join(parts) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -295,7 +295,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     report = render(r)
     print(report)
-    (REPO / "bench" / "RESULTS.md").write_text(report)
+    (CACHE / "serve_load.md").write_text(report)
     (CACHE / "serve_load.json").write_text(json.dumps(r, indent=1))
 
 

@@ -180,6 +180,16 @@ class GenerationSettings(Base, frozen=True):
             ),
         ),
     ] = 0
+    unified_kv: Annotated[
+        bool,
+        Meta(
+            description=(
+                "One KV cache shared by all slots (1.4x throughput at 8 streams here). At "
+                "temperature 0 an answer may then differ in rare near-ties from the same "
+                "question asked alone; false gives each slot its own cache and identical answers."
+            )
+        ),
+    ] = True
     queue_size: Annotated[
         int,
         Meta(

@@ -26,6 +26,7 @@ def chat_loader(
     n_threads: int,
     slots: int = 1,
     extra_buffers: bool = False,
+    unified_kv: bool = True,
 ) -> Callable[[], BatchedChat]:
     """Validate the parameters now; return the loader the engine thread calls.
 
@@ -43,6 +44,7 @@ def chat_loader(
             n_batch=n_batch,
             n_threads=n_threads,
             extra_buffers=extra_buffers,
+            unified_kv=unified_kv,
         )
 
     return load

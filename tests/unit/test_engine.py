@@ -20,9 +20,13 @@ pytestmark = pytest.mark.slow
 
 
 class Engine:
-    def __init__(self, chat: Path, embed: Path, queue_size: int = 4, slots: int = 1) -> None:
+    def __init__(
+        self, chat: Path, embed: Path, queue_size: int = 4, slots: int = 1, unified: bool = True
+    ) -> None:
         self.thread = LlamaEngineThread(
-            load_chat=chat_loader(chat, n_ctx=1024, n_batch=256, n_threads=2, slots=slots),
+            load_chat=chat_loader(
+                chat, n_ctx=1024, n_batch=256, n_threads=2, slots=slots, unified_kv=unified
+            ),
             load_embedder=embedding_loader(embed, n_ctx=512, n_threads=2, train_ctx=512),
             generation_queue_size=queue_size,
         )
@@ -111,7 +115,8 @@ def test_prompt_beyond_context_is_refused_before_llama_cpp(engine: Engine) -> No
 
 @pytest.fixture(scope="module")
 def batched(chat_model: Path, embedding_model: Path) -> AsyncIterator[Engine]:
-    e = Engine(chat_model, embedding_model, queue_size=8, slots=4)
+    # per-slot KV caches: the configuration in which batching must not change a token
+    e = Engine(chat_model, embedding_model, queue_size=8, slots=4, unified=False)
     yield e  # type: ignore[misc]
     e.thread.stop()
 
@@ -172,3 +177,23 @@ def test_queries_are_not_stuck_behind_ingestion(engine: Engine) -> None:
         return ingestion_still_running
 
     assert asyncio.run(run())  # the query was answered in the middle of the ingestion batch
+
+
+def test_unified_cache_serves_concurrent_streams(chat_model: Path, embedding_model: Path) -> None:
+    """The default shared KV cache: every stream completes, slots are reused, none leaks."""
+    e = Engine(chat_model, embedding_model, queue_size=8, slots=3, unified=True)
+    try:
+        prompts = [prompt(e, q) for q in QUESTIONS]
+
+        async def one(tokens: list[int]) -> str:
+            stream = e.generator.stream(tokens, max_tokens=24, temperature=0.0)
+            return "".join([p async for p in stream])
+
+        async def together() -> list[str]:
+            return list(await asyncio.gather(*(one(t) for t in prompts)))
+
+        answers = asyncio.run(together())  # 6 streams on 3 slots
+        assert all(a.strip() for a in answers)
+        assert e.thread.active_generations == 0
+    finally:
+        e.thread.stop()
