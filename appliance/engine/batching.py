@@ -1,11 +1,12 @@
 """Continuous batching over llama.cpp's low-level API: N sequences per `llama_decode`.
 
-`BatchedChat` owns one llama context with `n_seq_max = slots`. By default its KV
-cache is unified: `n_ctx` cells shared by all sequences (measured here with 8
-streams: 148 tok/s unified vs 107 with a cache per sequence). The price: at
-temperature 0 an answer may differ, in rare near-ties, from the same prompt run
-alone (attention sums run over a different number of cells). `unified_kv=False`
-gives each sequence its own `n_ctx / slots` cells and token-identical answers.
+`BatchedChat` owns one llama context with `n_seq_max = slots`. By default each
+sequence has its own `n_ctx / slots` KV cells (as llama-server with `--parallel`),
+and a greedy answer is token-identical to the same prompt run alone. With
+`unified_kv=True` all sequences share `n_ctx` cells: measured over HTTP with
+~300-token prompts, 0.94x llama-server at 8 streams (vs 0.82x) but 0.78x at 16
+(vs 0.89x), as attention then spans every sequence's cells; and at temperature 0
+answers may differ in rare near-ties from a lone run.
 Every `step()` builds one batch
 holding the next token of every decoding sequence plus a chunk of at most
 `prefill_chunk` prompt tokens (so running streams keep flowing while a long
@@ -78,7 +79,7 @@ class BatchedChat:
         n_threads: int,
         extra_buffers: bool = False,
         prefill_chunk: int | None = None,
-        unified_kv: bool = True,
+        unified_kv: bool = False,
     ) -> None:
         import llama_cpp
 

@@ -26,7 +26,7 @@ def chat_loader(
     n_threads: int,
     slots: int = 1,
     extra_buffers: bool = False,
-    unified_kv: bool = True,
+    unified_kv: bool = False,
 ) -> Callable[[], BatchedChat]:
     """Validate the parameters now; return the loader the engine thread calls.
 

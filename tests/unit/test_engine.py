@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 class Engine:
     def __init__(
-        self, chat: Path, embed: Path, queue_size: int = 4, slots: int = 1, unified: bool = True
+        self, chat: Path, embed: Path, queue_size: int = 4, slots: int = 1, unified: bool = False
     ) -> None:
         self.thread = LlamaEngineThread(
             load_chat=chat_loader(
@@ -115,7 +115,7 @@ def test_prompt_beyond_context_is_refused_before_llama_cpp(engine: Engine) -> No
 
 @pytest.fixture(scope="module")
 def batched(chat_model: Path, embedding_model: Path) -> AsyncIterator[Engine]:
-    # per-slot KV caches: the configuration in which batching must not change a token
+    # per-slot KV caches (the default): batching must not change a token
     e = Engine(chat_model, embedding_model, queue_size=8, slots=4, unified=False)
     yield e  # type: ignore[misc]
     e.thread.stop()
@@ -180,7 +180,7 @@ def test_queries_are_not_stuck_behind_ingestion(engine: Engine) -> None:
 
 
 def test_unified_cache_serves_concurrent_streams(chat_model: Path, embedding_model: Path) -> None:
-    """The default shared KV cache: every stream completes, slots are reused, none leaks."""
+    """The optional shared KV cache: every stream completes, slots are reused, none leaks."""
     e = Engine(chat_model, embedding_model, queue_size=8, slots=3, unified=True)
     try:
         prompts = [prompt(e, q) for q in QUESTIONS]
