@@ -26,7 +26,7 @@ import codecs
 import ctypes
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class _Slot:
     next_token: int | None = None  # sampled, to be fed at the next step
     batch_index: int = -1  # row of this sequence's logits in the current batch
     reserved: int = 0
-    pieces: list[str] = field(default_factory=list)
+    arrival: int = 0  # admission order: prompts are read first come, first served
 
     @property
     def n_past(self) -> int:
@@ -115,6 +115,7 @@ class BatchedChat:
         self.prefill_chunk = min(prefill_chunk or n_batch, n_batch)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._free_seq = list(range(slots))[::-1]
+        self._arrivals = 0
         self._active: list[_Slot] = []
         self._reserved = 0
         self._piece = ctypes.create_string_buffer(256)
@@ -147,8 +148,10 @@ class BatchedChat:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(request.seed))
         reserved = len(request.prompt_tokens) + request.max_tokens
         self._reserved += reserved
+        self._arrivals += 1
         self._active.append(
             _Slot(
+                arrival=self._arrivals,
                 seq_id=seq_id,
                 request=request,
                 sampler=chain,
@@ -191,7 +194,10 @@ class BatchedChat:
             batch.logits[n] = 1 if logits else 0
             n += 1
 
-        # Decoding sequences first: one token each, so streams never stall.
+        # Decoding sequences first: one token each, so streams never stall. Rows go in
+        # seq-id order: llama.cpp splits a batch whose sequences come unordered into
+        # several micro-batches (measured: 90 vs 43 ms per 8-stream step).
+        self._active.sort(key=lambda s: s.seq_id)
         for slot in self._active:
             slot.batch_index = -1
             if slot.next_token is not None:
@@ -199,7 +205,7 @@ class BatchedChat:
                 add(slot.next_token, slot.n_past - 1, slot.seq_id, True)
         # Then prompt chunks in arrival order, within the batch and chunk budget.
         budget = min(self.n_batch - n, self.prefill_chunk)
-        for slot in self._active:
+        for slot in sorted(self._active, key=lambda s: s.arrival):
             if budget <= 0:
                 break
             prompt = slot.request.prompt_tokens
