@@ -184,9 +184,9 @@ class GenerationSettings(Base, frozen=True):
         bool,
         Meta(
             description=(
-                "One KV cache shared by all slots instead of one per slot. Measured here: "
-                "faster at 8 streams, slower at 16, and at temperature 0 answers may differ in "
-                "rare near-ties from the same question asked alone. false: identical answers."
+                "One KV cache shared by all slots instead of one per slot. Attention then spans "
+                "every slot's cells, and at temperature 0 answers may differ in rare near-ties "
+                "from the same question asked alone. false: identical answers."
             )
         ),
     ] = False

@@ -3,10 +3,9 @@
 `BatchedChat` owns one llama context with `n_seq_max = slots`. By default each
 sequence has its own `n_ctx / slots` KV cells (as llama-server with `--parallel`),
 and a greedy answer is token-identical to the same prompt run alone. With
-`unified_kv=True` all sequences share `n_ctx` cells: measured over HTTP with
-~300-token prompts, 0.94x llama-server at 8 streams (vs 0.82x) but 0.78x at 16
-(vs 0.89x), as attention then spans every sequence's cells; and at temperature 0
-answers may differ in rare near-ties from a lone run.
+`unified_kv=True` all sequences share `n_ctx` cells; attention then spans every
+sequence's cells, and at temperature 0 answers may differ in rare near-ties from
+a lone run.
 Every `step()` builds one batch
 holding the next token of every decoding sequence plus a chunk of at most
 `prefill_chunk` prompt tokens (so running streams keep flowing while a long
