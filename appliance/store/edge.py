@@ -25,13 +25,14 @@ from appliance.engine.worker import (
     ThreadWorker,
     WorkerStopped,
 )
+from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
 INDEXED_FIELDS = ("document_id",)
 log = logging.getLogger(__name__)
 
 
-class EdgeStore:
+class EdgeStore(ThreadOwned):
     """Implements `domain.protocols.VectorStore` over `qdrant_edge.EdgeShard`."""
 
     mode = "embedded-edge"
@@ -73,16 +74,6 @@ class EdgeStore:
         for field in INDEXED_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
         return shard
-
-    def start(self) -> None:
-        self._worker.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._worker.alive
-
-    def queue_depth(self) -> int:
-        return self._worker.depth()
 
     def _queue_optimize(self) -> None:
         """(Re)start the idle timer; the optimisation runs when it fires."""

@@ -13,10 +13,11 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.engine.worker import INTERACTIVE, ThreadWorker
+from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
 
-class QdrantStore:
+class QdrantStore(ThreadOwned):
     """Implements `domain.protocols.VectorStore`."""
 
     def __init__(
@@ -65,16 +66,6 @@ class QdrantStore:
                     f"model makes {self.dim}-d ones; use another storage.collection"
                 )
         return client
-
-    def start(self) -> None:
-        self._worker.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._worker.alive
-
-    def queue_depth(self) -> int:
-        return self._worker.depth()
 
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         from qdrant_client import models
