@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await build_services(settings)
         app.state.services = services
-        log.info("appliance ready: %s", services.plan.explain().replace("but", "within"))
+        log.info("appliance ready: %s", services.plan.explain())
         try:
             yield
         finally:

@@ -153,7 +153,7 @@ class SizingPlan:
             f"(chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx} "
             f"x {self.chat.slots} slots, "
             f"embedding {self.embedding.estimated_bytes / MiB:.0f} MiB, "
-            f"runtime {RUNTIME_OVERHEAD_BYTES / MiB:.0f} MiB) but the RAM budget is "
+            f"runtime {RUNTIME_OVERHEAD_BYTES / MiB:.0f} MiB); the RAM budget is "
             f"{self.budget_bytes / MiB:.0f} MiB of {self.machine.total_ram / MiB:.0f} MiB total "
             f"(models.ram_budget_fraction)"
         )
