@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"appliance: refusing to start: {plan.explain()}", file=sys.stderr)
         return 1
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, plan),
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.server.log_level,

@@ -101,9 +101,13 @@ class Services:
         await self.catalog.close()
 
 
-async def build_services(settings: Settings) -> Services:
-    """Load models, open the store and catalog, start the ingestion worker."""
-    plan = plan_for(settings)
+async def build_services(settings: Settings, plan: SizingPlan | None = None) -> Services:
+    """Load models, open the store and catalog, start the ingestion worker.
+
+    `plan` is the sizing the caller already made (`serve` checks it before uvicorn);
+    without it the models are located and sized here.
+    """
+    plan = plan or plan_for(settings)
     if not plan.fits:
         raise SizingError(plan.explain())
     metrics = Metrics()
@@ -134,7 +138,6 @@ async def build_services(settings: Settings) -> Services:
         plan.embedding.info.path,
         engine,
         dim=plan.embedding.info.n_embd,
-        max_tokens=plan.embedding.n_ctx,
     )
     generator = LlamaGenerator(plan.chat.info.path, engine, n_ctx=plan.chat.n_ctx)
     store = make_store(settings, plan.embedding.info.n_embd)

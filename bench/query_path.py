@@ -221,7 +221,7 @@ async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[s
         generation_queue_size=8,
     )
     engine.start()
-    embedder = LlamaEmbedder(embed_path, engine, dim=384, max_tokens=512)
+    embedder = LlamaEmbedder(embed_path, engine, dim=384)
     generator = LlamaGenerator(chat_path, engine, n_ctx=CHAT_CTX)
     store = QdrantStore(collection="c", dim=384, path=work / "appliance")
     store.start()

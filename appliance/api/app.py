@@ -22,6 +22,7 @@ from appliance.api.controllers.query import QueryController, ask_websocket
 from appliance.api.dependencies import DEPENDENCIES
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.config.schema import Settings
+from appliance.models.sizing import SizingPlan
 from appliance.wiring import build_services
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,12 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, object]:
     return schema
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
     """Build the app; services are created in the lifespan and injected into handlers."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = await build_services(settings)
+        services = await build_services(settings, plan)
         app.state.services = services
         log.info("appliance ready: %s", services.plan.explain())
         try:

@@ -33,14 +33,10 @@ def _settings(state: State) -> Settings:
     return services_of(state).settings
 
 
-def _services(state: State) -> Services:
-    return services_of(state)
-
-
 DEPENDENCIES = {
     "query_service": Provide(_query, sync_to_thread=False),
     "ingestion": Provide(_ingestion, sync_to_thread=False),
     "catalog": Provide(_catalog, sync_to_thread=False),
     "settings": Provide(_settings, sync_to_thread=False),
-    "services": Provide(_services, sync_to_thread=False),
+    "services": Provide(services_of, sync_to_thread=False),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
 from litestar.exceptions import ValidationException
 from litestar.types import ExceptionHandlersMap
 
@@ -20,12 +20,17 @@ def field_error(key: str, message: str) -> ValidationException:
     )
 
 
+def count_rejection(app: Litestar, exc: Overloaded) -> None:
+    """Every refusal for a full queue, whatever the transport, is counted here."""
+    services = getattr(app.state, "services", None)
+    if services is not None:
+        services.metrics.rejections.labels(exc.what).inc()
+
+
 def overloaded_handler(
     request: Request[Any, Any, Any], exc: Overloaded
 ) -> Response[dict[str, Any]]:
-    services = getattr(request.app.state, "services", None)
-    if services is not None:
-        services.metrics.rejections.labels(exc.what).inc()
+    count_rejection(request.app, exc)
     return Response(
         {"status_code": 503, "detail": str(exc)},
         status_code=503,

@@ -18,7 +18,6 @@ class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 NonNegInt = Annotated[int, Meta(ge=0)]
-PosInt = Annotated[int, Meta(ge=1)]
 
 
 class ServerSettings(Base, frozen=True):

@@ -36,11 +36,10 @@ def embedding_loader(
 class LlamaEmbedder:
     """Implements `domain.protocols.Embedder`."""
 
-    def __init__(self, path: Path, engine: LlamaEngineThread, *, dim: int, max_tokens: int) -> None:
+    def __init__(self, path: Path, engine: LlamaEngineThread, *, dim: int) -> None:
         self._path = path
         self._engine = engine
         self._dim = dim
-        self.max_tokens = max_tokens
         # Vocab-only model: thread-safe tokenization for the chunker, no context.
         self._vocab: Any = load_llama(str(path), vocab_only=True)
 

@@ -105,7 +105,6 @@ class LlamaEngineThread:
         self._on_step = on_step
         self._seeds = itertools.count(1)
         self.active_generations = 0
-        self.embed_batches = 0
         self.slots = 0
 
     # ---- lifecycle --------------------------------------------------------
@@ -261,7 +260,6 @@ class LlamaEngineThread:
                 if not whole:
                     break
             if job.complete:
-                self.embed_batches += 1
                 _post(job.loop, resolve_future, job.fut, job.vectors, None)
         except BaseException as exc:
             job.vectors = [[] for _ in job.texts]

@@ -79,10 +79,6 @@ class LlamaGenerator:
     def alive(self) -> bool:
         return self._engine.alive
 
-    @property
-    def active(self) -> int:
-        return self._engine.active_generations
-
     def queue_depth(self) -> int:
         return self._engine.generation_depth()
 
@@ -94,9 +90,6 @@ class LlamaGenerator:
     def tokenize(self, text: str) -> list[int]:
         tokens: list[int] = self._vocab.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         return tokens
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
 
     def stream(
         self, prompt_tokens: list[int], *, max_tokens: int, temperature: float

@@ -63,7 +63,6 @@ class ThreadWorker(Generic[T]):
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.busy = False
 
     def start(self, timeout: float = 300.0) -> None:
         """Start the thread and wait until the resource is built (re-raising its error)."""
@@ -95,13 +94,10 @@ class ThreadWorker(Generic[T]):
             job, loop, fut = item
             if fut is not None and fut.cancelled():
                 continue
-            self.busy = True
             try:
                 result, error = job(resource), None
             except BaseException as exc:
                 result, error = None, exc
-            finally:
-                self.busy = False
             if fut is not None:
                 with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
                     loop.call_soon_threadsafe(resolve_future, fut, result, error)

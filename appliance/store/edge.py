@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 class EdgeStore(ThreadOwned):
     """Implements `domain.protocols.VectorStore` over `qdrant_edge.EdgeShard`."""
 
-    mode = "embedded-edge"
-
     def __init__(
         self,
         *,
@@ -52,7 +50,6 @@ class EdgeStore(ThreadOwned):
         self._optimize_idle_s = optimize_idle_s
         self._optimize_handle: asyncio.TimerHandle | None = None
         self._optimize_queued = False
-        self.optimizations = 0
         self._worker: ThreadWorker[Any] = ThreadWorker("store", self._open, queue_size)
 
     def _open(self) -> Any:
@@ -93,8 +90,7 @@ class EdgeStore(ThreadOwned):
         def job(shard: Any) -> None:
             self._optimize_queued = False
             try:
-                if shard.optimize():
-                    self.optimizations += 1
+                shard.optimize()
             except Exception:  # the index is an optimisation: queries still scan
                 log.exception("Qdrant Edge optimize failed")
 

@@ -31,7 +31,7 @@ class Engine:
             generation_queue_size=queue_size,
         )
         self.thread.start()
-        self.embedder = LlamaEmbedder(embed, self.thread, dim=384, max_tokens=512)
+        self.embedder = LlamaEmbedder(embed, self.thread, dim=384)
         self.generator = LlamaGenerator(chat, self.thread, n_ctx=1024)
 
 

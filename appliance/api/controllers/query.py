@@ -11,7 +11,7 @@ from litestar import Controller, WebSocket, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from appliance.api.errors import field_error
+from appliance.api.errors import count_rejection, field_error
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
@@ -120,9 +120,7 @@ async def _answer_over_socket(
     try:
         prepared = await query_service.prepare(ask_params(request, settings))
     except Overloaded as exc:
-        services = getattr(socket.app.state, "services", None)
-        if services is not None:
-            services.metrics.rejections.labels(exc.what).inc()
+        count_rejection(socket.app, exc)
         await send(ErrorEvent(str(exc), 503))
         return
     except (PromptTooLong, WorkerStopped) as exc:
