@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
@@ -99,6 +101,11 @@ class AdminApp(App[None]):
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         self.last = snapshot
+        # The app may be closing: a thread fetch can finish after its screen went away.
+        with contextlib.suppress(NoMatches):
+            self.show(snapshot)
+
+    def show(self, snapshot: Snapshot) -> None:
         health = self.query_one("#health-text", Static)
         if snapshot.error or snapshot.ready is None:
             health.update(snapshot.error or "no answer")

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Static, TabbedContent
 
 from tests.conftest import server_env
 from tests.docs_factory import make_md
 from tests.e2e.server import ServerProcess
-from tui.app import AdminApp
+from tui.app import AdminApp, Snapshot
 from tui.client import ApplianceClient
 
 pytestmark = pytest.mark.slow
@@ -64,4 +64,17 @@ async def test_unreachable_server_is_shown_not_fatal() -> None:
             if app.last is not None:
                 break
         assert "cannot reach" in str(app.query_one("#health-text", Static).render())
+    client.close()
+
+
+async def test_snapshot_after_the_screen_is_gone_is_ignored() -> None:
+    """A thread fetch can finish while the app tears its screen down (seen in CI): no crash."""
+    client = ApplianceClient("http://127.0.0.1:9", timeout=0.5)
+    app = AdminApp(client, refresh_s=60)
+    async with app.run_test() as pilot:
+        await app.query_one(TabbedContent).remove()
+        app.post_message(Snapshot(None, None, [], {}, "late"))
+        await pilot.pause(0.1)
+        assert app.last is not None and app.last.error == "late"
+        assert app.is_running
     client.close()
