@@ -132,6 +132,7 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
             extra_buffers=extra,
         ),
         generation_queue_size=settings.generation.queue_size,
+        thread_nice=settings.models.thread_nice,
         on_step=metrics.observe_step,
     )
     embedder = LlamaEmbedder(

@@ -218,14 +218,3 @@ async def request_load(url: str, bodies: list[dict[str, object]], clients: int,
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(i, client) for i in range(clients)))
         return RequestStats(latencies, time.perf_counter() - t0, errors)
-
-
-async def probe(url: str, stop: asyncio.Event, every: float = 0.05) -> list[float]:
-    out: list[float] = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            await client.get(url)
-            out.append(time.perf_counter() - t0)
-            await asyncio.sleep(every)
-    return out

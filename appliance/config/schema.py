@@ -94,6 +94,17 @@ class ModelSettings(Base, frozen=True):
     n_threads: Annotated[
         NonNegInt, Meta(description="CPU threads for llama.cpp; 0 picks the core count.")
     ] = 0
+    thread_nice: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=19,
+            description=(
+                "Nice value of the llama.cpp threads (0-19). Above 0 the API (health checks, "
+                "search, uploads) runs ahead of decoding when every core is busy; 0 = equal."
+            ),
+        ),
+    ] = 10
     chat_ctx: Annotated[
         NonNegInt,
         Meta(description="Context length of the chat model in tokens; 0 picks from the budget."),

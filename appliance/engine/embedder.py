@@ -18,8 +18,8 @@ def embedding_loader(
     check_common(path, n_ctx, n_ctx, n_threads)
     check_encoder(n_ctx, n_ctx, n_ctx, train_ctx)
 
-    def load() -> Any:
-        return load_llama(
+    def load() -> EmbeddingContext:
+        llama = load_llama(
             str(path),
             extra_buffers=extra_buffers,
             embedding=True,
@@ -29,8 +29,47 @@ def embedding_loader(
             n_threads=n_threads,
             n_threads_batch=n_threads,
         )
+        return EmbeddingContext(llama, n_threads)
 
     return load
+
+
+# Texts up to this many tokens embed on one thread. Measured here (MiniLM, 2 cores, 10 ms
+# between requests as on a server): one thread 6.6 ms vs two 11.7 ms at 8 words, 11.6 vs
+# 18.0 ms at 24 words; from 48 words on, two threads win (21.8 vs 17.6 ms). Waking a second
+# thread for a tiny graph costs more than it computes.
+SHORT_TEXT_TOKENS = 32
+
+
+class EmbeddingContext:
+    """A llama.cpp embedding context that picks its thread count for each text.
+
+    Owned by the engine thread; texts are embedded one sequence per call, which measured
+    faster per text than llama-cpp-python's multi-sequence batches.
+    """
+
+    def __init__(self, llama: Any, n_threads: int) -> None:
+        import llama_cpp
+
+        self._set_threads = llama_cpp.llama_set_n_threads
+        self._llama = llama
+        self._threads = n_threads
+        self._current = n_threads
+
+    @property
+    def threads(self) -> int:
+        """Threads the context used for the last text."""
+        return self._current
+
+    def embed_one(self, text: str) -> list[float]:
+        data = text.encode("utf-8")
+        short = len(self._llama.tokenize(data, add_bos=True, special=False)) <= SHORT_TEXT_TOKENS
+        threads = 1 if short else self._threads
+        if threads != self._current:
+            self._set_threads(self._llama.ctx, threads, threads)
+            self._current = threads
+        vector: list[float] = self._llama.embed([text], normalize=True, truncate=True)[0]
+        return vector
 
 
 class LlamaEmbedder:

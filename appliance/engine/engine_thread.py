@@ -25,6 +25,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class LlamaEngineThread:
         generation_queue_size: int,
         embed_queue_size: int = 256,
         background_every: int = 8,
+        thread_nice: int = 0,
         on_step: Callable[[int, int], None] | None = None,
     ) -> None:
         self._load_chat = load_chat
@@ -103,6 +105,7 @@ class LlamaEngineThread:
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
         self._on_step = on_step
+        self._nice = thread_nice
         self._seeds = itertools.count(1)
         self.active_generations = 0
         self.slots = 0
@@ -121,6 +124,11 @@ class LlamaEngineThread:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    @property
+    def native_id(self) -> int | None:
+        """The OS thread id of the engine thread (None before it starts)."""
+        return self._thread.native_id
 
     @property
     def alive(self) -> bool:
@@ -180,6 +188,10 @@ class LlamaEngineThread:
 
     # ---- the owner thread ---------------------------------------------------
     def _run(self) -> None:
+        # Nice is per thread on Linux, and llama.cpp's compute threads inherit it from
+        # this one: decoding yields the cores to the event loop when both want them.
+        if self._nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
         try:
             embedder = self._load_embedder()
             chat: BatchedChat = self._load_chat()
@@ -256,7 +268,7 @@ class LlamaEngineThread:
         try:
             while not job.complete:
                 text = job.texts[len(job.vectors)]
-                job.vectors.append(embedder.embed([text], normalize=True, truncate=True)[0])
+                job.vectors.append(embedder.embed_one(text))
                 if not whole:
                     break
             if job.complete:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,13 @@ pytestmark = pytest.mark.slow
 
 class Engine:
     def __init__(
-        self, chat: Path, embed: Path, queue_size: int = 4, slots: int = 1, unified: bool = False
+        self,
+        chat: Path,
+        embed: Path,
+        queue_size: int = 4,
+        slots: int = 1,
+        unified: bool = False,
+        nice: int = 0,
     ) -> None:
         self.thread = LlamaEngineThread(
             load_chat=chat_loader(
@@ -29,6 +36,7 @@ class Engine:
             ),
             load_embedder=embedding_loader(embed, n_ctx=512, n_threads=2, train_ctx=512),
             generation_queue_size=queue_size,
+            thread_nice=nice,
         )
         self.thread.start()
         self.embedder = LlamaEmbedder(embed, self.thread, dim=384)
@@ -37,9 +45,19 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def engine(chat_model: Path, embedding_model: Path) -> AsyncIterator[Engine]:
-    e = Engine(chat_model, embedding_model, queue_size=1)
+    e = Engine(chat_model, embedding_model, queue_size=1, nice=NICE)
     yield e  # type: ignore[misc]
     e.thread.stop()
+
+
+NICE = 7
+
+
+def test_only_the_llama_threads_are_niced(engine: Engine) -> None:
+    """The engine thread (and the compute threads it starts) yield to the event loop."""
+    tid = engine.thread.native_id
+    assert tid is not None
+    assert os.getpriority(os.PRIO_PROCESS, tid) == os.getpriority(os.PRIO_PROCESS, 0) + NICE
 
 
 def prompt(engine: Engine, question: str) -> list[int]:
@@ -197,3 +215,18 @@ def test_unified_cache_serves_concurrent_streams(chat_model: Path, embedding_mod
         assert e.thread.active_generations == 0
     finally:
         e.thread.stop()
+
+
+def test_short_texts_embed_on_one_thread_with_the_same_vectors(embedding_model: Path) -> None:
+    """Queries take one thread (faster for tiny graphs here), chunks all; vectors agree."""
+    context = embedding_loader(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)()
+    plain = load_llama(
+        str(embedding_model), embedding=True, n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2
+    )
+    short = "How often are backups taken?"
+    long = " ".join(["The nightly job copies every volume to the storage array."] * 8)
+    for text, threads in ((short, 1), (long, 2), (short, 1)):
+        vector = context.embed_one(text)
+        assert context.threads == threads
+        expected = plain.embed([text], normalize=True, truncate=True)[0]
+        assert float(np.dot(vector, expected)) > 0.99999
