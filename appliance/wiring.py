@@ -62,7 +62,11 @@ def make_store(settings: Settings, dim: int) -> QdrantStore | EdgeStore:
             collection=s.collection, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key
         )
     if s.embedded_engine == "edge":
-        return EdgeStore(path=data_dir(settings) / "edge" / s.collection, dim=dim)
+        return EdgeStore(
+            path=data_dir(settings) / "edge" / s.collection,
+            dim=dim,
+            search_threads=s.edge_search_threads,
+        )
     return QdrantStore(collection=s.collection, dim=dim, path=data_dir(settings) / "qdrant")
 
 

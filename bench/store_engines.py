@@ -101,8 +101,11 @@ def run_engine(engine: str, n: int) -> dict[str, Any]:
         if engine == "edge":
             import qdrant_edge as qe
 
+            from appliance.config.schema import StorageSettings
+
             config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=384, distance=qe.Distance.Cosine)
+                vectors=qe.EdgeVectorParams(size=384, distance=qe.Distance.Cosine),
+                max_search_threads=StorageSettings().edge_search_threads or None,  # as served
             )
             shard = qe.EdgeShard.create(str(work), config)
             shard.update(

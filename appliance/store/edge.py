@@ -43,8 +43,10 @@ class EdgeStore(ThreadOwned):
         queue_size: int = 256,
         optimize_after_writes: bool = True,
         optimize_idle_s: float = 2.0,
+        search_threads: int = 1,
     ) -> None:
         self.dim = dim
+        self._search_threads = search_threads
         self._path = path
         self._optimize_after_writes = optimize_after_writes
         self._optimize_idle_s = optimize_idle_s
@@ -56,7 +58,8 @@ class EdgeStore(ThreadOwned):
         import qdrant_edge as qe
 
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine)
+            vectors=qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine),
+            max_search_threads=self._search_threads or None,
         )
         if self._path.is_dir() and any(self._path.iterdir()):
             try:  # the config given is checked against the stored one

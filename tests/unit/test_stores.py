@@ -7,6 +7,7 @@ serves it, with only the client constructor differing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -138,3 +139,23 @@ def test_edge_index_after_optimize_keeps_results(tmp_path: Path) -> None:
         await store.close()
 
     run(scenario())
+
+
+def edge_search_threads() -> int:
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            count += (task / "comm").read_text().startswith("edge-search")
+    return count
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_edge_search_pool_has_the_configured_size(tmp_path: Path, threads: int) -> None:
+    """storage.edge_search_threads reaches Qdrant Edge (its default is one per CPU)."""
+    before = edge_search_threads()
+    store = EdgeStore(path=tmp_path / "edge", dim=DIM, search_threads=threads)
+    store.start()
+    try:
+        assert edge_search_threads() - before == threads
+    finally:
+        asyncio.run(store.close())
