@@ -51,6 +51,7 @@ def plan_for(settings: Settings, prepare: bool = True) -> SizingPlan:
         chat_batch=m.chat_batch,
         embed_batch=m.embed_batch,
         parallel=settings.generation.parallel,
+        embed_contexts=2 if m.query_thread else 1,
     )
 
 
@@ -100,6 +101,7 @@ class Services:
 
     async def close(self) -> None:
         await self.ingestion.stop()
+        self.embedder.stop()
         self.engine.stop()
         await self.store.close()
         await self.catalog.close()
@@ -118,6 +120,13 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
     root = data_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
     extra = settings.models.extra_buffers
+    load_embedder = embedding_loader(
+        plan.embedding.info.path,
+        n_ctx=plan.embedding.n_ctx,
+        n_threads=plan.embedding.n_threads,
+        train_ctx=plan.embedding.info.train_ctx,
+        extra_buffers=extra,
+    )
     engine = LlamaEngineThread(
         load_chat=chat_loader(
             plan.chat.info.path,
@@ -128,13 +137,7 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
             extra_buffers=extra,
             unified_kv=settings.generation.unified_kv,
         ),
-        load_embedder=embedding_loader(
-            plan.embedding.info.path,
-            n_ctx=plan.embedding.n_ctx,
-            n_threads=plan.embedding.n_threads,
-            train_ctx=plan.embedding.info.train_ctx,
-            extra_buffers=extra,
-        ),
+        load_embedder=load_embedder,
         generation_queue_size=settings.generation.queue_size,
         thread_nice=settings.models.thread_nice,
         on_step=metrics.observe_step,
@@ -143,12 +146,15 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
         plan.embedding.info.path,
         engine,
         dim=plan.embedding.info.n_embd,
+        query_loader=load_embedder if settings.models.query_thread else None,
+        thread_nice=settings.models.thread_nice,
     )
     generator = LlamaGenerator(plan.chat.info.path, engine, n_ctx=plan.chat.n_ctx)
     store = make_store(settings, plan.embedding.info.n_embd)
     catalog = Catalog(root / "catalog.sqlite3")
     engine.start()
     try:
+        embedder.start()
         store.start()
         try:
             catalog.start()
@@ -156,6 +162,7 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
             await store.close()
             raise
     except BaseException:
+        embedder.stop()
         engine.stop()
         raise
     r = settings.retrieval

@@ -225,7 +225,10 @@ async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[s
         generation_queue_size=8,
     )
     engine.start()
-    embedder = LlamaEmbedder(embed_path, engine, dim=384)
+    load_embedder = embedding_loader(embed_path, n_ctx=512, n_threads=THREADS, train_ctx=512)
+    # as served (models.query_thread): queries on their own thread, ingestion on the engine's
+    embedder = LlamaEmbedder(embed_path, engine, dim=384, query_loader=load_embedder)
+    embedder.start()
     generator = LlamaGenerator(chat_path, engine, n_ctx=CHAT_CTX)
     store = QdrantStore(collection="c", dim=384, path=work / "appliance")
     store.start()
@@ -298,6 +301,7 @@ async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[s
         out["tps"] = p50([r[1] for r in runs])
     finally:
         await store.close()
+        embedder.stop()
         engine.stop()
     return out
 

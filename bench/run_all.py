@@ -17,8 +17,9 @@ sys.path.insert(0, str(REPO))
 from bench.store_engines import CACHE  # noqa: E402
 
 RESULTS = REPO / "bench" / "RESULTS.md"
-SCRIPTS = ["serve_load", "query_path", "store_engines", "engine_models"]
+SCRIPTS = ["serve_load", "query_thread", "query_path", "store_engines", "engine_models"]
 TITLES = {
+    "query_thread": "Search while answers stream: query embeddings on their own thread (bench/query_thread.py)",
     "query_path": "Query path: appliance code vs raw library calls (bench/query_path.py)",
     "store_engines": "Embedded vector engines (bench/store_engines.py)",
     "engine_models": "Continuous batching engine vs llama-server, both models (bench/engine_models.py)",

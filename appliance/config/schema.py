@@ -116,6 +116,16 @@ class ModelSettings(Base, frozen=True):
             ),
         ),
     ] = 10
+    query_thread: Annotated[
+        bool,
+        Meta(
+            description=(
+                "Embed search queries on a thread and context of their own, beside the engine "
+                "thread, instead of between its decode steps: searches stop waiting for the "
+                "step in flight while answers stream (see bench/RESULTS.md)."
+            )
+        ),
+    ] = True
     chat_ctx: Annotated[
         NonNegInt,
         Meta(description="Context length of the chat model in tokens; 0 picks from the budget."),

@@ -169,8 +169,8 @@ class BatchedChat:
 
     def cancel_all(self, error: BaseException) -> None:
         for slot in list(self._active):
+            self._release(slot)  # before the client hears of it: it may count free slots
             slot.request.emit(error)
-            self._release(slot)
 
     # ---- one decode step ----------------------------------------------------
     def step(self) -> None:
@@ -250,10 +250,10 @@ class BatchedChat:
 
     def _finish(self, slot: _Slot) -> None:
         tail = slot.decoder.decode(b"", final=True)
+        self._release(slot)  # before the client hears of it: it may count free slots
         if tail:
             slot.request.emit(tail)
         slot.request.emit(END)
-        self._release(slot)
 
     def close(self) -> None:
         ll = self._ll

@@ -1,4 +1,10 @@
-"""Embeddings with llama.cpp, computed on the engine thread; queries go before ingestion."""
+"""Embeddings with llama.cpp.
+
+Ingestion texts are embedded on the engine thread, between decode steps. Search queries
+go to their own thread and context when `query_loader` is given (`models.query_thread`):
+they no longer wait for the decode step in flight. Otherwise they go on the engine
+thread, ahead of ingestion.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from typing import Any
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import check_common, check_encoder
+from appliance.engine.priority import lower_this_thread
+from appliance.engine.worker import ThreadWorker
 
 
 def embedding_loader(
@@ -61,6 +69,9 @@ class EmbeddingContext:
         """Threads the context used for the last text."""
         return self._current
 
+    def close(self) -> None:
+        self._llama.close()
+
     def embed_one(self, text: str) -> list[float]:
         data = text.encode("utf-8")
         short = len(self._llama.tokenize(data, add_bos=True, special=False)) <= SHORT_TEXT_TOKENS
@@ -75,12 +86,39 @@ class EmbeddingContext:
 class LlamaEmbedder:
     """Implements `domain.protocols.Embedder`."""
 
-    def __init__(self, path: Path, engine: LlamaEngineThread, *, dim: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        engine: LlamaEngineThread,
+        *,
+        dim: int,
+        query_loader: Callable[[], EmbeddingContext] | None = None,
+        query_queue_size: int = 256,
+        thread_nice: int = 0,
+    ) -> None:
         self._path = path
         self._engine = engine
         self._dim = dim
         # Vocab-only model: thread-safe tokenization for the chunker, no context.
         self._vocab: Any = load_llama(str(path), vocab_only=True)
+        self._queries: ThreadWorker[EmbeddingContext] | None = None
+        if query_loader is not None:
+            loader = query_loader
+
+            def load() -> EmbeddingContext:
+                lower_this_thread(thread_nice)
+                return loader()
+
+            self._queries = ThreadWorker("query-embeddings", load, query_queue_size)
+
+    def start(self) -> None:
+        """Start the query thread, if any (the engine thread is started by its owner)."""
+        if self._queries is not None:
+            self._queries.start()
+
+    def stop(self) -> None:
+        if self._queries is not None:
+            self._queries.stop()
 
     @property
     def dim(self) -> int:
@@ -88,19 +126,22 @@ class LlamaEmbedder:
 
     @property
     def alive(self) -> bool:
-        return self._engine.alive
+        return self._engine.alive and (self._queries is None or self._queries.alive)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without [CLS]/[SEP]."""
         return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def queue_depth(self) -> int:
-        return self._engine.embed_depth()
+        queries = self._queries.depth() if self._queries is not None else 0
+        return self._engine.embed_depth() + queries
 
     async def embed(self, texts: Sequence[str], *, interactive: bool) -> list[list[float]]:
         batch = list(texts)
         if not batch:
             return []
+        if interactive and self._queries is not None:
+            return await self._queries.call(lambda ctx: [ctx.embed_one(t) for t in batch])
         fut = self._engine.submit_embed(batch, interactive)
         try:
             return await fut

@@ -25,13 +25,13 @@ import asyncio
 import collections
 import itertools
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.engine.batching import END, BatchedChat, Request
+from appliance.engine.priority import lower_this_thread
 from appliance.engine.worker import Overloaded, WorkerStopped, resolve_future
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class LlamaEngineThread:
         self._on_step = on_step
         self._nice = thread_nice
         self._seeds = itertools.count(1)
-        self.active_generations = 0
+        self._chat: BatchedChat | None = None
         self.slots = 0
 
     # ---- lifecycle --------------------------------------------------------
@@ -124,6 +124,12 @@ class LlamaEngineThread:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    @property
+    def active_generations(self) -> int:
+        """Sequences holding a slot now (read live: a slot is freed before its END is sent)."""
+        chat = self._chat
+        return chat.active if chat is not None else 0
 
     @property
     def native_id(self) -> int | None:
@@ -188,10 +194,7 @@ class LlamaEngineThread:
 
     # ---- the owner thread ---------------------------------------------------
     def _run(self) -> None:
-        # Nice is per thread on Linux, and llama.cpp's compute threads inherit it from
-        # this one: decoding yields the cores to the event loop when both want them.
-        if self._nice:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+        lower_this_thread(self._nice)
         try:
             embedder = self._load_embedder()
             chat: BatchedChat = self._load_chat()
@@ -200,6 +203,7 @@ class LlamaEngineThread:
             self._ready.set()
             return
         self.slots = chat.slots
+        self._chat = chat
         self._ready.set()
         steps_since_background = 0
         try:
@@ -242,13 +246,12 @@ class LlamaEngineThread:
                     except Exception as exc:  # a Python-side bug: fail the streams, go on
                         log.exception("decode step failed")
                         chat.cancel_all(exc)
-                    self.active_generations = chat.active
                     if self._on_step is not None:
                         self._on_step(chat.last_batch_tokens, chat.last_batch_sequences)
         finally:
             stopped = WorkerStopped("llama engine stopped")
             chat.cancel_all(stopped)
-            self.active_generations = 0
+            self._chat = None
             for pending in (*self._interactive, *self._background):
                 _post(pending.loop, resolve_future, pending.fut, None, stopped)
             for gen in self._waiting:

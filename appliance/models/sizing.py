@@ -120,6 +120,7 @@ class ModelPlan:
     n_batch: int
     n_threads: int
     slots: int = 1
+    contexts: int = 1  # contexts over the same memory-mapped weights
 
     @property
     def kv_bytes(self) -> int:
@@ -129,7 +130,7 @@ class ModelPlan:
 
     @property
     def estimated_bytes(self) -> int:
-        return self.info.file_size + self.kv_bytes + COMPUTE_MARGIN_BYTES
+        return self.info.file_size + (self.kv_bytes + COMPUTE_MARGIN_BYTES) * self.contexts
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ class SizingPlan:
             f"models need ~{self.total_bytes / MiB:.0f} MiB "
             f"(chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx} "
             f"x {self.chat.slots} slots, "
-            f"embedding {self.embedding.estimated_bytes / MiB:.0f} MiB, "
+            f"embedding {self.embedding.estimated_bytes / MiB:.0f} MiB"
+            f" x {self.embedding.contexts} contexts, "
             f"runtime {RUNTIME_OVERHEAD_BYTES / MiB:.0f} MiB); the RAM budget is "
             f"{self.budget_bytes / MiB:.0f} MiB of {self.machine.total_ram / MiB:.0f} MiB total "
             f"(models.ram_budget_fraction)"
@@ -170,6 +172,7 @@ def plan_models(
     chat_batch: int = 0,
     embed_batch: int = 0,
     parallel: int = 0,
+    embed_contexts: int = 1,
 ) -> SizingPlan:
     """Choose threads, contexts and batches; the plan says whether it fits."""
     threads = n_threads or machine.cores
@@ -181,7 +184,7 @@ def plan_models(
         )
     # An encoder must see a whole sequence in one micro-batch: n_ubatch = n_batch = n_ctx.
     e_ctx = embed_batch or min(embedding.train_ctx, 512)
-    embed_plan = ModelPlan("embedding", embedding, e_ctx, e_ctx, threads)
+    embed_plan = ModelPlan("embedding", embedding, e_ctx, e_ctx, threads, contexts=embed_contexts)
 
     spare = budget - embed_plan.estimated_bytes - RUNTIME_OVERHEAD_BYTES
 

@@ -15,7 +15,7 @@ from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.generator import LlamaGenerator, chat_loader
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError
-from appliance.engine.worker import Overloaded
+from appliance.engine.worker import Overloaded, WorkerStopped
 
 pytestmark = pytest.mark.slow
 
@@ -230,3 +230,25 @@ def test_short_texts_embed_on_one_thread_with_the_same_vectors(embedding_model: 
         assert context.threads == threads
         expected = plain.embed([text], normalize=True, truncate=True)[0]
         assert float(np.dot(vector, expected)) > 0.99999
+
+
+def test_queries_go_to_their_own_thread_ingestion_to_the_engine(embedding_model: Path) -> None:
+    """With a query thread, a search embedding does not need the engine thread at all."""
+    loader = embedding_loader(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)
+    idle_engine = LlamaEngineThread(  # never started: only the query thread can answer
+        load_chat=lambda: None, load_embedder=loader, generation_queue_size=1
+    )
+    embedder = LlamaEmbedder(embedding_model, idle_engine, dim=384, query_loader=loader)
+    embedder.start()
+    try:
+
+        async def run() -> list[list[float]]:
+            with pytest.raises(WorkerStopped):
+                await embedder.embed(["a chunk of a document"], interactive=False)
+            return await embedder.embed(["How often are backups taken?"], interactive=True)
+
+        vector = asyncio.run(run())[0]
+        expected = loader().embed_one("How often are backups taken?")
+        assert float(np.dot(vector, expected)) > 0.99999
+    finally:
+        embedder.stop()
