@@ -111,8 +111,9 @@ class ModelSettings(Base, frozen=True):
             ge=0,
             le=19,
             description=(
-                "Nice value of the llama.cpp threads (0-19). Above 0 the API (health checks, "
-                "search, uploads) runs ahead of decoding when every core is busy; 0 = equal."
+                "How much nicer than the API the llama.cpp threads run (a nice increment, "
+                "0-19). Above 0 the API (health checks, search, uploads) runs ahead of "
+                "decoding when every core is busy; 0 = equal."
             ),
         ),
     ] = 10

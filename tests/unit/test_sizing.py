@@ -25,6 +25,22 @@ def test_default_models_fit_8gb(chat_model: Path, embedding_model: Path) -> None
 
 
 @pytest.mark.slow
+def test_a_second_embedding_context_shares_the_weights(
+    chat_model: Path, embedding_model: Path
+) -> None:
+    """models.query_thread adds a context's buffers, not a second copy of the file."""
+    chat, embedding = read_gguf_info(chat_model), read_gguf_info(embedding_model)
+    machine = MachineInfo(8 * GiB, 6 * GiB, 4)
+    one, two = (
+        plan_models(chat, embedding, machine=machine, budget_fraction=0.75, embed_contexts=n)
+        for n in (1, 2)
+    )
+    extra = two.embedding.estimated_bytes - one.embedding.estimated_bytes
+    assert 0 < extra < one.embedding.estimated_bytes - one.embedding.info.file_size + 1
+    assert "x 2 contexts" in two.explain()
+
+
+@pytest.mark.slow
 def test_refuses_when_budget_is_too_small(chat_model: Path, embedding_model: Path) -> None:
     plan = plan_models(
         read_gguf_info(chat_model), read_gguf_info(embedding_model),
