@@ -29,7 +29,7 @@ def embedding_loader(
 
     The first call (on whichever thread owns it) loads the weights; every later call
     adds a context over the same weights, so a second owner thread costs its buffers
-    (~29 MiB RSS measured for MiniLM) instead of a second model (~87 MiB).
+    (~37 MiB RSS measured for MiniLM) instead of a second model (~87 MiB).
     """
     check_common(path, n_ctx, n_ctx, n_threads)
     check_encoder(n_ctx, n_ctx, n_ctx, train_ctx)
