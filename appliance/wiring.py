@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from appliance.config.schema import Settings
-from appliance.engine.embedder import LlamaEmbedder, embedding_loader
+from appliance.engine.embedder import LlamaEmbedder, embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.generator import LlamaGenerator, chat_loader
 from appliance.ingest.pipeline import IngestionService
@@ -120,7 +120,7 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
     root = data_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
     extra = settings.models.extra_buffers
-    load_embedder = embedding_loader(
+    embedding = embedding_model(
         plan.embedding.info.path,
         n_ctx=plan.embedding.n_ctx,
         n_threads=plan.embedding.n_threads,
@@ -137,16 +137,16 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
             extra_buffers=extra,
             unified_kv=settings.generation.unified_kv,
         ),
-        load_embedder=load_embedder,
+        load_embedder=embedding.context,
         generation_queue_size=settings.generation.queue_size,
         thread_nice=settings.models.thread_nice,
         on_step=metrics.observe_step,
     )
     embedder = LlamaEmbedder(
-        plan.embedding.info.path,
+        embedding,
         engine,
         dim=plan.embedding.info.n_embd,
-        query_loader=load_embedder if settings.models.query_thread else None,
+        query_thread=settings.models.query_thread,
         thread_nice=settings.models.thread_nice,
     )
     generator = LlamaGenerator(plan.chat.info.path, engine, n_ctx=plan.chat.n_ctx)

@@ -74,7 +74,7 @@ def prompts() -> list[str]:
 
 
 async def appliance_engine(model: Path) -> dict[int, dict[str, float]]:
-    from appliance.engine.embedder import embedding_loader
+    from appliance.engine.embedder import embedding_model
     from appliance.engine.engine_thread import LlamaEngineThread
     from appliance.engine.generator import TokenStream, chat_loader
     from appliance.engine.llama_loader import load_llama
@@ -83,7 +83,7 @@ async def appliance_engine(model: Path) -> dict[int, dict[str, float]]:
     embed = prepare_default_embedding(REPO / ".cache" / "models")
     engine = LlamaEngineThread(
         load_chat=chat_loader(model, n_ctx=CTX, n_batch=256, n_threads=THREADS, slots=16),
-        load_embedder=embedding_loader(embed, n_ctx=512, n_threads=THREADS, train_ctx=512),
+        load_embedder=embedding_model(embed, n_ctx=512, n_threads=THREADS, train_ctx=512).context,
         generation_queue_size=64,
     )
     engine.start()

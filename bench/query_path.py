@@ -212,22 +212,22 @@ def run_raw(chat_path: Path, embed_path: Path, work: Path) -> dict[str, Any]:
 # ---------------------------------------------------------- appliance side
 async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[str, Any]:
     from appliance.domain.types import ChunkRecord, Hit
-    from appliance.engine.embedder import LlamaEmbedder, embedding_loader
+    from appliance.engine.embedder import LlamaEmbedder, embedding_model
     from appliance.engine.engine_thread import LlamaEngineThread
     from appliance.engine.generator import LlamaGenerator, chat_loader
     from appliance.query.prompt import build_prompt
     from appliance.store.qdrant import QdrantStore
 
     out: dict[str, Any] = {}
+    embedding = embedding_model(embed_path, n_ctx=512, n_threads=THREADS, train_ctx=512)
     engine = LlamaEngineThread(
         load_chat=chat_loader(chat_path, n_ctx=CHAT_CTX, n_batch=256, n_threads=THREADS),
-        load_embedder=embedding_loader(embed_path, n_ctx=512, n_threads=THREADS, train_ctx=512),
+        load_embedder=embedding.context,
         generation_queue_size=8,
     )
     engine.start()
-    load_embedder = embedding_loader(embed_path, n_ctx=512, n_threads=THREADS, train_ctx=512)
     # as served (models.query_thread): queries on their own thread, ingestion on the engine's
-    embedder = LlamaEmbedder(embed_path, engine, dim=384, query_loader=load_embedder)
+    embedder = LlamaEmbedder(embedding, engine, dim=384, query_thread=True)
     embedder.start()
     generator = LlamaGenerator(chat_path, engine, n_ctx=CHAT_CTX)
     store = QdrantStore(collection="c", dim=384, path=work / "appliance")

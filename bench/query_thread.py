@@ -83,7 +83,10 @@ def main() -> None:
         print(f"{names[qt]:<28} {p50:>13.1f} {p99:>8.1f} {tps:>14.1f} {n:>5}")
     own = [r for r in rows if r[0] == "true"]
     shared = [r for r in rows if r[0] == "false"]
-    med = lambda rs, i: float(np.median([r[i] for r in rs]))  # noqa: E731
+
+    def med(rs: list[tuple[str, float, float, float, int]], i: int) -> float:
+        return float(np.median([r[i] for r in rs]))
+
     print(f"own thread / between steps: search p50 {med(own, 1) / med(shared, 1):.2f}x, "
           f"p99 {med(own, 2) / med(shared, 2):.2f}x, answers tok/s {med(own, 3) / med(shared, 3):.2f}x")  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Embeddings with llama.cpp.
 
 Ingestion texts are embedded on the engine thread, between decode steps. Search queries
-go to their own thread and context when `query_loader` is given (`models.query_thread`):
+go to their own thread and context when `query_thread` is set (`models.query_thread`):
 they no longer wait for the decode step in flight. Otherwise they go on the engine
 thread, ahead of ingestion.
 """
@@ -9,7 +9,7 @@ thread, ahead of ingestion.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +22,23 @@ from appliance.engine.priority import lower_this_thread
 from appliance.engine.worker import ThreadWorker
 
 
-def embedding_loader(
+def embedding_model(
     path: Path, *, n_ctx: int, n_threads: int, train_ctx: int, extra_buffers: bool = False
-) -> Callable[[], EmbeddingContext]:
-    """Validate the parameters now; return a loader of contexts over one shared model.
-
-    The first call (on whichever thread owns it) loads the weights; every later call
-    adds a context over the same weights, so a second owner thread costs its buffers
-    (~37 MiB RSS measured for MiniLM) instead of a second model (~87 MiB).
-    """
+) -> EmbeddingModel:
+    """Validate the parameters now; the model itself loads on first use."""
     check_common(path, n_ctx, n_ctx, n_threads)
     check_encoder(n_ctx, n_ctx, n_ctx, train_ctx)
-    return EmbeddingModel(
-        path, n_ctx=n_ctx, n_threads=n_threads, extra_buffers=extra_buffers
-    ).context
+    return EmbeddingModel(path, n_ctx=n_ctx, n_threads=n_threads, extra_buffers=extra_buffers)
 
 
 class EmbeddingModel:
-    """An embedding GGUF loaded once, handing out one context per owner thread."""
+    """An embedding GGUF loaded once, handing out one context per owner thread.
+
+    The first `context()` reuses the context `Llama` made; every later one adds a
+    context over the same weights, so a second owner thread costs its buffers (~37 MiB
+    RSS measured for MiniLM) instead of a second model (~87 MiB). Tokenization reads
+    only the vocabulary and is safe from any thread.
+    """
 
     def __init__(self, path: Path, *, n_ctx: int, n_threads: int, extra_buffers: bool) -> None:
         self._path = path
@@ -48,10 +47,9 @@ class EmbeddingModel:
         self._extra_buffers = extra_buffers
         self._lock = threading.Lock()
         self._llama: Any = None
+        self._first_context_taken = False
 
-    def context(self) -> EmbeddingContext:
-        from llama_cpp import _internals
-
+    def _loaded(self) -> Any:
         with self._lock:
             if self._llama is None:
                 self._llama = load_llama(
@@ -64,13 +62,27 @@ class EmbeddingModel:
                     n_threads=self._threads,
                     n_threads_batch=self._threads,
                 )
-                return EmbeddingContext(self._llama, self._llama._ctx, self._threads, own=False)
-            # llama-cpp-python's context wrapper registers itself with the model, so
-            # closing the model frees the context first, as llama.cpp requires.
-            ctx = _internals.LlamaContext(
-                model=self._llama._model, params=self._llama.context_params, verbose=False
-            )
-            return EmbeddingContext(self._llama, ctx, self._threads, own=True)
+            return self._llama
+
+    def context(self) -> EmbeddingContext:
+        from llama_cpp import _internals
+
+        llama = self._loaded()
+        with self._lock:
+            first = not self._first_context_taken
+            self._first_context_taken = True
+        if first:
+            return EmbeddingContext(llama, llama._ctx, self._threads, own=False)
+        # llama-cpp-python's context wrapper registers itself with the model, so
+        # closing the model frees the context first, as llama.cpp requires.
+        ctx = _internals.LlamaContext(
+            model=llama._model, params=llama.context_params, verbose=False
+        )
+        return EmbeddingContext(llama, ctx, self._threads, own=True)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` without [CLS]/[SEP]."""
+        return len(self._loaded().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
 # Texts up to this many tokens embed on one thread. Measured here (MiniLM, 2 cores, 10 ms
@@ -140,26 +152,23 @@ class LlamaEmbedder:
 
     def __init__(
         self,
-        path: Path,
+        model: EmbeddingModel,
         engine: LlamaEngineThread,
         *,
         dim: int,
-        query_loader: Callable[[], EmbeddingContext] | None = None,
+        query_thread: bool = False,
         query_queue_size: int = 256,
         thread_nice: int = 0,
     ) -> None:
-        self._path = path
+        self._model = model
         self._engine = engine
         self._dim = dim
-        # Vocab-only model: thread-safe tokenization for the chunker, no context.
-        self._vocab: Any = load_llama(str(path), vocab_only=True)
         self._queries: ThreadWorker[EmbeddingContext] | None = None
-        if query_loader is not None:
-            loader = query_loader
+        if query_thread:
 
             def load() -> EmbeddingContext:
                 lower_this_thread(thread_nice)
-                return loader()
+                return model.context()
 
             self._queries = ThreadWorker("query-embeddings", load, query_queue_size)
 
@@ -182,7 +191,7 @@ class LlamaEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without [CLS]/[SEP]."""
-        return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return self._model.count_tokens(text)
 
     def queue_depth(self) -> int:
         queries = self._queries.depth() if self._queries is not None else 0

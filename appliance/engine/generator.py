@@ -56,7 +56,6 @@ class LlamaGenerator:
     def __init__(self, path: Path, engine: LlamaEngineThread, *, n_ctx: int) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self._path = path
         self._engine = engine
         self._n_ctx = n_ctx
         vocab = load_llama(str(path), vocab_only=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.engine.embedder import LlamaEmbedder, embedding_loader
+from appliance.engine.embedder import LlamaEmbedder
+from appliance.engine.embedder import embedding_model as make_embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.generator import LlamaGenerator, chat_loader
 from appliance.engine.llama_loader import load_llama
@@ -30,16 +31,17 @@ class Engine:
         unified: bool = False,
         nice: int = 0,
     ) -> None:
+        model = make_embedding_model(embed, n_ctx=512, n_threads=2, train_ctx=512)
         self.thread = LlamaEngineThread(
             load_chat=chat_loader(
                 chat, n_ctx=1024, n_batch=256, n_threads=2, slots=slots, unified_kv=unified
             ),
-            load_embedder=embedding_loader(embed, n_ctx=512, n_threads=2, train_ctx=512),
+            load_embedder=model.context,
             generation_queue_size=queue_size,
             thread_nice=nice,
         )
         self.thread.start()
-        self.embedder = LlamaEmbedder(embed, self.thread, dim=384)
+        self.embedder = LlamaEmbedder(model, self.thread, dim=384)
         self.generator = LlamaGenerator(chat, self.thread, n_ctx=1024)
 
 
@@ -219,7 +221,8 @@ def test_unified_cache_serves_concurrent_streams(chat_model: Path, embedding_mod
 
 def test_short_texts_embed_on_one_thread_with_the_same_vectors(embedding_model: Path) -> None:
     """Queries take one thread (faster for tiny graphs here), chunks all; vectors agree."""
-    context = embedding_loader(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)()
+    model = make_embedding_model(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)
+    context = model.context()
     plain = load_llama(
         str(embedding_model), embedding=True, n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2
     )
@@ -234,11 +237,11 @@ def test_short_texts_embed_on_one_thread_with_the_same_vectors(embedding_model: 
 
 def test_queries_go_to_their_own_thread_ingestion_to_the_engine(embedding_model: Path) -> None:
     """With a query thread, a search embedding does not need the engine thread at all."""
-    loader = embedding_loader(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)
+    model = make_embedding_model(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)
     idle_engine = LlamaEngineThread(  # never started: only the query thread can answer
-        load_chat=lambda: None, load_embedder=loader, generation_queue_size=1
+        load_chat=lambda: None, load_embedder=model.context, generation_queue_size=1
     )
-    embedder = LlamaEmbedder(embedding_model, idle_engine, dim=384, query_loader=loader)
+    embedder = LlamaEmbedder(model, idle_engine, dim=384, query_thread=True)
     embedder.start()
     try:
 
@@ -248,7 +251,7 @@ def test_queries_go_to_their_own_thread_ingestion_to_the_engine(embedding_model:
             return await embedder.embed(["How often are backups taken?"], interactive=True)
 
         vector = asyncio.run(run())[0]
-        expected = loader().embed_one("How often are backups taken?")
+        expected = model.context().embed_one("How often are backups taken?")
         assert float(np.dot(vector, expected)) > 0.99999
     finally:
         embedder.stop()
