@@ -6,9 +6,7 @@ import logging
 from pathlib import Path
 
 from appliance.config.schema import Settings
-from appliance.engine.embedder import LlamaEmbedder, embedding_model
-from appliance.engine.engine_thread import LlamaEngineThread
-from appliance.engine.generator import LlamaGenerator, chat_loader
+from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.ingest.pipeline import IngestionService
 from appliance.models.locate import resolve_model
 from appliance.models.sizing import (
@@ -19,7 +17,7 @@ from appliance.models.sizing import (
     read_gguf_info,
 )
 from appliance.observability.metrics import Metrics
-from appliance.query.pipeline import QueryService
+from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.store.catalog import Catalog
 from appliance.store.edge import EdgeStore
 from appliance.store.qdrant import QdrantStore
@@ -52,7 +50,16 @@ def plan_for(settings: Settings, prepare: bool = True) -> SizingPlan:
         embed_batch=m.embed_batch,
         parallel=settings.generation.parallel,
         embed_contexts=2 if m.query_thread else 1,
+        prompt_tokens=prompt_budget(settings),
     )
+
+
+def prompt_budget(settings: Settings) -> int:
+    """Document text plus answer of the default prompt strategy, in chat tokens."""
+    strategy = settings.strategy()
+    context = strategy.context_tokens or settings.retrieval.context_tokens
+    answer = strategy.max_tokens or settings.generation.max_tokens
+    return context + min(answer, settings.generation.max_tokens_ceiling)
 
 
 def make_store(settings: Settings, dim: int) -> QdrantStore | EdgeStore:
@@ -80,9 +87,7 @@ class Services:
         settings: Settings,
         plan: SizingPlan,
         metrics: Metrics,
-        engine: LlamaEngineThread,
-        embedder: LlamaEmbedder,
-        generator: LlamaGenerator,
+        engine: Engine,
         store: QdrantStore | EdgeStore,
         catalog: Catalog,
         ingestion: IngestionService,
@@ -92,8 +97,8 @@ class Services:
         self.plan = plan
         self.metrics = metrics
         self.engine = engine
-        self.embedder = embedder
-        self.generator = generator
+        self.embedder = engine.embedder
+        self.generator = engine.generator
         self.store = store
         self.catalog = catalog
         self.ingestion = ingestion
@@ -101,7 +106,6 @@ class Services:
 
     async def close(self) -> None:
         await self.ingestion.stop()
-        self.embedder.stop()
         self.engine.stop()
         await self.store.close()
         await self.catalog.close()
@@ -119,42 +123,32 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
     metrics = Metrics()
     root = data_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
-    extra = settings.models.extra_buffers
-    embedding = embedding_model(
-        plan.embedding.info.path,
-        n_ctx=plan.embedding.n_ctx,
-        n_threads=plan.embedding.n_threads,
-        train_ctx=plan.embedding.info.train_ctx,
-        extra_buffers=extra,
-    )
-    engine = LlamaEngineThread(
-        load_chat=chat_loader(
-            plan.chat.info.path,
-            n_ctx=plan.chat.n_ctx,
-            n_batch=plan.chat.n_batch,
-            n_threads=plan.chat.n_threads,
+    g = settings.generation
+    engine = build_engine(
+        EngineSpec(
+            chat_path=plan.chat.info.path,
+            embedding_path=plan.embedding.info.path,
+            chat_ctx=plan.chat.n_ctx,
+            chat_batch=plan.chat.n_batch,
             slots=plan.chat.slots,
-            extra_buffers=extra,
-            unified_kv=settings.generation.unified_kv,
+            n_threads=plan.chat.n_threads,
+            embed_ctx=plan.embedding.n_ctx,
+            embed_train_ctx=plan.embedding.info.train_ctx,
+            embed_dim=plan.embedding.info.n_embd,
+            queue_size=g.queue_size,
+            thread_nice=settings.models.thread_nice,
+            query_thread=settings.models.query_thread,
+            extra_buffers=settings.models.extra_buffers,
+            unified_kv=g.unified_kv,
+            prefix_cache=g.prefix_cache,
+            repetition_stop=g.repetition_stop,
         ),
-        load_embedder=embedding.context,
-        generation_queue_size=settings.generation.queue_size,
-        thread_nice=settings.models.thread_nice,
         on_step=metrics.observe_step,
     )
-    embedder = LlamaEmbedder(
-        embedding,
-        engine,
-        dim=plan.embedding.info.n_embd,
-        query_thread=settings.models.query_thread,
-        thread_nice=settings.models.thread_nice,
-    )
-    generator = LlamaGenerator(plan.chat.info.path, engine, n_ctx=plan.chat.n_ctx)
     store = make_store(settings, plan.embedding.info.n_embd)
     catalog = Catalog(root / "catalog.sqlite3")
     engine.start()
     try:
-        embedder.start()
         store.start()
         try:
             catalog.start()
@@ -162,12 +156,11 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
             await store.close()
             raise
     except BaseException:
-        embedder.stop()
         engine.stop()
         raise
     r = settings.retrieval
     ingestion = IngestionService(
-        embedder=embedder,
+        embedder=engine.embedder,
         store=store,
         catalog=catalog,
         metrics=metrics,
@@ -175,14 +168,24 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
         chunk_tokens=r.chunk_tokens,
         chunk_overlap=r.chunk_overlap,
         embed_batch_size=r.embed_batch_size,
+        html_main_content=r.html_main_content,
     )
     await ingestion.start()
     query = QueryService(
-        embedder=embedder,
+        embedder=engine.embedder,
         store=store,
-        generator=generator,
+        generator=engine.generator,
         metrics=metrics,
-        system_prompt=settings.generation.system_prompt,
+        answers=AnswerSettings(
+            prompts=dict(settings.prompts),
+            default_prompt=g.prompt,
+            context_tokens=r.context_tokens,
+            max_tokens=g.max_tokens,
+            max_tokens_ceiling=g.max_tokens_ceiling,
+            evidence_sentences=g.evidence_sentences,
+            support_cosine=g.support_cosine,
+            support_overlap=g.support_overlap,
+        ),
         deadline_s=settings.generation.deadline_s,
         min_score=settings.retrieval.min_score,
     )
@@ -192,6 +195,4 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
         )
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
-    return Services(
-        settings, plan, metrics, engine, embedder, generator, store, catalog, ingestion, query
-    )
+    return Services(settings, plan, metrics, engine, store, catalog, ingestion, query)

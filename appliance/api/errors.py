@@ -12,6 +12,20 @@ from appliance.engine.worker import Overloaded, WorkerStopped
 from appliance.query.prompt import PromptTooLong
 
 
+class ApplianceError(Exception):
+    """Base of errors raised by handlers; `status_code` is the HTTP answer."""
+
+    status_code = 500
+
+
+def appliance_error_handler(
+    _: Request[Any, Any, Any], exc: ApplianceError
+) -> Response[dict[str, Any]]:
+    return Response(
+        {"status_code": exc.status_code, "detail": str(exc)}, status_code=exc.status_code
+    )
+
+
 def field_error(key: str, message: str) -> ValidationException:
     """A 400 naming the offending field, in Litestar's validation-error shape."""
     return ValidationException(
@@ -56,6 +70,7 @@ def prompt_too_long_handler(
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ApplianceError: appliance_error_handler,
     Overloaded: overloaded_handler,
     WorkerStopped: stopped_handler,
     PromptTooLong: prompt_too_long_handler,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from appliance.domain.types import Citation, Hit, Timings
+from appliance.domain.types import Citation, Evidence, FinishReason, Hit, Timings
 
 Query = Annotated[str, Meta(min_length=1, max_length=4000, description="The question or query.")]
 DocumentIds = Annotated[
@@ -46,13 +46,44 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None
     ) = None
     document_ids: DocumentIds | None = None
+    strategy: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=64,
+                description="A prompt strategy of the config ([prompts.*]); default: "
+                "generation.prompt.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class AskResponse(msgspec.Struct, frozen=True):
     answer: str
     citations: list[Citation]
     timings: Timings
-    finish_reason: str
+    finish_reason: FinishReason
+    evidence: Annotated[
+        list[Evidence],
+        Meta(
+            description="Sentences of the passages that support the answer; `start`/`end` "
+            "cut `text` out of the chunk's stored text."
+        ),
+    ]
+    grounded: Annotated[
+        float,
+        Meta(
+            ge=0.0,
+            le=1.0,
+            description="Share of the answer's sentences supported by the passages read.",
+        ),
+    ]
+    unsupported: Annotated[
+        list[str], Meta(description="Answer sentences with no support in the passages.")
+    ]
+    strategy: str
 
 
 class JobCreated(msgspec.Struct, frozen=True):

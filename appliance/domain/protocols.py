@@ -22,7 +22,20 @@ class Embedder(Protocol):
 
 
 class TokenStream(Protocol):
-    """Text pieces of one answer; `aclose()` cancels the generation."""
+    """Text pieces of one answer; `aclose()` cancels the generation.
+
+    After the last piece: why it ended ("stop", "length", "repetition"; None if it
+    did not end by itself) and the number of tokens generated and reused from cache.
+    """
+
+    @property
+    def finish_reason(self) -> str | None: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+    @property
+    def cached_tokens(self) -> int: ...
 
     def __aiter__(self) -> AsyncIterator[str]: ...
 

@@ -54,6 +54,25 @@ class Citation(msgspec.Struct, frozen=True):
     snippet: str = ""
 
 
+class Evidence(msgspec.Struct, frozen=True):
+    """A sentence of a passage that supports the answer.
+
+    `start`/`end` are character offsets into the stored chunk text: the chunk's
+    `text[start:end]` is `text` exactly.
+    """
+
+    document_id: str
+    file_name: str
+    chunk_index: int
+    start: int
+    end: int
+    text: str
+    score: float
+    citation: int  # the [n] of the passage it is from
+    page: int | None = None
+    heading: str | None = None
+
+
 class Timings(msgspec.Struct, frozen=True):
     """Stage latencies of one question, in milliseconds."""
 
@@ -66,6 +85,7 @@ class Timings(msgspec.Struct, frozen=True):
     prompt_tokens: int
     completion_tokens: int
     tokens_per_s: float
+    cached_prompt_tokens: int = 0  # prompt tokens reused from the slot's KV cache
 
 
 class TokenEvent(msgspec.Struct, frozen=True, tag="token"):
@@ -74,13 +94,24 @@ class TokenEvent(msgspec.Struct, frozen=True, tag="token"):
     text: str
 
 
+FinishReason = Literal["stop", "length", "repetition", "cancelled"]
+
+
 class DoneEvent(msgspec.Struct, frozen=True, tag="done"):
-    """The end of an answer: the full text, its citations and its timings."""
+    """The end of an answer: the full text, its citations, evidence and timings.
+
+    `grounded` is the share of answer sentences supported by what the model read
+    (0..1); `unsupported` lists the answer sentences with no support.
+    """
 
     answer: str
     citations: list[Citation]
     timings: Timings
-    finish_reason: Literal["stop", "length", "cancelled"] = "stop"
+    finish_reason: FinishReason = "stop"
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
+    grounded: float = 0.0
+    unsupported: list[str] = msgspec.field(default_factory=list)
+    strategy: str = ""
 
 
 class ErrorEvent(msgspec.Struct, frozen=True, tag="error"):

@@ -1,22 +1,21 @@
-"""Continuous batching over llama.cpp's low-level API: N sequences per `llama_decode`.
+"""The llama.cpp executor of continuous batching: N sequences per `llama_decode`.
 
-`BatchedChat` owns one llama context with `n_seq_max = slots`. By default each
-sequence has its own `n_ctx / slots` KV cells (as llama-server with `--parallel`),
-and a greedy answer is token-identical to the same prompt run alone. With
-`unified_kv=True` all sequences share `n_ctx` cells; attention then spans every
-sequence's cells, and at temperature 0 answers may differ in rare near-ties from
-a lone run.
-Every `step()` builds one batch
-holding the next token of every decoding sequence plus a chunk of at most
-`prefill_chunk` prompt tokens (so running streams keep flowing while a long
-prompt is read), decodes it once, and samples each sequence with its own
-sampler chain. A new request joins at the next step; a finished or cancelled
-one frees its slot and its KV cells at once.
+`BatchedChat` owns one llama context with `n_seq_max = slots` and carries out
+the plan of `scheduler.Scheduler`: which slot a request gets (the one whose KV
+cells share the longest prefix with its prompt), which tokens go into each
+batch, and when an answer is over. By default each sequence has its own
+`n_ctx / slots` KV cells (as llama-server with `--parallel`), and a greedy answer
+is token-identical to the same prompt run alone, with or without a cached
+prefix. With `unified_kv=True` all sequences share `n_ctx` cells; attention then
+spans every sequence's cells, and at temperature 0 answers may differ in rare
+near-ties from a lone run (the prefix cache is off then).
 
-A request is admitted only when a slot is free and `len(prompt) + max_tokens`
-cells can be reserved for it in the shared cache, so a decode can never run out
-of cache (a failed llama.cpp call would abort the process). Only the engine
-thread calls into this class.
+Each step decodes one batch (the next token of every decoding sequence plus a
+prompt chunk of at most `prefill_chunk` tokens, so streams keep flowing while a
+long prompt is read) and samples each sequence with its own sampler chain. A
+request is admitted only when a slot is free and `len(prompt) + max_tokens`
+cells can be reserved for it, so a decode never runs out of cache (a failed
+llama.cpp call would abort the process). Only the engine thread calls this class.
 """
 
 from __future__ import annotations
@@ -24,45 +23,20 @@ from __future__ import annotations
 import codecs
 import ctypes
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.engine.scheduler import (
+    Finished,
+    FinishReason,
+    Request,
+    Scheduler,
+    Slot,
+)
+
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Request:
-    """What the engine needs to run one generation; `emit` sends text/END/errors back."""
-
-    prompt_tokens: list[int]
-    max_tokens: int
-    temperature: float
-    emit: Callable[[object], None]
-    cancelled: Callable[[], bool]
-    seed: int = 0
-
-
-@dataclass
-class _Slot:
-    seq_id: int
-    request: Request
-    sampler: Any
-    decoder: Any
-    prefilled: int = 0  # prompt tokens already in the KV cache
-    produced: int = 0
-    next_token: int | None = None  # sampled, to be fed at the next step
-    batch_index: int = -1  # row of this sequence's logits in the current batch
-    reserved: int = 0
-    arrival: int = 0  # admission order: prompts are read first come, first served
-
-    @property
-    def n_past(self) -> int:
-        return self.prefilled + self.produced
-
-
-END = object()
+__all__ = ["BatchedChat", "Finished", "Request"]
 
 
 class BatchedChat:
@@ -79,6 +53,8 @@ class BatchedChat:
         extra_buffers: bool = False,
         prefill_chunk: int | None = None,
         unified_kv: bool = False,
+        prefix_cache: bool = True,
+        repetition_stop: bool = True,
     ) -> None:
         import llama_cpp
 
@@ -109,14 +85,19 @@ class BatchedChat:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self.slots = slots
         self.n_ctx = n_ctx
-        self.n_ctx_seq = n_ctx // slots
-        self.n_batch = n_batch
-        self.prefill_chunk = min(prefill_chunk or n_batch, n_batch)
+        self.scheduler = Scheduler(
+            slots=slots,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            prefill_chunk=prefill_chunk,
+            unified_kv=unified_kv,
+            prefix_cache=prefix_cache,
+            repetition_stop=repetition_stop,
+        )
+        self.n_ctx_seq = self.scheduler.n_ctx_seq
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self._free_seq = list(range(slots))[::-1]
-        self._arrivals = 0
-        self._active: list[_Slot] = []
-        self._reserved = 0
+        self._samplers: dict[int, Any] = {}
+        self._decoders: dict[int, Any] = {}
         self._piece = ctypes.create_string_buffer(256)
         self.last_batch_tokens = 0
         self.last_batch_sequences = 0
@@ -124,18 +105,20 @@ class BatchedChat:
     # ---- capacity ---------------------------------------------------------
     @property
     def active(self) -> int:
-        return len(self._active)
+        return len(self.scheduler.active)
 
     def can_admit(self, request: Request) -> bool:
-        need = len(request.prompt_tokens) + request.max_tokens
-        return (
-            bool(self._free_seq) and need <= self.n_ctx_seq and self._reserved + need <= self.n_ctx
-        )
+        return self.scheduler.can_admit(request)
 
     def admit(self, request: Request) -> None:
         ll = self._ll
-        seq_id = self._free_seq.pop()
-        ll.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+        admission = self.scheduler.admit(request)
+        seq_id = admission.slot.seq_id
+        # Keep the shared prefix of the slot's last prompt; drop the rest of its cells.
+        # A recurrent model cannot cut a sequence in the middle: it starts cold.
+        if not ll.llama_memory_seq_rm(self._memory, seq_id, admission.keep, -1):
+            ll.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+            self.scheduler.restart(admission.slot)
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
         if request.temperature <= 0.0:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
@@ -145,120 +128,86 @@ class BatchedChat:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(0.05, 1))
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(request.temperature))
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(request.seed))
-        reserved = len(request.prompt_tokens) + request.max_tokens
-        self._reserved += reserved
-        self._arrivals += 1
-        self._active.append(
-            _Slot(
-                arrival=self._arrivals,
-                seq_id=seq_id,
-                request=request,
-                sampler=chain,
-                decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
-                reserved=reserved,
-            )
-        )
+        self._samplers[seq_id] = chain
+        self._decoders[seq_id] = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: Slot, *, drop_cells: bool = False) -> None:
         ll = self._ll
-        ll.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-        ll.llama_sampler_free(slot.sampler)
-        self._reserved -= slot.reserved
-        self._free_seq.append(slot.seq_id)
-        self._active.remove(slot)
+        if drop_cells or not self.scheduler.prefix_cache:
+            ll.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            self.scheduler.forget(slot)
+        ll.llama_sampler_free(self._samplers.pop(slot.seq_id))
+        self._decoders.pop(slot.seq_id, None)
+        self.scheduler.release(slot)
 
     def cancel_all(self, error: BaseException) -> None:
-        for slot in list(self._active):
-            self._release(slot)  # before the client hears of it: it may count free slots
-            slot.request.emit(error)
+        for slot in self.scheduler.active:
+            request = slot.request
+            self._release(slot, drop_cells=True)  # before the client hears: it may count slots
+            if request is not None:
+                request.emit(error)
 
     # ---- one decode step ----------------------------------------------------
     def step(self) -> None:
         """Advance every active sequence by one token (or one prefill chunk)."""
         ll = self._ll
-        for slot in list(self._active):
-            if slot.request.cancelled():
+        for slot in self.scheduler.active:
+            if slot.request is not None and slot.request.cancelled():
                 self._release(slot)
-        if not self._active:
+        if not self.scheduler.active:
             return
+        plan = self.scheduler.plan()
         batch = self._batch
-        n = 0
-
-        def add(token: int, pos: int, seq_id: int, logits: bool) -> None:
-            nonlocal n
-            batch.token[n] = token
-            batch.pos[n] = pos
+        for n, row in enumerate(plan.rows):
+            batch.token[n] = row.token
+            batch.pos[n] = row.pos
             batch.n_seq_id[n] = 1
-            batch.seq_id[n][0] = seq_id
-            batch.logits[n] = 1 if logits else 0
-            n += 1
-
-        # Decoding sequences first: one token each, so streams never stall. Rows go in
-        # seq-id order: llama.cpp splits a batch whose sequences come unordered into
-        # several micro-batches (measured: 90 vs 43 ms per 8-stream step).
-        self._active.sort(key=lambda s: s.seq_id)
-        for slot in self._active:
-            slot.batch_index = -1
-            if slot.next_token is not None:
-                slot.batch_index = n
-                add(slot.next_token, slot.n_past - 1, slot.seq_id, True)
-        # Then prompt chunks in arrival order, within the batch and chunk budget.
-        budget = min(self.n_batch - n, self.prefill_chunk)
-        for slot in sorted(self._active, key=lambda s: s.arrival):
-            if budget <= 0:
-                break
-            prompt = slot.request.prompt_tokens
-            if slot.next_token is not None or slot.prefilled >= len(prompt):
-                continue
-            take = min(budget, len(prompt) - slot.prefilled)
-            for i in range(slot.prefilled, slot.prefilled + take):
-                last = i == len(prompt) - 1
-                if last:
-                    slot.batch_index = n
-                add(prompt[i], i, slot.seq_id, last)
-            slot.prefilled += take
-            budget -= take
-        batch.n_tokens = n
-        self.last_batch_tokens = n
-        self.last_batch_sequences = sum(1 for s in self._active if s.batch_index >= 0)
-        if n == 0:
+            batch.seq_id[n][0] = row.seq_id
+            batch.logits[n] = 1 if row.logits else 0
+        batch.n_tokens = len(plan.rows)
+        self.last_batch_tokens = len(plan.rows)
+        self.last_batch_sequences = plan.sequences
+        if not plan.rows:
             return
         status = ll.llama_decode(self._ctx, batch)
         if status != 0:
             # Reservation makes this unexpected; fail the streams, keep the server.
             self.cancel_all(RuntimeError(f"llama_decode returned {status}"))
             return
-        for slot in list(self._active):
-            if slot.batch_index < 0:
-                continue
-            token = ll.llama_sampler_sample(slot.sampler, self._ctx, slot.batch_index)
-            if ll.llama_vocab_is_eog(self._vocab, token):
-                self._finish(slot)
-                continue
-            # The sampled token counts once it is fed back at the next step.
-            slot.produced += 1
-            slot.next_token = token
-            text = slot.decoder.decode(self._token_bytes(token))
-            if text:
-                slot.request.emit(text)
-            if slot.produced >= slot.request.max_tokens:
-                self._finish(slot)
+        self.scheduler.decoded(plan)
+        for slot in plan.sample:
+            request = slot.request
+            assert request is not None
+            token = ll.llama_sampler_sample(
+                self._samplers[slot.seq_id], self._ctx, slot.batch_index
+            )
+            eog = bool(ll.llama_vocab_is_eog(self._vocab, token))
+            reason = self.scheduler.on_token(slot, token, end_of_generation=eog)
+            if not eog:
+                text = self._decoders[slot.seq_id].decode(self._token_bytes(token))
+                if text:
+                    request.emit(text)
+            if reason is not None:
+                self._finish(slot, reason)
 
     def _token_bytes(self, token: int) -> bytes:
         n = self._ll.llama_token_to_piece(self._vocab, token, self._piece, 256, 0, False)
         return self._piece.raw[: max(0, n)]
 
-    def _finish(self, slot: _Slot) -> None:
-        tail = slot.decoder.decode(b"", final=True)
+    def _finish(self, slot: Slot, reason: FinishReason) -> None:
+        request = slot.request
+        assert request is not None
+        tail = self._decoders[slot.seq_id].decode(b"", final=True)
+        finished = self.scheduler.finished(slot, reason)
         self._release(slot)  # before the client hears of it: it may count free slots
         if tail:
-            slot.request.emit(tail)
-        slot.request.emit(END)
+            request.emit(tail)
+        request.emit(finished)
 
     def close(self) -> None:
         ll = self._ll
-        for slot in list(self._active):
-            self._release(slot)
+        for slot in self.scheduler.active:
+            self._release(slot, drop_cells=True)
         ll.llama_batch_free(self._batch)
         ll.llama_free(self._ctx)
         ll.llama_model_free(self._model)

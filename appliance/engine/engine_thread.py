@@ -30,13 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.engine.batching import END, BatchedChat, Request
+from appliance.engine.batching import BatchedChat
 from appliance.engine.priority import lower_this_thread
+from appliance.engine.scheduler import Finished, Request
 from appliance.engine.worker import Overloaded, WorkerStopped, resolve_future
 
 log = logging.getLogger(__name__)
 
-__all__ = ["END", "GenerateJob", "LlamaEngineThread"]
+__all__ = ["Finished", "GenerateJob", "LlamaEngineThread"]
 
 
 def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
@@ -127,7 +128,7 @@ class LlamaEngineThread:
 
     @property
     def active_generations(self) -> int:
-        """Sequences holding a slot now (read live: a slot is freed before its END is sent)."""
+        """Sequences holding a slot now (read live: a slot is freed before `Finished` goes)."""
         chat = self._chat
         return chat.active if chat is not None else 0
 

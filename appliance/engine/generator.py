@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from appliance.engine.batching import END, BatchedChat
+from appliance.engine.batching import BatchedChat
 from appliance.engine.engine_thread import GenerateJob, LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError, check_common
+from appliance.engine.scheduler import Finished, FinishReason
 
 
 def chat_loader(
@@ -27,6 +28,8 @@ def chat_loader(
     slots: int = 1,
     extra_buffers: bool = False,
     unified_kv: bool = False,
+    prefix_cache: bool = True,
+    repetition_stop: bool = True,
 ) -> Callable[[], BatchedChat]:
     """Validate the parameters now; return the loader the engine thread calls.
 
@@ -45,6 +48,8 @@ def chat_loader(
             n_threads=n_threads,
             extra_buffers=extra_buffers,
             unified_kv=unified_kv,
+            prefix_cache=prefix_cache,
+            repetition_stop=repetition_stop,
         )
 
     return load
@@ -106,11 +111,19 @@ class LlamaGenerator:
 
 
 class TokenStream:
-    """Async iterator over generated text; `aclose()` cancels the generation."""
+    """Async iterator over generated text; `aclose()` cancels the generation.
+
+    Once iteration ends, `finish_reason` and `completion_tokens` tell why and how
+    many tokens (not text pieces) were generated; `cached_tokens` how many prompt
+    tokens came from the slot's prefix cache.
+    """
 
     def __init__(self, job: GenerateJob) -> None:
         self._job = job
         self._done = False
+        self.finish_reason: FinishReason | None = None
+        self.completion_tokens = 0
+        self.cached_tokens = 0
 
     def __aiter__(self) -> TokenStream:
         return self
@@ -123,7 +136,10 @@ class TokenStream:
         except asyncio.CancelledError:
             await self.aclose()
             raise
-        if item is END:
+        if isinstance(item, Finished):
+            self.finish_reason = item.reason
+            self.completion_tokens = item.completion_tokens
+            self.cached_tokens = item.cached_tokens
             await self.aclose()
             raise StopAsyncIteration
         if isinstance(item, BaseException):

@@ -82,8 +82,23 @@ _HEADING_START, _HEADING_END = "\x01", "\x02"
 _HTML_HEADING = re.compile(f"{_HEADING_START}(.*?){_HEADING_END}", re.S)
 
 
-def parse_html(data: bytes) -> ParsedDocument:
-    """Visible text of the page, split into sections at h1-h6 headings."""
+# Site chrome: navigation, banners, sidebars; ARIA landmarks; the nav blocks of DocBook
+# (PostgreSQL, many manuals), Sphinx (Python docs: "Previous topic") and MkDocs sites.
+_HTML_CHROME = (
+    "nav, aside, [role=navigation], [role=banner], [role=contentinfo], [role=complementary], "
+    "[role=search], .navheader, .navfooter, .sphinxsidebar, .related, .breadcrumb, "
+    ".breadcrumbs, .md-sidebar, .md-header, .md-footer, .skip-link"
+)
+_HTML_MAIN = "main, [role=main]"
+
+
+def parse_html(data: bytes, *, main_content: bool = True) -> ParsedDocument:
+    """Visible text of the page, split into sections at h1-h6 headings.
+
+    With `main_content`, only the page's main content is kept: the `<main>`
+    element when there is one, and never navigation, headers, footers or sidebars
+    (which would otherwise be indexed on every page and come back as top hits).
+    """
     from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(_decode_text(data))
@@ -92,6 +107,15 @@ def parse_html(data: bytes) -> ParsedDocument:
     root = tree.body or tree.root
     if root is None:
         return ParsedDocument("text/html", [])
+    if main_content:
+        main = root.css_first(_HTML_MAIN)
+        if main is not None and main.text(strip=True):
+            root = main
+        else:  # page-level header/footer are chrome; inside <main>/<article> they are not
+            for node in root.css("body > header, body > footer"):
+                node.decompose()
+        for node in root.css(_HTML_CHROME):
+            node.decompose()
     for node in root.css("h1, h2, h3, h4, h5, h6"):
         title = node.text(separator=" ", strip=True).replace(_HEADING_START, "")
         node.replace_with(f"\n{_HEADING_START}{title}{_HEADING_END}\n")
@@ -193,7 +217,7 @@ PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
 SUPPORTED_EXTENSIONS = tuple(sorted(PARSERS))
 
 
-def parse_file(path: Path, file_name: str) -> ParsedDocument:
+def parse_file(path: Path, file_name: str, *, html_main_content: bool = True) -> ParsedDocument:
     """Parse `path` (uploaded as `file_name`) with the parser of its extension."""
     suffix = Path(file_name).suffix.lower()
     parser = PARSERS.get(suffix)
@@ -205,7 +229,10 @@ def parse_file(path: Path, file_name: str) -> ParsedDocument:
     data = path.read_bytes()
     if not data.strip():
         raise ParseError("the file is empty")
-    parsed = parser(data)
+    if parser is parse_html:
+        parsed = parse_html(data, main_content=html_main_content)
+    else:
+        parsed = parser(data)
     if not any(s.text.strip() for s in parsed.sections):
         raise ParseError("no text found in the file")
     return parsed

@@ -54,7 +54,9 @@ class IngestionService:
         chunk_overlap: int,
         embed_batch_size: int,
         max_queued_jobs: int = 64,
+        html_main_content: bool = True,
     ) -> None:
+        self._html_main_content = html_main_content
         self._embedder = embedder
         self._store = store
         self._catalog = catalog
@@ -192,7 +194,9 @@ class IngestionService:
             task.note = f"same content already stored as {existing.file_name}"
             return
         t0 = time.perf_counter()
-        parsed = await asyncio.to_thread(parse_file, task.path, task.file_name)
+        parsed = await asyncio.to_thread(
+            parse_file, task.path, task.file_name, html_main_content=self._html_main_content
+        )
         chunks = await asyncio.to_thread(
             chunk_sections,
             parsed.sections,

@@ -20,7 +20,10 @@ COMPUTE_MARGIN_BYTES = 48 * MiB
 RUNTIME_OVERHEAD_BYTES = 256 * MiB  # Python, Litestar, store, buffers
 AUTO_CTX_CAP = 4096
 MIN_CTX = 512
-AUTO_PARALLEL = 8
+CTX_STEP = 256
+AUTO_PARALLEL = 16  # slots when RAM allows (fewer as the budget requires)
+# Template, instruction and question around the document text of a prompt.
+PROMPT_OVERHEAD_TOKENS = 192
 
 
 class SizingError(Exception):
@@ -173,8 +176,14 @@ def plan_models(
     embed_batch: int = 0,
     parallel: int = 0,
     embed_contexts: int = 1,
+    prompt_tokens: int = 0,
 ) -> SizingPlan:
-    """Choose threads, contexts and batches; the plan says whether it fits."""
+    """Choose threads, contexts and batches; the plan says whether it fits.
+
+    With `chat_ctx` 0 and `prompt_tokens` (document text + answer of the default
+    prompt strategy) given, each slot gets that plus the instructions and question,
+    rounded up to 256 cells, instead of up to 4096: the RAM goes to more slots.
+    """
     threads = n_threads or machine.cores
     budget = int(machine.total_ram * budget_fraction)
     if embed_batch and embed_batch > embedding.train_ctx:
@@ -196,7 +205,14 @@ def plan_models(
         raise SizingError(
             f"models.chat_ctx={chat_ctx} exceeds the chat model's training context {chat.train_ctx}"
         )
-    ctx = chat_ctx or min(chat.train_ctx, AUTO_CTX_CAP)
+    if chat_ctx:
+        ctx = chat_ctx
+    elif prompt_tokens:
+        need = prompt_tokens + PROMPT_OVERHEAD_TOKENS
+        ctx = max(MIN_CTX, -(-need // CTX_STEP) * CTX_STEP)
+        ctx = min(ctx, chat.train_ctx, AUTO_CTX_CAP)
+    else:
+        ctx = min(chat.train_ctx, AUTO_CTX_CAP)
     slots = parallel or AUTO_PARALLEL
     if not parallel:  # fewer slots before a shorter context
         while slots > 1 and not fits(ctx, slots):

@@ -36,6 +36,17 @@ class Metrics:
         self.prompt_tokens = Counter(
             "appliance_prompt_tokens", "Prompt tokens read by the chat model.", registry=r
         )
+        self.prompt_tokens_cached = Counter(
+            "appliance_prompt_tokens_cached",
+            "Prompt tokens reused from a slot's KV cache instead of read again.",
+            registry=r,
+        )
+        self.answer_grounded = Histogram(
+            "appliance_answer_grounded",
+            "Share of answer sentences supported by the passages the model read.",
+            buckets=(0.0, 0.25, 0.5, 0.75, 0.999, 1.0),
+            registry=r,
+        )
         self.questions = Counter(
             "appliance_questions", "Questions answered, by outcome.", ["outcome"], registry=r
         )

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import cast
 
+import numpy as np
+
+from appliance.config.schema import PromptStrategy
 from appliance.domain.protocols import Embedder, Generator, TokenStream, VectorStore
 from appliance.domain.types import (
     AnswerEvent,
     Citation,
     DoneEvent,
     ErrorEvent,
+    FinishReason,
     Hit,
     Timings,
     TokenEvent,
 )
 from appliance.observability.metrics import Metrics
+from appliance.query.context import Sentence, candidates, passages, select_sentences, sentences_of
+from appliance.query.grounding import Grounding, ground
 from appliance.query.prompt import BuiltPrompt, build_prompt
+from appliance.query.sentences import answer_sentences
+
+log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
 
@@ -28,15 +39,35 @@ class SearchOutcome:
     hits: list[Hit]
     embed_ms: float
     search_ms: float
+    vector: list[float] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
 class AskParams:
     question: str
     top_k: int
-    max_tokens: int
+    max_tokens: int | None  # None: the strategy's, else generation.max_tokens
     temperature: float
     document_ids: Sequence[str] | None = None
+    strategy: str | None = None  # a [prompts.*] name; None: generation.prompt
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """What the query service needs from `[generation]`, `[retrieval]` and `[prompts]`."""
+
+    prompts: dict[str, PromptStrategy]
+    default_prompt: str
+    context_tokens: int
+    max_tokens: int
+    max_tokens_ceiling: int
+    evidence_sentences: int = 3
+    support_cosine: float = 0.6
+    support_overlap: float = 0.6
+
+
+class UnknownStrategy(ValueError):
+    """The request names a prompt strategy the config does not define."""
 
 
 def citations_for(hits: Sequence[Hit]) -> list[Citation]:
@@ -55,6 +86,23 @@ def citations_for(hits: Sequence[Hit]) -> list[Citation]:
     ]
 
 
+def _cosines(vectors: Sequence[Sequence[float]], query: Sequence[float]) -> list[float]:
+    if not vectors:
+        return []
+    return [float(x) for x in np.asarray(vectors, dtype=np.float32) @ np.asarray(query)]
+
+
+@dataclass
+class Plan:
+    """A prompt and what the model reads in it, before generation."""
+
+    name: str
+    strategy: PromptStrategy
+    prompt: BuiltPrompt
+    read: list[Sentence] | None  # sentence strategies: the sentences in the prompt
+    read_vectors: list[list[float]]
+
+
 class QueryService:
     def __init__(
         self,
@@ -63,7 +111,7 @@ class QueryService:
         store: VectorStore,
         generator: Generator,
         metrics: Metrics,
-        system_prompt: str,
+        answers: AnswerSettings,
         deadline_s: float,
         min_score: float = -1.0,
     ) -> None:
@@ -71,9 +119,17 @@ class QueryService:
         self._store = store
         self._generator = generator
         self._metrics = metrics
-        self._system_prompt = system_prompt
+        self.answers = answers
         self._deadline_s = deadline_s
         self._min_score = min_score
+
+    def strategy(self, name: str | None) -> tuple[str, PromptStrategy]:
+        name = name or self.answers.default_prompt
+        try:
+            return name, self.answers.prompts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.answers.prompts))
+            raise UnknownStrategy(f"unknown prompt strategy {name!r} (known: {known})") from None
 
     async def search(
         self, query: str, top_k: int, document_ids: Sequence[str] | None = None
@@ -85,37 +141,107 @@ class QueryService:
         t2 = time.perf_counter()
         self._metrics.stage_seconds.labels("embed_query").observe(t1 - t0)
         self._metrics.stage_seconds.labels("search").observe(t2 - t1)
-        return SearchOutcome(hits, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        return SearchOutcome(hits, (t1 - t0) * 1000, (t2 - t1) * 1000, vector)
 
-    async def _prompt(self, params: AskParams, hits: list[Hit]) -> BuiltPrompt:
-        return await asyncio.to_thread(
+    def _max_tokens(self, params: AskParams, strategy: PromptStrategy) -> int:
+        wanted = params.max_tokens or strategy.max_tokens or self.answers.max_tokens
+        return min(wanted, self.answers.max_tokens_ceiling)
+
+    async def _plan(self, params: AskParams, found: SearchOutcome) -> Plan:
+        name, strategy = self.strategy(params.strategy)
+        hits = [h for h in found.hits if h.score >= self._min_score][: strategy.passages]
+        budget = strategy.context_tokens or self.answers.context_tokens
+        read: list[Sentence] | None = None
+        read_vectors: list[list[float]] = []
+        gen = self._generator
+        if strategy.context == "sentences" and hits:
+            per_hit = sentences_of(hits)
+            pool = candidates(per_hit, params.question, strategy.candidates)
+            vectors = await self._embedder.embed([s.text for s in pool], interactive=True)
+            scored = list(zip(pool, _cosines(vectors, found.vector), strict=True))
+            excerpts, picked = await asyncio.to_thread(
+                select_sentences,
+                per_hit,
+                scored,
+                strategy,
+                count_tokens=lambda text: len(gen.tokenize(text)) - 1,  # minus BOS
+                budget=budget,
+            )
+            by_key = {(s.rank, s.index): v for s, v in zip(pool, vectors, strict=True)}
+            missing = [s for s in picked if (s.rank, s.index) not in by_key]
+            if missing:  # neighbours picked without being candidates
+                extra = await self._embedder.embed([s.text for s in missing], interactive=True)
+                by_key.update({(s.rank, s.index): v for s, v in zip(missing, extra, strict=True)})
+            read_vectors = [by_key[(s.rank, s.index)] for s in picked]
+            read = picked
+        else:
+            excerpts = passages(hits, strategy)
+        prompt = await asyncio.to_thread(
             build_prompt,
-            system_prompt=self._system_prompt,
+            strategy=strategy,
             question=params.question,
-            hits=hits,
-            render=self._generator.render,
-            tokenize=self._generator.tokenize,
-            n_ctx=self._generator.n_ctx,
-            max_tokens=params.max_tokens,
+            excerpts=excerpts,
+            render=gen.render,
+            tokenize=gen.tokenize,
+            n_ctx=gen.n_ctx,
+            max_tokens=self._max_tokens(params, strategy),
+            context_tokens=budget,
         )
+        if read is not None:  # keep only the sentences of excerpts that fit
+            kept = {e.hit.point_id for e in prompt.excerpts}
+            pairs = [
+                (s, v) for s, v in zip(read, read_vectors, strict=True) if s.hit.point_id in kept
+            ]
+            read = [s for s, _ in pairs]
+            read_vectors = [v for _, v in pairs]
+        return Plan(name, strategy, prompt, read, read_vectors)
 
     async def prepare(self, params: AskParams) -> PreparedAnswer:
         """Search, build the prompt and queue the generation.
 
         Raises before anything is streamed (queue full → `Overloaded`, question too
-        long → `PromptTooLong`), so an HTTP handler can still answer with a status code.
+        long → `PromptTooLong`, unknown strategy → `UnknownStrategy`), so an HTTP
+        handler can still answer with a status code.
         """
+        self.strategy(params.strategy)  # fail fast, before any work
         t_start = time.perf_counter()
         found = await self.search(params.question, params.top_k, params.document_ids)
         t0 = time.perf_counter()
-        relevant = [h for h in found.hits if h.score >= self._min_score]
-        prompt = await self._prompt(params, relevant)
+        plan = await self._plan(params, found)
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
         stream = self._generator.stream(
-            prompt.tokens, max_tokens=prompt.max_tokens, temperature=params.temperature
+            plan.prompt.tokens, max_tokens=plan.prompt.max_tokens, temperature=params.temperature
         )
-        return PreparedAnswer(self, found, prompt, prompt_ms, stream, t_start)
+        return PreparedAnswer(self, params, found, plan, prompt_ms, stream, t_start)
+
+    async def ground(
+        self, params: AskParams, plan: Plan, vector: list[float], answer: str
+    ) -> Grounding:
+        """Evidence and groundedness of `answer` (embeddings on the query path)."""
+        read, read_vectors = plan.read, plan.read_vectors
+        sentences = answer_sentences(answer)
+        if read is None:  # passages: their sentences closest to the question and answer
+            per_hit = sentences_of(plan.prompt.hits)
+            read = candidates(per_hit, f"{params.question} {answer}", plan.strategy.candidates)
+            read_vectors = []
+        texts = [s.text for s in read] if not read_vectors else []
+        vectors = await self._embedder.embed([*texts, *sentences], interactive=True)
+        if texts:
+            read_vectors = vectors[: len(texts)]
+        answer_vectors = vectors[len(texts) :]
+        a = self.answers
+        return ground(
+            answer_sentences=sentences,
+            answer_vectors=answer_vectors,
+            read=read,
+            read_vectors=read_vectors,
+            question_vector=vector,
+            citation_of={e.hit.point_id: e.number for e in plan.prompt.excerpts},
+            evidence_count=a.evidence_sentences,
+            support_cosine=a.support_cosine,
+            support_overlap=a.support_overlap,
+        )
 
 
 class PreparedAnswer:
@@ -124,16 +250,20 @@ class PreparedAnswer:
     def __init__(
         self,
         service: QueryService,
+        params: AskParams,
         found: SearchOutcome,
-        prompt: BuiltPrompt,
+        plan: Plan,
         prompt_ms: float,
         stream: TokenStream,
         t_start: float,
     ) -> None:
+        self._service = service
         self._metrics = service._metrics
         self._deadline_s = service._deadline_s
+        self._params = params
         self.found = found
-        self.prompt = prompt
+        self.plan = plan
+        self.prompt = plan.prompt
         self._prompt_ms = prompt_ms
         self._stream = stream
         self._t_start = t_start
@@ -173,27 +303,42 @@ class PreparedAnswer:
             self._metrics.questions.labels(outcome).inc()
             await self._stream.aclose()
         t_end = time.perf_counter()
-        n = len(pieces)
+        stream = self._stream
+        n = stream.completion_tokens
         gen_s = t_end - t_gen
         self._metrics.stage_seconds.labels("generate").observe(gen_s)
         self._metrics.tokens_generated.inc(n)
-        self._metrics.prompt_tokens.inc(len(prompt.tokens))
+        self._metrics.prompt_tokens.inc(len(prompt.tokens) - stream.cached_tokens)
+        self._metrics.prompt_tokens_cached.inc(stream.cached_tokens)
         first_ms = ((first_token_at or t_end) - t_start) * 1000
         decode_s = t_end - (first_token_at or t_end)
+        answer = "".join(pieces).strip()
+        try:
+            grounding = await self._service.ground(self._params, self.plan, found.vector, answer)
+        except Exception:  # embedder overloaded or stopped: the answer still stands
+            log.warning("evidence and grounding failed", exc_info=True)
+            grounding = Grounding([], 0.0, [])
+        self._metrics.answer_grounded.observe(grounding.grounded)
+        t_done = time.perf_counter()
         timings = Timings(
             embed_ms=round(found.embed_ms, 2),
             search_ms=round(found.search_ms, 2),
             prompt_ms=round(self._prompt_ms, 2),
             first_token_ms=round(first_ms, 2),
             generate_ms=round(gen_s * 1000, 2),
-            total_ms=round((t_end - t_start) * 1000, 2),
+            total_ms=round((t_done - t_start) * 1000, 2),
             prompt_tokens=len(prompt.tokens),
             completion_tokens=n,
             tokens_per_s=round((n - 1) / decode_s, 2) if n > 1 and decode_s > 0 else 0.0,
+            cached_prompt_tokens=stream.cached_tokens,
         )
         yield DoneEvent(
-            answer="".join(pieces).strip(),
+            answer=answer,
             citations=citations_for(prompt.hits),
             timings=timings,
-            finish_reason="length" if n >= prompt.max_tokens else "stop",
+            finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
+            evidence=grounding.evidence,
+            grounded=grounding.grounded,
+            unsupported=grounding.unsupported,
+            strategy=self.plan.name,
         )

@@ -1,43 +1,85 @@
-"""Build the RAG prompt within the context window (pure: no model, no I/O).
+"""Build the RAG prompt of a strategy within its token budget (pure: no model, no I/O).
 
-Passages go in rank order and are numbered [1]..[n] so the answer can cite
-them; when the prompt would not leave room for the answer, the lowest-ranked
-passages are dropped first (never a context-overflow error).
+A strategy (`config.schema.PromptStrategy`) says what the model reads: whole
+passages or selected sentences (`query.context` picks them), in the user turn
+before the question or in the system turn. Document text is always wrapped in
+`<document>` tags and the instruction says it is data, never instructions; a
+tag inside a document is defused so a file cannot close its own tag.
+
+Context goes in rank order (passages are numbered [1]..[n], as the citations);
+when it would overflow the budget or leave no room for the answer, the lowest-
+ranked text is dropped first (never a context-overflow error).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from appliance.config.schema import PromptStrategy
 from appliance.domain.types import Hit
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """Text of one hit the model reads: a whole passage or some of its sentences."""
+
+    number: int  # the [n] of the citation
+    hit: Hit
+    text: str
 
 
 @dataclass(frozen=True)
 class BuiltPrompt:
     text: str
     tokens: list[int]
-    hits: list[Hit]
+    excerpts: list[Excerpt]
     max_tokens: int
 
+    @property
+    def hits(self) -> list[Hit]:
+        return [e.hit for e in self.excerpts]
 
-def _passage(number: int, hit: Hit) -> str:
+
+_TAG = re.compile(r"<(/?)(document)", re.I)
+
+
+def defuse(text: str) -> str:
+    """Make `<document` / `</document` inside file text inert."""
+    return _TAG.sub(r"<\1 \2", text)
+
+
+def _where(hit: Hit) -> str:
     where = hit.file_name
     if hit.page is not None:
         where += f", page {hit.page}"
     if hit.heading:
-        where += f", section {hit.heading!r}"
-    return f"[{number}] ({where})\n{hit.text}"
+        where += f", section {hit.heading}"
+    return defuse(where).replace('"', "'")
 
 
-def messages_for(system_prompt: str, question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
-    if hits:
-        context = "\n\n".join(_passage(i, h) for i, h in enumerate(hits, start=1))
-    else:
-        context = "(no passages were found)"
+def render_context(excerpts: Sequence[Excerpt]) -> str:
+    if not excerpts:
+        return "(no documents matched the question)"
+    return "\n".join(
+        f'<document n="{e.number}" source="{_where(e.hit)}">\n{defuse(e.text)}\n</document>'
+        for e in excerpts
+    )
+
+
+def messages_for(
+    strategy: PromptStrategy, question: str, excerpts: Sequence[Excerpt]
+) -> list[dict[str, str]]:
+    context = render_context(excerpts)
+    if strategy.turn == "system":
+        return [
+            {"role": "system", "content": f"{strategy.instruction}\n\nContext:\n{context}"},
+            {"role": "user", "content": question},
+        ]
     return [
-        {"role": "system", "content": f"{system_prompt}\n\nContext:\n{context}"},
-        {"role": "user", "content": question},
+        {"role": "system", "content": strategy.instruction},
+        {"role": "user", "content": f"{context}\n\nQuestion: {question}"},
     ]
 
 
@@ -47,32 +89,34 @@ class PromptTooLong(ValueError):
 
 def build_prompt(
     *,
-    system_prompt: str,
+    strategy: PromptStrategy,
     question: str,
-    hits: Sequence[Hit],
+    excerpts: Sequence[Excerpt],
     render: Callable[[list[dict[str, str]]], str],
     tokenize: Callable[[str], list[int]],
     n_ctx: int,
     max_tokens: int,
+    context_tokens: int,
     min_answer_tokens: int = 32,
 ) -> BuiltPrompt:
-    """Fit as many top-ranked hits as leave `max_tokens` for the answer.
+    """Fit the top-ranked excerpts within `context_tokens` and leave `max_tokens`.
 
     If even the question alone leaves less than `max_tokens`, the answer budget
     shrinks (down to `min_answer_tokens`) rather than failing.
     """
-    kept = list(hits)
+    kept = list(excerpts)
+    bare = len(tokenize(render(messages_for(strategy, question, []))))
     while True:
-        text = render(messages_for(system_prompt, question, kept))
+        text = render(messages_for(strategy, question, kept))
         tokens = tokenize(text)
         room = n_ctx - len(tokens)
-        if room >= max_tokens:
+        within_budget = len(tokens) - bare <= context_tokens
+        if room >= max_tokens and within_budget:
             return BuiltPrompt(text, tokens, kept, max_tokens)
         if not kept:
             if room >= min_answer_tokens:
-                return BuiltPrompt(text, tokens, kept, room)
+                return BuiltPrompt(text, tokens, kept, min(room, max_tokens))
             raise PromptTooLong(
                 f"the question takes {len(tokens)} of {n_ctx} context tokens; shorten it"
             )
-        # Drop passages from the bottom; estimate how many to skip a few renders.
-        kept.pop()
+        kept.pop()  # the lowest-ranked excerpt goes first

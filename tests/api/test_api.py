@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,72 @@ def test_ask_answers_with_citations(client: TestClient[Any], ingested: dict[str,
     assert "Hermes" in body["answer"]
     assert body["citations"][0]["file_name"] == "faq.html"
     assert body["timings"]["completion_tokens"] > 0
+    assert body["strategy"] == "sentences"  # generation.prompt
+    assert any("Hermes" in e["text"] and e["file_name"] == "faq.html" for e in body["evidence"])
+    assert 0.0 <= body["grounded"] <= 1.0
+
+
+def stored_chunks(client: TestClient[Any]) -> dict[tuple[str, int], str]:
+    """Every stored chunk's text, read back through search (wide top_k)."""
+    hits = client.post("/v1/search", json={"query": "the", "top_k": 50}).json()["hits"]
+    return {(h["document_id"], h["chunk_index"]): h["text"] for h in hits}
+
+
+QUESTIONS_FOR_EVIDENCE = [
+    "What is the name of the third floor printer?",
+    "How long are nightly backups kept?",
+    "How often does the VPN password for contractors rotate?",
+    "When is the emergency generator tested?",
+]
+
+
+@pytest.mark.parametrize("strategy", ["sentences", "top1", "top3", "top5", "legacy"])
+def test_evidence_offsets_cut_the_sentence_out_of_the_stored_chunk(
+    client: TestClient[Any], ingested: dict[str, Any], strategy: str
+) -> None:
+    chunks = stored_chunks(client)
+    for question in QUESTIONS_FOR_EVIDENCE:
+        body = {"query": question, "temperature": 0, "strategy": strategy, "max_tokens": 48}
+        resp = client.post("/v1/ask", json=body)
+        assert resp.status_code == 200, resp.text
+        done = resp.json()
+        assert done["strategy"] == strategy
+        assert done["evidence"], question
+        for e in done["evidence"]:
+            text = chunks[(e["document_id"], e["chunk_index"])]
+            assert text[e["start"] : e["end"]] == e["text"]
+            assert e["citation"] in {c["index"] for c in done["citations"]}
+        assert 0.0 <= done["grounded"] <= 1.0
+        answer = re.sub(r"\s*\[\d+(?:,\s*\d+)*\]", "", done["answer"])
+        assert all(u and u in answer for u in done["unsupported"])
+        assert done["finish_reason"] in ("stop", "length", "repetition")
+
+
+def test_grounded_separates_a_supported_answer_from_an_unsupported_one(
+    client: TestClient[Any], ingested: dict[str, Any]
+) -> None:
+    """The score itself, on answers we choose: the service grounds any answer text."""
+    from appliance.query.pipeline import AskParams
+
+    services = client.app.state.services
+    query = services.query
+    params = AskParams(
+        question="How long are nightly backups kept?", top_k=5, max_tokens=8, temperature=0.0
+    )
+
+    async def grounded(answer: str) -> tuple[float, list[str]]:
+        prepared = await query.prepare(params)
+        await prepared.cancel()
+        g = await query.ground(params, prepared.plan, prepared.found.vector, answer)
+        return g.grounded, g.unsupported
+
+    supported = "Nightly backups are kept for 35 days on the NAS called Vault."
+    invented = "The moon landing was filmed in a studio in Nevada by clowns."
+    score, unsupported = client.blocking_portal.call(grounded, f"{supported} {invented}")
+    assert score == 0.5 and unsupported == [invented]
+    assert client.blocking_portal.call(grounded, supported)[0] == 1.0
+    assert client.blocking_portal.call(grounded, invented)[0] == 0.0
+    assert client.blocking_portal.call(grounded, "")[0] == 0.0
 
 
 def test_sse_stream_sends_tokens_then_done(
@@ -131,6 +198,7 @@ def test_sse_stream_sends_tokens_then_done(
     assert events.count("token") > 1 and events[-1] == "done"
     done = json.loads(resp.text.strip().splitlines()[-1][5:])
     assert done["type"] == "done" and done["citations"]
+    assert done["evidence"] and 0.0 <= done["grounded"] <= 1.0
 
 
 def test_websocket_streams_the_same_events(
@@ -146,6 +214,7 @@ def test_websocket_streams_the_same_events(
                 break
         assert kinds.count("token") > 1 and kinds[-1] == "done"
         assert event["citations"][0]["file_name"] == "backups.md"
+        assert any(e["file_name"] == "backups.md" for e in event["evidence"])
         ws.send_text(json.dumps({"query": "", "top_k": "x"}))
         error = json.loads(ws.receive_text())
         assert error["type"] == "error" and error["status"] == 400
@@ -164,6 +233,8 @@ def test_websocket_streams_the_same_events(
         ("/v1/ask", {"query": "x", "max_tokens": -1}, "max_tokens"),
         ("/v1/ask/stream", {"query": "x" * 5000}, "query"),
         ("/v1/search", {"query": "x", "document_ids": "abc"}, "document_ids"),
+        ("/v1/ask", {"query": "x", "strategy": "no-such-prompt"}, "strategy"),
+        ("/v1/ask/stream", {"query": "x", "strategy": ""}, "strategy"),
     ],
 )
 def test_bad_fields_get_400_naming_the_field(
@@ -247,3 +318,18 @@ def test_cancelling_a_queued_job(client: TestClient[Any], tmp_path: Path) -> Non
             ).json()["hits"]
             assert all(h["document_id"] != f["document_id"] for h in hits)
     assert client.get("/v1/jobs/nope").status_code == 404
+
+
+def test_a_deadline_during_generation_is_504_not_500(
+    models_dir: Path, tmp_path: Path, ingested: dict[str, Any]
+) -> None:
+    from appliance.config import load_settings
+    from tests.conftest import REPO, server_env
+
+    env = server_env(tmp_path / "data", models_dir, APPLIANCE__GENERATION__DEADLINE_S="0.05")
+    settings = load_settings(REPO / "configs" / "appliance.toml", env)
+    with TestClient(create_app(settings), timeout=120) as slow:
+        resp = slow.post("/v1/ask", json={"query": "Tell me a long story.", "max_tokens": 300})
+        assert resp.status_code == 504, resp.text
+        assert "generation.deadline_s" in resp.json()["detail"]
+        assert slow.get("/healthz").status_code == 200

@@ -6,14 +6,15 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from appliance.engine.build import EngineSpec, build_engine
 from appliance.engine.embedder import LlamaEmbedder
 from appliance.engine.embedder import embedding_model as make_embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
-from appliance.engine.generator import LlamaGenerator, chat_loader
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError
 from appliance.engine.worker import Overloaded, WorkerStopped
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 class Engine:
+    """The engine as the server builds it (`build_engine`), with a test's sizes."""
+
     def __init__(
         self,
         chat: Path,
@@ -30,19 +33,23 @@ class Engine:
         slots: int = 1,
         unified: bool = False,
         nice: int = 0,
+        prefix_cache: bool = True,
     ) -> None:
-        model = make_embedding_model(embed, n_ctx=512, n_threads=2, train_ctx=512)
-        self.thread = LlamaEngineThread(
-            load_chat=chat_loader(
-                chat, n_ctx=1024, n_batch=256, n_threads=2, slots=slots, unified_kv=unified
-            ),
-            load_embedder=model.context,
-            generation_queue_size=queue_size,
-            thread_nice=nice,
-        )
-        self.thread.start()
-        self.embedder = LlamaEmbedder(model, self.thread, dim=384)
-        self.generator = LlamaGenerator(chat, self.thread, n_ctx=1024)
+        built = build_engine(
+            EngineSpec(
+                chat_path=chat,
+                embedding_path=embed,
+                chat_ctx=1024,
+                slots=slots,
+                unified_kv=unified,
+                queue_size=queue_size,
+                thread_nice=nice,
+                prefix_cache=prefix_cache,
+            )
+        ).start()
+        self.thread = built.thread
+        self.embedder = built.embedder
+        self.generator = built.generator
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +95,67 @@ def test_greedy_stream_matches_plain_llama_cpp(engine: Engine, chat_model: Path)
     plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2)
     expected = plain.create_completion(tokens, max_tokens=24, temperature=0.0)
     assert "".join(pieces) == expected["choices"][0]["text"]
+
+
+async def answer(generator: Any, tokens: list[int], max_tokens: int) -> tuple[str, Any]:
+    stream = generator.stream(tokens, max_tokens=max_tokens, temperature=0.0)
+    text = "".join([piece async for piece in stream])
+    return text, stream
+
+
+def test_token_counts_and_finish_reason_count_tokens_not_pieces(
+    engine: Engine, chat_model: Path
+) -> None:
+    """A non-ASCII answer: several tokens make one character, so pieces < tokens."""
+    tokens = prompt(engine, "Écris en japonais et en russe : « 日本語の文章です。Привет, мир! »")
+    text, stream = asyncio.run(answer(engine.generator, tokens, 40))
+    plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2)
+    expected = plain.create_completion(tokens, max_tokens=40, temperature=0.0)
+    assert text == expected["choices"][0]["text"]
+    assert any(ord(ch) > 0x2E80 for ch in text)  # CJK: multi-token characters are in it
+    assert stream.completion_tokens == expected["usage"]["completion_tokens"]
+    assert stream.finish_reason == expected["choices"][0]["finish_reason"] == "length"
+    _, stream = asyncio.run(answer(engine.generator, prompt(engine, "Say yes."), 200))
+    assert stream.finish_reason == "stop" and 0 < stream.completion_tokens < 200
+
+
+def test_prefix_cache_answers_match_a_cold_run(chat_model: Path, embedding_model: Path) -> None:
+    """Prompts sharing a system prompt reuse its KV cells; greedy tokens do not change."""
+    system = "You answer questions about the server room. " * 8
+    questions = ["Where are the backups kept?", "Who may enter the server room?", "Why?"]
+
+    def prompts(e: Engine) -> list[list[int]]:
+        return [
+            e.generator.tokenize(
+                e.generator.render(
+                    [{"role": "system", "content": system}, {"role": "user", "content": q}]
+                )
+            )
+            for q in questions
+        ]
+
+    def run(e: Engine) -> list[tuple[str, int]]:
+        out = []
+        for tokens in prompts(e):
+            text, stream = asyncio.run(answer(e.generator, tokens, 24))
+            out.append((text, stream.cached_tokens))
+        return out
+
+    warm = Engine(chat_model, embedding_model, slots=1, prefix_cache=True)
+    try:
+        cached = run(warm)
+    finally:
+        warm.thread.stop()
+    cold = Engine(chat_model, embedding_model, slots=1, prefix_cache=False)
+    try:
+        uncached = run(cold)
+    finally:
+        cold.thread.stop()
+    shared = len(prompts(cold)[0]) - 20
+    assert cached[0][1] == 0  # nothing to reuse for the first question
+    assert all(n >= shared for _, n in cached[1:])  # the system prompt was not read again
+    assert all(n == 0 for _, n in uncached)
+    assert [t for t, _ in cached] == [t for t, _ in uncached]
 
 
 def test_query_embedding_is_not_stuck_behind_a_generation(engine: Engine) -> None:

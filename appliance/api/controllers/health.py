@@ -52,8 +52,8 @@ class HealthController(Controller):
         m.queue_depth.labels("embedding").set(services.embedder.queue_depth())
         m.queue_depth.labels("generation").set(services.generator.queue_depth())
         m.queue_depth.labels("store").set(services.store.queue_depth())
-        m.slots_active.set(services.engine.active_generations)
-        m.slots_total.set(services.engine.slots)
+        m.slots_active.set(services.engine.thread.active_generations)
+        m.slots_total.set(services.engine.thread.slots)
         with contextlib.suppress(Exception):  # a slow store must not break the scrape
             m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))
         body = generate_latest(REGISTRY) + generate_latest(m.registry)

@@ -8,10 +8,10 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, WebSocket, post, websocket
-from litestar.exceptions import WebSocketDisconnect
+from litestar.exceptions import ValidationException, WebSocketDisconnect
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from appliance.api.errors import count_rejection, field_error
+from appliance.api.errors import ApplianceError, count_rejection, field_error
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
@@ -22,13 +22,25 @@ from appliance.query.prompt import PromptTooLong
 
 def ask_params(data: AskRequest, settings: Settings) -> AskParams:
     g = settings.generation
+    if data.strategy is not None and data.strategy not in settings.prompts:
+        known = ", ".join(sorted(settings.prompts))
+        raise field_error("strategy", f"unknown prompt strategy {data.strategy!r} (known: {known})")
     return AskParams(
         question=data.query,
         top_k=data.top_k or settings.retrieval.top_k,
-        max_tokens=min(data.max_tokens or g.max_tokens, g.max_tokens_ceiling),
+        max_tokens=data.max_tokens,
         temperature=g.temperature if data.temperature is None else data.temperature,
         document_ids=data.document_ids,
+        strategy=data.strategy,
     )
+
+
+class StreamFailed(ApplianceError):
+    """A generation failed after it started (deadline, engine error); keeps its status."""
+
+    def __init__(self, event: ErrorEvent) -> None:
+        super().__init__(event.message)
+        self.status_code = event.status
 
 
 def event_name(event: AnswerEvent) -> str:
@@ -71,10 +83,14 @@ class QueryController(Controller):
                         citations=event.citations,
                         timings=event.timings,
                         finish_reason=event.finish_reason,
+                        evidence=event.evidence,
+                        grounded=event.grounded,
+                        unsupported=event.unsupported,
+                        strategy=event.strategy,
                     )
                 if isinstance(event, ErrorEvent):
-                    raise RuntimeError(event.message)
-        raise RuntimeError("generation ended without an answer")
+                    raise StreamFailed(event)
+        raise StreamFailed(ErrorEvent("generation ended without an answer", 500))
 
     @post(
         "/ask/stream",
@@ -111,14 +127,18 @@ async def _answer_over_socket(
 
     try:
         request = msgspec.json.decode(raw, type=AskRequest)
+        params = ask_params(request, settings)
     except msgspec.ValidationError as exc:
         await send(ErrorEvent(f"Validation failed: {exc}", 400))
         return
     except msgspec.DecodeError as exc:
         await send(ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400))
         return
+    except ValidationException as exc:
+        await send(ErrorEvent(str(exc.detail), 400))
+        return
     try:
-        prepared = await query_service.prepare(ask_params(request, settings))
+        prepared = await query_service.prepare(params)
     except Overloaded as exc:
         count_rejection(socket.app, exc)
         await send(ErrorEvent(str(exc), 503))

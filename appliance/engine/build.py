@@ -1,0 +1,96 @@
+"""One way to assemble the engine: the owner thread, the embedder and the generator.
+
+Wiring, tests and benchmarks all call `build_engine`, so what they measure is what
+the server runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.engine.embedder import EmbeddingModel, LlamaEmbedder, embedding_model
+from appliance.engine.engine_thread import LlamaEngineThread
+from appliance.engine.generator import LlamaGenerator, chat_loader
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Every knob of the engine; the defaults are what tests and benchmarks want."""
+
+    chat_path: Path
+    embedding_path: Path
+    chat_ctx: int = 1024  # per request (slot)
+    chat_batch: int = 256
+    slots: int = 1
+    n_threads: int = 2
+    embed_ctx: int = 512
+    embed_train_ctx: int = 512
+    embed_dim: int = 384
+    queue_size: int = 64
+    thread_nice: int = 0
+    query_thread: bool = False
+    extra_buffers: bool = False
+    unified_kv: bool = False
+    prefix_cache: bool = True
+    repetition_stop: bool = True
+
+
+@dataclass
+class Engine:
+    spec: EngineSpec
+    thread: LlamaEngineThread
+    embedding: EmbeddingModel
+    embedder: LlamaEmbedder
+    generator: LlamaGenerator
+
+    def start(self) -> Engine:
+        self.thread.start()
+        try:
+            self.embedder.start()
+        except BaseException:
+            self.thread.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.embedder.stop()
+        self.thread.stop()
+
+
+def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None = None) -> Engine:
+    """Validate the parameters (raising `EngineConfigError`) and assemble; `start()` loads."""
+    embedding = embedding_model(
+        spec.embedding_path,
+        n_ctx=spec.embed_ctx,
+        n_threads=spec.n_threads,
+        train_ctx=spec.embed_train_ctx,
+        extra_buffers=spec.extra_buffers,
+    )
+    thread = LlamaEngineThread(
+        load_chat=chat_loader(
+            spec.chat_path,
+            n_ctx=spec.chat_ctx,
+            n_batch=spec.chat_batch,
+            n_threads=spec.n_threads,
+            slots=spec.slots,
+            extra_buffers=spec.extra_buffers,
+            unified_kv=spec.unified_kv,
+            prefix_cache=spec.prefix_cache,
+            repetition_stop=spec.repetition_stop,
+        ),
+        load_embedder=embedding.context,
+        generation_queue_size=spec.queue_size,
+        thread_nice=spec.thread_nice,
+        on_step=on_step,
+    )
+    embedder = LlamaEmbedder(
+        embedding,
+        thread,
+        dim=spec.embed_dim,
+        query_thread=spec.query_thread,
+        thread_nice=spec.thread_nice,
+    )
+    generator = LlamaGenerator(spec.chat_path, thread, n_ctx=spec.chat_ctx)
+    return Engine(spec, thread, embedding, embedder, generator)

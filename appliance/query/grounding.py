@@ -1,0 +1,95 @@
+"""Evidence and groundedness of an answer (pure: vectors come from the caller).
+
+* **Evidence**: the sentences the model read, ranked by how well they support
+  the answer (embedding similarity to the answer's sentences, plus words shared
+  with it) and how well they match the question. A client can show exact
+  sources even when a small model words the answer badly.
+* **Grounded**: the share of answer sentences supported by what the model read.
+  A sentence is supported when its embedding is close to one sentence read
+  (`support_cosine`) or when most of its content words occur in the text read
+  (`support_overlap`). Thresholds are chosen on `bench/answers.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.domain.types import Evidence
+from appliance.query.context import Sentence
+from appliance.query.sentences import content_words, join_words, overlap
+
+
+@dataclass(frozen=True)
+class Grounding:
+    evidence: list[Evidence]
+    grounded: float
+    unsupported: list[str]
+
+
+def _matrix(vectors: Sequence[Sequence[float]], dim: int) -> np.ndarray:
+    if not vectors:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def ground(
+    *,
+    answer_sentences: Sequence[str],
+    answer_vectors: Sequence[Sequence[float]],
+    read: Sequence[Sentence],
+    read_vectors: Sequence[Sequence[float]],
+    question_vector: Sequence[float],
+    citation_of: dict[str, int],
+    evidence_count: int,
+    support_cosine: float,
+    support_overlap: float,
+) -> Grounding:
+    """Rank `read` (sentences given to the model) as evidence and score the answer.
+
+    `citation_of` maps a hit's point id to the [n] it was given in the prompt.
+    """
+    dim = len(question_vector)
+    q = np.asarray(question_vector, dtype=np.float32)
+    r = _matrix(read_vectors, dim)
+    a = _matrix(answer_vectors, dim)
+    sim = a @ r.T if len(a) and len(r) else np.zeros((len(a), len(r)), dtype=np.float32)
+    # --- groundedness: per answer sentence, its best support in what was read
+    read_words = join_words(s.text for s in read)
+    supported = 0
+    unsupported: list[str] = []
+    for i, said in enumerate(answer_sentences):
+        best = float(sim[i].max()) if len(r) else 0.0
+        lexical = overlap(content_words(said), read_words)
+        if best >= support_cosine or lexical >= support_overlap:
+            supported += 1
+        else:
+            unsupported.append(said)
+    grounded = supported / len(answer_sentences) if answer_sentences else 0.0
+    # --- evidence: relevance to the question and support of the answer, together
+    answer_words = join_words(answer_sentences)
+    scores: list[float] = []
+    for j, sentence in enumerate(read):
+        relevance = float(r[j] @ q) if len(r) else 0.0
+        support = float(sim[:, j].max()) if len(a) else 0.0
+        shared = overlap(content_words(sentence.text), answer_words) if answer_words else 0.0
+        scores.append(relevance + support + shared)
+    order = sorted(range(len(read)), key=lambda j: -scores[j])[:evidence_count]
+    evidence = [
+        Evidence(
+            document_id=read[j].hit.document_id,
+            file_name=read[j].hit.file_name,
+            chunk_index=read[j].hit.chunk_index,
+            start=read[j].start,
+            end=read[j].end,
+            text=read[j].text,
+            score=round(scores[j] / 3, 4),
+            citation=citation_of.get(read[j].hit.point_id, 0),
+            page=read[j].hit.page,
+            heading=read[j].hit.heading,
+        )
+        for j in order
+    ]
+    return Grounding(evidence, round(grounded, 4), unsupported)

@@ -1,0 +1,135 @@
+"""The continuous-batching scheduler without a model: slot states, admission, batch plans."""
+
+from __future__ import annotations
+
+from appliance.engine.scheduler import Request, Scheduler, SlotState, repeats
+
+
+def request(prompt: list[int], max_tokens: int = 4) -> Request:
+    return Request(
+        prompt_tokens=prompt, max_tokens=max_tokens, temperature=0.0,
+        emit=lambda _: None, cancelled=lambda: False,
+    )  # fmt: skip
+
+
+def run_to_decode(s: Scheduler) -> None:
+    """Decode plans until no slot is prefilling; every sampled token is 100."""
+    while any(slot.state is SlotState.PREFILL for slot in s.active):
+        plan = s.plan()
+        s.decoded(plan)
+        for slot in plan.sample:
+            s.on_token(slot, 100, end_of_generation=False)
+
+
+def test_prompts_are_read_in_chunks_first_come_first_served() -> None:
+    s = Scheduler(slots=2, n_ctx=200, n_batch=8)
+    a = s.admit(request(list(range(10)))).slot
+    b = s.admit(request(list(range(50, 55)))).slot
+    plan = s.plan()
+    assert [(r.seq_id, r.pos) for r in plan.rows] == [(a.seq_id, i) for i in range(8)]
+    assert plan.sample == []  # no prompt is complete yet: nothing is sampled
+    s.decoded(plan)
+    plan = s.plan()  # the rest of a (2 tokens), then b's 5 within the batch of 8
+    assert [(r.seq_id, r.pos, r.logits) for r in plan.rows] == [
+        (a.seq_id, 8, False), (a.seq_id, 9, True),
+        *[(b.seq_id, i, i == 4) for i in range(5)],
+    ]  # fmt: skip
+    assert plan.sample == [a, b]
+    assert [plan.rows[slot.batch_index].pos for slot in plan.sample] == [9, 4]
+
+
+def test_decoding_slots_get_one_row_each_before_prompt_chunks() -> None:
+    s = Scheduler(slots=3, n_ctx=300, n_batch=6)
+    first = s.admit(request([1, 2, 3])).slot
+    run_to_decode(s)
+    assert first.state is SlotState.DECODE
+    late = s.admit(request(list(range(20, 30)))).slot
+    plan = s.plan()
+    assert plan.rows[0].seq_id == first.seq_id and plan.rows[0].pos == 3
+    assert [r.seq_id for r in plan.rows[1:]] == [late.seq_id] * 5  # 6 - 1 decode row
+    assert plan.sample == [first]
+
+
+def test_admission_reuses_the_longest_cached_prefix() -> None:
+    s = Scheduler(slots=2, n_ctx=200, n_batch=64)
+    system = [7] * 20
+    one = s.admit(request([*system, 1, 1, 1])).slot
+    other = s.admit(request([9, 9, 9, 9])).slot
+    run_to_decode(s)
+    for slot in (one, other):
+        s.release(slot)
+    assert one.cached == [*system, 1, 1, 1]  # the prompt stays in the cells (the sample not fed)
+    admission = s.admit(request([*system, 2, 2]))
+    assert admission.slot is one and admission.keep == 20
+    plan = s.plan()
+    assert [r.pos for r in plan.rows] == [20, 21]  # only what differs is read
+    s.decoded(plan)
+    s.on_token(one, 5, end_of_generation=False)
+    assert s.finished(one, "stop").cached_tokens == 20
+
+
+def test_an_identical_prompt_still_decodes_its_last_token() -> None:
+    s = Scheduler(slots=1, n_ctx=100, n_batch=64)
+    prompt = [3, 4, 5, 6]
+    slot = s.admit(request(prompt)).slot
+    run_to_decode(s)
+    s.release(slot)
+    admission = s.admit(request(prompt))
+    assert admission.keep == 3  # the logits of the last prompt token are needed
+    assert [r.pos for r in s.plan().rows] == [3]
+
+
+def test_without_prefix_cache_nothing_is_kept() -> None:
+    for s in (
+        Scheduler(slots=2, n_ctx=200, n_batch=64, prefix_cache=False),
+        Scheduler(slots=2, n_ctx=200, n_batch=64, unified_kv=True),  # a shared cache
+    ):
+        slot = s.admit(request([1, 2, 3, 4])).slot
+        run_to_decode(s)
+        s.release(slot)
+        assert s.admit(request([1, 2, 3, 4, 5])).keep == 0
+
+
+def test_reservation_bounds_admission() -> None:
+    s = Scheduler(slots=4, n_ctx=40, n_batch=8)  # 10 cells per slot
+    assert not s.can_admit(request([1] * 8, max_tokens=4))  # 12 > 10 cells of one slot
+    assert s.can_admit(request([1] * 6, max_tokens=4))
+    for _ in range(4):
+        s.admit(request([1] * 6, max_tokens=4))
+    assert not s.can_admit(request([1], max_tokens=1))  # no free slot
+    assert not s.can_admit(request([], max_tokens=1))
+
+
+def test_finish_reasons_count_tokens() -> None:
+    s = Scheduler(slots=1, n_ctx=100, n_batch=16)
+    slot = s.admit(request([1, 2], max_tokens=3)).slot
+    plan = s.plan()
+    s.decoded(plan)
+    assert s.on_token(slot, 10, end_of_generation=False) is None
+    assert s.on_token(slot, 11, end_of_generation=False) is None
+    assert s.on_token(slot, 12, end_of_generation=False) == "length"
+    assert s.finished(slot, "length").completion_tokens == 3
+    s.release(slot)
+    slot = s.admit(request([1, 2], max_tokens=3)).slot
+    s.decoded(s.plan())
+    assert s.on_token(slot, 0, end_of_generation=True) == "stop"
+    assert s.finished(slot, "stop").completion_tokens == 0  # end-of-generation is not counted
+
+
+def test_a_looping_answer_stops_with_repetition() -> None:
+    s = Scheduler(slots=1, n_ctx=400, n_batch=16)
+    slot = s.admit(request([1], max_tokens=200)).slot
+    s.decoded(s.plan())
+    loop = [5, 6, 7, 8, 9, 10]
+    reasons = [s.on_token(slot, t, end_of_generation=False) for t in (loop * 10)]
+    stopped_at = next(i for i, r in enumerate(reasons) if r is not None)
+    assert reasons[stopped_at] == "repetition"
+    assert stopped_at + 1 == 24  # four copies of the 6-token loop: 24 tokens
+
+
+def test_repeats_needs_a_long_enough_loop() -> None:
+    assert not repeats([1, 1, 1, 1, 1])  # "very very very" is not a loop yet
+    assert repeats([1] * 24)
+    assert not repeats(list(range(60)))
+    assert repeats([9, 8] + list(range(30)) * 2)
+    assert not repeats(list(range(10)) * 2)  # 20 tokens: below the 24-token span
