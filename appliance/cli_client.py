@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -89,6 +90,28 @@ def ingest(url: str, paths: list[Path], wait: bool) -> int:
     return 1 if failed else 0
 
 
+def _where(item: dict[str, Any]) -> str:
+    page = f", page {item['page']}" if item.get("page") else ""
+    return f"{item['file_name']}{page}"
+
+
+def print_evidence(done: dict[str, Any]) -> None:
+    """The evidence sentences with file and page, then the citations and the grounded score."""
+    if done.get("evidence"):
+        print("\nEvidence:")
+        for e in done["evidence"]:
+            text = " ".join(e["text"].split())
+            print(f'  [{e["citation"]}] {_where(e)}: "{text}"')
+    print("\nSources:")
+    for c in done["citations"]:
+        print(f"  [{c['index']}] {_where(c)} (score {c['score']:.3f})")
+    grounded = done.get("grounded", 0.0)
+    note = "" if grounded >= 0.5 else " (low: check the evidence before relying on the answer)"
+    print(f"\nGrounded: {grounded:.2f}{note}")
+    for sentence in done.get("unsupported", []):
+        print(f'  not supported by the documents: "{sentence}"')
+
+
 def ask(url: str, question: str, top_k: int | None, max_tokens: int | None) -> int:
     body: dict[str, object] = {"query": question}
     if top_k:
@@ -110,9 +133,7 @@ def ask(url: str, question: str, top_k: int | None, max_tokens: int | None) -> i
                 print(event["text"], end="", flush=True)
             elif event["type"] == "done":
                 print()
-                for c in event["citations"]:
-                    page = f", page {c['page']}" if c.get("page") else ""
-                    print(f"  [{c['index']}] {c['file_name']}{page} (score {c['score']:.3f})")
+                print_evidence(event)
                 t = event["timings"]
                 print(
                     f"  first token {t['first_token_ms']:.0f} ms, {t['tokens_per_s']:.1f} tok/s",

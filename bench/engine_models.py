@@ -74,19 +74,16 @@ def prompts() -> list[str]:
 
 
 async def appliance_engine(model: Path) -> dict[int, dict[str, float]]:
-    from appliance.engine.embedder import embedding_model
-    from appliance.engine.engine_thread import LlamaEngineThread
-    from appliance.engine.generator import TokenStream, chat_loader
+    from appliance.engine.build import EngineSpec, build_engine
+    from appliance.engine.generator import TokenStream
     from appliance.engine.llama_loader import load_llama
     from appliance.models.locate import prepare_default_embedding
 
     embed = prepare_default_embedding(REPO / ".cache" / "models")
-    engine = LlamaEngineThread(
-        load_chat=chat_loader(model, n_ctx=CTX, n_batch=256, n_threads=THREADS, slots=16),
-        load_embedder=embedding_model(embed, n_ctx=512, n_threads=THREADS, train_ctx=512).context,
-        generation_queue_size=64,
-    )
-    engine.start()
+    # no prefix cache: llama-server runs with cache_prompt off, like for like
+    built = build_engine(EngineSpec(chat_path=model, embedding_path=embed, chat_ctx=CTX, slots=16,
+                                    n_threads=THREADS, prefix_cache=False)).start()  # fmt: skip
+    engine = built.thread
     vocab = load_llama(str(model), vocab_only=True)
     tokenized = [vocab.tokenize(p.encode(), add_bos=True, special=False) for p in prompts()]
 
@@ -109,7 +106,7 @@ async def appliance_engine(model: Path) -> dict[int, dict[str, float]]:
             out[level] = {"tps": sum(n for _, n in res) / wall,
                           "ttft99": float(np.percentile([f for f, _ in res], 99))}  # fmt: skip
     finally:
-        engine.stop()
+        built.stop()
     return out
 
 

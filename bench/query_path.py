@@ -211,25 +211,18 @@ def run_raw(chat_path: Path, embed_path: Path, work: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------- appliance side
 async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[str, Any]:
+    from appliance.config.schema import PromptStrategy
     from appliance.domain.types import ChunkRecord, Hit
-    from appliance.engine.embedder import LlamaEmbedder, embedding_model
-    from appliance.engine.engine_thread import LlamaEngineThread
-    from appliance.engine.generator import LlamaGenerator, chat_loader
-    from appliance.query.prompt import build_prompt
+    from appliance.engine.build import EngineSpec, build_engine
+    from appliance.query.prompt import Excerpt, build_prompt
     from appliance.store.qdrant import QdrantStore
 
     out: dict[str, Any] = {}
-    embedding = embedding_model(embed_path, n_ctx=512, n_threads=THREADS, train_ctx=512)
-    engine = LlamaEngineThread(
-        load_chat=chat_loader(chat_path, n_ctx=CHAT_CTX, n_batch=256, n_threads=THREADS),
-        load_embedder=embedding.context,
-        generation_queue_size=8,
-    )
-    engine.start()
     # as served (models.query_thread): queries on their own thread, ingestion on the engine's
-    embedder = LlamaEmbedder(embedding, engine, dim=384, query_thread=True)
-    embedder.start()
-    generator = LlamaGenerator(chat_path, engine, n_ctx=CHAT_CTX)
+    built = build_engine(EngineSpec(chat_path=chat_path, embedding_path=embed_path,
+                                    chat_ctx=CHAT_CTX, n_threads=THREADS, queue_size=8,
+                                    query_thread=True)).start()  # fmt: skip
+    embedder, generator = built.embedder, built.generator
     store = QdrantStore(collection="c", dim=384, path=work / "appliance")
     store.start()
     try:
@@ -285,9 +278,10 @@ async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[s
             ]  # fmt: skip
             t0 = time.perf_counter()
             prompt = build_prompt(
-                system_prompt="Answer from the context.", question=q, hits=hits,
+                strategy=PromptStrategy(context="passages", instruction="Answer from the context."),
+                question=q, excerpts=[Excerpt(1, hits[0], hits[0].text)],
                 render=generator.render, tokenize=generator.tokenize, n_ctx=CHAT_CTX,
-                max_tokens=MAX_TOKENS,
+                max_tokens=MAX_TOKENS, context_tokens=CHAT_CTX,
             )  # fmt: skip
             first = None
             n = 0
@@ -301,8 +295,7 @@ async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[s
         out["tps"] = p50([r[1] for r in runs])
     finally:
         await store.close()
-        embedder.stop()
-        engine.stop()
+        built.stop()
     return out
 
 

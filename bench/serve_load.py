@@ -164,15 +164,16 @@ def llama_server_messages(url: str) -> list[dict[str, object]]:
     """The same prompts the appliance builds (its search + its prompt builder)."""
     import httpx
 
-    from appliance.config.schema import GenerationSettings
+    from appliance.config.schema import Settings
     from appliance.domain.types import Hit
-    from appliance.query.prompt import messages_for
+    from appliance.query.prompt import Excerpt, messages_for
 
     bodies = []
     for q in QUESTIONS:
         hits = httpx.post(f"{url}/v1/search", json={"query": q, "top_k": 4}).json()["hits"]
-        msgs = messages_for(GenerationSettings().system_prompt, q,
-                            [Hit(**{k: h[k] for k in Hit.__struct_fields__ if k in h}) for h in hits])  # fmt: skip
+        found = [Hit(**{k: h[k] for k in Hit.__struct_fields__ if k in h}) for h in hits]
+        msgs = messages_for(Settings().prompts["top3"], q,
+                            [Excerpt(n, h, h.text) for n, h in enumerate(found[:3], start=1)])  # fmt: skip
         # cache_prompt off: the appliance keeps no prompt cache across requests, so
         # llama-server must read every prompt too (its cache would skip repeats).
         bodies.append({"messages": msgs, "max_tokens": MAX_TOKENS, "temperature": 0,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from appliance.config.schema import Settings
+from appliance.config.schema import PromptStrategy, Settings
 
 ENV_PREFIX = "APPLIANCE__"
 DEFAULT_CONFIG = Path("configs/appliance.toml")
@@ -67,6 +67,20 @@ def _describe(err: msgspec.ValidationError) -> tuple[str, str]:
     return path or "<root>", message
 
 
+def _name_the_table(key: str, data: dict[str, Any]) -> str:
+    """msgspec reports a key of a `[prompts.NAME]` table as `prompts[...]`: find NAME."""
+    if not key.startswith("prompts[...]"):
+        return key
+    tables = data.get("prompts")
+    if isinstance(tables, dict):
+        for name, table in tables.items():
+            try:
+                msgspec.convert(table, PromptStrategy)
+            except msgspec.ValidationError:
+                return key.replace("[...]", f".{name}", 1)
+    return key
+
+
 def load_settings(
     path: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -89,6 +103,7 @@ def load_settings(
         return msgspec.convert(data, Settings)
     except msgspec.ValidationError as exc:
         key, expected = _describe(exc)
+        key = _name_the_table(key, data)
         origin = source
         env_name = ENV_PREFIX + "__".join(key.upper().split(".")[:2])
         if env_name in env_names:

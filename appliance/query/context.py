@@ -79,7 +79,8 @@ def select_sentences(
 ) -> tuple[list[Excerpt], list[Sentence]]:
     """The excerpts the model reads and the sentences they are made of.
 
-    `scored` pairs candidate sentences with their similarity to the question.
+    `scored` pairs candidate sentences with their similarity to the question. An
+    excerpt's number is its passage's rank (1-based), the number of its citation.
     """
     chosen: dict[tuple[int, int], Sentence] = {}
     spent = 0
@@ -113,7 +114,7 @@ def select_sentences(
     excerpts: list[Excerpt] = []
     used: list[Sentence] = []
     ranks = sorted({rank for rank, _ in chosen})
-    for number, rank in enumerate(ranks, start=1):
+    for rank in ranks:
         mine = sorted((s for (r, _), s in chosen.items() if r == rank), key=lambda s: s.index)
         parts: list[str] = []
         for i, s in enumerate(mine):
@@ -122,6 +123,6 @@ def select_sentences(
             elif i:
                 parts.append(" ")
             parts.append(s.text)
-        excerpts.append(Excerpt(number, mine[0].hit, "".join(parts)))
+        excerpts.append(Excerpt(rank + 1, mine[0].hit, "".join(parts)))
         used.extend(mine)
     return excerpts, used

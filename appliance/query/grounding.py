@@ -1,6 +1,6 @@
 """Evidence and groundedness of an answer (pure: vectors come from the caller).
 
-* **Evidence**: the sentences the model read, ranked by how well they support
+* **Evidence**: the sentences of the cited passages, ranked by how well they support
   the answer (embedding similarity to the answer's sentences, plus words shared
   with it) and how well they match the question. A client can show exact
   sources even when a small model words the answer badly.
@@ -41,27 +41,34 @@ def ground(
     answer_vectors: Sequence[Sequence[float]],
     read: Sequence[Sentence],
     read_vectors: Sequence[Sequence[float]],
+    pool: Sequence[Sentence],
+    pool_vectors: Sequence[Sequence[float]],
     question_vector: Sequence[float],
     citation_of: dict[str, int],
     evidence_count: int,
     support_cosine: float,
     support_overlap: float,
 ) -> Grounding:
-    """Rank `read` (sentences given to the model) as evidence and score the answer.
+    """Score the answer against `read` (the sentences given to the model) and rank
+    `pool` (every sentence of the cited passages) as evidence.
 
-    `citation_of` maps a hit's point id to the [n] it was given in the prompt.
+    `citation_of` maps a hit's point id to its citation number.
     """
     dim = len(question_vector)
     q = np.asarray(question_vector, dtype=np.float32)
-    r = _matrix(read_vectors, dim)
     a = _matrix(answer_vectors, dim)
-    sim = a @ r.T if len(a) and len(r) else np.zeros((len(a), len(r)), dtype=np.float32)
+
+    def similarity(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+        m = _matrix(vectors, dim)
+        return a @ m.T if len(a) and len(m) else np.zeros((len(a), len(m)), dtype=np.float32)
+
     # --- groundedness: per answer sentence, its best support in what was read
+    sim = similarity(read_vectors)
     read_words = join_words(s.text for s in read)
     supported = 0
     unsupported: list[str] = []
     for i, said in enumerate(answer_sentences):
-        best = float(sim[i].max()) if len(r) else 0.0
+        best = float(sim[i].max()) if sim.shape[1] else 0.0
         lexical = overlap(content_words(said), read_words)
         if best >= support_cosine or lexical >= support_overlap:
             supported += 1
@@ -69,26 +76,28 @@ def ground(
             unsupported.append(said)
     grounded = supported / len(answer_sentences) if answer_sentences else 0.0
     # --- evidence: relevance to the question and support of the answer, together
+    p = _matrix(pool_vectors, dim)
+    psim = similarity(pool_vectors)
     answer_words = join_words(answer_sentences)
     scores: list[float] = []
-    for j, sentence in enumerate(read):
-        relevance = float(r[j] @ q) if len(r) else 0.0
-        support = float(sim[:, j].max()) if len(a) else 0.0
+    for j, sentence in enumerate(pool):
+        relevance = float(p[j] @ q)
+        support = float(psim[:, j].max()) if psim.shape[0] else 0.0
         shared = overlap(content_words(sentence.text), answer_words) if answer_words else 0.0
         scores.append(relevance + support + shared)
-    order = sorted(range(len(read)), key=lambda j: -scores[j])[:evidence_count]
+    order = sorted(range(len(pool)), key=lambda j: -scores[j])[:evidence_count]
     evidence = [
         Evidence(
-            document_id=read[j].hit.document_id,
-            file_name=read[j].hit.file_name,
-            chunk_index=read[j].hit.chunk_index,
-            start=read[j].start,
-            end=read[j].end,
-            text=read[j].text,
+            document_id=pool[j].hit.document_id,
+            file_name=pool[j].hit.file_name,
+            chunk_index=pool[j].hit.chunk_index,
+            start=pool[j].start,
+            end=pool[j].end,
+            text=pool[j].text,
             score=round(scores[j] / 3, 4),
-            citation=citation_of.get(read[j].hit.point_id, 0),
-            page=read[j].hit.page,
-            heading=read[j].hit.heading,
+            citation=citation_of.get(pool[j].hit.point_id, 0),
+            page=pool[j].hit.page,
+            heading=pool[j].hit.heading,
         )
         for j in order
     ]

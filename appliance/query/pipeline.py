@@ -32,6 +32,9 @@ from appliance.query.sentences import answer_sentences
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
+# Sentences of the cited passages ranked as evidence at most (each not yet embedded
+# costs a few ms after the answer; beyond, those sharing most words with it).
+MAX_EVIDENCE_POOL = 32
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,9 @@ class AnswerSettings:
     context_tokens: int
     max_tokens: int
     max_tokens_ceiling: int
-    evidence_sentences: int = 3
-    support_cosine: float = 0.6
-    support_overlap: float = 0.6
+    evidence_sentences: int = 5
+    support_cosine: float = 0.7
+    support_overlap: float = 0.8
 
 
 class UnknownStrategy(ValueError):
@@ -99,8 +102,16 @@ class Plan:
     name: str
     strategy: PromptStrategy
     prompt: BuiltPrompt
+    pool: list[Hit]  # the cited passages: what the context was drawn from
     read: list[Sentence] | None  # sentence strategies: the sentences in the prompt
-    read_vectors: list[list[float]]
+    vectors: dict[tuple[str, int], list[float]]  # sentence embeddings known so far
+
+    def citation_of(self) -> dict[str, int]:
+        return {h.point_id: n for n, h in enumerate(self.pool, start=1)}
+
+
+def _key(s: Sentence) -> tuple[str, int]:
+    return (s.hit.point_id, s.index)
 
 
 class QueryService:
@@ -152,14 +163,15 @@ class QueryService:
         hits = [h for h in found.hits if h.score >= self._min_score][: strategy.passages]
         budget = strategy.context_tokens or self.answers.context_tokens
         read: list[Sentence] | None = None
-        read_vectors: list[list[float]] = []
+        vectors: dict[tuple[str, int], list[float]] = {}
         gen = self._generator
         if strategy.context == "sentences" and hits:
             per_hit = sentences_of(hits)
             pool = candidates(per_hit, params.question, strategy.candidates)
-            vectors = await self._embedder.embed([s.text for s in pool], interactive=True)
-            scored = list(zip(pool, _cosines(vectors, found.vector), strict=True))
-            excerpts, picked = await asyncio.to_thread(
+            embedded = await self._embedder.embed([s.text for s in pool], interactive=True)
+            vectors = {_key(s): v for s, v in zip(pool, embedded, strict=True)}
+            scored = list(zip(pool, _cosines(embedded, found.vector), strict=True))
+            excerpts, read = await asyncio.to_thread(
                 select_sentences,
                 per_hit,
                 scored,
@@ -167,13 +179,6 @@ class QueryService:
                 count_tokens=lambda text: len(gen.tokenize(text)) - 1,  # minus BOS
                 budget=budget,
             )
-            by_key = {(s.rank, s.index): v for s, v in zip(pool, vectors, strict=True)}
-            missing = [s for s in picked if (s.rank, s.index) not in by_key]
-            if missing:  # neighbours picked without being candidates
-                extra = await self._embedder.embed([s.text for s in missing], interactive=True)
-                by_key.update({(s.rank, s.index): v for s, v in zip(missing, extra, strict=True)})
-            read_vectors = [by_key[(s.rank, s.index)] for s in picked]
-            read = picked
         else:
             excerpts = passages(hits, strategy)
         prompt = await asyncio.to_thread(
@@ -187,14 +192,11 @@ class QueryService:
             max_tokens=self._max_tokens(params, strategy),
             context_tokens=budget,
         )
-        if read is not None:  # keep only the sentences of excerpts that fit
-            kept = {e.hit.point_id for e in prompt.excerpts}
-            pairs = [
-                (s, v) for s, v in zip(read, read_vectors, strict=True) if s.hit.point_id in kept
-            ]
-            read = [s for s, _ in pairs]
-            read_vectors = [v for _, v in pairs]
-        return Plan(name, strategy, prompt, read, read_vectors)
+        if read is None:
+            return Plan(name, strategy, prompt, prompt.hits, None, vectors)
+        kept = {e.hit.point_id for e in prompt.excerpts}  # the excerpts that fit
+        read = [s for s in read if s.hit.point_id in kept]
+        return Plan(name, strategy, prompt, hits, read, vectors)
 
     async def prepare(self, params: AskParams) -> PreparedAnswer:
         """Search, build the prompt and queue the generation.
@@ -219,25 +221,24 @@ class QueryService:
         self, params: AskParams, plan: Plan, vector: list[float], answer: str
     ) -> Grounding:
         """Evidence and groundedness of `answer` (embeddings on the query path)."""
-        read, read_vectors = plan.read, plan.read_vectors
         sentences = answer_sentences(answer)
-        if read is None:  # passages: their sentences closest to the question and answer
-            per_hit = sentences_of(plan.prompt.hits)
-            read = candidates(per_hit, f"{params.question} {answer}", plan.strategy.candidates)
-            read_vectors = []
-        texts = [s.text for s in read] if not read_vectors else []
-        vectors = await self._embedder.embed([*texts, *sentences], interactive=True)
-        if texts:
-            read_vectors = vectors[: len(texts)]
-        answer_vectors = vectors[len(texts) :]
+        per_hit = sentences_of(plan.pool)
+        pool = candidates(per_hit, f"{params.question} {answer}", MAX_EVIDENCE_POOL)
+        read = plan.read if plan.read is not None else pool
+        missing = {_key(s): s for s in (*pool, *read) if _key(s) not in plan.vectors}
+        texts = [s.text for s in missing.values()]
+        embedded = await self._embedder.embed([*texts, *sentences], interactive=True)
+        known = {**plan.vectors, **dict(zip(missing, embedded[: len(texts)], strict=True))}
         a = self.answers
         return ground(
             answer_sentences=sentences,
-            answer_vectors=answer_vectors,
+            answer_vectors=embedded[len(texts) :],
             read=read,
-            read_vectors=read_vectors,
+            read_vectors=[known[_key(s)] for s in read],
+            pool=pool,
+            pool_vectors=[known[_key(s)] for s in pool],
             question_vector=vector,
-            citation_of={e.hit.point_id: e.number for e in plan.prompt.excerpts},
+            citation_of=plan.citation_of(),
             evidence_count=a.evidence_sentences,
             support_cosine=a.support_cosine,
             support_overlap=a.support_overlap,
@@ -334,7 +335,7 @@ class PreparedAnswer:
         )
         yield DoneEvent(
             answer=answer,
-            citations=citations_for(prompt.hits),
+            citations=citations_for(self.plan.pool),
             timings=timings,
             finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
             evidence=grounding.evidence,

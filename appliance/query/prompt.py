@@ -2,9 +2,10 @@
 
 A strategy (`config.schema.PromptStrategy`) says what the model reads: whole
 passages or selected sentences (`query.context` picks them), in the user turn
-before the question or in the system turn. Document text is always wrapped in
-`<document>` tags and the instruction says it is data, never instructions; a
-tag inside a document is defused so a file cannot close its own tag.
+before the question or in the system turn. Document text is wrapped in one
+`<documents>` block and the instruction says it is data, not instructions; a tag
+inside a document is defused so a file cannot close the block. (`legacy` keeps the
+old numbered passages, for the benchmark's before/after.)
 
 Context goes in rank order (passages are numbered [1]..[n], as the citations);
 when it would overflow the budget or leave no room for the answer, the lowest-
@@ -42,11 +43,12 @@ class BuiltPrompt:
         return [e.hit for e in self.excerpts]
 
 
-_TAG = re.compile(r"<(/?)(document)", re.I)
+_TAG = re.compile(r"<(/?)(documents?)\b", re.I)
+NOTHING_FOUND = "(no documents matched the question)"
 
 
 def defuse(text: str) -> str:
-    """Make `<document` / `</document` inside file text inert."""
+    """Make `<documents>` / `</documents>` inside file text inert."""
     return _TAG.sub(r"<\1 \2", text)
 
 
@@ -55,23 +57,25 @@ def _where(hit: Hit) -> str:
     if hit.page is not None:
         where += f", page {hit.page}"
     if hit.heading:
-        where += f", section {hit.heading}"
-    return defuse(where).replace('"', "'")
+        where += f", section {hit.heading!r}"
+    return where
 
 
-def render_context(excerpts: Sequence[Excerpt]) -> str:
-    if not excerpts:
-        return "(no documents matched the question)"
-    return "\n".join(
-        f'<document n="{e.number}" source="{_where(e.hit)}">\n{defuse(e.text)}\n</document>'
-        for e in excerpts
-    )
+def render_context(excerpts: Sequence[Excerpt], style: str) -> str:
+    """`documents`: one `<documents>` block of plain paragraphs (measured best for small
+    models, bench/answers.py); `numbered`: the legacy "[n] (file, page)" passages."""
+    if style == "numbered":
+        if not excerpts:
+            return "(no passages were found)"
+        return "\n\n".join(f"[{e.number}] ({_where(e.hit)})\n{e.text}" for e in excerpts)
+    body = "\n\n".join(defuse(e.text) for e in excerpts) if excerpts else NOTHING_FOUND
+    return f"<documents>\n{body}\n</documents>"
 
 
 def messages_for(
     strategy: PromptStrategy, question: str, excerpts: Sequence[Excerpt]
 ) -> list[dict[str, str]]:
-    context = render_context(excerpts)
+    context = render_context(excerpts, strategy.format)
     if strategy.turn == "system":
         return [
             {"role": "system", "content": f"{strategy.instruction}\n\nContext:\n{context}"},
@@ -79,7 +83,7 @@ def messages_for(
         ]
     return [
         {"role": "system", "content": strategy.instruction},
-        {"role": "user", "content": f"{context}\n\nQuestion: {question}"},
+        {"role": "user", "content": f"{context}\n\nAnswer briefly: {question}"},
     ]
 
 

@@ -165,7 +165,10 @@ def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     assert ask.returncode == 0, ask.stderr
-    assert "canteen.txt" in ask.stdout
+    answer, _, tail = ask.stdout.partition("\nEvidence:\n")
+    assert answer.strip()  # the answer comes first, then the evidence with file and page
+    assert '[1] canteen.txt: "The canteen serves lunch from 11:30 to 14:00 daily."' in tail
+    assert "Sources:" in tail and "Grounded: " in tail
 
 
 def test_metrics_have_nonzero_stage_histograms(

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from appliance.config import ConfigError, Settings, load_settings
+from appliance.config.schema import default_prompts
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "configs" / "appliance.toml"
@@ -19,13 +20,26 @@ def test_shipped_file_decodes_to_the_defaults() -> None:
     assert load_settings(SHIPPED, {}) == Settings()
 
 
-def test_every_settings_field_is_in_the_shipped_file_with_a_comment() -> None:
-    lines = SHIPPED.read_text(encoding="utf-8").splitlines()
+def sections() -> list[tuple[str, type]]:
+    """(table name, struct type) of every section; for the `[prompts.*]` strategies, the
+    default strategy's table (it lists every key; the others list what differs)."""
     hints = typing.get_type_hints(Settings, include_extras=True)
-    missing = []
+    out = []
     for section in msgspec.structs.fields(Settings):
         section_type = typing.get_args(hints[section.name])[0]
-        header = lines.index(f"[{section.name}]")
+        if typing.get_origin(section_type) is dict:
+            out.append((f"{section.name}.{Settings().generation.prompt}",
+                        typing.get_args(section_type)[1]))  # fmt: skip
+        else:
+            out.append((section.name, section_type))
+    return out
+
+
+def test_every_settings_field_is_in_the_shipped_file_with_a_comment() -> None:
+    lines = SHIPPED.read_text(encoding="utf-8").splitlines()
+    missing = []
+    for name, section_type in sections():
+        header = lines.index(f"[{name}]")
         following = lines[header + 1 :]
         end = next((i for i, line in enumerate(following) if line.startswith("[")), len(following))
         body = following[:end]
@@ -34,18 +48,34 @@ def test_every_settings_field_is_in_the_shipped_file_with_a_comment() -> None:
                 (i for i, line in enumerate(body) if re.match(rf"{field.name}\s*=", line)), None
             )
             if idx is None or idx == 0 or not body[idx - 1].startswith("#"):
-                missing.append(f"{section.name}.{field.name}")
+                missing.append(f"{name}.{field.name}")
     assert missing == []
 
 
 def test_every_field_has_a_description() -> None:
-    hints = typing.get_type_hints(Settings, include_extras=True)
-    for section in msgspec.structs.fields(Settings):
-        section_type = typing.get_args(hints[section.name])[0]
+    for name, section_type in sections():
         sub = typing.get_type_hints(section_type, include_extras=True)
         for field in msgspec.structs.fields(section_type):
             metas = [m for m in typing.get_args(sub[field.name]) if isinstance(m, msgspec.Meta)]
-            assert any(m.description for m in metas), f"{section.name}.{field.name}"
+            assert any(m.description for m in metas), f"{name}.{field.name}"
+
+
+def test_shipped_strategies_are_the_built_in_ones() -> None:
+    shipped = load_settings(SHIPPED, {})
+    assert shipped.prompts == default_prompts()
+    assert "legacy" in shipped.prompts and shipped.generation.prompt in shipped.prompts
+
+
+def test_default_prompt_must_name_a_strategy(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="generation.prompt"):
+        load_settings(SHIPPED, {"APPLIANCE__GENERATION__PROMPT": "nope"})
+
+
+def test_a_strategy_key_error_names_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[prompts.mine]\npassages = 0\n[generation]\nprompt = "mine"\n')
+    with pytest.raises(ConfigError, match=r"prompts\.mine\.passages"):
+        load_settings(path, {})
 
 
 def test_env_overrides_section_and_key() -> None:

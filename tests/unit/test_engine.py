@@ -107,13 +107,20 @@ def test_token_counts_and_finish_reason_count_tokens_not_pieces(
     engine: Engine, chat_model: Path
 ) -> None:
     """A non-ASCII answer: several tokens make one character, so pieces < tokens."""
-    tokens = prompt(engine, "Écris en japonais et en russe : « 日本語の文章です。Привет, мир! »")
-    text, stream = asyncio.run(answer(engine.generator, tokens, 40))
+    tokens = prompt(engine, "Repeat exactly: 日本語の文章です。日本語の文章です。")
+
+    async def run() -> tuple[list[str], Any]:
+        stream = engine.generator.stream(tokens, max_tokens=40, temperature=0.0)
+        return [piece async for piece in stream], stream
+
+    pieces, stream = asyncio.run(run())
+    text = "".join(pieces)
     plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2)
     expected = plain.create_completion(tokens, max_tokens=40, temperature=0.0)
     assert text == expected["choices"][0]["text"]
     assert any(ord(ch) > 0x2E80 for ch in text)  # CJK: multi-token characters are in it
-    assert stream.completion_tokens == expected["usage"]["completion_tokens"]
+    assert len(pieces) < 40  # counting pieces would undercount (the old bug)
+    assert stream.completion_tokens == expected["usage"]["completion_tokens"] == 40
     assert stream.finish_reason == expected["choices"][0]["finish_reason"] == "length"
     _, stream = asyncio.run(answer(engine.generator, prompt(engine, "Say yes."), 200))
     assert stream.finish_reason == "stop" and 0 < stream.completion_tokens < 200

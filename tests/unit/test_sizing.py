@@ -17,11 +17,33 @@ def test_default_models_fit_8gb(chat_model: Path, embedding_model: Path) -> None
         machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75,
     )  # fmt: skip
     assert plan.fits
-    assert plan.chat.n_ctx == 4096 and plan.chat.n_threads == 4 and plan.chat.slots == 8
+    assert plan.chat.n_ctx == 4096 and plan.chat.n_threads == 4 and plan.chat.slots == 16
     assert plan.embedding.n_ctx == 512
     # SmolLM2: 30 layers x 3 kv heads x (64 + 64) x 2 bytes per token, for every slot
-    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 4096 * 8
+    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 4096 * 16
     assert "fits" in format_plan(plan)
+
+
+@pytest.mark.slow
+def test_slots_are_sized_from_the_prompt_budget(chat_model: Path, embedding_model: Path) -> None:
+    """The default prompt (240 context + 128 answer tokens) needs 768 cells, not 4096."""
+    from appliance.config import Settings
+    from appliance.wiring import prompt_budget
+
+    budget = prompt_budget(Settings())
+    assert budget == 240 + 128
+    plan = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75, prompt_tokens=budget,
+    )  # fmt: skip
+    assert plan.chat.n_ctx == 768 and plan.chat.slots == 16  # 368 + 192, rounded up to 256s
+    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 768 * 16  # 270 MiB instead of 720 for 8
+    explicit = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75, prompt_tokens=budget,
+        chat_ctx=2048,
+    )  # fmt: skip
+    assert explicit.chat.n_ctx == 2048  # models.chat_ctx wins
 
 
 @pytest.mark.slow
@@ -57,7 +79,7 @@ def test_auto_context_shrinks_to_the_budget(chat_model: Path, embedding_model: P
         read_gguf_info(chat_model), read_gguf_info(embedding_model),
         machine=MachineInfo(int(0.7 * GiB), GiB // 2, 2), budget_fraction=0.75,
     )  # fmt: skip
-    assert plan.chat.slots < 8  # fewer slots first
+    assert plan.chat.slots < 16  # fewer slots first
     tight = plan_models(
         read_gguf_info(chat_model), read_gguf_info(embedding_model),
         machine=MachineInfo(int(0.6 * GiB), GiB // 2, 2), budget_fraction=0.75, parallel=2,
