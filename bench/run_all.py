@@ -17,8 +17,12 @@ sys.path.insert(0, str(REPO))
 from bench.store_engines import CACHE  # noqa: E402
 
 RESULTS = REPO / "bench" / "RESULTS.md"
-SCRIPTS = ["serve_load", "query_thread", "query_path", "store_engines", "engine_models"]
+EARLIER = "\n\n(from an earlier `make bench`, not rerun in the last one)"
+SCRIPTS = ["serve_load", "answers", "askers", "query_thread", "query_path", "store_engines",
+           "engine_models"]  # fmt: skip
 TITLES = {
+    "answers": "Answers: accuracy, evidence and latency per prompt strategy (bench/answers.py)",
+    "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
     "query_thread": "Search while answers stream: query embeddings on their own thread (bench/query_thread.py)",
     "query_path": "Query path: appliance code vs raw library calls (bench/query_path.py)",
     "store_engines": "Embedded vector engines (bench/store_engines.py)",
@@ -42,20 +46,48 @@ def run(name: str) -> str:
     return out
 
 
+def earlier_sections() -> dict[str, str]:
+    """The sections of the current RESULTS.md, by title (the serving part under "")."""
+    if not RESULTS.is_file():
+        return {}
+    text = RESULTS.read_text().replace(EARLIER, "")
+    first = min((text.find(f"## {t}") for t in TITLES.values() if f"## {t}" in text),
+                default=len(text))  # fmt: skip
+    out = {"": text[:first].rstrip()}
+    for title in TITLES.values():
+        start = text.find(f"## {title}")
+        if start >= 0:
+            end = min((text.find(f"## {t}", start + 1) for t in TITLES.values()
+                       if text.find(f"## {t}", start + 1) > 0), default=len(text))  # fmt: skip
+            out[title] = text[start:end].rstrip()
+    return out
+
+
 def main() -> None:
     wanted = sys.argv[1:] or SCRIPTS
     CACHE.mkdir(parents=True, exist_ok=True)
-    outputs = {}
+    earlier = earlier_sections()
+    outputs: dict[str, str | None] = {}
     for name in SCRIPTS:
         if name in wanted:
             outputs[name] = run(name)
         else:
             cached = CACHE / f"{name}.out"
-            outputs[name] = cached.read_text() if cached.is_file() else "(not run)\n"
-    serving = (CACHE / "serve_load.md").read_text() if (CACHE / "serve_load.md").is_file() else ""
-    parts = [serving.rstrip()]
+            outputs[name] = cached.read_text() if cached.is_file() else None
+    serving_md = CACHE / "serve_load.md"
+    if serving_md.is_file():
+        parts = [serving_md.read_text().rstrip()]
+    else:  # not run on this machine: keep the last committed section, say so
+        parts = [earlier.get("", "(serve_load not run)") + EARLIER]
     for name in SCRIPTS[1:]:
-        parts.append(f"## {TITLES[name]}\n\n```\n{outputs[name].strip()}\n```")
+        title = TITLES[name]
+        out = outputs[name]
+        if out is not None:
+            parts.append(f"## {title}\n\n```\n{out.strip()}\n```")
+        elif title in earlier:
+            parts.append(earlier[title] + EARLIER)
+        else:
+            parts.append(f"## {title}\n\n(not run)")
     RESULTS.write_text("\n\n".join(parts) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -33,7 +33,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.answers import BEFORE  # noqa: E402
 from bench.harness import (  # noqa: E402
     Server,
     appliance_server,
@@ -242,29 +241,6 @@ async def healthz_under_load(url: str) -> dict[str, float]:
 
 
 # --------------------------------------------------------------- main
-def slots_of(url: str) -> int:
-    import httpx
-
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.split(" ")[0] == "appliance_generation_slots":
-            return int(float(line.split()[-1]))
-    return 0
-
-
-def askers(srv: Server) -> dict[str, float]:
-    """50 questions at once, no max_tokens: what users get from the server's defaults."""
-    bodies: list[dict[str, object]] = [
-        {"query": QUESTIONS[i % len(QUESTIONS)], "temperature": 0} for i in range(50)
-    ]
-    res = asyncio.run(concurrent_streams(f"{srv.url}/v1/ask/stream", bodies))
-    out = {"ttft50": res.ttft(50), "ttft99": res.ttft(99), "ok": len(res.ok),
-           "errors": len(res.results) - len(res.ok), "tps": res.tokens_per_s(),
-           "rss": srv.peak_rss, "wall": res.wall}  # fmt: skip
-    log(f"  ttft p50 {out['ttft50']:.1f} s p99 {out['ttft99']:.1f} s, {out['errors']} errors, "
-        f"peak RSS {out['rss'] / 2**20:.0f} MiB")  # fmt: skip
-    return out
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as fh:
@@ -326,15 +302,6 @@ def main() -> None:
             r["askers50"] = {"ttft99": res.ttft(99), "ttft50": res.ttft(50), "n503": res.count(503),
                              "ok": len(res.ok)}  # fmt: skip
             r["default_rss"] = srv.peak_rss
-        log("50 concurrent askers, each with the server's default answer length (fresh server):")
-        with appliance_server(copy_dir(app_index, work, "a5"), MODELS, logs / "a5.log") as srv:
-            r["slots_after"] = slots_of(srv.url)
-            r["askers50_after"] = askers(srv)
-        log("the same 50 askers on the appliance before issue 7 (legacy prompt, 4096-cell slots):")
-        with appliance_server(copy_dir(app_index, work, "a4"), MODELS, logs / "a4.log",
-                              **BEFORE) as srv:  # fmt: skip
-            r["slots_before"] = slots_of(srv.url)
-            r["askers50_before"] = askers(srv)
         log("search, FastAPI reference:")
         port = free_port()
         ref_env = {"REFERENCE_MODEL": str(MODELS / "all-MiniLM-L6-v2.F16.gguf"),
@@ -406,29 +373,6 @@ def render(r: dict[str, Any]) -> str:
         f"{r['batched_rss'] / 2**20:.0f} MiB (16 slots) (target ≤ 1.2 GB)",
         "",
     ]  # fmt: skip
-    if "askers50_before" in r:
-        b, a = r["askers50_before"], r["askers50_after"]
-        lines += [
-            "## 50 concurrent askers: before and after the lean prompt (issue 7)",
-            "",
-            "Each asker sends a question without `max_tokens`, so each server's defaults apply. "
-            "Before: legacy prompt (4 passages in the system turn, 256-token answers), "
-            "`chat_ctx` 4096 per slot, no prefix cache, no repetition stop, 8 slots. "
-            "After: the shipped defaults.",
-            "",
-            "| server | slots | TTFT p50 s | TTFT p99 s | errors | tok/s | peak RSS MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-            f"| before | {r['slots_before']} | {b['ttft50']:.1f} | {b['ttft99']:.1f} | {b['errors']} | "
-            f"{b['tps']:.1f} | {b['rss'] / 2**20:.0f} |",
-            f"| after | {r['slots_after']} | {a['ttft50']:.1f} | {a['ttft99']:.1f} | {a['errors']} | "
-            f"{a['tps']:.1f} | {a['rss'] / 2**20:.0f} |",
-            "",
-            f"- p99 TTFT after/before: **{a['ttft99'] / b['ttft99']:.2f}x** (target ≤ 0.35x, "
-            f"0 errors: {a['errors']} errors)",
-            f"- peak RSS after/before: **{a['rss'] / b['rss']:.2f}x** (target ≤ 0.7x at no fewer "
-            f"slots: {r['slots_after']} vs {r['slots_before']})",
-            "",
-        ]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from litestar.exceptions import ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from appliance.engine.worker import Overloaded, WorkerStopped
+from appliance.query.pipeline import UnknownStrategy
 from appliance.query.prompt import PromptTooLong
 
 
@@ -69,7 +70,21 @@ def prompt_too_long_handler(
     )
 
 
+def unknown_strategy_handler(
+    _: Request[Any, Any, Any], exc: UnknownStrategy
+) -> Response[dict[str, Any]]:
+    return Response(
+        {
+            "status_code": 400,
+            "detail": f"Validation failed: strategy: {exc}",
+            "extra": [{"key": "strategy", "message": str(exc), "source": "body"}],
+        },
+        status_code=400,
+    )
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    UnknownStrategy: unknown_strategy_handler,
     ApplianceError: appliance_error_handler,
     Overloaded: overloaded_handler,
     WorkerStopped: stopped_handler,

@@ -415,8 +415,10 @@ def default_prompts() -> dict[str, PromptStrategy]:
     return {
         "sentences": PromptStrategy(),
         "top1": PromptStrategy(context="passages", passages=1),
-        "top3": PromptStrategy(context="passages", passages=3),
-        "top3-system": PromptStrategy(context="passages", passages=3, turn="system"),
+        "top3": PromptStrategy(context="passages", passages=3, context_tokens=700),
+        "top3-system": PromptStrategy(
+            context="passages", passages=3, turn="system", context_tokens=700
+        ),
         "top5": PromptStrategy(context="passages", passages=5, context_tokens=1200),
         "sentences-top5": PromptStrategy(passages=5, candidates=24),
         "sentences-system": PromptStrategy(turn="system"),

@@ -85,6 +85,12 @@ class BatchedChat:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self.slots = slots
         self.n_ctx = n_ctx
+        # Sliding-window and recurrent models cannot keep an arbitrary prefix of a
+        # sequence (llama-server checks the same): they always read the whole prompt.
+        if llama_cpp.llama_model_n_swa(self._model) > 0 or llama_cpp.llama_model_is_recurrent(
+            self._model
+        ):
+            prefix_cache = False
         self.scheduler = Scheduler(
             slots=slots,
             n_ctx=n_ctx,
@@ -112,13 +118,6 @@ class BatchedChat:
 
     def admit(self, request: Request) -> None:
         ll = self._ll
-        admission = self.scheduler.admit(request)
-        seq_id = admission.slot.seq_id
-        # Keep the shared prefix of the slot's last prompt; drop the rest of its cells.
-        # A recurrent model cannot cut a sequence in the middle: it starts cold.
-        if not ll.llama_memory_seq_rm(self._memory, seq_id, admission.keep, -1):
-            ll.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
-            self.scheduler.restart(admission.slot)
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
         if request.temperature <= 0.0:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
@@ -128,15 +127,34 @@ class BatchedChat:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(0.05, 1))
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(request.temperature))
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(request.seed))
+        # The slot's state and its sampler come into being together.
+        try:
+            admission = self.scheduler.admit(request)
+        except BaseException:
+            ll.llama_sampler_free(chain)
+            raise
+        seq_id = admission.slot.seq_id
         self._samplers[seq_id] = chain
         self._decoders[seq_id] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # Keep the shared prefix of the slot's last prompt; drop the rest of its cells.
+        # If the cache cannot cut the sequence there (a recurrent model), start cold.
+        keep = admission.keep
+        if keep and not ll.llama_memory_seq_rm(self._memory, seq_id, keep, -1):
+            keep = 0
+        if keep and ll.llama_memory_seq_pos_min(self._memory, seq_id) > 0:
+            keep = 0  # a sliding-window cache dropped the start of the prefix
+        if keep != admission.keep or not keep:
+            ll.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+            self.scheduler.restart(admission.slot)
 
     def _release(self, slot: Slot, *, drop_cells: bool = False) -> None:
         ll = self._ll
         if drop_cells or not self.scheduler.prefix_cache:
             ll.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
             self.scheduler.forget(slot)
-        ll.llama_sampler_free(self._samplers.pop(slot.seq_id))
+        sampler = self._samplers.pop(slot.seq_id, None)
+        if sampler is not None:
+            ll.llama_sampler_free(sampler)
         self._decoders.pop(slot.seq_id, None)
         self.scheduler.release(slot)
 

@@ -32,8 +32,9 @@ from appliance.query.sentences import answer_sentences
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
-# Sentences of the cited passages ranked as evidence at most (each not yet embedded
-# costs a few ms after the answer; beyond, those sharing most words with it).
+# Sentences of the cited passages ranked as evidence at most, for sentence strategies
+# (each not yet embedded costs a few ms after the answer; beyond, those sharing most
+# words with the question and answer).
 MAX_EVIDENCE_POOL = 32
 
 
@@ -223,8 +224,12 @@ class QueryService:
         """Evidence and groundedness of `answer` (embeddings on the query path)."""
         sentences = answer_sentences(answer)
         per_hit = sentences_of(plan.pool)
-        pool = candidates(per_hit, f"{params.question} {answer}", MAX_EVIDENCE_POOL)
-        read = plan.read if plan.read is not None else pool
+        if plan.read is None:  # passages: the model read every sentence of them
+            read = [s for sentences_of_hit in per_hit for s in sentences_of_hit]
+            pool = read
+        else:
+            read = plan.read
+            pool = candidates(per_hit, f"{params.question} {answer}", MAX_EVIDENCE_POOL)
         missing = {_key(s): s for s in (*pool, *read) if _key(s) not in plan.vectors}
         texts = [s.text for s in missing.values()]
         embedded = await self._embedder.embed([*texts, *sentences], interactive=True)
@@ -316,10 +321,10 @@ class PreparedAnswer:
         answer = "".join(pieces).strip()
         try:
             grounding = await self._service.ground(self._params, self.plan, found.vector, answer)
+            self._metrics.answer_grounded.observe(grounding.grounded)
         except Exception:  # embedder overloaded or stopped: the answer still stands
             log.warning("evidence and grounding failed", exc_info=True)
             grounding = Grounding([], 0.0, [])
-        self._metrics.answer_grounded.observe(grounding.grounded)
         t_done = time.perf_counter()
         timings = Timings(
             embed_ms=round(found.embed_ms, 2),

@@ -154,7 +154,11 @@ def test_evidence_offsets_cut_the_sentence_out_of_the_stored_chunk(
         for e in done["evidence"]:
             text = chunks[(e["document_id"], e["chunk_index"])]
             assert text[e["start"] : e["end"]] == e["text"]
-            assert e["citation"] in {c["index"] for c in done["citations"]}
+            cited = done["citations"][e["citation"] - 1]  # the passage it comes from
+            assert (cited["document_id"], cited["chunk_index"]) == (
+                e["document_id"],
+                e["chunk_index"],
+            )
         assert 0.0 <= done["grounded"] <= 1.0
         answer = re.sub(r"\s*\[\d+(?:,\s*\d+)*\]", "", done["answer"])
         assert all(u and u in answer for u in done["unsupported"])
@@ -218,6 +222,9 @@ def test_websocket_streams_the_same_events(
         ws.send_text(json.dumps({"query": "", "top_k": "x"}))
         error = json.loads(ws.receive_text())
         assert error["type"] == "error" and error["status"] == 400
+        ws.send_text(json.dumps({"query": "Where?", "strategy": "nope"}))
+        error = json.loads(ws.receive_text())
+        assert error["status"] == 400 and "strategy" in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -235,6 +242,7 @@ def test_websocket_streams_the_same_events(
         ("/v1/search", {"query": "x", "document_ids": "abc"}, "document_ids"),
         ("/v1/ask", {"query": "x", "strategy": "no-such-prompt"}, "strategy"),
         ("/v1/ask/stream", {"query": "x", "strategy": ""}, "strategy"),
+        ("/v1/ask/stream", {"query": "x", "strategy": "nope"}, "strategy"),
     ],
 )
 def test_bad_fields_get_400_naming_the_field(

@@ -67,7 +67,7 @@ def test_shipped_strategies_are_the_built_in_ones() -> None:
 
 
 def test_default_prompt_must_name_a_strategy(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="generation.prompt"):
+    with pytest.raises(ConfigError, match=r"generation\.prompt"):
         load_settings(SHIPPED, {"APPLIANCE__GENERATION__PROMPT": "nope"})
 
 

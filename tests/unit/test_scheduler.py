@@ -133,3 +133,30 @@ def test_repeats_needs_a_long_enough_loop() -> None:
     assert not repeats(list(range(60)))
     assert repeats([9, 8] + list(range(30)) * 2)
     assert not repeats(list(range(10)) * 2)  # 20 tokens: below the 24-token span
+
+
+def test_a_cancel_mid_prefill_keeps_only_what_was_read() -> None:
+    s = Scheduler(slots=1, n_ctx=100, n_batch=4)
+    prompt = list(range(10))
+    slot = s.admit(request(prompt)).slot
+    s.decoded(s.plan())  # 4 of 10 prompt tokens read
+    s.release(slot)  # cancelled before the prompt was read in full
+    assert slot.cached == prompt[:4] and slot.state is SlotState.FREE
+    admission = s.admit(request([*prompt[:6], 99]))
+    assert admission.keep == 4  # only the cells really filled are reused
+    assert [r.pos for r in s.plan().rows] == [4, 5, 6]
+
+
+def test_reservations_return_to_zero_and_restart_reads_everything() -> None:
+    s = Scheduler(slots=2, n_ctx=100, n_batch=64)
+    slots = [s.admit(request([1, 2, 3, 4], max_tokens=6)).slot for _ in range(2)]
+    assert not s.can_admit(request([1], max_tokens=1))
+    run_to_decode(s)
+    for slot in slots:
+        s.release(slot)
+    assert s._reserved == 0 and s.can_admit(request([1] * 44, max_tokens=6))
+    admission = s.admit(request([1, 2, 3, 4, 5]))
+    assert admission.keep == 4
+    s.restart(admission.slot)  # the executor could not keep the prefix
+    assert [r.pos for r in s.plan().rows] == [0, 1, 2, 3, 4]
+    assert s.finished(admission.slot, "stop").cached_tokens == 0

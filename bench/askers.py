@@ -1,0 +1,88 @@
+"""50 people ask at once: time to first token, errors and peak RSS, before and after.
+
+Both servers hold the answer benchmark's corpus (50 PostgreSQL documentation
+pages, ingested over HTTP) and get the same 50 questions at the same moment,
+each without `max_tokens`, so each server's defaults apply:
+
+* **before**: the appliance before issue 7 by its settings (`answers.BEFORE`):
+  legacy prompt (4 passages in the system turn, 256-token answers), 4096 cells
+  per slot, 8 slots, no prefix cache, no repetition stop, pages with navigation;
+* **after**: the shipped defaults (sized from the prompt budget: 768 cells, 16 slots).
+
+Peak RSS is sampled every 0.1 s over the server's whole life (ingestion included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.answers import BEFORE, ingest, load_questions  # noqa: E402
+from bench.harness import appliance_server, concurrent_streams  # noqa: E402
+
+MODELS = REPO / ".cache" / "models"
+ASKERS = 50
+
+
+def slots_of(url: str) -> int:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.split(" ")[0] == "appliance_generation_slots":
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def run(name: str, data_dir: Path, log: Path, spec: dict[str, Any],
+        settings: dict[str, str]) -> dict[str, float]:  # fmt: skip
+    questions = [q["question"] for q in spec["questions"]]
+    bodies: list[dict[str, object]] = [
+        {"query": questions[i % len(questions)], "temperature": 0} for i in range(ASKERS)
+    ]
+    with appliance_server(data_dir, MODELS, log, **settings) as srv:
+        with httpx.Client(base_url=srv.url, timeout=600) as client:
+            ingest(client, Path(spec["root"]), spec["files"])
+        res = asyncio.run(concurrent_streams(f"{srv.url}/v1/ask/stream", bodies))
+        time.sleep(0.3)  # one more RSS sample after the last stream
+        out = {"slots": slots_of(srv.url), "ttft50": res.ttft(50), "ttft99": res.ttft(99),
+               "ok": len(res.ok), "errors": len(res.results) - len(res.ok),
+               "tps": res.tokens_per_s(), "wall": res.wall, "rss": srv.peak_rss}  # fmt: skip
+    print(f"# {name}: {json.dumps(out)}", file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> None:
+    spec = load_questions()
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as work:
+        log = Path(work) / "server.log"
+        before = run("before", Path(work) / "before", log, spec, BEFORE)
+        after = run("after", Path(work) / "after", log, spec, {})
+    print(f"{ASKERS} concurrent askers, the answer benchmark's questions and corpus, "
+          "no max_tokens (each server's default answer length)\n")  # fmt: skip
+    print(f"{'server':<7} {'slots':>5} {'ttft p50 s':>10} {'ttft p99 s':>10} {'errors':>6} "
+          f"{'tok/s':>6} {'wall s':>6} {'peak RSS MiB':>12}")  # fmt: skip
+    for name, r in (("before", before), ("after", after)):
+        print(f"{name:<7} {r['slots']:>5.0f} {r['ttft50']:>10.1f} {r['ttft99']:>10.1f} "
+              f"{r['errors']:>6.0f} {r['tps']:>6.1f} {r['wall']:>6.1f} {r['rss'] / 2**20:>12.0f}")  # fmt: skip
+    p99 = after["ttft99"] / before["ttft99"]
+    rss = after["rss"] / before["rss"]
+    print(f"\np99 time to first token after/before: {p99:.2f}x (target <= 0.35x with 0 errors: "
+          f"{'met' if p99 <= 0.35 and after['errors'] == 0 else 'MISSED'})")  # fmt: skip
+    print(f"peak RSS after/before: {rss:.2f}x (target <= 0.70x at no fewer slots: "
+          f"{'met' if rss <= 0.7 and after['slots'] >= before['slots'] else 'MISSED'}; "
+          f"{after['rss'] / 2**20:.0f} MiB vs the 1165 MiB measured before: "
+          f"{after['rss'] / 2**20 / 1165:.2f}x)")  # fmt: skip
+    print(f"\n(askers.py: {time.monotonic() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
