@@ -360,7 +360,7 @@ class PromptStrategy(Base, frozen=True):
             description="Where the document text goes: the user turn (before the question) or "
             "the system turn."
         ),
-    ] = "system"
+    ] = "user"
     format: Annotated[
         Literal["documents", "numbered"],
         Meta(
@@ -414,14 +414,14 @@ class PromptStrategy(Base, frozen=True):
 def default_prompts() -> dict[str, PromptStrategy]:
     return {
         "sentences": PromptStrategy(),
-        "sentences-user": PromptStrategy(turn="user"),
-        "top1": PromptStrategy(context="passages", turn="user", passages=1),
-        "top3": PromptStrategy(context="passages", turn="user", passages=3, context_tokens=700),
+        "top1": PromptStrategy(context="passages", passages=1),
+        "top3": PromptStrategy(context="passages", passages=3, context_tokens=700),
         "top3-system": PromptStrategy(
             context="passages", passages=3, turn="system", context_tokens=700
         ),
-        "top5": PromptStrategy(context="passages", turn="user", passages=5, context_tokens=1200),
+        "top5": PromptStrategy(context="passages", passages=5, context_tokens=1200),
         "sentences-top5": PromptStrategy(passages=5, candidates=24),
+        "sentences-system": PromptStrategy(turn="system"),
         "legacy": PromptStrategy(
             context="passages",
             turn="system",
