@@ -46,7 +46,7 @@ from bench.harness import appliance_server  # noqa: E402
 
 QUESTIONS = REPO / "bench" / "data" / "pg_questions.json"
 MODELS = REPO / ".cache" / "models"
-AFTER_STRATEGIES = ["sentences", "sentences-system", "top1", "top3", "top3-system", "top5"]
+AFTER_STRATEGIES = ["sentences", "sentences-system", "top1", "top3", "top5"]
 BEFORE = {  # the appliance before issue 7, by its settings
     "retrieval__html_main_content": "false",
     "retrieval__top_k": "4",
