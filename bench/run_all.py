@@ -17,7 +17,8 @@ sys.path.insert(0, str(REPO))
 from bench.store_engines import CACHE  # noqa: E402
 
 RESULTS = REPO / "bench" / "RESULTS.md"
-EARLIER = "\n\n(from an earlier `make bench`, not rerun in the last one)"
+EARLIER = "\n\n(the section above is from an earlier `make bench`, not rerun in the last one)"
+OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
 SCRIPTS = ["serve_load", "answers", "askers", "query_thread", "query_path", "store_engines",
            "engine_models"]  # fmt: skip
 TITLES = {
@@ -41,7 +42,10 @@ def run(name: str) -> str:
     if proc.returncode != 0:
         out = f"`{name}.py` failed with exit code {proc.returncode}.\n"
     else:
-        out = proc.stdout.strip() + f"\n\n({name}.py: {time.monotonic() - t0:.0f} s)\n"
+        out = proc.stdout.strip()
+        if not out.endswith(" s)"):  # the script did not print its own run time
+            out += f"\n\n({name}.py: {time.monotonic() - t0:.0f} s)"
+        out += "\n"
     (CACHE / f"{name}.out").write_text(out)
     return out
 
@@ -50,7 +54,9 @@ def earlier_sections() -> dict[str, str]:
     """The sections of the current RESULTS.md, by title (the serving part under "")."""
     if not RESULTS.is_file():
         return {}
-    text = RESULTS.read_text().replace(EARLIER, "")
+    text = RESULTS.read_text()
+    for marker in OLD_MARKERS:
+        text = text.replace(marker, "")
     first = min((text.find(f"## {t}") for t in TITLES.values() if f"## {t}" in text),
                 default=len(text))  # fmt: skip
     out = {"": text[:first].rstrip()}

@@ -9,14 +9,18 @@ from appliance.domain.types import ChunkRecord, Hit
 
 
 class Embedder(Protocol):
-    """Turns texts into unit vectors. Query calls take precedence over ingestion calls."""
+    """Turns texts into unit vectors. Query calls take precedence over ingestion calls;
+    `urgent=False` (evidence for an answer already streamed) yields to the next
+    asker's query embeddings."""
 
     @property
     def dim(self) -> int: ...
 
     def count_tokens(self, text: str) -> int: ...
 
-    async def embed(self, texts: Sequence[str], *, interactive: bool) -> list[list[float]]: ...
+    async def embed(
+        self, texts: Sequence[str], *, interactive: bool, urgent: bool = True
+    ) -> list[list[float]]: ...
 
     def queue_depth(self) -> int: ...
 

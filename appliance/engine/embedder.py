@@ -19,7 +19,7 @@ from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import check_common, check_encoder
 from appliance.engine.priority import lower_this_thread
-from appliance.engine.worker import ThreadWorker
+from appliance.engine.worker import BACKGROUND, INTERACTIVE, ThreadWorker
 
 
 def embedding_model(
@@ -197,12 +197,15 @@ class LlamaEmbedder:
         queries = self._queries.depth() if self._queries is not None else 0
         return self._engine.embed_depth() + queries
 
-    async def embed(self, texts: Sequence[str], *, interactive: bool) -> list[list[float]]:
+    async def embed(
+        self, texts: Sequence[str], *, interactive: bool, urgent: bool = True
+    ) -> list[list[float]]:
         batch = list(texts)
         if not batch:
             return []
         if interactive and self._queries is not None:
-            return await self._queries.call(lambda ctx: [ctx.embed_one(t) for t in batch])
+            priority = INTERACTIVE if urgent else BACKGROUND
+            return await self._queries.call(lambda ctx: [ctx.embed_one(t) for t in batch], priority)
         fut = self._engine.submit_embed(batch, interactive)
         try:
             return await fut
