@@ -1,4 +1,4 @@
-"""The `appliance` command: serve | models | ingest | ask | config check.
+"""The `appliance` command: serve | models | ingest | ask | keys | config check.
 
 Commands that touch data talk to the running server over HTTP, like any client:
 the embedded store is locked to the server process.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,10 +31,26 @@ def _server_url(args: argparse.Namespace, settings: Settings) -> str:
     return f"http://{host}:{settings.server.port}"
 
 
+def _api_key(args: argparse.Namespace, settings: Settings) -> str | None:
+    """--key, else $APPLIANCE_API_KEY, else the bootstrap admin key on this server."""
+    if getattr(args, "key", None):
+        return str(args.key)
+    if os.environ.get("APPLIANCE_API_KEY"):
+        return os.environ["APPLIANCE_API_KEY"]
+    from appliance.wiring import admin_key_file
+
+    path = admin_key_file(settings)
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:  # not on the server, or not allowed to read it
+        return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from appliance.api.app import create_app
+    from appliance.api.server import ApplianceServer
     from appliance.models.locate import ModelError
     from appliance.models.sizing import SizingError
     from appliance.wiring import plan_for
@@ -51,13 +68,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not plan.fits:
         print(f"appliance: refusing to start: {plan.explain()}", file=sys.stderr)
         return 1
-    uvicorn.run(
-        create_app(settings, plan),
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.server.log_level,
+    server = settings.server
+    for key, path in (("tls_cert", server.tls_cert), ("tls_key", server.tls_key)):
+        if path and not Path(path).is_file():
+            print(f"appliance: cannot start: server.{key}: no such file {path}", file=sys.stderr)
+            return 1
+    app = create_app(settings, plan)
+    config = uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level=server.log_level,
+        # the drain (ApplianceServer) has ended every answer before uvicorn's shutdown
         timeout_graceful_shutdown=5,
+        ssl_certfile=server.tls_cert or None,
+        ssl_keyfile=server.tls_key or None,
     )
+    ApplianceServer(config, app, server.shutdown_grace_s).run()
     return 0
 
 
@@ -82,14 +109,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from appliance.cli_client import ingest
 
     settings = _settings(args)
-    return ingest(_server_url(args, settings), [Path(p) for p in args.paths], args.wait)
+    return ingest(
+        _server_url(args, settings), _api_key(args, settings), [Path(p) for p in args.paths],
+        args.wait,
+    )  # fmt: skip
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from appliance.cli_client import ask
 
     settings = _settings(args)
-    return ask(_server_url(args, settings), args.question, args.top_k, args.max_tokens)
+    return ask(
+        _server_url(args, settings), _api_key(args, settings), args.question, args.top_k,
+        args.max_tokens,
+    )  # fmt: skip
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from appliance.cli_keys import keys_command
+
+    settings = _settings(args)
+    return keys_command(_server_url(args, settings), _api_key(args, settings), args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,9 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("check", help="validate the config").set_defaults(func=cmd_config_check)
 
+    def client_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", help="server URL (default: from the config)")
+        p.add_argument(
+            "--key",
+            help="API key (default: $APPLIANCE_API_KEY, else <data_dir>/secrets/admin.key)",
+        )
+
+    keys = sub.add_parser("keys", help="manage API keys (admin)")
+    client_options(keys)
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("list", help="list the keys (never their secrets)")
+    create = keys_sub.add_parser("create", help="make a key; its secret is shown once")
+    create.add_argument("--role", choices=["admin", "ingest", "query"], required=True)
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+
     for name, helptext in (("ingest", "upload files or directories"), ("ask", "ask a question")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--url", help="server URL (default: from the config)")
+        client_options(p)
         if name == "ingest":
             p.add_argument("paths", nargs="+", help="files or directories")
             p.add_argument(

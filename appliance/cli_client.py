@@ -1,4 +1,4 @@
-"""The CLI's HTTP side: `ingest` (upload + progress bar) and `ask` (streamed answer)."""
+"""The CLI's HTTP side: `ingest` (upload + progress bar), `ask` (streamed answer), `keys`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,26 @@ import httpx
 from appliance.ingest.parsers import SUPPORTED_EXTENSIONS
 
 UPLOAD_GROUP = 20
+
+
+def api_client(url: str, key: str | None, timeout: float | None) -> httpx.Client:
+    """An HTTP client for the appliance, sending `key` (if any) as a bearer token."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=url, timeout=timeout, headers=headers)
+
+
+def refused(resp: httpx.Response) -> str:
+    """A one-line reason for a non-2xx answer, with a hint for 401/403."""
+    hint = {
+        401: " (no valid API key: pass --key, set APPLIANCE_API_KEY, or run on the server "
+        "itself, where <data_dir>/secrets/admin.key is read)",
+        403: " (this API key's role may not do that)",
+    }.get(resp.status_code, "")
+    try:
+        detail = resp.json().get("detail", resp.text)
+    except ValueError:
+        detail = resp.text
+    return f"{resp.status_code} {detail}{hint}"
 
 
 def collect_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
@@ -42,7 +62,7 @@ def _groups(files: list[Path]) -> Iterator[list[Path]]:
         yield files[start : start + UPLOAD_GROUP]
 
 
-def ingest(url: str, paths: list[Path], wait: bool) -> int:
+def ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
     files, problems = collect_files(paths)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -50,7 +70,7 @@ def ingest(url: str, paths: list[Path], wait: bool) -> int:
         print("nothing to upload", file=sys.stderr)
         return 1
     failed = 0
-    with httpx.Client(base_url=url, timeout=300) as client:
+    with api_client(url, key, 300) as client:
         for group in _groups(files):
             handles = [(f.name, f.open("rb")) for f in group]
             try:
@@ -61,7 +81,7 @@ def ingest(url: str, paths: list[Path], wait: bool) -> int:
                 for _, fh in handles:
                     fh.close()
             if resp.status_code != 202:
-                print(f"upload failed: {resp.status_code} {resp.text}", file=sys.stderr)
+                print(f"upload failed: {refused(resp)}", file=sys.stderr)
                 return 1
             job_id = resp.json()["job_id"]
             if not wait:
@@ -112,18 +132,19 @@ def print_evidence(done: dict[str, Any]) -> None:
         print(f'  not supported by the documents: "{sentence}"')
 
 
-def ask(url: str, question: str, top_k: int | None, max_tokens: int | None) -> int:
+def ask(url: str, key: str | None, question: str, top_k: int | None, max_tokens: int | None) -> int:
     body: dict[str, object] = {"query": question}
     if top_k:
         body["top_k"] = top_k
     if max_tokens:
         body["max_tokens"] = max_tokens
     with (
-        httpx.Client(base_url=url, timeout=None) as client,
+        api_client(url, key, None) as client,
         client.stream("POST", "/v1/ask/stream", json=body) as resp,
     ):
         if resp.status_code != 200:
-            print(f"error {resp.status_code}: {resp.read().decode()}", file=sys.stderr)
+            resp.read()
+            print(f"error {refused(resp)}", file=sys.stderr)
             return 1
         for line in resp.iter_lines():
             if not line.startswith("data:"):

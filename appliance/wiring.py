@@ -18,6 +18,8 @@ from appliance.models.sizing import (
 )
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
+from appliance.security.audit import AuditLog
+from appliance.security.key_store import KeyStore
 from appliance.store.catalog import Catalog
 from appliance.store.edge import EdgeStore
 from appliance.store.qdrant import QdrantStore
@@ -27,6 +29,15 @@ log = logging.getLogger(__name__)
 
 def data_dir(settings: Settings) -> Path:
     return Path(settings.storage.data_dir).expanduser().resolve()
+
+
+def secrets_dir(settings: Settings) -> Path:
+    return data_dir(settings) / "secrets"
+
+
+def admin_key_file(settings: Settings) -> Path:
+    """The bootstrap admin key, written on first start for the CLI and console here."""
+    return secrets_dir(settings) / "admin.key"
 
 
 def models_dir(settings: Settings) -> Path:
@@ -92,6 +103,8 @@ class Services:
         catalog: Catalog,
         ingestion: IngestionService,
         query: QueryService,
+        keys: KeyStore,
+        audit: AuditLog,
     ) -> None:
         self.settings = settings
         self.plan = plan
@@ -103,12 +116,16 @@ class Services:
         self.catalog = catalog
         self.ingestion = ingestion
         self.query = query
+        self.keys = keys
+        self.audit = audit
 
     async def close(self) -> None:
         await self.ingestion.stop()
         self.engine.stop()
         await self.store.close()
         await self.catalog.close()
+        await self.keys.close()
+        self.audit.stop()
 
 
 async def build_services(settings: Settings, plan: SizingPlan | None = None) -> Services:
@@ -123,6 +140,26 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
     metrics = Metrics()
     root = data_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(secrets_dir(settings))
+    await keys.start()  # first: a bad data dir fails before the models load
+    audit = AuditLog(root / "audit.log" if settings.security.audit_log else None)
+    audit.start()
+    try:
+        return await _build_the_rest(settings, plan, metrics, root, keys, audit)
+    except BaseException:
+        await keys.close()
+        audit.stop()
+        raise
+
+
+async def _build_the_rest(
+    settings: Settings,
+    plan: SizingPlan,
+    metrics: Metrics,
+    root: Path,
+    keys: KeyStore,
+    audit: AuditLog,
+) -> Services:
     g = settings.generation
     engine = build_engine(
         EngineSpec(
@@ -195,4 +232,4 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
         )
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
-    return Services(settings, plan, metrics, engine, store, catalog, ingestion, query)
+    return Services(settings, plan, metrics, engine, store, catalog, ingestion, query, keys, audit)

@@ -303,12 +303,12 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as work:
         with appliance_server(Path(work) / "before", MODELS, log, **BEFORE) as server:
-            found, took_before, res = measure(server.url, None, "before", spec, ["legacy"])
+            found, took_before, res = measure(server.url, server.key, "before", spec, ["legacy"])
             found_by["before"] = found
             results += res
         with appliance_server(Path(work) / "after", MODELS, log, **AFTER) as server:
             found, took_after, res = measure(
-                server.url, None, "after", spec, list(names or AFTER_STRATEGIES)
+                server.url, server.key, "after", spec, list(names or AFTER_STRATEGIES)
             )
             found_by["after"] = found
             results += res

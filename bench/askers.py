@@ -34,11 +34,26 @@ MODELS = REPO / ".cache" / "models"
 ASKERS = 50
 
 
-def slots_of(url: str) -> int:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+def slots_of(url: str, headers: dict[str, str]) -> int:
+    for line in httpx.get(f"{url}/metrics", headers=headers).text.splitlines():
         if line.split(" ")[0] == "appliance_generation_slots":
             return int(float(line.split()[-1]))
     return 0
+
+
+STAGES = ("embed_query", "prompt", "generate", "ground")
+
+
+def stage_means(url: str, headers: dict[str, str]) -> dict[str, float]:
+    """Mean seconds per request of each query stage, from the server's own /metrics."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", headers=headers).text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            head = f'appliance_stage_seconds{suffix}{{stage="'
+            if line.startswith(head):
+                into[line[len(head) :].split('"')[0]] = float(line.split()[-1])
+    return {s: sums.get(s, 0.0) / counts[s] if counts.get(s) else 0.0 for s in STAGES}
 
 
 def run(name: str, data_dir: Path, log: Path, spec: dict[str, Any],
@@ -48,13 +63,16 @@ def run(name: str, data_dir: Path, log: Path, spec: dict[str, Any],
         {"query": questions[i % len(questions)], "temperature": 0} for i in range(ASKERS)
     ]
     with appliance_server(data_dir, MODELS, log, **settings) as srv:
-        with httpx.Client(base_url=srv.url, timeout=600) as client:
+        with httpx.Client(base_url=srv.url, timeout=600, headers=srv.headers) as client:
             ingest(client, Path(spec["root"]), spec["files"])
-        res = asyncio.run(concurrent_streams(f"{srv.url}/v1/ask/stream", bodies))
+        res = asyncio.run(
+            concurrent_streams(f"{srv.url}/v1/ask/stream", bodies, headers=srv.headers)
+        )
         time.sleep(0.3)  # one more RSS sample after the last stream
-        out = {"slots": slots_of(srv.url), "ttft50": res.ttft(50), "ttft99": res.ttft(99),
+        out = {"slots": slots_of(srv.url, srv.headers), "ttft50": res.ttft(50), "ttft99": res.ttft(99),
                "ok": len(res.ok), "errors": len(res.results) - len(res.ok),
-               "tps": res.tokens_per_s(), "wall": res.wall, "rss": srv.peak_rss}  # fmt: skip
+               "tps": res.tokens_per_s(), "wall": res.wall, "rss": srv.peak_rss,
+               **stage_means(srv.url, srv.headers)}  # fmt: skip
     print(f"# {name}: {json.dumps(out)}", file=sys.stderr, flush=True)
     return out
 
@@ -64,8 +82,17 @@ def main() -> None:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         log = Path(work) / "server.log"
-        before = run("before", Path(work) / "before", log, spec, BEFORE)
-        after = run("after", Path(work) / "after", log, spec, {})
+        only = sys.argv[1:]  # `askers.py after`: one server, for a quick look
+        before = (
+            run("before", Path(work) / "before", log, spec, BEFORE)
+            if only in ([], ["before"])
+            else None
+        )
+        after = (
+            run("after", Path(work) / "after", log, spec, {}) if only in ([], ["after"]) else None
+        )
+        if before is None or after is None:
+            return
     print(f"{ASKERS} concurrent askers, the answer benchmark's questions and corpus, "
           "no max_tokens (each server's default answer length)\n")  # fmt: skip
     print(f"{'server':<7} {'slots':>5} {'ttft p50 s':>10} {'ttft p99 s':>10} {'errors':>6} "
@@ -73,6 +100,9 @@ def main() -> None:
     for name, r in (("before", before), ("after", after)):
         print(f"{name:<7} {r['slots']:>5.0f} {r['ttft50']:>10.1f} {r['ttft99']:>10.1f} "
               f"{r['errors']:>6.0f} {r['tps']:>6.1f} {r['wall']:>6.1f} {r['rss'] / 2**20:>12.0f}")  # fmt: skip
+    print("\nmean seconds per request in each stage (server's /metrics):")
+    for name, r in (("before", before), ("after", after)):
+        print(f"  {name:<7} " + "  ".join(f"{s} {r[s]:.2f}" for s in STAGES))
     p99 = after["ttft99"] / before["ttft99"]
     rss = after["rss"] / before["rss"]
     print(f"\np99 time to first token after/before: {p99:.2f}x (target <= 0.35x with 0 errors: "

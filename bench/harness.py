@@ -32,7 +32,7 @@ class Server:
     """A server subprocess on loopback; tracks its peak RSS while it runs."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int,
-                 ready_path: str, log: Path) -> None:  # fmt: skip
+                 ready_path: str, log: Path, key_file: Path | None = None) -> None:  # fmt: skip
         self.name = name
         self.argv = argv
         self.env = {**os.environ, **env}
@@ -41,6 +41,9 @@ class Server:
         self.ready_path = ready_path
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.key_file = key_file
+        self.key: str | None = None  # the appliance's admin key, once it is up
+        self.headers: dict[str, str] = {}
         self.peak_rss = 0
         self._stop_sampling = threading.Event()
 
@@ -56,6 +59,9 @@ class Server:
                 raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{tail}")
             try:
                 if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    if self.key_file is not None:
+                        self.key = self.key_file.read_text().strip()
+                        self.headers = {"Authorization": f"Bearer {self.key}"}
                     threading.Thread(target=self._sample, daemon=True).start()
                     return self
             except httpx.HTTPError:
@@ -90,10 +96,12 @@ def appliance_server(data_dir: Path, models_dir: Path, log: Path, **settings: st
         "APPLIANCE__SERVER__HOST": "127.0.0.1",
         "APPLIANCE__SERVER__PORT": str(port),
         "APPLIANCE__SERVER__LOG_LEVEL": "warning",
+        # one bench client sends hundreds of requests a second: no per-key limit
+        "APPLIANCE__SECURITY__RATE_LIMIT_PER_MINUTE": "0",
     }
     env.update({f"APPLIANCE__{k.upper()}": v for k, v in settings.items()})
     return Server("appliance", [sys.executable, "-m", "appliance", "serve"], env, port,
-                  "/readyz", log)  # fmt: skip
+                  "/readyz", log, data_dir / "secrets" / "admin.key")  # fmt: skip
 
 
 @dataclass
@@ -172,9 +180,10 @@ async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object
 
 
 async def concurrent_streams(url: str, bodies: list[dict[str, object]],
-                             openai: bool | str = False) -> LoadResult:  # fmt: skip
+                             openai: bool | str = False,
+                             headers: dict[str, str] | None = None) -> LoadResult:  # fmt: skip
     limits = httpx.Limits(max_connections=len(bodies) + 4)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=600, limits=limits, headers=headers) as client:
         t0 = time.perf_counter()
         results = await asyncio.gather(*(sse_stream(client, url, b, openai) for b in bodies))
         return LoadResult(list(results), time.perf_counter() - t0)
@@ -195,7 +204,8 @@ class RequestStats:
 
 
 async def request_load(url: str, bodies: list[dict[str, object]], clients: int,
-                       duration: float) -> RequestStats:  # fmt: skip
+                       duration: float,
+                       headers: dict[str, str] | None = None) -> RequestStats:  # fmt: skip
     """`clients` workers send POSTs back to back for `duration` seconds."""
     latencies: list[float] = []
     errors = 0
@@ -214,7 +224,7 @@ async def request_load(url: str, bodies: list[dict[str, object]], clients: int,
                 errors += 1
 
     limits = httpx.Limits(max_connections=clients + 4)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=120, limits=limits, headers=headers) as client:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(i, client) for i in range(clients)))
         return RequestStats(latencies, time.perf_counter() - t0, errors)

@@ -30,13 +30,14 @@ STREAMS = 8
 SEARCH_EVERY_S = 0.05
 
 
-async def search_while_streaming(url: str) -> tuple[list[float], float]:
+async def search_while_streaming(url: str, headers: dict[str, str]) -> tuple[list[float], float]:
     """Open loop: a search starts every SEARCH_EVERY_S whatever the last one is doing, so
     both configurations embed the same number of queries per second."""
-    answers = asyncio.create_task(concurrent_streams(f"{url}/v1/ask/stream", ask_bodies(STREAMS)))
+    answers = asyncio.create_task(concurrent_streams(f"{url}/v1/ask/stream", ask_bodies(STREAMS),
+                                                      headers=headers))  # fmt: skip
     queries = texts(200, 5)
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
 
         async def search(q: str) -> None:
             t0 = time.perf_counter()
@@ -66,7 +67,7 @@ def main() -> None:
             with appliance_server(copy_dir(index, work, f"r{run}"), MODELS, work / f"r{run}.log",
                                   generation__parallel=str(STREAMS),
                                   models__query_thread=query_thread) as srv:  # fmt: skip
-                lat, tps = asyncio.run(search_while_streaming(srv.url))
+                lat, tps = asyncio.run(search_while_streaming(srv.url, srv.headers))
             p50, p99 = (float(np.percentile(lat, q) * 1e3) for q in (50, 99))
             rows.append((query_thread, p50, p99, tps, len(lat)))
             log(f"  query_thread={query_thread}: search p50 {p50:.1f} ms p99 {p99:.1f} ms, "

@@ -133,12 +133,16 @@ def ask_bodies(n: int) -> list[dict[str, object]]:
 
 
 def generation_levels(
-    url: str, openai_bodies: list[dict[str, object]] | None = None
+    url: str,
+    openai_bodies: list[dict[str, object]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[int, Any]:
     out = {}
     for level in LEVELS:
         if openai_bodies is None:
-            res = asyncio.run(concurrent_streams(f"{url}/v1/ask/stream", ask_bodies(level)))
+            res = asyncio.run(
+                concurrent_streams(f"{url}/v1/ask/stream", ask_bodies(level), headers=headers)
+            )
         else:
             bodies = [openai_bodies[i % len(openai_bodies)] for i in range(level)]
             res = asyncio.run(concurrent_streams(f"{url}/v1/chat/completions", bodies, openai=True))
@@ -149,17 +153,17 @@ def generation_levels(
     return out
 
 
-def single_streams(url: str) -> float:
+def single_streams(url: str, headers: dict[str, str]) -> float:
     """Median decode rate of one stream at a time over every question (as the raw baseline)."""
     rates = []
     for body in ask_bodies(len(QUESTIONS)):
-        res = asyncio.run(concurrent_streams(f"{url}/v1/ask/stream", [body]))
+        res = asyncio.run(concurrent_streams(f"{url}/v1/ask/stream", [body], headers=headers))
         rates.append(res.decode_rate())
     log(f"  one stream at a time, median decode rate {np.median(rates):.1f} tok/s")
     return float(np.median(rates))
 
 
-def llama_server_messages(url: str) -> list[dict[str, object]]:
+def llama_server_messages(url: str, headers: dict[str, str]) -> list[dict[str, object]]:
     """The same prompts the appliance builds (its search + its prompt builder)."""
     import httpx
 
@@ -169,7 +173,8 @@ def llama_server_messages(url: str) -> list[dict[str, object]]:
 
     bodies = []
     for q in QUESTIONS:
-        hits = httpx.post(f"{url}/v1/search", json={"query": q, "top_k": 4}).json()["hits"]
+        hits = httpx.post(f"{url}/v1/search", json={"query": q, "top_k": 4},
+                          headers=headers).json()["hits"]  # fmt: skip
         found = [Hit(**{k: h[k] for k in Hit.__struct_fields__ if k in h}) for h in hits]
         msgs = messages_for(Settings().prompts["top3"], q,
                             [Excerpt(n, h, h.text) for n, h in enumerate(found[:3], start=1)])  # fmt: skip
@@ -201,11 +206,11 @@ import statistics; print(json.dumps(statistics.median(out)))
     return float(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
-def search_levels(url: str) -> dict[int, Any]:
+def search_levels(url: str, headers: dict[str, str]) -> dict[int, Any]:
     bodies = [{"query": q, "top_k": 5} for q in texts(200, 3)]
     out = {}
     for clients in (1, 10, 50):
-        st = asyncio.run(request_load(f"{url}/v1/search", bodies, clients, SEARCH_SECONDS))
+        st = asyncio.run(request_load(f"{url}/v1/search", bodies, clients, SEARCH_SECONDS, headers))
         out[clients] = {"rps": st.rps, "p50": st.pct(50), "p99": st.pct(99), "errors": st.errors}
         log(
             f"  {clients:>2} clients: {st.rps:.1f} req/s p50 {st.pct(50):.1f} ms p99 {st.pct(99):.1f} ms"
@@ -227,13 +232,13 @@ def probe_latencies(proc: subprocess.Popen[str]) -> list[float]:
     return latencies
 
 
-async def healthz_under_load(url: str) -> dict[str, float]:
+async def healthz_under_load(url: str, headers: dict[str, str]) -> dict[str, float]:
     idle = probe_latencies(probe_process(f"{url}/healthz", 5.0))
     busy_probe = probe_process(f"{url}/healthz", 10.0)
     search_bodies = [{"query": q, "top_k": 5} for q in texts(50, 4)]
     await asyncio.gather(
-        concurrent_streams(f"{url}/v1/ask/stream", ask_bodies(16)),
-        request_load(f"{url}/v1/search", search_bodies, 10, 10.0),
+        concurrent_streams(f"{url}/v1/ask/stream", ask_bodies(16), headers=headers),
+        request_load(f"{url}/v1/search", search_bodies, 10, 10.0, headers),
     )
     busy = probe_latencies(busy_probe)
     return {"idle_p99": float(np.percentile(idle, 99) * 1e3),
@@ -268,14 +273,14 @@ def main() -> None:
         log("appliance, continuous batching (parallel=16):")
         with appliance_server(copy_dir(app_index, work, "a1"), MODELS, logs / "a1.log",
                               generation__parallel="16", models__chat_ctx=str(CTX)) as srv:  # fmt: skip
-            r["batched"] = generation_levels(srv.url)
-            r["single_tps"] = single_streams(srv.url)
-            messages = llama_server_messages(srv.url)
+            r["batched"] = generation_levels(srv.url, headers=srv.headers)
+            r["single_tps"] = single_streams(srv.url, srv.headers)
+            messages = llama_server_messages(srv.url, srv.headers)
             r["batched_rss"] = srv.peak_rss
         log("appliance, one at a time (parallel=1):")
         with appliance_server(copy_dir(app_index, work, "a2"), MODELS, logs / "a2.log",
                               generation__parallel="1", models__chat_ctx=str(CTX)) as srv:  # fmt: skip
-            r["sequential"] = generation_levels(srv.url)
+            r["sequential"] = generation_levels(srv.url, headers=srv.headers)
         binary = build_llama_server()
         if binary:
             log("llama-server --parallel 16:")
@@ -294,11 +299,12 @@ def main() -> None:
         log(f"  {r['raw_tps']:.1f} tok/s")
         log("search, appliance:")
         with appliance_server(copy_dir(app_index, work, "a3"), MODELS, logs / "a3.log") as srv:
-            r["search_app"] = search_levels(srv.url)
+            r["search_app"] = search_levels(srv.url, srv.headers)
             log("healthz idle vs under load:")
-            r["healthz"] = asyncio.run(healthz_under_load(srv.url))
+            r["healthz"] = asyncio.run(healthz_under_load(srv.url, srv.headers))
             log("50 concurrent askers:")
-            res = asyncio.run(concurrent_streams(f"{srv.url}/v1/ask/stream", ask_bodies(50)))
+            res = asyncio.run(concurrent_streams(f"{srv.url}/v1/ask/stream", ask_bodies(50),
+                                                 headers=srv.headers))  # fmt: skip
             r["askers50"] = {"ttft99": res.ttft(99), "ttft50": res.ttft(50), "n503": res.count(503),
                              "ok": len(res.ok)}  # fmt: skip
             r["default_rss"] = srv.peak_rss
@@ -309,7 +315,7 @@ def main() -> None:
         argv = [sys.executable, "-m", "uvicorn", "bench.reference.app:app", "--port", str(port),
                 "--log-level", "warning"]  # fmt: skip
         with Server("reference", argv, ref_env, port, "/healthz", logs / "ref.log") as srv:
-            r["search_ref"] = search_levels(srv.url)
+            r["search_ref"] = search_levels(srv.url, srv.headers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = render(r)

@@ -8,16 +8,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Router, get
+from litestar.config.allowed_hosts import AllowedHostsConfig
+from litestar.config.cors import CORSConfig
 from litestar.logging.config import LoggingConfig
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 
 import appliance
+from appliance.api.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_identity, role_guard
 from appliance.api.controllers.documents import DocumentController
 from appliance.api.controllers.health import HealthController
+from appliance.api.controllers.keys import KeyController
 from appliance.api.controllers.query import QueryController, ask_websocket
 from appliance.api.dependencies import DEPENDENCIES
 from appliance.api.errors import EXCEPTION_HANDLERS
@@ -37,7 +44,7 @@ def _swagger_assets() -> Path | None:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
-@get("/openapi.json", include_in_schema=False, sync_to_thread=False)
+@get("/openapi.json", include_in_schema=False, sync_to_thread=False, opt={"role": ANY_KEY})
 def openapi_json(request: Request[Any, Any, Any]) -> dict[str, object]:
     """The OpenAPI document at the root, beside Swagger UI at /docs."""
     schema: dict[str, object] = request.app.openapi_schema.to_schema()
@@ -71,6 +78,7 @@ def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
     route_handlers: list[object] = [
         DocumentController,
         QueryController,
+        KeyController,
         HealthController,
         ask_websocket,
         openapi_json,
@@ -78,28 +86,69 @@ def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
     if assets:
         route_handlers.append(
             create_static_files_router(
-                path="/docs/static", directories=[assets], include_in_schema=False
+                path="/docs/static",
+                directories=[assets],
+                include_in_schema=False,
+                opt={"role": ANY_KEY},
             )
         )
     prometheus = PrometheusConfig(
         app_name="appliance", prefix="appliance_http", group_path=True, exclude=["/docs"]
     )
+    security = settings.security
+    middleware: list[Any] = [prometheus.middleware]
+    if security.rate_limit_per_minute:
+        middleware.append(
+            RateLimitConfig(
+                rate_limit=("minute", security.rate_limit_per_minute),
+                exclude=["^/healthz$", "^/readyz$"],
+                identifier_for_request=rate_limit_identity,
+            ).middleware
+        )
+    middleware.append(DefineMiddleware(ApiKeyMiddleware))
     return Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
+        middleware=middleware,
+        guards=[role_guard],
+        allowed_hosts=AllowedHostsConfig(allowed_hosts=list(settings.server.allowed_hosts)),
+        cors_config=(
+            CORSConfig(
+                allow_origins=list(security.allowed_origins),
+                allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+                allow_methods=["GET", "POST", "DELETE"],
+            )
+            if security.allowed_origins
+            else None
+        ),
         openapi_config=OpenAPIConfig(
             title="RAG appliance",
             version=appliance.__version__,
-            description="Documents in, cited answers streamed out.",
-            path="/docs",
+            description=(
+                "Documents in, cited answers streamed out. Every route but /healthz and "
+                "/readyz needs an API key: `Authorization: Bearer KEY` or `X-API-Key: KEY` "
+                "(Authorize, above)."
+            ),
+            openapi_router=Router(
+                path="/docs", route_handlers=[], opt={"role": ANY_KEY}, include_in_schema=False
+            ),
             render_plugins=[swagger],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    "apiKey": SecurityScheme(
+                        type="apiKey", name="X-API-Key", security_scheme_in="header"
+                    ),
+                }
+            ),
+            security=[{"bearer": []}, {"apiKey": []}],
         ),
         request_max_body_size=settings.server.max_upload_mb * MiB,
         logging_config=LoggingConfig(
-            log_exceptions="always", disable_stack_trace={404, 400, 405, 413, 503}
+            log_exceptions="always",
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 415, 429, 503},
         ),
         debug=False,
     )

@@ -139,3 +139,42 @@ class Health(msgspec.Struct, frozen=True):
 class Readiness(msgspec.Struct, frozen=True):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
+
+
+KeyName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=80,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Who or what the key is for.",
+    ),
+]
+
+
+class KeyCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: KeyName
+    role: Annotated[
+        Literal["admin", "ingest", "query"],
+        Meta(description="admin: everything; ingest: upload and jobs; query: search, ask, read."),
+    ]
+
+
+class KeyRead(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: str
+    created_at: float
+    revoked_at: float | None
+
+
+class KeyCreated(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: str
+    created_at: float
+    key: Annotated[str, Meta(description="The key itself: shown this once, never again.")]
+
+
+class KeyList(msgspec.Struct, frozen=True):
+    keys: list[KeyRead]

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from appliance.config.security import SecuritySettings
+
 
 class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Frozen, strict base for every config section."""
@@ -33,6 +35,37 @@ class ServerSettings(Base, frozen=True):
         Literal["debug", "info", "warning", "error"],
         Meta(description="Log verbosity of the server."),
     ] = "info"
+    allowed_hosts: Annotated[
+        list[str],
+        Meta(
+            description=(
+                "Host names the API answers to (Host header), e.g. "
+                '["rag.example.lan", "10.0.0.7"]; "*" for any.'
+            )
+        ),
+    ] = msgspec.field(default_factory=lambda: ["*"])
+    tls_cert: Annotated[
+        str,
+        Meta(description="PEM certificate file for HTTPS (with tls_key); empty: plain HTTP."),
+    ] = ""
+    tls_key: Annotated[
+        str, Meta(description="PEM private key file of tls_cert; empty: plain HTTP.")
+    ] = ""
+    shutdown_grace_s: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=600,
+            description=(
+                "On SIGTERM, seconds running answers may take to finish before each stream "
+                "is ended with a `shutting_down` error event."
+            ),
+        ),
+    ] = 10.0
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("`server.tls_cert` and `server.tls_key` go together: set both")
 
 
 class StorageSettings(Base, frozen=True):
@@ -443,6 +476,9 @@ class Settings(Base, frozen=True):
     )
     generation: Annotated[GenerationSettings, Meta(description="Answer generation.")] = (
         GenerationSettings()
+    )
+    security: Annotated[SecuritySettings, Meta(description="API keys, origins, rate limits.")] = (
+        SecuritySettings()
     )
     prompts: Annotated[
         dict[str, PromptStrategy],

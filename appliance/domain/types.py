@@ -115,10 +115,12 @@ class DoneEvent(msgspec.Struct, frozen=True, tag="done"):
 
 
 class ErrorEvent(msgspec.Struct, frozen=True, tag="error"):
-    """Generation failed mid-stream; the stream ends after this event."""
+    """Generation failed mid-stream; the stream ends after this event. `code` names
+    the cause for programs (`shutting_down`: the server is stopping, ask again)."""
 
     message: str
     status: int = 500
+    code: str | None = None
 
 
 AnswerEvent = TokenEvent | DoneEvent | ErrorEvent

@@ -90,6 +90,13 @@ class Metrics:
             "appliance_rejections", "Requests refused because a queue was full.", ["worker"],
             registry=r,
         )  # fmt: skip
+        self.auth_failures = Counter(
+            "appliance_auth_failures",
+            "Requests refused at the door: auth_failed (401), forbidden (403, wrong role), "
+            "origin_refused (403, foreign Origin).",
+            ["reason"],
+            registry=r,
+        )
         self.model_info = Info("appliance_model", "Loaded models.", ["role"], registry=r)
         self.model_size_bytes = Gauge(
             "appliance_model_size_bytes", "Model file size.", ["role", "name"], registry=r

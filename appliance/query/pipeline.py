@@ -25,6 +25,7 @@ from appliance.domain.types import (
 )
 from appliance.observability.metrics import Metrics
 from appliance.query.context import Sentence, candidates, passages, select_sentences, sentences_of
+from appliance.query.draining import SHUTTING_DOWN, Draining
 from appliance.query.grounding import Grounding, ground
 from appliance.query.prompt import BuiltPrompt, build_prompt
 from appliance.query.sentences import answer_sentences
@@ -133,6 +134,7 @@ class QueryService:
         self._metrics = metrics
         self.answers = answers
         self._deadline_s = deadline_s
+        self.draining = Draining()
         self._min_score = min_score
 
     def strategy(self, name: str | None) -> tuple[str, PromptStrategy]:
@@ -232,7 +234,10 @@ class QueryService:
             pool = candidates(per_hit, f"{params.question} {answer}", MAX_EVIDENCE_POOL)
         missing = {_key(s): s for s in (*pool, *read) if _key(s) not in plan.vectors}
         texts = [s.text for s in missing.values()]
-        embedded = await self._embedder.embed([*texts, *sentences], interactive=True)
+        t0 = time.perf_counter()
+        # after the answer has streamed: the next askers' query embeddings go first
+        embedded = await self._embedder.embed([*texts, *sentences], interactive=True, urgent=False)
+        self._metrics.stage_seconds.labels("ground").observe(time.perf_counter() - t0)
         known = {**plan.vectors, **dict(zip(missing, embedded[: len(texts)], strict=True))}
         a = self.answers
         return ground(
@@ -285,8 +290,9 @@ class PreparedAnswer:
         t_gen = time.perf_counter()
         self._metrics.active_generations.inc()
         outcome = "cancelled"
+        draining = self._service.draining
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with draining.deadline(self._deadline_s):
                 async for piece in self._stream:
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
@@ -296,6 +302,14 @@ class PreparedAnswer:
             outcome = "ok"
         except TimeoutError:
             outcome = "timeout"
+            if draining.started:
+                outcome = SHUTTING_DOWN
+                yield ErrorEvent(
+                    "the server is shutting down: the answer was stopped; ask again shortly",
+                    503,
+                    SHUTTING_DOWN,
+                )
+                return
             yield ErrorEvent(
                 f"the answer took longer than generation.deadline_s={self._deadline_s}s", 504
             )

@@ -18,6 +18,10 @@ from tests.docs_factory import FACTS, make_all
 pytestmark = pytest.mark.slow
 
 
+def admin_key(data_dir: Path) -> str:
+    return (data_dir / "secrets" / "admin.key").read_text().strip()
+
+
 @pytest.fixture(scope="module")
 def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
     from appliance.config import load_settings
@@ -26,6 +30,7 @@ def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     data = tmp_path_factory.mktemp("data")
     settings = load_settings(REPO / "configs" / "appliance.toml", server_env(data, models_dir))
     with TestClient(create_app(settings), timeout=120) as c:
+        c.headers["Authorization"] = f"Bearer {admin_key(data)}"
         yield c
 
 
@@ -337,6 +342,7 @@ def test_a_deadline_during_generation_is_504_not_500(
     env = server_env(tmp_path / "data", models_dir, APPLIANCE__GENERATION__DEADLINE_S="0.05")
     settings = load_settings(REPO / "configs" / "appliance.toml", env)
     with TestClient(create_app(settings), timeout=120) as slow:
+        slow.headers["Authorization"] = f"Bearer {admin_key(tmp_path / 'data')}"
         resp = slow.post("/v1/ask", json={"query": "Tell me a long story.", "max_tokens": 300})
         assert resp.status_code == 504, resp.text
         assert "generation.deadline_s" in resp.json()["detail"]

@@ -34,6 +34,20 @@ class ServerProcess:
         }
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.data_dir = Path(self.env["APPLIANCE__STORAGE__DATA_DIR"])
+
+    @property
+    def key(self) -> str:
+        """The bootstrap admin key the server wrote on its first start."""
+        return (self.data_dir / "secrets" / "admin.key").read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def client(self, timeout: float = 60) -> httpx.Client:
+        """An HTTP client with the admin key."""
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
 
     def start(self, timeout: float = 180) -> ServerProcess:
         log = self.log_path.open("ab")

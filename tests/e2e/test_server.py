@@ -45,7 +45,7 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def uploaded(server: ServerProcess, docs: dict[str, Path]) -> dict[str, Any]:
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with server.client() as client:
         files = [("files", (p.name, p.read_bytes())) for p in docs.values()]
         resp = client.post("/v1/documents", files=files)
         assert resp.status_code == 202, resp.text
@@ -61,8 +61,9 @@ def uploaded(server: ServerProcess, docs: dict[str, Path]) -> dict[str, Any]:
     return {"job": job, "documents": {d["file_name"]: d for d in documents}}
 
 
-def search(url: str, query: str, top_k: int = 5) -> list[dict[str, Any]]:
-    resp = httpx.post(f"{url}/v1/search", json={"query": query, "top_k": top_k}, timeout=30)
+def search(server: ServerProcess, query: str, top_k: int = 5) -> list[dict[str, Any]]:
+    with server.client(30) as client:
+        resp = client.post("/v1/search", json={"query": query, "top_k": top_k})
     assert resp.status_code == 200, resp.text
     hits: list[dict[str, Any]] = resp.json()["hits"]
     return hits
@@ -71,19 +72,21 @@ def search(url: str, query: str, top_k: int = 5) -> list[dict[str, Any]]:
 def test_search_finds_the_fact_with_file_and_page(
     server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path]
 ) -> None:
-    top = search(server.url, "When is the emergency generator tested?")[0]
+    top = search(server, "When is the emergency generator tested?")[0]
     assert top["file_name"] == docs["pdf"].name
     assert top["page"] == 2
     assert FACTS["pdf"] in top["text"]
     for kind in ("docx", "html", "md"):
-        assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
+        assert search(server, FACTS[kind])[0]["file_name"] == docs[kind].name
 
 
 def test_sse_streams_tokens_incrementally(server: ServerProcess, uploaded: dict[str, Any]) -> None:
     arrivals: list[tuple[str, float]] = []
     payload: dict[str, Any] = {}
     body = {"query": "How long are nightly backups kept?", "max_tokens": 60}
-    with httpx.stream("POST", f"{server.url}/v1/ask/stream", json=body, timeout=60) as resp:
+    with httpx.stream(
+        "POST", f"{server.url}/v1/ask/stream", json=body, timeout=60, headers=server.headers
+    ) as resp:
         assert resp.status_code == 200
         event = ""
         for line in resp.iter_lines():
@@ -105,7 +108,7 @@ def test_websocket_streams_tokens_then_done(
     server: ServerProcess, uploaded: dict[str, Any]
 ) -> None:
     ws_url = server.url.replace("http://", "ws://") + "/v1/ask/ws"
-    with connect(ws_url, open_timeout=10) as ws:
+    with connect(ws_url, open_timeout=10, additional_headers=server.headers) as ws:
         ws.send(json.dumps({"query": "What is the third floor printer called?", "max_tokens": 40}))
         events = []
         while True:
@@ -126,7 +129,13 @@ def test_healthz_stays_fast_during_a_long_generation(
 
     def long_answer() -> None:
         body = {"query": "Write a very long essay about the facilities.", "max_tokens": 400}
-        with httpx.stream("POST", f"{server.url}/v1/ask/stream", json=body, timeout=120) as r:
+        with httpx.stream(
+            "POST",
+            f"{server.url}/v1/ask/stream",
+            json=body,
+            timeout=120,
+            headers=server.headers,
+        ) as r:
             for line in r.iter_lines():
                 if line.startswith("event: token"):
                     started.set()
@@ -154,7 +163,8 @@ def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
     (folder / "canteen.txt").write_text("The canteen serves lunch from 11:30 to 14:00 daily.")
     (folder / "ignored.bin").write_bytes(b"\x00\x01")
     run = subprocess.run(
-        [sys.executable, "-m", "appliance", "ingest", str(folder), "--url", server.url],
+        [sys.executable, "-m", "appliance", "ingest", str(folder), "--url", server.url,
+         "--key", server.key],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False, env=server.env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -162,7 +172,7 @@ def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
     ask = subprocess.run(
         [sys.executable, "-m", "appliance", "ask", "When does the canteen serve lunch?",
          "--url", server.url, "--max-tokens", "40"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False, env=server.env,
     )  # fmt: skip
     assert ask.returncode == 0, ask.stderr
     answer, _, tail = ask.stdout.partition("\nEvidence:\n")
@@ -174,8 +184,8 @@ def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
 def test_metrics_have_nonzero_stage_histograms(
     server: ServerProcess, uploaded: dict[str, Any]
 ) -> None:
-    search(server.url, "printer")
-    text = httpx.get(f"{server.url}/metrics").text
+    search(server, "printer")
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers).text
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("appliance_") and " " in line:
@@ -192,8 +202,11 @@ def test_delete_removes_the_documents_chunks(
     server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path]
 ) -> None:
     doc = uploaded["documents"][docs["html"].name]
-    assert httpx.delete(f"{server.url}/v1/documents/{doc['id']}").status_code == 204
-    hits = search(server.url, FACTS["html"], top_k=50)
+    assert (
+        httpx.delete(f"{server.url}/v1/documents/{doc['id']}", headers=server.headers).status_code
+        == 204
+    )
+    hits = search(server, FACTS["html"], top_k=50)
     assert all(h["document_id"] != doc["id"] for h in hits)
 
 
@@ -240,7 +253,9 @@ def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
 
     async def run() -> list[int]:
         limits = httpx.Limits(max_connections=40)
-        async with httpx.AsyncClient(base_url=server.url, timeout=300, limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=300, limits=limits, headers=server.headers
+        ) as client:
             results = await asyncio.gather(
                 *(one(client, i) for i in range(20)), *(disconnect_early(client) for _ in range(3))
             )
@@ -250,7 +265,7 @@ def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
     assert len(tokens) == 20 and all(t > 0 for t in tokens)
 
     def slots_active() -> float:
-        for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        for line in httpx.get(f"{server.url}/metrics", headers=server.headers).text.splitlines():
             if line.startswith("appliance_generation_slots_active "):
                 return float(line.split()[1])
         raise AssertionError("no slot gauge")
@@ -264,20 +279,20 @@ def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
 def test_restart_keeps_documents_and_overload_gets_503(
     server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path], models_dir: Path
 ) -> None:
-    before = httpx.get(f"{server.url}/v1/documents").json()
+    before = httpx.get(f"{server.url}/v1/documents", headers=server.headers).json()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
     assert server.stop() in (0, -15)
     server.env["APPLIANCE__GENERATION__QUEUE_SIZE"] = "1"
     server.env["APPLIANCE__GENERATION__PARALLEL"] = "1"
     server.start()
-    after = httpx.get(f"{server.url}/v1/documents").json()
+    after = httpx.get(f"{server.url}/v1/documents", headers=server.headers).json()
     assert after == before
     for kind in ("pdf", "docx", "md"):
-        assert search(server.url, FACTS[kind])[0]["file_name"] == docs[kind].name
+        assert search(server, FACTS[kind])[0]["file_name"] == docs[kind].name
 
     # one slot and a queue of one: one answer running, one waiting, the third is refused
     streams: list[httpx.Response] = []
-    client = httpx.Client(base_url=server.url, timeout=60)
+    client = server.client()
     try:
         body = {"query": "Write a long essay about backups.", "max_tokens": 300}
         for _ in range(2):
@@ -299,9 +314,37 @@ def test_restart_keeps_documents_and_overload_gets_503(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         r = httpx.post(
-            f"{server.url}/v1/ask", json={"query": "backups?", "max_tokens": 8}, timeout=60
+            f"{server.url}/v1/ask",
+            json={"query": "backups?", "max_tokens": 8},
+            timeout=60,
+            headers=server.headers,
         )
         if r.status_code == 200:
             break
         time.sleep(0.2)
     assert r.status_code == 200
+
+
+def test_cli_keys_create_list_revoke(server: ServerProcess) -> None:
+    def cli(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+        extra = ["--key", key] if key else []
+        return subprocess.run(
+            [sys.executable, "-m", "appliance", "keys", "--url", server.url, *extra, *args],
+            capture_output=True, text=True, cwd=REPO, timeout=60, check=False, env=server.env,
+        )  # fmt: skip
+
+    made = cli("create", "--role", "query", "--name", "helpdesk")
+    assert made.returncode == 0, made.stderr
+    key = next(w for w in made.stdout.split() if w.startswith("rag_"))
+    key_id = key.split("_")[1]
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": key}) as client:
+        assert client.post("/v1/search", json={"query": "printer"}).status_code == 200
+        assert client.get("/v1/keys").status_code == 403
+    listing = cli("list")
+    assert listing.returncode == 0 and key_id in listing.stdout and "helpdesk" in listing.stdout
+    assert key not in listing.stdout
+    denied = cli("list", key=key)
+    assert denied.returncode == 1 and "403" in denied.stderr and "role" in denied.stderr
+    assert cli("revoke", key_id).returncode == 0
+    gone = httpx.post(f"{server.url}/v1/search", json={"query": "x"}, headers={"X-API-Key": key})
+    assert gone.status_code == 401

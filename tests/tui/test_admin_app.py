@@ -28,7 +28,7 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 async def test_shows_health_documents_and_deletes(server: ServerProcess, tmp_path: Path) -> None:
-    client = ApplianceClient(server.url)
+    client = ApplianceClient(server.url, server.key)
     job = client.upload([make_md(tmp_path / "backups.md")])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -20,7 +20,9 @@ from appliance.api.schemas import DocumentList, DocumentRead, FileProgress, JobC
 from appliance.config.schema import Settings
 from appliance.ingest.jobs import FileTask, Job
 from appliance.ingest.pipeline import IngestionService
+from appliance.security.keys import Role
 from appliance.store.catalog import Catalog, DocumentRow
+from appliance.wiring import Services
 
 MAX_NAME = 255
 
@@ -87,7 +89,10 @@ class DocumentController(Controller):
     path = "/v1"
     tags = ("documents",)
 
-    @post("/documents", status_code=HTTP_202_ACCEPTED, summary="Upload documents")
+    @post(
+        "/documents", status_code=HTTP_202_ACCEPTED, summary="Upload documents (ingest)",
+        opt={"role": Role.INGEST},
+    )  # fmt: skip
     async def upload(
         self,
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
@@ -118,39 +123,58 @@ class DocumentController(Controller):
             raise
         return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
 
-    @get("/documents", summary="List documents")
+    @get("/documents", summary="List documents (query)", opt={"role": Role.QUERY})
     async def list_documents(self, catalog: Catalog) -> DocumentList:
         rows = await catalog.list()
         return DocumentList(documents=[document_read(r) for r in rows], total=len(rows))
 
-    @get("/documents/{document_id:str}", summary="Read one document")
+    @get(
+        "/documents/{document_id:str}", summary="Read one document (query)",
+        opt={"role": Role.QUERY},
+    )  # fmt: skip
     async def get_document(self, document_id: str, catalog: Catalog) -> DocumentRead:
         row = await catalog.get(document_id)
         if row is None:
             raise NotFoundException(f"document {document_id} not found")
         return document_read(row)
 
-    @delete("/documents/{document_id:str}", summary="Delete a document and all its chunks")
-    async def delete_document(self, document_id: str, ingestion: IngestionService) -> None:
+    @delete(
+        "/documents/{document_id:str}", summary="Delete a document and all its chunks (admin)",
+        opt={"role": Role.ADMIN},
+    )  # fmt: skip
+    async def delete_document(
+        self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
+        services: Services,
+    ) -> None:  # fmt: skip
         if not await ingestion.delete_document(document_id):
             raise NotFoundException(f"document {document_id} not found")
+        services.audit.record("document_deleted", by=request.user.id, document_id=document_id)
 
-    @get("/jobs", summary="List recent ingestion jobs")
+    @get("/jobs", summary="List recent ingestion jobs (ingest)", opt={"role": Role.INGEST})
     async def list_jobs(self, ingestion: IngestionService) -> list[JobRead]:
         return [job_read(j) for j in reversed(ingestion.jobs())]
 
-    @get("/jobs/{job_id:str}", summary="Follow an ingestion job")
+    @get(
+        "/jobs/{job_id:str}", summary="Follow an ingestion job (ingest)", opt={"role": Role.INGEST}
+    )
     async def get_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
         job = ingestion.get(job_id)
         if job is None:
             raise NotFoundException(f"job {job_id} not found")
         return job_read(job)
 
-    @delete("/jobs/{job_id:str}", status_code=200, summary="Cancel an ingestion job")
-    async def cancel_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
+    @delete(
+        "/jobs/{job_id:str}", status_code=200, summary="Cancel an ingestion job (ingest)",
+        opt={"role": Role.INGEST},
+    )  # fmt: skip
+    async def cancel_job(
+        self, job_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
+        services: Services,
+    ) -> JobRead:  # fmt: skip
         job = ingestion.cancel(job_id)
         if job is None:
             raise NotFoundException(f"job {job_id} not found")
+        services.audit.record("job_cancelled", by=request.user.id, job_id=job_id)
         return job_read(job)
 
 

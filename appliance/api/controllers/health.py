@@ -9,6 +9,7 @@ from litestar import Controller, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from appliance.api.auth import ANY_KEY
 from appliance.api.schemas import Health, Readiness
 from appliance.wiring import Services
 
@@ -19,11 +20,19 @@ class HealthController(Controller):
     tags = ("health",)
     include_in_schema = True
 
-    @get("/healthz", summary="The process is alive (no dependency checks)")
+    @get(
+        "/healthz",
+        summary="The process is alive (no dependency checks; no key needed)",
+        opt={"exclude_from_auth": True},
+    )
     async def healthz(self) -> Health:
         return Health(status="ok")
 
-    @get("/readyz", summary="Models loaded and store answering; 503 names the failing part")
+    @get(
+        "/readyz",
+        summary="Models loaded and store answering; 503 names the failing part (no key needed)",
+        opt={"exclude_from_auth": True},
+    )
     async def readyz(self, services: Services) -> Response[Readiness]:
         checks: dict[str, str] = {
             "embedding_model": "ok" if services.embedder.alive else "not running",
@@ -46,7 +55,12 @@ class HealthController(Controller):
             status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @get("/metrics", summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
+    @get(
+        "/metrics",
+        summary="Prometheus metrics (any key, or a security.metrics_scrapers address)",
+        media_type=CONTENT_TYPE_LATEST,
+        opt={"role": ANY_KEY},
+    )
     async def metrics(self, services: Services) -> Response[bytes]:
         m = services.metrics
         m.queue_depth.labels("embedding").set(services.embedder.queue_depth())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,14 +11,17 @@ import msgspec
 from litestar import Controller, WebSocket, post, websocket
 from litestar.exceptions import ValidationException, WebSocketDisconnect
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import WS_1001_GOING_AWAY
 
 from appliance.api.errors import ApplianceError, count_rejection, field_error
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
 from appliance.engine.worker import Overloaded, WorkerStopped
+from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.pipeline import AskParams, QueryService
 from appliance.query.prompt import PromptTooLong
+from appliance.security.keys import Role
 
 
 def ask_params(data: AskRequest, settings: Settings) -> AskParams:
@@ -53,6 +57,7 @@ _encoder = msgspec.json.Encoder()
 class QueryController(Controller):
     path = "/v1"
     tags = ("query",)
+    opt = {"role": Role.QUERY}  # noqa: RUF012 - Litestar's own attribute
 
     @post("/search", status_code=200, summary="Semantic search over the documents")
     async def search(
@@ -154,16 +159,27 @@ async def _answer_over_socket(
         await prepared.cancel()
 
 
-@websocket("/v1/ask/ws", tags=["query"], summary="Ask questions over a WebSocket")
+@websocket(
+    "/v1/ask/ws", tags=["query"], summary="Ask questions over a WebSocket (query)",
+    opt={"role": Role.QUERY},
+)  # fmt: skip
 async def ask_websocket(
     socket: WebSocket[Any, Any, Any], query_service: QueryService, settings: Settings
 ) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
     messages (`type` is token, done or error). Several questions may follow one another."""
     await socket.accept()
+    draining = query_service.draining
     try:
-        while True:
-            raw = await socket.receive_data(mode="text")
-            await _answer_over_socket(socket, raw, query_service, settings)
+        while not draining.started:
+            receive = asyncio.ensure_future(socket.receive_data(mode="text"))
+            stop = asyncio.ensure_future(draining.wait())
+            await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not receive.done():  # shutting down while idle
+                receive.cancel()
+                break
+            await _answer_over_socket(socket, receive.result(), query_service, settings)
+        await socket.close(code=WS_1001_GOING_AWAY, reason=SHUTTING_DOWN)
     except WebSocketDisconnect:
         return

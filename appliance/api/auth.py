@@ -1,0 +1,148 @@
+"""Who may call what: API keys at the door, roles on each route, foreign origins refused.
+
+* `ApiKeyMiddleware` (Litestar's authentication middleware) reads the key from
+  `Authorization: Bearer`, `X-API-Key` or HTTP Basic (the key as password, so a
+  browser can open /docs), and sets `request.user` to its `KeyRecord`. A missing or
+  wrong key is 401. It also refuses a state-changing request or a WebSocket
+  handshake whose `Origin` is neither this server nor in `security.allowed_origins`
+  (403): a web page a LAN user opens cannot post to the appliance.
+* `role_guard` (on the app) reads the role each route declares in `opt["role"]`;
+  the wrong role is 403. A route that declares none is refused to every key.
+* Routes with `opt={"exclude_from_auth": True}` (`/healthz`, `/readyz`) skip both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    WebSocketException,
+)
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from appliance.security.keys import KeyRecord, Role, allows, key_id_of
+
+ANY_KEY = "any"  # opt["role"] of routes open to every valid key (/metrics, /docs)
+SCRAPER = KeyRecord("scraper", "metrics scraper (security.metrics_scrapers)", Role.QUERY, "", 0)
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+WS_UNAUTHORIZED = 4401
+WS_FORBIDDEN = 4403
+
+
+def presented_key(headers: Any) -> str | None:
+    """The API key a request carries, if any."""
+    if key := headers.get("x-api-key"):
+        return str(key).strip() or None
+    scheme, _, value = str(headers.get("authorization", "")).partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            _, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+def _origin_allowed(connection: ASGIConnection[Any, Any, Any, Any], allowed: list[str]) -> bool:
+    origin = connection.headers.get("origin")
+    if origin is None:  # not a browser's cross-site request
+        return True
+    if origin.rstrip("/") in allowed:
+        return True
+    parts = urlsplit(origin)
+    return bool(parts.netloc) and parts.netloc == connection.headers.get("host")
+
+
+def _is_websocket(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return bool(connection.scope["type"] == ScopeType.WEBSOCKET)
+
+
+def _audit(connection: ASGIConnection[Any, Any, Any, Any], event: str, **fields: Any) -> None:
+    services = connection.app.state.services
+    client = connection.client.host if connection.client else None
+    services.audit.record(
+        event, method=connection.scope.get("method", "WS"), path=connection.url.path,
+        client=client, **fields,
+    )  # fmt: skip
+    services.metrics.auth_failures.labels(event).inc()
+
+
+class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        services = connection.app.state.services
+        security = services.settings.security
+        method = connection.scope.get("method", "GET")
+        if (_is_websocket(connection) or method in STATE_CHANGING) and not _origin_allowed(
+            connection, security.allowed_origins
+        ):
+            origin = connection.headers.get("origin")
+            _audit(connection, "origin_refused", origin=origin)
+            detail = f"cross-origin request from {origin} refused (see security.allowed_origins)"
+            if _is_websocket(connection):
+                raise WebSocketException(detail=detail, code=WS_FORBIDDEN)
+            raise PermissionDeniedException(detail)
+        key = presented_key(connection.headers)
+        if key is None:
+            client = connection.client.host if connection.client else None
+            if connection.url.path == "/metrics" and client in security.metrics_scrapers:
+                return AuthenticationResult(user=SCRAPER, auth=None)
+            self._refuse(
+                connection, "no API key: send `Authorization: Bearer KEY` or `X-API-Key: KEY`"
+            )
+        assert key is not None
+        record = services.keys.authenticate(key)
+        if record is None:
+            self._refuse(connection, "unknown or revoked API key", key_id=key_id_of(key))
+        return AuthenticationResult(user=record, auth=record.id if record else None)
+
+    @staticmethod
+    def _refuse(
+        connection: ASGIConnection[Any, Any, Any, Any], detail: str, key_id: str | None = None
+    ) -> None:
+        _audit(connection, "auth_failed", reason=detail, key_id=key_id)
+        if _is_websocket(connection):
+            raise WebSocketException(detail=detail, code=WS_UNAUTHORIZED)
+        path = connection.url.path
+        browser = path == "/openapi.json" or path == "/docs" or path.startswith("/docs/")
+        challenge = 'Basic realm="appliance"' if browser else 'Bearer realm="appliance"'
+        raise NotAuthorizedException(detail, headers={"WWW-Authenticate": challenge})
+
+
+def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """403 unless the caller's key holds the role the route declares."""
+    if handler.opt.get("exclude_from_auth"):
+        return
+    needed = handler.opt.get("role")
+    user = connection.scope.get("user")
+    if not isinstance(user, KeyRecord):  # the middleware did not run: refuse
+        raise NotAuthorizedException("no API key")
+    if needed == ANY_KEY:
+        return
+    if user is SCRAPER or needed is None or not allows(user.role, Role(needed)):
+        what = f"the `{needed}` role" if needed else "a role this server does not grant"
+        detail = f"this route needs {what}; key {user.id} has the `{user.role}` role"
+        _audit(connection, "forbidden", key_id=user.id, role=user.role.value, needed=needed)
+        if _is_websocket(connection):
+            raise WebSocketException(detail=detail, code=WS_FORBIDDEN)
+        raise PermissionDeniedException(detail)
+
+
+def rate_limit_identity(request: Any) -> str:
+    """Rate limits count per key (per client address for requests without a valid key)."""
+    key = presented_key(request.headers)
+    record = request.app.state.services.keys.authenticate(key) if key else None
+    if record is not None:
+        return f"key:{record.id}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"

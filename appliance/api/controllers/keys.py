@@ -1,0 +1,54 @@
+"""API keys (admin): list, create (the key is shown once), revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.exceptions import NotFoundException
+from litestar.status_codes import HTTP_201_CREATED
+
+from appliance.api.errors import ApplianceError
+from appliance.api.schemas import KeyCreate, KeyCreated, KeyList, KeyRead
+from appliance.security.key_store import LastAdminKey
+from appliance.security.keys import KeyRecord, Role
+from appliance.wiring import Services
+
+
+class KeyConflict(ApplianceError):
+    status_code = 409
+
+
+def key_read(r: KeyRecord) -> KeyRead:
+    return KeyRead(r.id, r.name, r.role.value, r.created_at, r.revoked_at)
+
+
+class KeyController(Controller):
+    path = "/v1/keys"
+    tags = ("keys",)
+    opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
+
+    @get("/", summary="List API keys (admin; never their secrets)")
+    async def list_keys(self, services: Services) -> KeyList:
+        return KeyList([key_read(r) for r in services.keys.list()])
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)")
+    async def create_key(
+        self, data: KeyCreate, services: Services, request: Request[Any, Any, Any]
+    ) -> KeyCreated:
+        key, r = await services.keys.create(data.name, Role(data.role))
+        services.audit.record("key_created", by=request.user.id, key_id=r.id, role=r.role.value)
+        return KeyCreated(r.id, r.name, r.role.value, r.created_at, key)
+
+    @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)")
+    async def revoke_key(
+        self, key_id: str, services: Services, request: Request[Any, Any, Any]
+    ) -> KeyRead:
+        try:
+            r = await services.keys.revoke(key_id)
+        except LastAdminKey as exc:
+            raise KeyConflict(str(exc)) from None
+        if r is None:
+            raise NotFoundException(f"key {key_id} not found")
+        services.audit.record("key_revoked", by=request.user.id, key_id=key_id)
+        return key_read(r)

@@ -1,0 +1,79 @@
+"""SIGTERM with answers streaming: each stream gets a final event, the process exits 0."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.conftest import server_env
+from tests.docs_factory import make_md
+from tests.e2e.server import ServerProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+LONG = {"query": "Write a very long essay about backups and the facilities.", "max_tokens": 500}
+
+
+def test_sigterm_ends_every_stream_with_a_final_event_and_exits_0(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    env = server_env(tmp_path / "data", models_dir, APPLIANCE__SERVER__SHUTDOWN_GRACE_S="1")
+    server = ServerProcess(env, tmp_path / "server.log").start()
+    try:
+        with server.client() as client:
+            files = [("files", ("backups.md", make_md(tmp_path / "backups.md").read_bytes()))]
+            job = client.post("/v1/documents", files=files).json()["job_id"]
+            while client.get(f"/v1/jobs/{job}").json()["state"] in ("queued", "running"):
+                time.sleep(0.1)
+
+        last_sse: list[dict[str, Any]] = [{}, {}, {}]
+        started = [threading.Event() for _ in range(4)]
+        ws_result: dict[str, Any] = {}
+
+        def sse(i: int) -> None:
+            with httpx.stream("POST", f"{server.url}/v1/ask/stream", json=LONG, timeout=60,
+                              headers=server.headers) as resp:  # fmt: skip
+                for line in resp.iter_lines():
+                    if line.startswith("data:"):
+                        last_sse[i] = json.loads(line[5:])
+                        started[i].set()
+
+        def ws() -> None:
+            url = server.url.replace("http://", "ws://") + "/v1/ask/ws"
+            with connect(url, additional_headers=server.headers) as sock:
+                sock.send(json.dumps(LONG))
+                try:
+                    while True:
+                        event = json.loads(sock.recv(timeout=60))
+                        ws_result["last"] = event
+                        started[3].set()
+                except ConnectionClosed as closed:
+                    ws_result["code"] = closed.rcvd.code if closed.rcvd else None
+
+        threads = [threading.Thread(target=sse, args=(i,)) for i in range(3)]
+        threads.append(threading.Thread(target=ws))
+        for t in threads:
+            t.start()
+        assert all(e.wait(60) for e in started), "every stream produced a first token"
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        code = server.proc.wait(60)
+    finally:
+        server.stop()
+    for last in last_sse:
+        assert last["type"] == "error" and last["code"] == "shutting_down", last
+        assert last["status"] == 503
+    assert ws_result["last"]["code"] == "shutting_down"
+    assert ws_result["code"] == 1001
+    assert code == 0, (tmp_path / "server.log").read_text()[-2000:]
