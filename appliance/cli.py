@@ -1,4 +1,4 @@
-"""The `appliance` command: serve | models | ingest | ask | keys | config check.
+"""The `appliance` command: serve | models | ingest | ask | keys | backup | restore | config.
 
 Commands that touch data talk to the running server over HTTP, like any client:
 the embedded store is locked to the server process.
@@ -132,6 +132,20 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return keys_command(_server_url(args, settings), _api_key(args, settings), args)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from appliance.cli_backup import backup
+
+    settings = _settings(args)
+    return backup(_server_url(args, settings), _api_key(args, settings), Path(args.path))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from appliance.cli_backup import restore
+
+    settings = _settings(args)
+    return restore(settings, _server_url(args, settings), Path(args.path))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="appliance", description="On-prem RAG appliance: documents in, cited answers out."
@@ -168,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     keys.set_defaults(func=cmd_keys)
+
+    backup = sub.add_parser("backup", help="download a consistent backup from the server (admin)")
+    client_options(backup)
+    backup.add_argument("path", help="archive to write (.tar.gz)")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", help="restore a backup into data_dir (server stopped)")
+    restore.add_argument("--url", help="server URL, to check that it is stopped")
+    restore.add_argument("path", help="archive made by `appliance backup`")
+    restore.set_defaults(func=cmd_restore)
 
     for name, helptext in (("ingest", "upload files or directories"), ("ask", "ask a question")):
         p = sub.add_parser(name, help=helptext)

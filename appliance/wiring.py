@@ -8,6 +8,8 @@ from pathlib import Path
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.ingest.pipeline import IngestionService
+from appliance.ingest.reconcile import reconcile
+from appliance.ingest.sandbox import ParseSandbox
 from appliance.models.locate import resolve_model
 from appliance.models.sizing import (
     MachineInfo,
@@ -20,8 +22,8 @@ from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
-from appliance.store.catalog import Catalog
 from appliance.store.edge import EdgeStore
+from appliance.store.journal import Journal
 from appliance.store.qdrant import QdrantStore
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ class Services:
         metrics: Metrics,
         engine: Engine,
         store: QdrantStore | EdgeStore,
-        catalog: Catalog,
+        journal: Journal,
         ingestion: IngestionService,
         query: QueryService,
         keys: KeyStore,
@@ -113,7 +115,7 @@ class Services:
         self.embedder = engine.embedder
         self.generator = engine.generator
         self.store = store
-        self.catalog = catalog
+        self.journal = journal
         self.ingestion = ingestion
         self.query = query
         self.keys = keys
@@ -123,13 +125,13 @@ class Services:
         await self.ingestion.stop()
         self.engine.stop()
         await self.store.close()
-        await self.catalog.close()
+        await self.journal.close()
         await self.keys.close()
         self.audit.stop()
 
 
 async def build_services(settings: Settings, plan: SizingPlan | None = None) -> Services:
-    """Load models, open the store and catalog, start the ingestion worker.
+    """Load models, open the store and the journal, reconcile them, start ingestion.
 
     `plan` is the sizing the caller already made (`serve` checks it before uvicorn);
     without it the models are located and sized here.
@@ -183,12 +185,12 @@ async def _build_the_rest(
         on_step=metrics.observe_step,
     )
     store = make_store(settings, plan.embedding.info.n_embd)
-    catalog = Catalog(root / "catalog.sqlite3")
+    journal = Journal(root / "journal.sqlite3")
     engine.start()
     try:
         store.start()
         try:
-            catalog.start()
+            journal.start()
         except BaseException:
             await store.close()
             raise
@@ -199,15 +201,21 @@ async def _build_the_rest(
     ingestion = IngestionService(
         embedder=engine.embedder,
         store=store,
-        catalog=catalog,
+        journal=journal,
         metrics=metrics,
         upload_dir=root / "uploads",
         chunk_tokens=r.chunk_tokens,
         chunk_overlap=r.chunk_overlap,
         embed_batch_size=r.embed_batch_size,
         html_main_content=r.html_main_content,
+        sandbox=ParseSandbox(settings.ingest),
+        max_chunks=settings.ingest.max_chunks,
     )
-    await ingestion.start()
+    await reconcile(journal, store, metrics)
+    resumed = await ingestion.start()
+    metrics.jobs_resumed.inc(resumed)
+    if resumed:
+        log.warning("resumed %d ingestion jobs from the journal", resumed)
     query = QueryService(
         embedder=engine.embedder,
         store=store,
@@ -232,4 +240,4 @@ async def _build_the_rest(
         )
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
-    return Services(settings, plan, metrics, engine, store, catalog, ingestion, query, keys, audit)
+    return Services(settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit)

@@ -81,13 +81,13 @@ def build_index(n: int) -> tuple[Path, Path]:
 
     async def appliance_side() -> None:
         from appliance.domain.types import ChunkRecord
-        from appliance.store.catalog import Catalog, DocumentRow
         from appliance.store.edge import EdgeStore
+        from appliance.store.journal import DocumentRow, Journal
 
         store = EdgeStore(path=root / "appliance" / "edge" / "chunks", dim=384,
                           optimize_after_writes=False)  # fmt: skip
         store.start()
-        catalog = Catalog(root / "appliance" / "catalog.sqlite3")
+        catalog = Journal(root / "appliance" / "journal.sqlite3")
         catalog.start()
         for start in range(0, n, 100):
             doc = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{start}"))

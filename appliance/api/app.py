@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 
 import appliance
 from appliance.api.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_identity, role_guard
+from appliance.api.controllers.admin import AdminController
 from appliance.api.controllers.documents import DocumentController
 from appliance.api.controllers.health import HealthController
 from appliance.api.controllers.keys import KeyController
@@ -79,6 +80,7 @@ def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
         DocumentController,
         QueryController,
         KeyController,
+        AdminController,
         HealthController,
         ask_websocket,
         openapi_json,

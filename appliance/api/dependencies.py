@@ -8,7 +8,7 @@ from litestar.di import Provide
 from appliance.config.schema import Settings
 from appliance.ingest.pipeline import IngestionService
 from appliance.query.pipeline import QueryService
-from appliance.store.catalog import Catalog
+from appliance.store.journal import Journal
 from appliance.wiring import Services
 
 
@@ -25,8 +25,8 @@ def _ingestion(state: State) -> IngestionService:
     return services_of(state).ingestion
 
 
-def _catalog(state: State) -> Catalog:
-    return services_of(state).catalog
+def _journal(state: State) -> Journal:
+    return services_of(state).journal
 
 
 def _settings(state: State) -> Settings:
@@ -36,7 +36,7 @@ def _settings(state: State) -> Settings:
 DEPENDENCIES = {
     "query_service": Provide(_query, sync_to_thread=False),
     "ingestion": Provide(_ingestion, sync_to_thread=False),
-    "catalog": Provide(_catalog, sync_to_thread=False),
+    "journal": Provide(_journal, sync_to_thread=False),
     "settings": Provide(_settings, sync_to_thread=False),
     "services": Provide(services_of, sync_to_thread=False),
 }

@@ -4,7 +4,7 @@ On the first SIGTERM/SIGINT the server stops accepting connections and starts th
 query service's drain (`server.shutdown_grace_s`): answers streaming may finish
 within the grace period; those still running then end with a `shutting_down` error
 event (SSE) or, on a WebSocket, that event and close code 1001. Only then does
-uvicorn's own shutdown run (lifespan: models, store and catalog closed), and the
+uvicorn's own shutdown run (lifespan: models, store and journal closed), and the
 process exits 0 instead of re-raising the signal. A second signal forces the exit.
 """
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from appliance.config.ingest import IngestSettings
 from appliance.config.security import SecuritySettings
 
 
@@ -73,7 +74,7 @@ class StorageSettings(Base, frozen=True):
         str,
         Meta(
             min_length=1,
-            description="Directory for the vector store, the document catalog and uploads.",
+            description="Directory for the vector store, the journal, keys and uploads.",
         ),
     ] = "./data"
     embedded_engine: Annotated[
@@ -480,6 +481,9 @@ class Settings(Base, frozen=True):
     security: Annotated[SecuritySettings, Meta(description="API keys, origins, rate limits.")] = (
         SecuritySettings()
     )
+    ingest: Annotated[
+        IngestSettings, Meta(description="Limits of one document's parsing (a sandbox).")
+    ] = IngestSettings()
     prompts: Annotated[
         dict[str, PromptStrategy],
         Meta(

@@ -32,6 +32,10 @@ class FileTask:
     path: Path
     size_bytes: int
     state: FileState = FileState.QUEUED
+    parsed: bool = False  # its chunk texts are in the journal: resume from them
+    content_hash: str | None = None
+    content_type: str | None = None
+    pages: int | None = None
     document_id: str | None = None
     chunks_done: int = 0
     chunks_total: int = 0

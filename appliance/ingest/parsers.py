@@ -1,7 +1,9 @@
-"""Turn uploaded files into `Section`s: one parser per format, chosen by extension.
+"""Turn uploaded files into `Section`s: one parser per format, chosen by `sniff`.
 
 PDF keeps page numbers (pypdf); DOCX, HTML and Markdown keep headings.
-Every failure raises `ParseError` with a reason a user can act on.
+Every failure raises `ParseError` with a reason a user can act on; a document past
+one of the `Limits` fails naming the config key. These run in the parser sandbox
+(`ingest/sandbox.py`), never in the server process.
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.domain.types import Section
+from appliance.ingest.sniff import SUPPORTED_EXTENSIONS, Refused, sniff
+
+MiB = 1024 * 1024
 
 
 class ParseError(Exception):
     """The file cannot be turned into text; the message says why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one document may cost (`[ingest]`)."""
+
+    max_pages: int = 5000
+    max_unzipped_mb: int = 200
+    max_text_mb: int = 50
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,11 @@ class ParsedDocument:
 
 
 def _decode_text(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"not valid UTF-16 text ({exc})") from exc
     if b"\x00" in data[:8192]:
         raise ParseError("binary content: not a text file")
     for encoding in ("utf-8-sig", "cp1252"):
@@ -138,7 +157,7 @@ def parse_html(data: bytes, *, main_content: bool = True) -> ParsedDocument:
     return ParsedDocument("text/html", sections)
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
+def parse_pdf(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
     import io
 
     from pypdf import PdfReader
@@ -148,6 +167,13 @@ def parse_pdf(data: bytes) -> ParsedDocument:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise ParseError("the PDF is encrypted")
+        # the page tree's declared count first: flattening 100k pages costs seconds
+        declared = int(reader.trailer["/Root"]["/Pages"].get("/Count", 0))
+        for count in (lambda: declared, lambda: len(reader.pages)):  # the cheap one first
+            if count() > limits.max_pages:
+                raise ParseError(
+                    f"the PDF has {count()} pages, more than ingest.max_pages={limits.max_pages}"
+                )
         sections = []
         for number, page in enumerate(reader.pages, start=1):
             text = _clean(page.extract_text() or "")
@@ -163,12 +189,30 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     return ParsedDocument("application/pdf", sections, pages)
 
 
-def parse_docx(data: bytes) -> ParsedDocument:
+def check_zip(data: bytes, limits: Limits) -> None:
+    """Refuse a zip bomb from its directory, before any member is decompressed."""
+    import io
+    import zipfile
+
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except zipfile.BadZipFile as exc:
+        raise ParseError(f"not a readable DOCX file ({exc})") from exc
+    unzipped = sum(m.file_size for m in members)
+    if unzipped > limits.max_unzipped_mb * MiB:
+        raise ParseError(
+            f"the DOCX holds {unzipped / MiB:.0f} MiB once decompressed, more than "
+            f"ingest.max_unzipped_mb={limits.max_unzipped_mb}"
+        )
+
+
+def parse_docx(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
     import io
     import zipfile
 
     import docx
 
+    check_zip(data, limits)  # zipfile never reads past a member's declared size
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -205,34 +249,43 @@ def parse_docx(data: bytes) -> ParsedDocument:
 
 
 PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
-    ".txt": parse_text,
-    ".text": parse_text,
-    ".md": parse_markdown,
-    ".markdown": parse_markdown,
-    ".html": parse_html,
-    ".htm": parse_html,
-    ".pdf": parse_pdf,
-    ".docx": parse_docx,
+    "text": parse_text,
+    "markdown": parse_markdown,
 }
-SUPPORTED_EXTENSIONS = tuple(sorted(PARSERS))
+__all__ = ["SUPPORTED_EXTENSIONS", "Limits", "ParseError", "ParsedDocument", "parse_file"]
 
 
-def parse_file(path: Path, file_name: str, *, html_main_content: bool = True) -> ParsedDocument:
-    """Parse `path` (uploaded as `file_name`) with the parser of its extension."""
-    suffix = Path(file_name).suffix.lower()
-    parser = PARSERS.get(suffix)
-    if parser is None:
+def parse_file(
+    path: Path, file_name: str, *, html_main_content: bool = True, limits: Limits = Limits()
+) -> ParsedDocument:
+    """Parse `path` (uploaded as `file_name`): its kind from content and name together."""
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    try:
+        kind = sniff(head, file_name)
+    except Refused as exc:
+        raise ParseError(str(exc)) from None
+    size = path.stat().st_size
+    if kind in ("text", "markdown", "html") and size > limits.max_text_mb * MiB:
         raise ParseError(
-            f"unsupported file type `{suffix or '(none)'}`; supported: "
-            + ", ".join(SUPPORTED_EXTENSIONS)
+            f"the file holds {size / MiB:.0f} MiB of text, more than "
+            f"ingest.max_text_mb={limits.max_text_mb}"
         )
     data = path.read_bytes()
-    if not data.strip():
-        raise ParseError("the file is empty")
-    if parser is parse_html:
+    if kind == "html":
         parsed = parse_html(data, main_content=html_main_content)
+    elif kind == "pdf":
+        parsed = parse_pdf(data, limits)
+    elif kind == "docx":
+        parsed = parse_docx(data, limits)
     else:
-        parsed = parser(data)
+        parsed = PARSERS[kind](data)
     if not any(s.text.strip() for s in parsed.sections):
         raise ParseError("no text found in the file")
+    text_chars = sum(len(s.text) for s in parsed.sections)
+    if text_chars > limits.max_text_mb * MiB:
+        raise ParseError(
+            f"the document yields {text_chars / MiB:.0f} MiB of text, more than "
+            f"ingest.max_text_mb={limits.max_text_mb}"
+        )
     return parsed

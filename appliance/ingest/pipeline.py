@@ -1,8 +1,11 @@
 """The ingestion service: parse → chunk → embed → upsert, one job at a time.
 
-Uploads are written to disk first, so the API answers 202 at once; a background
-task runs queued jobs in order. A file that fails is reported in its job and
-leaves no partial chunks; the other files go on. Embedding runs at background
+Uploads are fsynced and journaled before the API answers 202; a background task
+runs queued jobs in order, and on restart resumes every job the journal holds
+unfinished (a file already parsed is re-embedded from its stored chunk texts).
+Point ids derive from the content hash, so an upsert repeated after a crash
+writes the same points: never a duplicate. A file that fails is reported in its
+job and leaves no chunks; the other files go on. Embedding runs at background
 priority, so questions are served before ingestion batches.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -18,14 +22,15 @@ from collections import OrderedDict
 from pathlib import Path
 
 from appliance.domain.protocols import Embedder, VectorStore
-from appliance.domain.types import ChunkRecord
+from appliance.domain.types import ChunkRecord, Section
 from appliance.engine.worker import Overloaded
 from appliance.fileutil import sha256_file
 from appliance.ingest.chunker import chunk_sections
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
-from appliance.ingest.parsers import ParseError, parse_file
+from appliance.ingest.parsers import ParseError
+from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
-from appliance.store.catalog import Catalog, DocumentRow
+from appliance.store.journal import DocumentRow, FileRow, JobRow, Journal
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +52,60 @@ class IngestionService:
         *,
         embedder: Embedder,
         store: VectorStore,
-        catalog: Catalog,
+        journal: Journal,
         metrics: Metrics,
         upload_dir: Path,
         chunk_tokens: int,
         chunk_overlap: int,
         embed_batch_size: int,
+        sandbox: ParseSandbox,
+        max_chunks: int = 20000,
         max_queued_jobs: int = 64,
         html_main_content: bool = True,
     ) -> None:
         self._html_main_content = html_main_content
+        self._sandbox = sandbox
+        self._max_chunks = max_chunks
         self._embedder = embedder
         self._store = store
-        self._catalog = catalog
+        self._journal = journal
         self._metrics = metrics
         self.upload_dir = upload_dir
         self._chunk_tokens = chunk_tokens
         self._chunk_overlap = chunk_overlap
         self._batch = embed_batch_size
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queued_jobs)
+        self._max_queued = max_queued_jobs
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()  # resumed jobs may exceed the limit
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._runner: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        # Uploads of jobs that never ran before a restart are gone with their jobs.
-        shutil.rmtree(self.upload_dir, ignore_errors=True)
+    async def start(self) -> int:
+        """Load the journal's jobs, queue the unfinished ones, start the runner.
+        Returns how many jobs were resumed."""
         self.upload_dir.mkdir(parents=True, exist_ok=True)
+        resumed = 0
+        for row, files in await self._journal.jobs(KEEP_FINISHED_JOBS):
+            job = _job_of(row, files)
+            self._jobs[job.id] = job
+            if not job.finished:
+                job.state = JobState.QUEUED
+                self._queue.put_nowait(job)
+                resumed += 1
+        known = set(self._jobs)
+        for leftover in self.upload_dir.iterdir():  # a crash between save and journal
+            if leftover.name not in known:
+                shutil.rmtree(leftover, ignore_errors=True)
+        self._update_job_gauge()
         self._runner = asyncio.create_task(self._run(), name="ingestion")
+        return resumed
 
     async def stop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
+            self._sandbox.abort()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        await asyncio.to_thread(self._sandbox.close)
 
     # ---- jobs -------------------------------------------------------------
     def new_job_dir(self, job: Job) -> Path:
@@ -87,13 +113,18 @@ class IngestionService:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def submit(self, job: Job) -> Job:
-        """Queue a job whose files are on disk; raises Overloaded when the queue is full."""
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
+    async def submit(self, job: Job) -> Job:
+        """Journal and queue a job whose files are on disk (fsynced); raises Overloaded
+        when the queue is full. Once this returns, the job survives a crash."""
+        if self._queue.qsize() >= self._max_queued:
             self._metrics.rejections.labels("ingestion").inc()
-            raise Overloaded("ingestion", retry_after=10) from None
+            raise Overloaded("ingestion", retry_after=10)
+        await asyncio.to_thread(_fsync_dir, self.upload_dir / job.id)
+        await self._journal.add_job(
+            JobRow(job.id, job.state.value, job.created_at, None, None),
+            [_file_row(job.id, i, t) for i, t in enumerate(job.files)],
+        )
+        self._queue.put_nowait(job)
         self._jobs[job.id] = job
         self._forget_old_jobs()
         self._update_job_gauge()
@@ -105,12 +136,14 @@ class IngestionService:
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
 
-    def cancel(self, job_id: str) -> Job | None:
+    async def cancel(self, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
         if job is not None and not job.finished:
             job.cancel_requested = True
             if job.state is JobState.QUEUED:
-                self._finish(job, JobState.CANCELLED)
+                await self._finish(job, JobState.CANCELLED)
+            else:  # a file may be in the parser sandbox: stop it there
+                self._sandbox.abort()
         return job
 
     def _forget_old_jobs(self) -> None:
@@ -123,13 +156,16 @@ class IngestionService:
             count = sum(1 for j in self._jobs.values() if j.state is state)
             self._metrics.jobs.labels(state.value).set(count)
 
-    def _finish(self, job: Job, state: JobState) -> None:
+    async def _finish(self, job: Job, state: JobState) -> None:
         job.state = state
         job.finished_at = time.time()
-        for task in job.files:
+        for index, task in enumerate(job.files):
             if task.state in (FileState.QUEUED, FileState.RUNNING):
                 task.state = FileState.CANCELLED
+                await self._journal.end_file(job.id, index, task.state.value)
+        await self._journal.set_job(job.id, state.value, job.started_at, job.finished_at)
         shutil.rmtree(self.upload_dir / job.id, ignore_errors=True)
+        await self._journal.prune_jobs(KEEP_FINISHED_JOBS)
         self._update_job_gauge()
 
     # ---- the worker loop --------------------------------------------------
@@ -139,30 +175,36 @@ class IngestionService:
             if job.finished:
                 continue
             job.state = JobState.RUNNING
-            job.started_at = time.time()
+            job.started_at = job.started_at or time.time()
             self._update_job_gauge()
             try:
-                for task in job.files:
+                await self._journal.set_job(job.id, job.state.value, job.started_at, None)
+                for index, task in enumerate(job.files):
                     if job.cancel_requested:
                         break
-                    await self._ingest_file(job, task)
-            except Exception:  # a bug, not a bad file: fail the job, keep serving
+                    if task.state is FileState.QUEUED:  # not refused at upload, not done
+                        await self._ingest_file(job, index, task)
+                if job.cancel_requested:
+                    await self._finish(job, JobState.CANCELLED)
+                elif all(t.state is FileState.FAILED for t in job.files):
+                    await self._finish(job, JobState.FAILED)
+                else:
+                    await self._finish(job, JobState.DONE)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug or a journal failure, not a bad file
                 log.exception("ingestion job %s failed", job.id)
-                self._finish(job, JobState.FAILED)
-                continue
-            if job.cancel_requested:
-                self._finish(job, JobState.CANCELLED)
-            elif all(t.state is FileState.FAILED for t in job.files):
-                self._finish(job, JobState.FAILED)
-            else:
-                self._finish(job, JobState.DONE)
+                with contextlib.suppress(Exception):
+                    await self._finish(job, JobState.FAILED)
 
-    async def _ingest_file(self, job: Job, task: FileTask) -> None:
+    async def _ingest_file(self, job: Job, index: int, task: FileTask) -> None:
         task.state = FileState.RUNNING
         try:
-            await self._ingest(job, task)
+            await self._ingest(job, index, task)
         except ParseError as exc:
             self._fail(task, str(exc))
+        except ParseCancelled:
+            task.state = FileState.CANCELLED
         except Overloaded as exc:
             self._fail(task, str(exc))
         except asyncio.CancelledError:
@@ -170,49 +212,53 @@ class IngestionService:
         except Exception as exc:
             log.exception("ingesting %s failed", task.file_name)
             self._fail(task, f"internal error while ingesting: {exc}")
-        # Leave nothing half-stored behind; a stored duplicate is never touched.
-        if (
-            task.state is FileState.FAILED
-            and task.document_id
-            and await self._catalog.get(task.document_id) is None
-        ):
-            await self._store.delete_by_document(task.document_id)
+        if task.state is FileState.RUNNING:  # the job was cancelled between batches
+            task.state = FileState.CANCELLED
+        if task.state in (FileState.FAILED, FileState.CANCELLED):
+            # Leave nothing half-stored behind; a stored duplicate is never touched.
+            if task.document_id and await self._journal.get(task.document_id) is None:
+                await self._store.delete_by_document(task.document_id)
+            await self._journal.end_file(job.id, index, task.state.value, task.error)
+        with contextlib.suppress(FileNotFoundError):
+            task.path.unlink()  # indexed, skipped or failed: the upload is not needed
 
     def _fail(self, task: FileTask, reason: str) -> None:
         task.state = FileState.FAILED
         task.error = reason
         self._metrics.files_failed.inc()
 
-    async def _ingest(self, job: Job, task: FileTask) -> None:
-        data_hash = await asyncio.to_thread(sha256_file, task.path)
-        document_id = document_id_for(data_hash)
-        existing = await self._catalog.get(document_id)
-        if existing is not None:
+    async def _ingest(self, job: Job, index: int, task: FileTask) -> None:
+        if task.parsed and task.document_id:  # resumed: the chunk texts are journaled
+            chunks = await self._journal.chunks_of(task.document_id)
+            data_hash = task.content_hash
+            content_type, pages = task.content_type, task.pages
+        else:
+            data_hash = await asyncio.to_thread(sha256_file, task.path)
+            document_id = document_id_for(data_hash)
+            existing = await self._journal.get(document_id)
+            if existing is not None:
+                task.document_id = document_id
+                task.state = FileState.SKIPPED
+                task.chunks_total = task.chunks_done = existing.chunks
+                task.note = f"same content already stored as {existing.file_name}"
+                await self._journal.end_file(
+                    job.id, index, task.state.value, note=task.note, document_id=document_id
+                )
+                return
+            chunks, content_type, pages = await self._parse(task)
             task.document_id = document_id
-            task.state = FileState.SKIPPED
-            task.chunks_total = task.chunks_done = existing.chunks
-            task.note = f"same content already stored as {existing.file_name}"
-            return
-        t0 = time.perf_counter()
-        parsed = await asyncio.to_thread(
-            parse_file, task.path, task.file_name, html_main_content=self._html_main_content
-        )
-        chunks = await asyncio.to_thread(
-            chunk_sections,
-            parsed.sections,
-            self._embedder.count_tokens,
-            self._chunk_tokens,
-            self._chunk_overlap,
-        )
-        self._metrics.stage_seconds.labels("parse_chunk").observe(time.perf_counter() - t0)
-        if not chunks:
-            raise ParseError("no text found in the file")
-        task.document_id = document_id
+            task.content_hash = data_hash
+            await self._journal.file_parsed(
+                job.id, index, document_id, data_hash, content_type, pages, chunks
+            )
+            task.parsed = True
+        document_id = task.document_id
+        assert document_id is not None and data_hash is not None
         task.chunks_total = len(chunks)
+        task.chunks_done = 0
         for start in range(0, len(chunks), self._batch):
             if job.cancel_requested:
                 task.state = FileState.CANCELLED
-                await self._store.delete_by_document(document_id)
                 return
             batch = chunks[start : start + self._batch]
             t0 = time.perf_counter()
@@ -236,26 +282,100 @@ class IngestionService:
             self._metrics.stage_seconds.labels("upsert").observe(time.perf_counter() - t0)
             task.chunks_done += len(batch)
             self._metrics.chunks_ingested.inc(len(batch))
-        await self._catalog.add(
+        await self._journal.file_indexed(
+            job.id,
+            index,
             DocumentRow(
                 id=document_id,
                 file_name=task.file_name,
                 content_hash=data_hash,
-                content_type=parsed.content_type,
+                content_type=content_type or "application/octet-stream",
                 size_bytes=task.size_bytes,
                 chunks=len(chunks),
-                pages=parsed.pages,
+                pages=pages,
                 created_at=time.time(),
-            )
+            ),
         )
         task.state = FileState.DONE
         self._metrics.documents_ingested.inc()
 
+    async def _parse(self, task: FileTask) -> tuple[list[Section], str, int | None]:
+        t0 = time.perf_counter()
+        parsed = await asyncio.to_thread(
+            self._sandbox.parse,
+            task.path,
+            task.file_name,
+            html_main_content=self._html_main_content,
+        )
+        chars = sum(len(s.text) for s in parsed.sections)
+        # ~4 characters a token: refuse a document far past the limit before chunking it
+        if chars / (4 * max(1, self._chunk_tokens - self._chunk_overlap)) > 2 * self._max_chunks:
+            raise ParseError(
+                f"the document would make far more than ingest.max_chunks={self._max_chunks} "
+                f"chunks ({chars:,} characters of text)"
+            )
+        pieces = await asyncio.to_thread(
+            chunk_sections,
+            parsed.sections,
+            self._embedder.count_tokens,
+            self._chunk_tokens,
+            self._chunk_overlap,
+        )
+        self._metrics.stage_seconds.labels("parse_chunk").observe(time.perf_counter() - t0)
+        if not pieces:
+            raise ParseError("no text found in the file")
+        if len(pieces) > self._max_chunks:
+            raise ParseError(
+                f"the document makes {len(pieces):,} chunks, more than "
+                f"ingest.max_chunks={self._max_chunks}"
+            )
+        chunks = [Section(c.text, page=c.page, heading=c.heading) for c in pieces]
+        return chunks, parsed.content_type, parsed.pages
+
     # ---- documents --------------------------------------------------------
     async def delete_document(self, document_id: str) -> bool:
-        """Remove a document's chunks, then its catalog row. False if unknown."""
-        if await self._catalog.get(document_id) is None:
+        """Mark the document deleting, remove its chunks, then its rows. False if unknown.
+        A crash in between leaves it `deleting`; the reconciler finishes the delete."""
+        if not await self._journal.mark_deleting(document_id):
             return False
         await self._store.delete_by_document(document_id)
-        await self._catalog.delete(document_id)
+        await self._journal.forget_document(document_id)
         return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _file_row(job_id: str, index: int, task: FileTask) -> FileRow:
+    ended = task.state is not FileState.QUEUED
+    return FileRow(
+        job_id=job_id, idx=index, file_name=task.file_name, upload_path=str(task.path),
+        size_bytes=task.size_bytes, stage="ended" if ended else "received",
+        state=task.state.value, document_id=None, content_hash=None, content_type=None, pages=None,
+        chunks_total=0, error=task.error, note=task.note,
+    )  # fmt: skip
+
+
+def _job_of(row: JobRow, files: list[FileRow]) -> Job:
+    """The live job for a journaled one: files not ended are queued again."""
+    tasks = []
+    for f in files:
+        task = FileTask(file_name=f.file_name, path=Path(f.upload_path), size_bytes=f.size_bytes)
+        task.document_id, task.error, task.note = f.document_id, f.error, f.note
+        task.chunks_total = f.chunks_total
+        task.content_hash, task.content_type, task.pages = f.content_hash, f.content_type, f.pages
+        if f.stage in ("received", "parsed"):
+            task.state = FileState.QUEUED
+            task.parsed = f.stage == "parsed"
+        else:
+            task.state = FileState(f.state)
+            task.chunks_done = f.chunks_total if f.state == "done" else 0
+        tasks.append(task)
+    job = Job(files=tasks, id=row.id, state=JobState(row.state), created_at=row.created_at)
+    job.started_at, job.finished_at = row.started_at, row.finished_at
+    return job

@@ -90,6 +90,17 @@ class Metrics:
             "appliance_rejections", "Requests refused because a queue was full.", ["worker"],
             registry=r,
         )  # fmt: skip
+        self.reconciled = Counter(
+            "appliance_reconciled",
+            "Repairs made at start: delete_finished (an interrupted delete), "
+            "orphan_points_removed (points of no journaled document).",
+            ["action"],
+            registry=r,
+        )
+        self.jobs_resumed = Counter(
+            "appliance_jobs_resumed", "Ingestion jobs resumed from the journal at start.",
+            registry=r,
+        )  # fmt: skip
         self.auth_failures = Counter(
             "appliance_auth_failures",
             "Requests refused at the door: auth_failed (401), forbidden (403, wrong role), "

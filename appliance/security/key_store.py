@@ -83,6 +83,18 @@ class KeyStore:
     async def close(self) -> None:
         self._worker.stop()
 
+    async def backup_to(self, target: Path) -> None:
+        """A consistent copy of the key table (hashes only) at `target`."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            dest = sqlite3.connect(target)
+            try:
+                conn.backup(dest)
+            finally:
+                dest.close()
+
+        await self._worker.call(job)
+
     def authenticate(self, key: str) -> KeyRecord | None:
         """The active key record for `key`, in constant time; None if unknown or revoked."""
         key_id = key_id_of(key)

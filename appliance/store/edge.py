@@ -162,6 +162,28 @@ class EdgeStore(ThreadOwned):
         )
         return int(await self._worker.call(lambda s: s.count(request)))
 
+    async def document_counts(self) -> dict[str, int]:
+        """Points per document id, from the payload index (a facet, not a scan)."""
+        import qdrant_edge as qe
+
+        request = qe.FacetRequest(key="document_id", limit=10_000_000, exact=True)
+
+        def job(shard: Any) -> dict[str, int]:
+            return {str(h.value): int(h.count) for h in shard.facet(request).hits}
+
+        return await self._worker.call(job)
+
+    async def snapshot_to(self, target: Path) -> None:
+        """A consistent copy of the shard directory at `target`: flushed and copied on
+        the store's own thread, so no write lands halfway through."""
+        import shutil
+
+        def job(shard: Any) -> None:
+            shard.flush()
+            shutil.copytree(self._path, target)
+
+        await self._worker.call(job)
+
     async def ping(self) -> None:
         await self._worker.call(lambda s: s.info())
 

@@ -128,6 +128,35 @@ class QdrantStore(ThreadOwned):
         )
         return int(result.count)
 
+    async def document_counts(self) -> dict[str, int]:
+        """Points per document id (a scroll over payloads: fine at appliance sizes)."""
+
+        def job(c: Any) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            offset = None
+            while True:
+                points, offset = c.scroll(
+                    self.collection, limit=1024, offset=offset,
+                    with_payload=["document_id"], with_vectors=False,
+                )  # fmt: skip
+                for point in points:
+                    key = str((point.payload or {}).get("document_id"))
+                    counts[key] = counts.get(key, 0) + 1
+                if offset is None:
+                    return counts
+
+        return await self._worker.call(job)
+
+    async def snapshot_to(self, target: Path) -> None:
+        """Embedded mode: the collection files copied on the store's own thread. A Qdrant
+        server is backed up with its own snapshots, not through the appliance."""
+        if self._path is None:
+            raise ValueError("the store is a Qdrant server: back it up with Qdrant's snapshot API")
+        import shutil
+
+        path = self._path
+        await self._worker.call(lambda c: shutil.copytree(path, target))
+
     async def ping(self) -> None:
         await self._worker.call(lambda c: c.get_collection(self.collection))
 

@@ -36,6 +36,7 @@ REQUIRED = {
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("GET", "/v1/backup"): "admin",
 }
 ROLES = ("admin", "ingest", "query")
 

@@ -276,7 +276,7 @@ def test_health_readiness_and_metrics(client: TestClient[Any], ingested: dict[st
         "embedding_model",
         "chat_model",
         "vector_store",
-        "catalog",
+        "journal",
     }
     client.post("/v1/search", json={"query": "printer"})
     text = client.get("/metrics").text

@@ -48,8 +48,8 @@ def test_markdown_headings(docs: dict[str, Path]) -> None:
         ("tool.exe", b"MZ\x00\x00", "unsupported file type `.exe`"),
         ("noext", b"hello", "unsupported file type"),
         ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "PDF"),
-        ("broken.docx", b"PK not a zip", "DOCX"),
-        ("binary.txt", b"abc\x00\x01\x02def", "not a text file"),
+        ("broken.docx", b"PK not a zip", "not a DOCX"),
+        ("binary.txt", b"abc\x00\x01\x02def", "binary"),
     ],
 )
 def test_bad_files_say_why(tmp_path: Path, name: str, content: bytes, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,16 +16,22 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from appliance.api.errors import field_error
+from appliance.api.errors import ApplianceError, field_error
 from appliance.api.schemas import DocumentList, DocumentRead, FileProgress, JobCreated, JobRead
 from appliance.config.schema import Settings
-from appliance.ingest.jobs import FileTask, Job
+from appliance.ingest.jobs import FileState, FileTask, Job
+from appliance.ingest.names import display_name
 from appliance.ingest.pipeline import IngestionService
+from appliance.ingest.sniff import HEAD_BYTES, Refused, sniff
 from appliance.security.keys import Role
-from appliance.store.catalog import Catalog, DocumentRow
+from appliance.store.journal import DocumentRow, Journal
 from appliance.wiring import Services
 
-MAX_NAME = 255
+
+class UnsupportedFile(ApplianceError):
+    """Every file of the upload is of a type we do not parse, or not what its name says."""
+
+    status_code = 415
 
 
 class UploadForm(msgspec.Struct):
@@ -72,16 +79,29 @@ def document_read(row: DocumentRow) -> DocumentRead:
 
 
 def _clean_name(raw: str | None, index: int) -> str:
-    name = Path((raw or "").replace("\\", "/")).name.strip()
-    if not name or name in {".", ".."}:
+    name = display_name(raw)
+    if not name:
         raise field_error(f"files.{index}", "the file has no name")
-    return name[:MAX_NAME]
+    return name
+
+
+def _sniff(path: Path, name: str) -> str | None:
+    """Why the file is refused, or None when it looks like what its name says."""
+    with path.open("rb") as fh:
+        head = fh.read(HEAD_BYTES)
+    try:
+        sniff(head, name)
+    except Refused as exc:
+        return str(exc)
+    return None
 
 
 def _save(upload: UploadFile, target: Path) -> int:
     upload.file.seek(0)
     with target.open("wb") as out:
         shutil.copyfileobj(upload.file, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the journal says it was received
     return target.stat().st_size
 
 
@@ -114,26 +134,33 @@ class DocumentController(Controller):
         job_dir = ingestion.new_job_dir(job)
         try:
             for index, (upload, name) in enumerate(zip(files, names, strict=True)):
-                target = job_dir / f"{index:05d}{Path(name).suffix.lower()}"
+                target = job_dir / f"{index:05d}.upload"  # never the client's name
                 size = await asyncio.to_thread(_save, upload, target)
-                job.files.append(FileTask(file_name=name, path=target, size_bytes=size))
-            ingestion.submit(job)
+                task = FileTask(file_name=name, path=target, size_bytes=size)
+                if (reason := await asyncio.to_thread(_sniff, target, name)) is not None:
+                    task.state, task.error = FileState.FAILED, reason
+                    target.unlink()
+                job.files.append(task)
+            if all(t.state is FileState.FAILED for t in job.files):
+                reasons = "; ".join(f"{t.file_name}: {t.error}" for t in job.files)
+                raise UnsupportedFile(f"no file can be ingested: {reasons}")
+            await ingestion.submit(job)
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
         return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
 
     @get("/documents", summary="List documents (query)", opt={"role": Role.QUERY})
-    async def list_documents(self, catalog: Catalog) -> DocumentList:
-        rows = await catalog.list()
+    async def list_documents(self, journal: Journal) -> DocumentList:
+        rows = await journal.documents()
         return DocumentList(documents=[document_read(r) for r in rows], total=len(rows))
 
     @get(
         "/documents/{document_id:str}", summary="Read one document (query)",
         opt={"role": Role.QUERY},
     )  # fmt: skip
-    async def get_document(self, document_id: str, catalog: Catalog) -> DocumentRead:
-        row = await catalog.get(document_id)
+    async def get_document(self, document_id: str, journal: Journal) -> DocumentRead:
+        row = await journal.get(document_id)
         if row is None:
             raise NotFoundException(f"document {document_id} not found")
         return document_read(row)
@@ -171,7 +198,7 @@ class DocumentController(Controller):
         self, job_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
         services: Services,
     ) -> JobRead:  # fmt: skip
-        job = ingestion.cancel(job_id)
+        job = await ingestion.cancel(job_id)
         if job is None:
             raise NotFoundException(f"job {job_id} not found")
         services.audit.record("job_cancelled", by=request.user.id, job_id=job_id)

@@ -40,7 +40,7 @@ class HealthController(Controller):
         }
         for name, ping in (
             ("vector_store", services.store.ping),
-            ("catalog", services.catalog.ping),
+            ("journal", services.journal.ping),
         ):
             try:
                 await asyncio.wait_for(ping(), PING_TIMEOUT_S)

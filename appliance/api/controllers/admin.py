@@ -1,0 +1,47 @@
+"""Admin operations: a consistent backup of everything, streamed as a tar.gz."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.background_tasks import BackgroundTask
+from litestar.response import File
+
+from appliance.backup import write_backup
+from appliance.security.keys import Role
+from appliance.wiring import Services, data_dir
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+class AdminController(Controller):
+    path = "/v1"
+    tags = ("admin",)
+    opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
+
+    @get(
+        "/backup",
+        summary="Download a consistent backup archive (admin)",
+        description=(
+            "The journal, the vector store, the key table, the settings and a manifest "
+            "of checksums (models included), as application/gzip. Made while the server "
+            "runs; restore it with `appliance restore PATH` on a stopped server."
+        ),
+        media_type="application/gzip",
+    )
+    async def backup(self, services: Services, request: Request[Any, Any, Any]) -> File:
+        work = data_dir(services.settings) / "backups"
+        archive = await write_backup(services, work)
+        services.audit.record("backup", by=request.user.id, archive=archive.name)
+        return File(
+            archive,
+            filename=archive.name,
+            media_type="application/gzip",
+            background=BackgroundTask(_remove, archive),
+        )

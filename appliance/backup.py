@@ -1,0 +1,153 @@
+"""Backup and restore of everything the appliance holds, as one tar.gz archive.
+
+`write_backup` runs in the live server (`GET /v1/backup`, admin): the journal and the
+key table through SQLite's online backup, the vector store copied on its own thread
+after a flush (no write can land halfway), the effective settings, and a manifest
+with the SHA-256 of every archived file and of the models. `restore_backup` runs
+with the server stopped (`appliance restore`): it checks the archive against its
+manifest, moves the current data aside, and unpacks the archive in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+import appliance
+from appliance.fileutil import sha256_file
+
+if TYPE_CHECKING:
+    from appliance.wiring import Services
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def _files_under(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+async def write_backup(services: Services, work_dir: Path) -> Path:
+    """A consistent archive of the appliance's data, written under `work_dir`."""
+    import asyncio
+
+    from appliance.wiring import data_dir
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    staging = work_dir / f"backup-{stamp}-{os.getpid()}"
+    staging.mkdir(parents=True)
+    try:
+        settings = services.settings
+        root = data_dir(settings)
+        await services.journal.backup_to(staging / "journal.sqlite3")
+        store_dir = Path("edge") / settings.storage.collection
+        if settings.storage.embedded_engine == "qdrant-client":
+            store_dir = Path("qdrant")
+        (staging / store_dir).parent.mkdir(parents=True, exist_ok=True)
+        await services.store.snapshot_to(staging / store_dir)
+        (staging / "secrets").mkdir(mode=0o700)
+        await services.keys.backup_to(staging / "secrets" / "keys.sqlite3")
+        admin_key = root / "secrets" / "admin.key"
+        if admin_key.is_file():
+            shutil.copy2(admin_key, staging / "secrets" / "admin.key")
+        (staging / "settings.json").write_bytes(msgspec.json.encode(settings))
+
+        def finish() -> Path:
+            models = [
+                {"role": m.role, "file": m.info.path.name, "size": m.info.file_size,
+                 "sha256": sha256_file(m.info.path)}
+                for m in (services.plan.chat, services.plan.embedding)
+            ]  # fmt: skip
+            manifest = {
+                "format": FORMAT,
+                "appliance": appliance.__version__,
+                "created_at": time.time(),
+                "store": str(store_dir),
+                "files": _files_under(staging),
+                "models": models,
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            archive = work_dir / f"appliance-backup-{stamp}.tar.gz"
+            fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                tar.add(staging, arcname=".")
+            return archive
+
+        return await asyncio.to_thread(finish)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class RestoreError(Exception):
+    """The archive cannot be restored; the message says why."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    files: int
+    moved_aside: Path | None
+    model_warnings: list[str]
+
+
+def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) -> Restored:
+    """Unpack `archive` as `data_dir` (server stopped). The previous data dir, if any,
+    is kept beside it as `<data_dir>.before-restore-<time>`."""
+    if not archive.is_file():
+        raise RestoreError(f"{archive}: no such file")
+    staging = data_dir.with_name(f".{data_dir.name}.restoring-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(staging, filter="data")  # no absolute paths, links or ..
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise RestoreError(f"{archive}: not a readable backup archive ({exc})") from exc
+        manifest_path = staging / MANIFEST
+        if not manifest_path.is_file():
+            raise RestoreError(f"{archive}: no {MANIFEST}: not an appliance backup")
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        if manifest.get("format") != FORMAT:
+            raise RestoreError(f"{archive}: backup format {manifest.get('format')} unknown")
+        found = _files_under(staging)
+        if found != manifest["files"]:
+            bad = sorted(set(found.items()) ^ set(manifest["files"].items()))[:3]
+            raise RestoreError(f"{archive}: files differ from the manifest: {bad}")
+        warnings = []
+        for model in manifest["models"]:
+            current = model_files.get(model["role"])
+            if current is None or not current.is_file():
+                warnings.append(f"{model['role']} model {model['file']} is not on this machine")
+            elif sha256_file(current) != model["sha256"]:
+                warnings.append(
+                    f"the {model['role']} model differs from the backup's ({model['file']}): "
+                    "answers and search scores may differ"
+                )
+        (staging / "settings.json").unlink(missing_ok=True)  # the config file stays the truth
+        os.chmod(staging / "secrets", 0o700)
+        moved = None
+        if data_dir.exists() and any(data_dir.iterdir()):
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            moved = data_dir.with_name(f"{data_dir.name}.before-restore-{stamp}")
+            os.replace(data_dir, moved)
+            models = moved / "models"  # the prepared default models: keep using them
+            if models.is_dir() and not (staging / "models").exists():
+                os.replace(models, staging / "models")
+        elif data_dir.exists():
+            data_dir.rmdir()
+        os.replace(staging, data_dir)
+        return Restored(len(found), moved, warnings)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""`appliance backup PATH` (from the running server) and `appliance restore PATH` (offline)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from appliance.cli_client import api_client, refused
+from appliance.config import Settings
+
+
+def backup(url: str, key: str | None, target: Path) -> int:
+    tmp = target.with_name(f".{target.name}.part")
+    with api_client(url, key, None) as client, client.stream("GET", "/v1/backup") as resp:
+        if resp.status_code != 200:
+            resp.read()
+            print(f"backup failed: {refused(resp)}", file=sys.stderr)
+            return 1
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds secrets
+        with os.fdopen(fd, "wb") as out:
+            for block in resp.iter_bytes(1 << 20):
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+    os.replace(tmp, target)
+    print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB, mode 0600: it holds the "
+          "key hashes and the admin key)")  # fmt: skip
+    return 0
+
+
+def restore(settings: Settings, url: str, archive: Path) -> int:
+    from appliance.backup import RestoreError, restore_backup
+    from appliance.models.locate import ModelError
+    from appliance.wiring import data_dir, plan_for
+
+    try:
+        httpx.get(f"{url}/healthz", timeout=2)
+    except httpx.HTTPError:
+        pass
+    else:
+        print(f"appliance: a server answers at {url}: stop it before restoring "
+              "(the embedded store belongs to it)", file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        plan = plan_for(settings, prepare=False)
+        models = {"chat": plan.chat.info.path, "embedding": plan.embedding.info.path}
+    except (ModelError, ValueError, OSError):
+        models = {}
+    try:
+        done = restore_backup(archive, data_dir(settings), models)
+    except RestoreError as exc:
+        print(f"appliance: cannot restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {done.files} files into {data_dir(settings)}")
+    if done.moved_aside:
+        print(f"the previous data is kept in {done.moved_aside}")
+    for warning in done.model_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

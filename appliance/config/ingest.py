@@ -1,0 +1,47 @@
+"""The `[ingest]` section: what one document may cost before it is refused."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+
+class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    parse_memory_mb: Annotated[
+        int,
+        Meta(
+            ge=256,
+            le=65536,
+            description=(
+                "Address space of the parser subprocess (RLIMIT_AS), in MiB: a file whose "
+                "parsing needs more fails, the server's own memory is untouched."
+            ),
+        ),
+    ] = 1024
+    parse_cpu_s: Annotated[
+        int,
+        Meta(ge=1, le=3600, description="CPU seconds one file's parsing may use (RLIMIT_CPU)."),
+    ] = 60
+    parse_timeout_s: Annotated[
+        float,
+        Meta(ge=1, le=7200, description="Wall-clock seconds one file's parsing may take."),
+    ] = 120.0
+    max_pages: Annotated[int, Meta(ge=1, description="Most pages a PDF may have.")] = 5000
+    max_unzipped_mb: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description=(
+                "Most MiB a DOCX (a zip) may hold once decompressed, checked from the zip "
+                "directory before any member is read."
+            ),
+        ),
+    ] = 200
+    max_text_mb: Annotated[
+        int, Meta(ge=1, description="Most MiB of text one document may yield.")
+    ] = 50
+    max_chunks: Annotated[
+        int, Meta(ge=1, description="Most chunks one document may be split into.")
+    ] = 20000

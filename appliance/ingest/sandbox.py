@@ -1,0 +1,132 @@
+"""Parse files in a child process with memory, CPU and wall-clock limits.
+
+A hostile file (a zip bomb, a quadratic HTML tree, a crafted PDF) can only take
+down the child: the server's memory stays its own, the failure names the limit,
+and the next file gets a fresh child. One child is kept between files, so a
+folder of small files pays the interpreter start once. `abort()` kills the child
+(a cancelled job). Blocking: call `parse` from a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from appliance.config.ingest import IngestSettings
+from appliance.domain.types import Section
+from appliance.ingest.parse_worker import read_frame, write_frame
+from appliance.ingest.parsers import ParsedDocument, ParseError
+
+log = logging.getLogger(__name__)
+
+
+class ParseCancelled(Exception):
+    """`abort()` stopped the parse (the job was cancelled)."""
+
+
+def worker_command(memory_mb: int) -> list[str]:
+    if getattr(sys, "frozen", False):  # the PyInstaller bundle: its own entry point
+        return [sys.executable, "parse-worker", str(memory_mb)]
+    return [sys.executable, "-m", "appliance.ingest.parse_worker", str(memory_mb)]
+
+
+class ParseSandbox:
+    def __init__(self, limits: IngestSettings) -> None:
+        self._limits = limits
+        self._lock = threading.Lock()  # one file at a time
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._why_killed: str | None = None
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                worker_command(self._limits.parse_memory_mb),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            )  # fmt: skip
+        return self._proc
+
+    def _kill(self, why: str) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            self._why_killed = why
+            proc.kill()
+
+    def abort(self) -> None:
+        """Stop the parse in progress, if any (thread-safe)."""
+        self._kill("cancelled")
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+    def parse(self, path: Path, file_name: str, *, html_main_content: bool) -> ParsedDocument:
+        lim = self._limits
+        request = {
+            "path": str(path),
+            "file_name": file_name,
+            "html_main_content": html_main_content,
+            "cpu_s": lim.parse_cpu_s,
+            "limits": {
+                "max_pages": lim.max_pages,
+                "max_unzipped_mb": lim.max_unzipped_mb,
+                "max_text_mb": lim.max_text_mb,
+            },
+        }
+        with self._lock:
+            self._why_killed = None
+            proc = self._child()
+            assert proc.stdin is not None and proc.stdout is not None
+            timer = threading.Timer(lim.parse_timeout_s, self._kill, args=("timeout",))
+            timer.start()
+            try:
+                write_frame(proc.stdin, self._encoder.encode(request))
+                frame = read_frame(proc.stdout)
+            except (BrokenPipeError, OSError):
+                frame = None
+            finally:
+                timer.cancel()
+            if frame is None:
+                raise self._died(proc)
+            answer: dict[str, Any] = msgspec.msgpack.decode(frame)
+        if answer.get("fatal"):
+            proc.wait(5)
+            raise ParseError(
+                f"parsing needed more memory than ingest.parse_memory_mb={lim.parse_memory_mb}"
+            )
+        if "error" in answer:
+            raise ParseError(str(answer["error"]))
+        return ParsedDocument(
+            content_type=answer["content_type"],
+            sections=[Section(t, page=p, heading=h) for t, p, h in answer["sections"]],
+            pages=answer["pages"],
+        )
+
+    def _died(self, proc: subprocess.Popen[bytes]) -> Exception:
+        code = proc.wait(10)
+        lim = self._limits
+        if self._why_killed == "cancelled":
+            return ParseCancelled("parsing was cancelled")
+        if self._why_killed == "timeout":
+            return ParseError(
+                f"parsing took longer than ingest.parse_timeout_s={lim.parse_timeout_s:g} s"
+            )
+        if code == -signal.SIGXCPU:
+            return ParseError(
+                f"parsing used more than ingest.parse_cpu_s={lim.parse_cpu_s} CPU seconds"
+            )
+        log.warning("parser child exited with %s", code)
+        name = signal.Signals(-code).name if code < 0 else f"exit status {code}"
+        return ParseError(
+            f"the parser crashed on this file ({name}); memory limit "
+            f"ingest.parse_memory_mb={lim.parse_memory_mb}"
+        )
