@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance.domain.types import Section
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS, Refused, sniff
@@ -168,12 +169,13 @@ def parse_pdf(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
         if reader.is_encrypted:
             raise ParseError("the PDF is encrypted")
         # the page tree's declared count first: flattening 100k pages costs seconds
-        declared = int(reader.trailer["/Root"]["/Pages"].get("/Count", 0))
-        for count in (lambda: declared, lambda: len(reader.pages)):  # the cheap one first
-            if count() > limits.max_pages:
-                raise ParseError(
-                    f"the PDF has {count()} pages, more than ingest.max_pages={limits.max_pages}"
-                )
+        root: Any = reader.trailer["/Root"]
+        declared = int(root["/Pages"].get("/Count", 0))
+        if declared > limits.max_pages or len(reader.pages) > limits.max_pages:
+            count = declared if declared > limits.max_pages else len(reader.pages)
+            raise ParseError(
+                f"the PDF has {count} pages, more than ingest.max_pages={limits.max_pages}"
+            )
         sections = []
         for number, page in enumerate(reader.pages, start=1):
             text = _clean(page.extract_text() or "")
