@@ -29,6 +29,7 @@ from appliance.api.controllers.keys import KeyController
 from appliance.api.controllers.query import QueryController, ask_websocket
 from appliance.api.dependencies import DEPENDENCIES
 from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.openapi import describe_settings
 from appliance.config.schema import Settings
 from appliance.models.sizing import SizingPlan
 from appliance.wiring import build_services
@@ -57,6 +58,7 @@ def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        describe_settings(app, settings)
         services = await build_services(settings, plan)
         app.state.services = services
         log.info("appliance ready: %s", services.plan.explain())

@@ -39,17 +39,18 @@ WS_FORBIDDEN = 4403
 
 def presented_key(headers: Any) -> str | None:
     """The API key a request carries, if any."""
-    if key := headers.get("x-api-key"):
-        return str(key).strip() or None
     scheme, _, value = str(headers.get("authorization", "")).partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
     if scheme.lower() == "basic":
         try:
             _, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return None
-        return password or None
+            password = ""
+        if password:
+            return password
+    if key := headers.get("x-api-key"):
+        return str(key).strip() or None
     return None
 
 

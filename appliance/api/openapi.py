@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+from litestar import Litestar
 from litestar.openapi.datastructures import ResponseSpec
+
+from appliance.config.schema import Settings
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
     status_code: int
     detail: str
-    extra: list[dict[str, object]] | dict[str, object] | None = None
+    extra: list[dict[str, Any]] | dict[str, Any] | None = None
 
 
 _WHY = {
@@ -33,3 +38,43 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
         code: ResponseSpec(data_container=ErrorBody, description=_WHY[code])
         for code in sorted({*codes, *AUTH})
     }
+
+
+def _string_variant(schema: Any) -> Any:
+    for variant in getattr(schema, "one_of", None) or [schema]:
+        if getattr(variant, "type", None) is not None and "string" in str(variant.type):
+            return variant
+    return schema
+
+
+class SseEvent(msgspec.Struct, frozen=True):
+    """One Server-Sent Event: `event` names it, `data` is its JSON body."""
+
+    event: str
+    data: str
+
+
+STRICT_BODIES = ("SearchRequest", "AskRequest", "KeyCreate")  # forbid_unknown_fields
+
+
+def describe_settings(app: Litestar, settings: Settings) -> None:
+    """Put what the config decides into the OpenAPI document: the prompt strategies a
+    request may name, the largest `top_k`, how many files one upload may carry; and
+    that request bodies take no unknown fields."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for name in STRICT_BODIES:
+        if name in schemas:
+            schemas[name].additional_properties = False
+    ask = schemas.get("AskRequest")
+    if ask is not None and ask.properties and "strategy" in ask.properties:
+        _string_variant(ask.properties["strategy"]).enum = sorted(settings.prompts)
+        temperature: Any = ask.properties["temperature"]
+        temperature.minimum = 0.0  # Litestar drops a bound of 0 (falsy)
+    search = schemas.get("SearchRequest")
+    if search is not None and search.properties and "top_k" in search.properties:
+        top_k: Any = search.properties["top_k"]
+        top_k.maximum = settings.retrieval.max_top_k
+    upload = schemas.get("UploadForm")
+    if upload is not None and upload.properties and "files" in upload.properties:
+        files: Any = upload.properties["files"]
+        files.max_items = settings.server.max_files_per_upload

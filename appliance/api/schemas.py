@@ -11,8 +11,8 @@ from appliance.domain.types import Citation, Evidence, FinishReason, Hit, Timing
 
 Query = Annotated[str, Meta(min_length=1, max_length=4000, description="The question or query.")]
 DocumentIds = Annotated[
-    list[Annotated[str, Meta(min_length=1, max_length=64)]],
-    Meta(max_length=1000, description="Only search these documents."),
+    list[str],
+    Meta(max_length=1000, description="Only search these documents (unknown ids match none)."),
 ]
 
 
@@ -30,8 +30,21 @@ class SearchResponse(msgspec.Struct, frozen=True):
     search_ms: float
 
 
+Question = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=1000,
+        description=(
+            "The question. Refused (400) when, in the chat model's tokens, it leaves no "
+            "room for an answer in the context."
+        ),
+    ),
+]
+
+
 class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    query: Query
+    query: Question
     top_k: Annotated[int, Meta(ge=1, le=50, description="Passages given to the model.")] | None = (
         None
     )

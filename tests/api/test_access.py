@@ -29,7 +29,7 @@ REQUIRED = {
     ("DELETE", "/v1/documents/{document_id}"): "admin",
     ("GET", "/v1/jobs"): "ingest",
     ("GET", "/v1/jobs/{job_id}"): "ingest",
-    ("DELETE", "/v1/jobs/{job_id}"): "ingest",
+    ("POST", "/v1/jobs/{job_id}/cancel"): "ingest",
     ("POST", "/v1/search"): "query",
     ("POST", "/v1/ask"): "query",
     ("POST", "/v1/ask/stream"): "query",

@@ -316,9 +316,9 @@ def test_cancelling_a_queued_job(client: TestClient[Any], tmp_path: Path) -> Non
     first = client.post("/v1/documents", files=files).json()["job_id"]
     second = client.post("/v1/documents", files=[("files", ("x.txt", b"queued text"))])
     second_id = second.json()["job_id"]
-    cancelled = client.delete(f"/v1/jobs/{second_id}").json()
+    cancelled = client.post(f"/v1/jobs/{second_id}/cancel").json()
     assert cancelled["state"] == "cancelled"
-    client.delete(f"/v1/jobs/{first}")
+    client.post(f"/v1/jobs/{first}/cancel")
     job = wait_for_job(client, first)
     assert job["state"] == "cancelled"
     names = {d["file_name"] for d in client.get("/v1/documents").json()["documents"]}

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import server_env
 from tests.e2e.server import ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.crash]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.crash, pytest.mark.timeout(7200)]
 
 CYCLES = int(os.environ.get("CRASH_CYCLES", "8"))
 FILLER = (

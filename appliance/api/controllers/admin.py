@@ -10,6 +10,7 @@ from litestar import Controller, Request, get
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File
 
+from appliance.api.openapi import errors
 from appliance.backup import write_backup
 from appliance.security.keys import Role
 from appliance.wiring import Services, data_dir
@@ -34,6 +35,7 @@ class AdminController(Controller):
             "runs; restore it with `appliance restore PATH` on a stopped server."
         ),
         media_type="application/gzip",
+        responses=errors(503),
     )
     async def backup(self, services: Services, request: Request[Any, Any, Any]) -> File:
         work = data_dir(services.settings) / "backups"

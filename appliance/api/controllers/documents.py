@@ -15,8 +15,10 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from litestar.status_codes import HTTP_202_ACCEPTED
+from msgspec import Meta
 
 from appliance.api.errors import ApplianceError, field_error
+from appliance.api.openapi import errors
 from appliance.api.schemas import DocumentList, DocumentRead, FileProgress, JobCreated, JobRead
 from appliance.config.schema import Settings
 from appliance.ingest.jobs import FileState, FileTask, Job
@@ -35,7 +37,7 @@ class UnsupportedFile(ApplianceError):
 
 
 class UploadForm(msgspec.Struct):
-    files: list[UploadFile]
+    files: Annotated[list[UploadFile], Meta(min_length=1, max_length=1000)]
 
 
 def job_read(job: Job) -> JobRead:
@@ -111,7 +113,7 @@ class DocumentController(Controller):
 
     @post(
         "/documents", status_code=HTTP_202_ACCEPTED, summary="Upload documents (ingest)",
-        opt={"role": Role.INGEST},
+        opt={"role": Role.INGEST}, responses=errors(400, 413, 415, 503),
     )  # fmt: skip
     async def upload(
         self,
@@ -150,14 +152,17 @@ class DocumentController(Controller):
             raise
         return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
 
-    @get("/documents", summary="List documents (query)", opt={"role": Role.QUERY})
+    @get(
+        "/documents", summary="List documents (query)", opt={"role": Role.QUERY},
+        responses=errors(),
+    )  # fmt: skip
     async def list_documents(self, journal: Journal) -> DocumentList:
         rows = await journal.documents()
         return DocumentList(documents=[document_read(r) for r in rows], total=len(rows))
 
     @get(
         "/documents/{document_id:str}", summary="Read one document (query)",
-        opt={"role": Role.QUERY},
+        opt={"role": Role.QUERY}, responses=errors(404),
     )  # fmt: skip
     async def get_document(self, document_id: str, journal: Journal) -> DocumentRead:
         row = await journal.get(document_id)
@@ -167,7 +172,7 @@ class DocumentController(Controller):
 
     @delete(
         "/documents/{document_id:str}", summary="Delete a document and all its chunks (admin)",
-        opt={"role": Role.ADMIN},
+        opt={"role": Role.ADMIN}, responses=errors(404),
     )  # fmt: skip
     async def delete_document(
         self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
@@ -177,22 +182,27 @@ class DocumentController(Controller):
             raise NotFoundException(f"document {document_id} not found")
         services.audit.record("document_deleted", by=request.user.id, document_id=document_id)
 
-    @get("/jobs", summary="List recent ingestion jobs (ingest)", opt={"role": Role.INGEST})
+    @get(
+        "/jobs", summary="List recent ingestion jobs (ingest)", opt={"role": Role.INGEST},
+        responses=errors(),
+    )  # fmt: skip
     async def list_jobs(self, ingestion: IngestionService) -> list[JobRead]:
         return [job_read(j) for j in reversed(ingestion.jobs())]
 
     @get(
-        "/jobs/{job_id:str}", summary="Follow an ingestion job (ingest)", opt={"role": Role.INGEST}
-    )
+        "/jobs/{job_id:str}", summary="Follow an ingestion job (ingest)",
+        opt={"role": Role.INGEST}, responses=errors(404),
+    )  # fmt: skip
     async def get_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
         job = ingestion.get(job_id)
         if job is None:
             raise NotFoundException(f"job {job_id} not found")
         return job_read(job)
 
-    @delete(
-        "/jobs/{job_id:str}", status_code=200, summary="Cancel an ingestion job (ingest)",
-        opt={"role": Role.INGEST},
+    @post(
+        "/jobs/{job_id:str}/cancel", status_code=200,
+        summary="Cancel an ingestion job (ingest); the job stays listed, cancelled",
+        opt={"role": Role.INGEST}, responses=errors(404),
     )  # fmt: skip
     async def cancel_job(
         self, job_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 
 from litestar import Controller, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from appliance.api.auth import ANY_KEY
+from appliance.api.openapi import errors
 from appliance.api.schemas import Health, Readiness
 from appliance.wiring import Services
 
@@ -24,6 +26,7 @@ class HealthController(Controller):
         "/healthz",
         summary="The process is alive (no dependency checks; no key needed)",
         opt={"exclude_from_auth": True},
+        security=[{}],
     )
     async def healthz(self) -> Health:
         return Health(status="ok")
@@ -32,6 +35,8 @@ class HealthController(Controller):
         "/readyz",
         summary="Models loaded and store answering; 503 names the failing part (no key needed)",
         opt={"exclude_from_auth": True},
+        security=[{}],
+        responses={503: ResponseSpec(Readiness, description="A part is not running.")},
     )
     async def readyz(self, services: Services) -> Response[Readiness]:
         checks: dict[str, str] = {
@@ -60,6 +65,7 @@ class HealthController(Controller):
         summary="Prometheus metrics (any key, or a security.metrics_scrapers address)",
         media_type=CONTENT_TYPE_LATEST,
         opt={"role": ANY_KEY},
+        responses=errors(),
     )
     async def metrics(self, services: Services) -> Response[bytes]:
         m = services.metrics

@@ -9,6 +9,7 @@ from litestar.exceptions import NotFoundException
 from litestar.status_codes import HTTP_201_CREATED
 
 from appliance.api.errors import ApplianceError
+from appliance.api.openapi import errors
 from appliance.api.schemas import KeyCreate, KeyCreated, KeyList, KeyRead
 from appliance.security.key_store import LastAdminKey
 from appliance.security.keys import KeyRecord, Role
@@ -28,11 +29,14 @@ class KeyController(Controller):
     tags = ("keys",)
     opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
 
-    @get("/", summary="List API keys (admin; never their secrets)")
+    @get("/", summary="List API keys (admin; never their secrets)", responses=errors())
     async def list_keys(self, services: Services) -> KeyList:
         return KeyList([key_read(r) for r in services.keys.list()])
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)")
+    @post(
+        "/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)",
+        responses=errors(400),
+    )  # fmt: skip
     async def create_key(
         self, data: KeyCreate, services: Services, request: Request[Any, Any, Any]
     ) -> KeyCreated:
@@ -40,7 +44,10 @@ class KeyController(Controller):
         services.audit.record("key_created", by=request.user.id, key_id=r.id, role=r.role.value)
         return KeyCreated(r.id, r.name, r.role.value, r.created_at, key)
 
-    @delete("/{key_id:str}", status_code=200, summary="Revoke an API key (admin)")
+    @delete(
+        "/{key_id:str}", status_code=200, summary="Revoke an API key (admin)",
+        responses=errors(404, 409),
+    )  # fmt: skip
     async def revoke_key(
         self, key_id: str, services: Services, request: Request[Any, Any, Any]
     ) -> KeyRead:

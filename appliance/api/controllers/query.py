@@ -10,10 +10,12 @@ from typing import Any
 import msgspec
 from litestar import Controller, WebSocket, post, websocket
 from litestar.exceptions import ValidationException, WebSocketDisconnect
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
 from appliance.api.errors import ApplianceError, count_rejection, field_error
+from appliance.api.openapi import SseEvent, errors
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
@@ -59,7 +61,10 @@ class QueryController(Controller):
     tags = ("query",)
     opt = {"role": Role.QUERY}  # noqa: RUF012 - Litestar's own attribute
 
-    @post("/search", status_code=200, summary="Semantic search over the documents")
+    @post(
+        "/search", status_code=200, summary="Semantic search over the documents (query)",
+        responses=errors(400, 503),
+    )  # fmt: skip
     async def search(
         self, data: SearchRequest, query_service: QueryService, settings: Settings
     ) -> SearchResponse:
@@ -75,7 +80,10 @@ class QueryController(Controller):
             search_ms=round(found.search_ms, 3),
         )
 
-    @post("/ask", status_code=200, summary="Answer a question with citations")
+    @post(
+        "/ask", status_code=200, summary="Answer a question with citations (query)",
+        responses=errors(400, 503, 504),
+    )  # fmt: skip
     async def ask(
         self, data: AskRequest, query_service: QueryService, settings: Settings
     ) -> AskResponse:
@@ -100,11 +108,20 @@ class QueryController(Controller):
     @post(
         "/ask/stream",
         status_code=200,
-        summary="Answer a question as Server-Sent Events",
+        summary="Answer a question as Server-Sent Events (query)",
         description=(
             'Events: `token` (`{"type":"token","text":...}`) as the answer is generated, '
-            "then `done` with the answer, citations and timings; `error` if generation fails."
+            "then `done` with the answer, citations and timings; `error` if generation fails "
+            '(`"code": "shutting_down"` when the server stops).'
         ),
+        responses={
+            200: ResponseSpec(
+                data_container=SseEvent,
+                media_type="text/event-stream",
+                description="token events, then one done or error event",
+            ),
+            **errors(400, 503),
+        },
     )
     async def ask_stream(
         self, data: AskRequest, query_service: QueryService, settings: Settings
