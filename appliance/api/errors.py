@@ -1,4 +1,5 @@
-"""Map service errors to HTTP answers that say what went wrong."""
+"""Every `ApplianceError` becomes an HTTP answer or a stream's final event here, and
+only here: the same status, `code`, `detail`, field and Retry-After either way."""
 
 from __future__ import annotations
 
@@ -8,23 +9,10 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from appliance.engine.worker import Overloaded, WorkerStopped
-from appliance.query.pipeline import UnknownStrategy
-from appliance.query.prompt import PromptTooLong
+from appliance.domain.errors import ApplianceError, Overloaded
+from appliance.domain.types import ErrorEvent
 
-
-class ApplianceError(Exception):
-    """Base of errors raised by handlers; `status_code` is the HTTP answer."""
-
-    status_code = 500
-
-
-def appliance_error_handler(
-    _: Request[Any, Any, Any], exc: ApplianceError
-) -> Response[dict[str, Any]]:
-    return Response(
-        {"status_code": exc.status_code, "detail": str(exc)}, status_code=exc.status_code
-    )
+__all__ = ["EXCEPTION_HANDLERS", "ApplianceError", "error_event", "field_error", "refused"]
 
 
 def field_error(key: str, message: str) -> ValidationException:
@@ -35,58 +23,32 @@ def field_error(key: str, message: str) -> ValidationException:
     )
 
 
-def count_rejection(app: Litestar, exc: Overloaded) -> None:
-    """Every refusal for a full queue, whatever the transport, is counted here."""
+def _detail(exc: ApplianceError) -> str:
+    return f"Validation failed: {exc.field}: {exc.detail}" if exc.field else exc.detail
+
+
+def refused(app: Litestar, exc: ApplianceError) -> None:
+    """Count a refusal for a full queue, whatever the transport (once per refusal)."""
     services = getattr(app.state, "services", None)
-    if services is not None:
+    if isinstance(exc, Overloaded) and services is not None:
         services.metrics.rejections.labels(exc.what).inc()
 
 
-def overloaded_handler(
-    request: Request[Any, Any, Any], exc: Overloaded
+def error_event(app: Litestar, exc: ApplianceError) -> ErrorEvent:
+    """The final event of an SSE or WebSocket stream refused by `exc`."""
+    refused(app, exc)
+    return ErrorEvent(_detail(exc), exc.status, exc.code)
+
+
+def appliance_error_handler(
+    request: Request[Any, Any, Any], exc: ApplianceError
 ) -> Response[dict[str, Any]]:
-    count_rejection(request.app, exc)
-    return Response(
-        {"status_code": 503, "detail": str(exc)},
-        status_code=503,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+    refused(request.app, exc)
+    body: dict[str, Any] = {"status_code": exc.status, "detail": _detail(exc), "code": exc.code}
+    if exc.field:
+        body["extra"] = [{"key": exc.field, "message": exc.detail, "source": "body"}]
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return Response(body, status_code=exc.status, headers=headers)
 
 
-def stopped_handler(_: Request[Any, Any, Any], exc: WorkerStopped) -> Response[dict[str, Any]]:
-    return Response({"status_code": 503, "detail": str(exc)}, status_code=503)
-
-
-def prompt_too_long_handler(
-    _: Request[Any, Any, Any], exc: PromptTooLong
-) -> Response[dict[str, Any]]:
-    return Response(
-        {
-            "status_code": 400,
-            "detail": f"Validation failed: query: {exc}",
-            "extra": [{"key": "query", "message": str(exc), "source": "body"}],
-        },
-        status_code=400,
-    )
-
-
-def unknown_strategy_handler(
-    _: Request[Any, Any, Any], exc: UnknownStrategy
-) -> Response[dict[str, Any]]:
-    return Response(
-        {
-            "status_code": 400,
-            "detail": f"Validation failed: strategy: {exc}",
-            "extra": [{"key": "strategy", "message": str(exc), "source": "body"}],
-        },
-        status_code=400,
-    )
-
-
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    UnknownStrategy: unknown_strategy_handler,
-    ApplianceError: appliance_error_handler,
-    Overloaded: overloaded_handler,
-    WorkerStopped: stopped_handler,
-    PromptTooLong: prompt_too_long_handler,
-}
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {ApplianceError: appliance_error_handler}

@@ -14,6 +14,7 @@ from appliance.config.schema import Settings
 class ErrorBody(msgspec.Struct, frozen=True):
     status_code: int
     detail: str
+    code: str | None = None  # stable, for programs (overloaded, unsupported_file, ...)
     extra: list[dict[str, Any]] | dict[str, Any] | None = None
 
 

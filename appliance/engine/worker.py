@@ -16,26 +16,18 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from appliance.domain.errors import Overloaded, WorkerStopped
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
+# The refusals are part of the one error model; re-exported for the engine's users.
+__all__ = ["BACKGROUND", "INTERACTIVE", "Overloaded", "ThreadWorker", "WorkerStopped"]
+
 INTERACTIVE = 0
 BACKGROUND = 1
-
-
-class Overloaded(Exception):
-    """The queue of a worker is full; retry later."""
-
-    def __init__(self, what: str, retry_after: int = 2) -> None:
-        super().__init__(f"{what} is busy: too many requests waiting, retry later")
-        self.what = what
-        self.retry_after = retry_after
-
-
-class WorkerStopped(Exception):
-    """The worker thread is gone (shut down or failed to start)."""
 
 
 _STOP = object()

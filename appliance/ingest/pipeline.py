@@ -116,8 +116,7 @@ class IngestionService:
     async def submit(self, job: Job) -> Job:
         """Journal and queue a job whose files are on disk (fsynced); raises Overloaded
         when the queue is full. Once this returns, the job survives a crash."""
-        if self._queue.qsize() >= self._max_queued:
-            self._metrics.rejections.labels("ingestion").inc()
+        if self._queue.qsize() >= self._max_queued:  # counted where it is answered
             raise Overloaded("ingestion", retry_after=10)
         await asyncio.to_thread(_fsync_dir, self.upload_dir / job.id)
         await self._journal.add_job(

@@ -12,6 +12,7 @@ from typing import cast
 import numpy as np
 
 from appliance.config.schema import PromptStrategy
+from appliance.domain.errors import FieldError
 from appliance.domain.protocols import Embedder, Generator, TokenStream, VectorStore
 from appliance.domain.types import (
     AnswerEvent,
@@ -71,8 +72,13 @@ class AnswerSettings:
     support_overlap: float = 0.8
 
 
-class UnknownStrategy(ValueError):
+class UnknownStrategy(FieldError):
     """The request names a prompt strategy the config does not define."""
+
+    code = "unknown_strategy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("strategy", detail)
 
 
 def citations_for(hits: Sequence[Hit]) -> list[Citation]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from appliance.config.schema import PromptStrategy
+from appliance.domain.errors import FieldError
 from appliance.domain.types import Hit
 
 
@@ -87,8 +88,13 @@ def messages_for(
     ]
 
 
-class PromptTooLong(ValueError):
+class PromptTooLong(FieldError):
     """Even without passages the question leaves no room for an answer."""
+
+    code = "question_too_long"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("query", detail)
 
 
 def build_prompt(

@@ -33,7 +33,8 @@ from appliance.wiring import Services
 class UnsupportedFile(ApplianceError):
     """Every file of the upload is of a type we do not parse, or not what its name says."""
 
-    status_code = 415
+    status = 415
+    code = "unsupported_file"
 
 
 class UploadForm(msgspec.Struct):

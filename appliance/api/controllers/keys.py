@@ -17,7 +17,8 @@ from appliance.wiring import Services
 
 
 class KeyConflict(ApplianceError):
-    status_code = 409
+    status = 409
+    code = "last_admin_key"
 
 
 def key_read(r: KeyRecord) -> KeyRead:

@@ -14,15 +14,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
-from appliance.api.errors import ApplianceError, count_rejection, field_error
+from appliance.api.errors import ApplianceError, error_event, field_error
 from appliance.api.openapi import SseEvent, errors
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
-from appliance.engine.worker import Overloaded, WorkerStopped
 from appliance.query.draining import SHUTTING_DOWN
-from appliance.query.pipeline import AskParams, QueryService
-from appliance.query.prompt import PromptTooLong
+from appliance.query.pipeline import AskParams, QueryService, UnknownStrategy
 from appliance.security.keys import Role
 
 
@@ -30,7 +28,7 @@ def ask_params(data: AskRequest, settings: Settings) -> AskParams:
     g = settings.generation
     if data.strategy is not None and data.strategy not in settings.prompts:
         known = ", ".join(sorted(settings.prompts))
-        raise field_error("strategy", f"unknown prompt strategy {data.strategy!r} (known: {known})")
+        raise UnknownStrategy(f"unknown prompt strategy {data.strategy!r} (known: {known})")
     return AskParams(
         question=data.query,
         top_k=data.top_k or settings.retrieval.top_k,
@@ -45,8 +43,7 @@ class StreamFailed(ApplianceError):
     """A generation failed after it started (deadline, engine error); keeps its status."""
 
     def __init__(self, event: ErrorEvent) -> None:
-        super().__init__(event.message)
-        self.status_code = event.status
+        super().__init__(event.message, status=event.status, code=event.code or "failed")
 
 
 def event_name(event: AnswerEvent) -> str:
@@ -151,22 +148,23 @@ async def _answer_over_socket(
         request = msgspec.json.decode(raw, type=AskRequest)
         params = ask_params(request, settings)
     except msgspec.ValidationError as exc:
-        await send(ErrorEvent(f"Validation failed: {exc}", 400))
+        await send(ErrorEvent(f"Validation failed: {exc}", 400, "invalid_request"))
         return
     except msgspec.DecodeError as exc:
-        await send(ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400))
+        await send(
+            ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400, "invalid_request")
+        )
         return
     except ValidationException as exc:
-        await send(ErrorEvent(str(exc.detail), 400))
+        await send(ErrorEvent(str(exc.detail), 400, "invalid_request"))
+        return
+    except ApplianceError as exc:
+        await send(error_event(socket.app, exc))
         return
     try:
         prepared = await query_service.prepare(params)
-    except Overloaded as exc:
-        count_rejection(socket.app, exc)
-        await send(ErrorEvent(str(exc), 503))
-        return
-    except (PromptTooLong, WorkerStopped) as exc:
-        await send(ErrorEvent(str(exc), 400 if isinstance(exc, PromptTooLong) else 503))
+    except ApplianceError as exc:
+        await send(error_event(socket.app, exc))
         return
     try:
         async with contextlib.aclosing(prepared.events()) as events:
