@@ -46,7 +46,7 @@ from bench.harness import appliance_server  # noqa: E402
 
 QUESTIONS = REPO / "bench" / "data" / "pg_questions.json"
 MODELS = REPO / ".cache" / "models"
-AFTER_STRATEGIES = ["sentences", "sentences-system", "top1", "top3", "top5"]
+AFTER_STRATEGIES = ["top3", "sentences", "sentences-system", "top1", "top5"]
 BEFORE = {  # the appliance before issue 7, by its settings
     "retrieval__html_main_content": "false",
     "retrieval__top_k": "4",
@@ -321,7 +321,7 @@ def main() -> None:
           "strategy; the default is the first)\n")  # fmt: skip
     print(table(results, found_by))
     print()
-    print(targets(results, (names or AFTER_STRATEGIES)[0] or "sentences"))
+    print(targets(results, (names or AFTER_STRATEGIES)[0] or "top3"))
     print()
     print(separation(results))
     print()

@@ -318,7 +318,7 @@ class GenerationSettings(Base, frozen=True):
                 "may name another (`strategy`)."
             ),
         ),
-    ] = "sentences"
+    ] = "top3"
     prefix_cache: Annotated[
         bool,
         Meta(

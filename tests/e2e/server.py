@@ -23,9 +23,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, ca: Path | None = None) -> None:
+        """`ca`: the server speaks HTTPS with a certificate signed by this file."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
+        self.verify: str | bool = str(ca) if ca else True
         self.env = {
             **os.environ,
             **env,
@@ -47,7 +49,9 @@ class ServerProcess:
 
     def client(self, timeout: float = 60) -> httpx.Client:
         """An HTTP client with the admin key."""
-        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers)
+        return httpx.Client(
+            base_url=self.url, timeout=timeout, headers=self.headers, verify=self.verify
+        )
 
     def start(self, timeout: float = 180) -> ServerProcess:
         log = self.log_path.open("ab")
@@ -60,7 +64,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify)
+                if ready.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
