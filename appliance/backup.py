@@ -10,6 +10,7 @@ manifest, moves the current data aside, and unpacks the archive in its place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 import appliance
+from appliance.domain.errors import ApplianceError
 from appliance.fileutil import sha256_file
 
 if TYPE_CHECKING:
@@ -41,22 +43,34 @@ def _files_under(root: Path) -> dict[str, str]:
 
 async def write_backup(services: Services, work_dir: Path) -> Path:
     """A consistent archive of the appliance's data, written under `work_dir`."""
-    import asyncio
+
+    import tempfile
 
     from appliance.wiring import data_dir
 
+    settings = services.settings
+    if settings.storage.qdrant_url:
+        raise BackupUnsupported(
+            "the store is a Qdrant server: back up its collection with Qdrant's snapshots"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    staging = work_dir / f"backup-{stamp}-{os.getpid()}"
-    staging.mkdir(parents=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"backup-{stamp}-", dir=work_dir))
+    archive: Path | None = None
     try:
-        settings = services.settings
         root = data_dir(settings)
-        await services.journal.backup_to(staging / "journal.sqlite3")
         store_dir = Path("edge") / settings.storage.collection
         if settings.storage.embedded_engine == "qdrant-client":
             store_dir = Path("qdrant")
         (staging / store_dir).parent.mkdir(parents=True, exist_ok=True)
-        await services.store.snapshot_to(staging / store_dir)
+        # No file is half-ingested and no delete half-done while the journal, the store
+        # and the waiting uploads are copied: restored, they agree.
+        async with services.ingestion.quiet:
+            await services.journal.backup_to(staging / "journal.sqlite3")
+            await services.store.snapshot_to(staging / store_dir)
+            uploads = root / "uploads"
+            if uploads.is_dir():
+                await asyncio.to_thread(shutil.copytree, uploads, staging / "uploads")
         (staging / "secrets").mkdir(mode=0o700)
         await services.keys.backup_to(staging / "secrets" / "keys.sqlite3")
         admin_key = root / "secrets" / "admin.key"
@@ -79,15 +93,32 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
                 "models": models,
             }
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            archive = work_dir / f"appliance-backup-{stamp}.tar.gz"
-            fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd, name = tempfile.mkstemp(
+                prefix=f"appliance-backup-{stamp}-", suffix=".tar.gz", dir=work_dir
+            )  # mode 0600: it holds the key hashes and the admin key
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 tar.add(staging, arcname=".")
-            return archive
+            return Path(name)
 
-        return await asyncio.to_thread(finish)
+        archive = await asyncio.to_thread(finish)
+        return archive
+    except BaseException:
+        if archive is not None:
+            archive.unlink(missing_ok=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def sweep(work_dir: Path) -> None:
+    """Remove archives and staging left by a backup interrupted by a crash (at start)."""
+    if work_dir.is_dir():
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+class BackupUnsupported(ApplianceError):
+    status = 409
+    code = "not_supported"
 
 
 class RestoreError(Exception):
@@ -104,6 +135,7 @@ class Restored:
 def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) -> Restored:
     """Unpack `archive` as `data_dir` (server stopped). The previous data dir, if any,
     is kept beside it as `<data_dir>.before-restore-<time>`."""
+    os.umask(0o077)  # the staging copy holds secrets too
     if not archive.is_file():
         raise RestoreError(f"{archive}: no such file")
     staging = data_dir.with_name(f".{data_dir.name}.restoring-{os.getpid()}")
@@ -138,6 +170,9 @@ def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) 
         (staging / "settings.json").unlink(missing_ok=True)  # the config file stays the truth
         os.chmod(staging / "secrets", 0o700)
         moved = None
+        lock_only = data_dir.exists() and [p.name for p in data_dir.iterdir()] == [".lock"]
+        if lock_only:
+            (data_dir / ".lock").unlink()
         if data_dir.exists() and any(data_dir.iterdir()):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             moved = data_dir.with_name(f"{data_dir.name}.before-restore-{stamp}")

@@ -28,7 +28,8 @@ def _server_url(args: argparse.Namespace, settings: Settings) -> str:
     host = settings.server.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    return f"http://{host}:{settings.server.port}"
+    scheme = "https" if settings.server.tls_cert else "http"
+    return f"{scheme}://{host}:{settings.server.port}"
 
 
 def _api_key(args: argparse.Namespace, settings: Settings) -> str | None:
@@ -81,6 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=server.log_level,
         # the drain (ApplianceServer) has ended every answer before uvicorn's shutdown
         timeout_graceful_shutdown=5,
+        # the client address is the peer's: X-Forwarded-For would let any local process
+        # pose as a metrics scraper or dodge the per-address rate limit
+        proxy_headers=False,
         ssl_certfile=server.tls_cert or None,
         ssl_keyfile=server.tls_key or None,
     )

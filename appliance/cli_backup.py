@@ -14,7 +14,7 @@ from appliance.config import Settings
 
 def backup(url: str, key: str | None, target: Path) -> int:
     tmp = target.with_name(f".{target.name}.part")
-    with api_client(url, key, None) as client, client.stream("GET", "/v1/backup") as resp:
+    with api_client(url, key, None) as client, client.stream("POST", "/v1/backup") as resp:
         if resp.status_code != 200:
             resp.read()
             print(f"backup failed: {refused(resp)}", file=sys.stderr)
@@ -32,12 +32,30 @@ def backup(url: str, key: str | None, target: Path) -> int:
 
 
 def restore(settings: Settings, url: str, archive: Path) -> int:
+    from appliance.fileutil import DataDirBusy, lock_data_dir, unlock_data_dir
+    from appliance.wiring import data_dir
+
+    root = data_dir(settings)
+    if not root.exists():  # no server has run on it: nothing to hold
+        return _restore(settings, url, archive)
+    try:  # a server holds this lock for its whole life; held here until restored
+        lock = lock_data_dir(root)
+    except DataDirBusy as exc:
+        print(f"appliance: cannot restore: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _restore(settings, url, archive)
+    finally:
+        unlock_data_dir(lock)
+
+
+def _restore(settings: Settings, url: str, archive: Path) -> int:
     from appliance.backup import RestoreError, restore_backup
     from appliance.models.locate import ModelError
     from appliance.wiring import data_dir, plan_for
 
     try:
-        httpx.get(f"{url}/healthz", timeout=2)
+        httpx.get(f"{url}/healthz", timeout=2, verify=False)
     except httpx.HTTPError:
         pass
     else:

@@ -42,3 +42,26 @@ def write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
 def write_private(path: Path, data: str) -> None:
     """`write_atomic` readable by the owner only (mode 0600)."""
     write_atomic(path, data, 0o600)
+
+
+class DataDirBusy(Exception):
+    """Another process (a running server) holds the data directory."""
+
+
+def lock_data_dir(root: Path) -> int:
+    """Hold `<root>/.lock` (flock, exclusive) for the life of the process: a second
+    server, or a restore, on the same data cannot start. Returns the fd to release."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirBusy(f"{root} is in use by a running appliance (stop it first)") from None
+    return fd
+
+
+def unlock_data_dir(fd: int) -> None:
+    os.close(fd)  # closing the descriptor releases the flock

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
+from appliance.backup import sweep
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
+from appliance.fileutil import lock_data_dir, unlock_data_dir
 from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
@@ -120,6 +123,8 @@ class Services:
         self.query = query
         self.keys = keys
         self.audit = audit
+        self.data_dir_lock: int | None = None
+        self.backup_lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self.ingestion.stop()
@@ -128,6 +133,9 @@ class Services:
         await self.journal.close()
         await self.keys.close()
         self.audit.stop()
+        if self.data_dir_lock is not None:
+            unlock_data_dir(self.data_dir_lock)
+            self.data_dir_lock = None
 
 
 async def build_services(settings: Settings, plan: SizingPlan | None = None) -> Services:
@@ -141,17 +149,24 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
         raise SizingError(plan.explain())
     metrics = Metrics()
     root = data_dir(settings)
-    root.mkdir(parents=True, exist_ok=True)
+    lock = lock_data_dir(root)  # one server per data dir; restore refuses while held
     keys = KeyStore(secrets_dir(settings))
-    await keys.start()  # first: a bad data dir fails before the models load
+    try:
+        await keys.start()  # first: a bad data dir fails before the models load
+    except BaseException:
+        unlock_data_dir(lock)
+        raise
     audit = AuditLog(root / "audit.log" if settings.security.audit_log else None)
     audit.start()
     try:
-        return await _build_the_rest(settings, plan, metrics, root, keys, audit)
+        services = await _build_the_rest(settings, plan, metrics, root, keys, audit)
     except BaseException:
         await keys.close()
         audit.stop()
+        unlock_data_dir(lock)
         raise
+    services.data_dir_lock = lock
+    return services
 
 
 async def _build_the_rest(
@@ -211,6 +226,7 @@ async def _build_the_rest(
         sandbox=ParseSandbox(settings.ingest),
         max_chunks=settings.ingest.max_chunks,
     )
+    sweep(root / "backups")  # archives a crash left behind hold secrets
     await reconcile(journal, store, metrics)
     resumed = await ingestion.start()
     metrics.jobs_resumed.inc(resumed)

@@ -78,17 +78,22 @@ class IngestionService:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()  # resumed jobs may exceed the limit
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._runner: asyncio.Task[None] | None = None
+        # Held while one file is ingested, a document deleted, or a backup taken: each
+        # sees the journal and the store agree (a file is wholly in or wholly out).
+        self.quiet = asyncio.Lock()
 
     async def start(self) -> int:
         """Load the journal's jobs, queue the unfinished ones, start the runner.
         Returns how many jobs were resumed."""
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         resumed = 0
+        cancelled = await self._journal.cancel_requested()
         for row, files in await self._journal.jobs(KEEP_FINISHED_JOBS):
-            job = _job_of(row, files)
+            job = _job_of(row, files, self.upload_dir)
             self._jobs[job.id] = job
             if not job.finished:
                 job.state = JobState.QUEUED
+                job.cancel_requested = job.id in cancelled  # finished as cancelled, cleaned
                 self._queue.put_nowait(job)
                 resumed += 1
         known = set(self._jobs)
@@ -142,6 +147,7 @@ class IngestionService:
             if job.state is JobState.QUEUED:
                 await self._finish(job, JobState.CANCELLED)
             else:  # a file may be in the parser sandbox: stop it there
+                await self._journal.request_cancel(job.id)
                 self._sandbox.abort()
         return job
 
@@ -161,6 +167,9 @@ class IngestionService:
         for index, task in enumerate(job.files):
             if task.state in (FileState.QUEUED, FileState.RUNNING):
                 task.state = FileState.CANCELLED
+                # a file resumed as parsed may have points in the store: not kept
+                if task.document_id and await self._journal.get(task.document_id) is None:
+                    await self._store.delete_by_document(task.document_id)
                 await self._journal.end_file(job.id, index, task.state.value)
         await self._journal.set_job(job.id, state.value, job.started_at, job.finished_at)
         shutil.rmtree(self.upload_dir / job.id, ignore_errors=True)
@@ -182,7 +191,8 @@ class IngestionService:
                     if job.cancel_requested:
                         break
                     if task.state is FileState.QUEUED:  # not refused at upload, not done
-                        await self._ingest_file(job, index, task)
+                        async with self.quiet:  # no delete or backup in the middle
+                            await self._ingest_file(job, index, task)
                 if job.cancel_requested:
                     await self._finish(job, JobState.CANCELLED)
                 elif all(t.state is FileState.FAILED for t in job.files):
@@ -335,10 +345,11 @@ class IngestionService:
     async def delete_document(self, document_id: str) -> bool:
         """Mark the document deleting, remove its chunks, then its rows. False if unknown.
         A crash in between leaves it `deleting`; the reconciler finishes the delete."""
-        if not await self._journal.mark_deleting(document_id):
-            return False
-        await self._store.delete_by_document(document_id)
-        await self._journal.forget_document(document_id)
+        async with self.quiet:  # not while the same content is being ingested
+            if not await self._journal.mark_deleting(document_id):
+                return False
+            await self._store.delete_by_document(document_id)
+            await self._journal.forget_document(document_id)
         return True
 
 
@@ -352,19 +363,21 @@ def _fsync_dir(path: Path) -> None:
 
 def _file_row(job_id: str, index: int, task: FileTask) -> FileRow:
     ended = task.state is not FileState.QUEUED
+    upload = Path(task.path.parent.name) / task.path.name  # relative: a restore may move it
     return FileRow(
-        job_id=job_id, idx=index, file_name=task.file_name, upload_path=str(task.path),
+        job_id=job_id, idx=index, file_name=task.file_name, upload_path=str(upload),
         size_bytes=task.size_bytes, stage="ended" if ended else "received",
         state=task.state.value, document_id=None, content_hash=None, content_type=None, pages=None,
         chunks_total=0, error=task.error, note=task.note,
     )  # fmt: skip
 
 
-def _job_of(row: JobRow, files: list[FileRow]) -> Job:
+def _job_of(row: JobRow, files: list[FileRow], upload_dir: Path) -> Job:
     """The live job for a journaled one: files not ended are queued again."""
     tasks = []
     for f in files:
-        task = FileTask(file_name=f.file_name, path=Path(f.upload_path), size_bytes=f.size_bytes)
+        path = upload_dir / f.upload_path  # an absolute path (older journals) stays as is
+        task = FileTask(file_name=f.file_name, path=path, size_bytes=f.size_bytes)
         task.document_id, task.error, task.note = f.document_id, f.error, f.note
         task.chunks_total = f.chunks_total
         task.content_hash, task.content_type, task.pages = f.content_hash, f.content_type, f.pages

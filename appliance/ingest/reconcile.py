@@ -35,6 +35,15 @@ async def reconcile(journal: Journal, store: VectorStore, metrics: Metrics) -> R
     known = await journal.document_ids()
     counts = await store.document_counts()
     orphans = {d: n for d, n in counts.items() if d not in known}
+    if orphans and not known:
+        # An empty journal beside a full store is a lost or new journal (a new data dir
+        # pointed at a shared Qdrant server), not orphans: never wipe a store for it.
+        log.error(
+            "the journal knows no document but the store holds %d points of %d documents: "
+            "left untouched (restore the journal, or delete the collection by hand)",
+            sum(orphans.values()), len(orphans),
+        )  # fmt: skip
+        orphans = {}
     for document_id in orphans:
         await store.delete_by_document(document_id)
     done = Reconciled(len(deleting), len(orphans), sum(orphans.values()))

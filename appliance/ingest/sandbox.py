@@ -1,8 +1,10 @@
 """Parse files in a child process with memory, CPU and wall-clock limits.
 
-A hostile file (a zip bomb, a quadratic HTML tree, a crafted PDF) can only take
-down the child: the server's memory stays its own, the failure names the limit,
-and the next file gets a fresh child. One child is kept between files, so a
+A file that costs too much (a zip bomb, a quadratic HTML tree, a crafted PDF)
+takes down only the child: the server's memory stays its own, the failure names
+the limit, and the next file gets a fresh child. The limits are on resources, not
+privileges: the child runs as the server's user (the systemd unit's sandboxing is
+what confines both). One child is kept between files, so a
 folder of small files pays the interpreter start once. `abort()` kills the child
 (a cancelled job). Blocking: call `parse` from a thread.
 """
@@ -43,6 +45,7 @@ class ParseSandbox:
         self._lock = threading.Lock()  # one file at a time
         self._proc: subprocess.Popen[bytes] | None = None
         self._why_killed: str | None = None
+        self._busy: subprocess.Popen[bytes] | None = None  # the child parsing right now
         self._encoder = msgspec.msgpack.Encoder()
 
     def _child(self) -> subprocess.Popen[bytes]:
@@ -53,14 +56,15 @@ class ParseSandbox:
             )  # fmt: skip
         return self._proc
 
-    def _kill(self, why: str) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
+    def _kill(self, why: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+        """Kill `proc` (default: the child parsing now) if it is still that parse's."""
+        proc = proc or self._busy
+        if proc is not None and proc is self._busy and proc.poll() is None:
             self._why_killed = why
             proc.kill()
 
     def abort(self) -> None:
-        """Stop the parse in progress, if any (thread-safe)."""
+        """Stop the parse in progress, if any (thread-safe); an idle child is kept."""
         self._kill("cancelled")
 
     def close(self) -> None:
@@ -86,7 +90,8 @@ class ParseSandbox:
             self._why_killed = None
             proc = self._child()
             assert proc.stdin is not None and proc.stdout is not None
-            timer = threading.Timer(lim.parse_timeout_s, self._kill, args=("timeout",))
+            timer = threading.Timer(lim.parse_timeout_s, self._kill, args=("timeout", proc))
+            self._busy = proc
             timer.start()
             try:
                 write_frame(proc.stdin, self._encoder.encode(request))
@@ -94,8 +99,10 @@ class ParseSandbox:
             except (BrokenPipeError, OSError):
                 frame = None
             finally:
+                self._busy = None  # from here no kill can reach this child
                 timer.cancel()
             if frame is None:
+                self._proc = None
                 raise self._died(proc)
             answer: dict[str, Any] = msgspec.msgpack.decode(frame)
         if answer.get("fatal"):

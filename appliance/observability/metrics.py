@@ -101,6 +101,11 @@ class Metrics:
             "appliance_jobs_resumed", "Ingestion jobs resumed from the journal at start.",
             registry=r,
         )  # fmt: skip
+        self.audit_dropped = Gauge(
+            "appliance_audit_dropped",
+            "Audit records dropped because the audit queue was full (a flood of failures).",
+            registry=r,
+        )
         self.auth_failures = Counter(
             "appliance_auth_failures",
             "Requests refused at the door: auth_failed (401), forbidden (403, wrong role), "

@@ -20,6 +20,7 @@ class Draining:
         self._cutoff: float | None = None  # loop time after which no answer may run
         self._timeouts: set[asyncio.Timeout] = set()
         self._event: asyncio.Event | None = None
+        self._streams = 0
 
     @property
     def started(self) -> bool:
@@ -27,8 +28,14 @@ class Draining:
 
     @property
     def active(self) -> int:
-        """Answers still streaming."""
-        return len(self._timeouts)
+        """Answers still streaming (from queued to their last event)."""
+        return self._streams
+
+    def enter(self) -> None:
+        self._streams += 1
+
+    def leave(self) -> None:
+        self._streams -= 1
 
     async def wait(self) -> None:
         """Return once draining has started."""

@@ -290,6 +290,15 @@ class PreparedAnswer:
 
     async def events(self) -> AsyncGenerator[AnswerEvent, None]:
         """Token events, then one done event; or an error event if generation fails."""
+        draining = self._service.draining
+        draining.enter()  # until the last event (evidence included) is out
+        try:
+            async for event in self._events():
+                yield event
+        finally:
+            draining.leave()
+
+    async def _events(self) -> AsyncGenerator[AnswerEvent, None]:
         prompt, found, t_start = self.prompt, self.found, self._t_start
         pieces: list[str] = []
         first_token_at: float | None = None

@@ -6,6 +6,7 @@ and then applied to the cache, so a request's check never touches the disk.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import sys
@@ -44,6 +45,7 @@ class KeyStore:
     def __init__(self, secrets_dir: Path) -> None:
         self.secrets_dir = secrets_dir
         self._keys: dict[str, KeyRecord] = {}
+        self._revoking = asyncio.Lock()  # the last-admin check and the write, together
         self._worker: ThreadWorker[sqlite3.Connection] = ThreadWorker(
             "keys", self._open, queue_size=64
         )
@@ -70,12 +72,17 @@ class KeyStore:
         )
         self._keys = {r.id: r for r in map(_record, rows)}
         if not self._keys:
-            key, record = await self.create(BOOTSTRAP_NAME, Role.ADMIN)
-            write_private(self.admin_key_file, key + "\n")
-            # Printed, never logged: this is the only time the key is shown.
+            key_id, key, key_hash = new_key()
+            write_private(self.admin_key_file, key + "\n")  # the file first: never a lost key
+            await self._insert(KeyRecord(key_id, BOOTSTRAP_NAME, Role.ADMIN, key_hash, time.time()))
+            shown = (
+                f"It is shown once:\n\n    {key}\n"
+                if sys.stderr.isatty()
+                else ("(not printed: the console is not a terminal, so it would end up in logs)\n")
+            )
             print(
-                f"\nFirst start: made the admin API key {record.id} and wrote it to "
-                f"{self.admin_key_file} (mode 0600). It is shown once:\n\n    {key}\n",
+                f"\nFirst start: made the admin API key {key_id} and wrote it to "
+                f"{self.admin_key_file} (mode 0600). {shown}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -111,7 +118,10 @@ class KeyStore:
         """A new key: (the key, shown once; its record)."""
         key_id, key, key_hash = new_key()
         record = KeyRecord(key_id, name, role, key_hash, time.time())
+        await self._insert(record)
+        return key, record
 
+    async def _insert(self, record: KeyRecord) -> None:
         def job(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute(
@@ -120,11 +130,14 @@ class KeyStore:
                 )
 
         await self._worker.call(job)
-        self._keys[key_id] = record
-        return key, record
+        self._keys[record.id] = record
 
     async def revoke(self, key_id: str) -> KeyRecord | None:
         """Revoke a key (kept in the list, marked revoked); None if unknown."""
+        async with self._revoking:
+            return await self._revoke(key_id)
+
+    async def _revoke(self, key_id: str) -> KeyRecord | None:
         record = self._keys.get(key_id)
         if record is None or not record.active:
             return record

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL,
     created_at REAL NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS files (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -113,7 +114,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name("catalog.sqlite3")  # before the journal, documents lived there
     if not path.exists() and old.exists():
-        os.replace(old, path)
+        # through SQLite, so rows still in the old file's WAL come along
+        source, target = sqlite3.connect(old), sqlite3.connect(path.with_suffix(".migrating"))
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        os.replace(path.with_suffix(".migrating"), path)
+        for suffix in ("", "-wal", "-shm"):
+            old.with_name(old.name + suffix).unlink(missing_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -122,6 +132,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     columns = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
     if "state" not in columns:
         conn.execute("ALTER TABLE documents ADD COLUMN state TEXT NOT NULL DEFAULT 'indexed'")
+    if "cancel_requested" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}:
+        conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0")
     return conn
 
 
@@ -192,7 +204,8 @@ class Journal:
     async def mark_deleting(self, document_id: str) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE documents SET state = 'deleting' WHERE id = ? AND state = 'indexed'",
+                # a delete that failed halfway may be asked again: it is finished then
+                "UPDATE documents SET state = 'deleting' WHERE id = ?",
                 (document_id,),
             )
             return cur.rowcount > 0
@@ -238,6 +251,13 @@ class Journal:
                 ),
             ]
         )
+
+    async def request_cancel(self, job_id: str) -> None:
+        """A cancel of a running job, kept so that a restart does not resume it."""
+        await self._write([("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))])
+
+    async def cancel_requested(self) -> set[str]:
+        return {r[0] for r in await self._read("SELECT id FROM jobs WHERE cancel_requested = 1")}
 
     async def set_job(
         self, job_id: str, state: str, started_at: float | None, finished_at: float | None

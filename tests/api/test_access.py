@@ -36,7 +36,7 @@ REQUIRED = {
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
-    ("GET", "/v1/backup"): "admin",
+    ("POST", "/v1/backup"): "admin",
 }
 ROLES = ("admin", "ingest", "query")
 
@@ -240,3 +240,22 @@ def test_audit_log_records_admin_actions_and_failures_without_keys(
     assert failed and failed[-1]["path"] == "/v1/keys" and failed[-1]["client"]
     text = (data / "audit.log").read_text()
     assert all(k not in text for k in keys.values())
+
+
+def test_a_key_revoked_while_its_websocket_is_open_is_refused_at_the_next_question(
+    app_client: tuple[TestClient[Any], Path], keys: dict[str, str]
+) -> None:
+    from litestar.exceptions import WebSocketDisconnect
+
+    client, _ = app_client
+    made = client.post(
+        "/v1/keys", json={"name": "socket", "role": "query"}, headers=bearer(keys["admin"])
+    ).json()
+    with client.websocket_connect("/v1/ask/ws", headers=bearer(made["key"])) as ws:
+        ws.send_text("not json")
+        assert json.loads(ws.receive_text())["status"] == 400
+        client.delete(f"/v1/keys/{made['id']}", headers=bearer(keys["admin"]))
+        ws.send_text("not json")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 4401

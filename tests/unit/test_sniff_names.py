@@ -27,7 +27,7 @@ def test_kind_from_name_and_content(name: str, head: bytes, kind: str) -> None:
     [
         ("a.pdf", b"\x7fELF....", "`.pdf` but the content is an ELF executable"),
         ("a.docx", b"%PDF-1.4", "`.docx` but the content is a PDF"),
-        ("a.txt", b"MZ\x90\x00", "`.txt` but the content is a Windows executable"),
+        ("a.txt", b"MZ\x90\x00\x03", "`.txt` but the content is binary"),
         ("a.md", b"ab\x00cd", "binary"),
         ("a.exe", b"MZ", "unsupported file type `.exe`"),
         ("noext", b"hello", "unsupported file type `(none)`"),
@@ -59,6 +59,11 @@ def test_refusals_say_why(name: str, head: bytes, reason: str) -> None:
 )
 def test_display_names_are_clean(raw: str, shown: str) -> None:
     assert display_name(raw) == shown
+
+
+def test_text_may_start_like_a_weak_signature() -> None:
+    assert sniff(b"MZ-2000 service manual\n", "manual.txt") == "text"
+    assert sniff(b"GIF89a is the format we export to.", "notes.md") == "markdown"
 
 
 def test_long_names_keep_their_extension() -> None:

@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File
 
@@ -26,20 +26,22 @@ class AdminController(Controller):
     tags = ("admin",)
     opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
 
-    @get(
+    @post(
         "/backup",
-        summary="Download a consistent backup archive (admin)",
+        status_code=200,
+        summary="Make and download a consistent backup archive (admin)",
         description=(
             "The journal, the vector store, the key table, the settings and a manifest "
             "of checksums (models included), as application/gzip. Made while the server "
             "runs; restore it with `appliance restore PATH` on a stopped server."
         ),
         media_type="application/gzip",
-        responses=errors(503),
+        responses=errors(409, 503),
     )
     async def backup(self, services: Services, request: Request[Any, Any, Any]) -> File:
         work = data_dir(services.settings) / "backups"
-        archive = await write_backup(services, work)
+        async with services.backup_lock:  # one at a time
+            archive = await write_backup(services, work)
         services.audit.record("backup", by=request.user.id, archive=archive.name)
         return File(
             archive,

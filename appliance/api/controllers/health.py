@@ -74,6 +74,7 @@ class HealthController(Controller):
         m.queue_depth.labels("store").set(services.store.queue_depth())
         m.slots_active.set(services.engine.thread.active_generations)
         m.slots_total.set(services.engine.thread.slots)
+        m.audit_dropped.set(services.audit.dropped)
         with contextlib.suppress(Exception):  # a slow store must not break the scrape
             m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))
         body = generate_latest(REGISTRY) + generate_latest(m.registry)

@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
+from appliance.api.auth import WS_UNAUTHORIZED
 from appliance.api.errors import ApplianceError, error_event, field_error
 from appliance.api.openapi import SseEvent, errors
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
@@ -22,6 +23,7 @@ from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
 from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.pipeline import AskParams, QueryService, UnknownStrategy
 from appliance.security.keys import Role
+from appliance.wiring import Services
 
 
 def ask_params(data: AskRequest, settings: Settings) -> AskParams:
@@ -179,7 +181,10 @@ async def _answer_over_socket(
     opt={"role": Role.QUERY},
 )  # fmt: skip
 async def ask_websocket(
-    socket: WebSocket[Any, Any, Any], query_service: QueryService, settings: Settings
+    socket: WebSocket[Any, Any, Any],
+    query_service: QueryService,
+    settings: Settings,
+    services: Services,
 ) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
     messages (`type` is token, done or error). Several questions may follow one another."""
@@ -194,7 +199,12 @@ async def ask_websocket(
             if not receive.done():  # shutting down while idle
                 receive.cancel()
                 break
-            await _answer_over_socket(socket, receive.result(), query_service, settings)
+            raw = receive.result()
+            key = services.keys.get(socket.user.id)
+            if key is None or not key.active:  # revoked while the socket was open
+                await socket.close(code=WS_UNAUTHORIZED, reason="the API key was revoked")
+                return
+            await _answer_over_socket(socket, raw, query_service, settings)
         await socket.close(code=WS_1001_GOING_AWAY, reason=SHUTTING_DOWN)
     except WebSocketDisconnect:
         return
