@@ -199,6 +199,7 @@ async def _build_the_rest(
         ),
         on_step=metrics.observe_step,
     )
+    engine.generator.check_chat_template()  # before anything loads
     store = make_store(settings, plan.embedding.info.n_embd)
     journal = Journal(root / "journal.sqlite3")
     engine.start()

@@ -80,9 +80,12 @@ async def appliance_engine(model: Path) -> dict[int, dict[str, float]]:
     from appliance.models.locate import prepare_default_embedding
 
     embed = prepare_default_embedding(REPO / ".cache" / "models")
-    # no prefix cache: llama-server runs with cache_prompt off, like for like
+    # like for like with llama-server: no prefix cache (it runs with cache_prompt off) and
+    # no repetition stop (it has none: answers that loop run to n_predict there, and the
+    # stop would shrink the batch here and lower the aggregate rate)
     built = build_engine(EngineSpec(chat_path=model, embedding_path=embed, chat_ctx=CTX, slots=16,
-                                    n_threads=THREADS, prefix_cache=False)).start()  # fmt: skip
+                                    n_threads=THREADS, prefix_cache=False,
+                                    repetition_stop=False)).start()  # fmt: skip
     engine = built.thread
     vocab = load_llama(str(model), vocab_only=True)
     tokenized = [vocab.tokenize(p.encode(), add_bos=True, special=False) for p in prompts()]

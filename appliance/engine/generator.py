@@ -65,15 +65,24 @@ class LlamaGenerator:
         self._n_ctx = n_ctx
         vocab = load_llama(str(path), vocab_only=True)
         template = vocab.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise EngineConfigError(
-                f"{path}: the GGUF has no chat template (tokenizer.chat_template); "
-                "use an instruct/chat model"
-            )
+        self._path = path
         eos = vocab.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace")
         bos = vocab.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace")
         self._vocab: Any = vocab
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        # A base model (no template) still serves raw completions (the engine benchmark);
+        # the appliance refuses it at start (`check_chat_template`).
+        self._formatter = (
+            Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+            if template
+            else None
+        )
+
+    def check_chat_template(self) -> None:
+        if self._formatter is None:
+            raise EngineConfigError(
+                f"{self._path}: the GGUF has no chat template (tokenizer.chat_template); "
+                "use an instruct/chat model"
+            )
 
     @property
     def n_ctx(self) -> int:
@@ -88,6 +97,8 @@ class LlamaGenerator:
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text of `messages` in the model's chat template, ready for an answer."""
+        self.check_chat_template()
+        assert self._formatter is not None
         prompt: str = self._formatter(messages=cast(Any, messages)).prompt
         return prompt
 
