@@ -8,8 +8,10 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from appliance.api.schemas import DocumentList, JobRead, Readiness
@@ -42,6 +44,30 @@ class Snapshot(Message):
         self.jobs = jobs
         self.metrics = metrics
         self.error = error
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """Asks before a delete, naming the file: `y` deletes, `n` or Escape keeps it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Delete"),
+        Binding("n,escape", "answer(False)", "Keep"),
+    ]
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__()
+        self.file_name = file_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Static(
+                f"Delete {self.file_name} and all its chunks? This cannot be undone.\n"
+                "y: delete    n: keep",
+                id="confirm-text",
+            )
+
+    def action_answer(self, delete: bool) -> None:
+        self.dismiss(delete)
 
 
 class AdminApp(App[None]):
@@ -114,9 +140,12 @@ class AdminApp(App[None]):
         lines += [f"  {name:<16} {state}" for name, state in snapshot.ready.checks.items()]
         health.update("\n".join(lines))
         docs = self.query_one("#documents-table", DataTable)
-        docs.clear()
+        selected = self._selected_document(docs)
+        docs.clear()  # moves the cursor to row 0: put it back on the same document
         for d in snapshot.documents.documents if snapshot.documents else []:
             docs.add_row(d.id, d.file_name, d.chunks, d.pages or "", d.size_bytes, key=d.id)
+        if selected is not None and selected in docs.rows:
+            docs.move_cursor(row=docs.get_row_index(selected))
         jobs = self.query_one("#jobs-table", DataTable)
         jobs.clear()
         for j in snapshot.jobs:
@@ -130,15 +159,34 @@ class AdminApp(App[None]):
             total = sum(v for k, v in snapshot.metrics.items() if k.split("{")[0] == name)
             table.add_row(label, f"{total:g}")
 
+    @staticmethod
+    def _selected_document(table: DataTable[object]) -> str | None:
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key else None
+
     def action_delete_document(self) -> None:
         table = self.query_one("#documents-table", DataTable)
-        if table.row_count == 0:
+        document_id = self._selected_document(table)
+        if document_id is None:
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        if key:
-            self.delete(str(key))
+        file_name = str(table.get_row(document_id)[1])
+
+        def answered(delete: bool | None) -> None:
+            if delete:
+                self.delete(document_id, file_name)
+
+        self.push_screen(ConfirmDelete(file_name), answered)
 
     @work(thread=True, group="delete")
-    def delete(self, document_id: str) -> None:
-        self.client.delete_document(document_id)
+    def delete(self, document_id: str, file_name: str) -> None:
+        try:
+            self.client.delete_document(document_id)
+        except Exception as exc:  # e.g. 404: deleted meanwhile; said, never fatal
+            self.call_from_thread(
+                self.notify, f"could not delete {file_name}: {exc}", severity="error"
+            )
+        else:
+            self.call_from_thread(self.notify, f"deleted {file_name}")
         self.call_from_thread(self.action_refresh)

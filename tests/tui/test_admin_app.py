@@ -29,7 +29,9 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 async def test_shows_health_documents_and_deletes(server: ServerProcess, tmp_path: Path) -> None:
     client = ApplianceClient(server.url, server.key)
-    job = client.upload([make_md(tmp_path / "backups.md")])
+    second = tmp_path / "second.md"
+    second.write_text("# Printers\n\nThe third floor printer is called Gutenberg.\n")
+    job = client.upload([make_md(tmp_path / "backups.md"), second])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if next(j for j in client.jobs() if j.id == job.job_id).state == "done":
@@ -44,14 +46,35 @@ async def test_shows_health_documents_and_deletes(server: ServerProcess, tmp_pat
         health = str(app.query_one("#health-text", Static).render())
         assert "ready" in health and "vector_store" in health
         table = app.query_one("#documents-table", DataTable)
-        assert table.row_count == 1
-        await pilot.press("d")
+        assert table.row_count == 2
+        # the cursor stays on the second document across refreshes (clear() used to
+        # move it to row 0, and `d` deleted the wrong file)
+        app.query_one(TabbedContent).active = "documents"
+        await pilot.pause(0.1)
+        table.focus()
+        await pilot.press("down")
+        second = str(table.get_row_at(1)[1])
+        assert table.cursor_row == 1
+        await pilot.pause(1.0)  # three refreshes
+        assert str(table.get_row_at(table.cursor_row)[1]) == second
+        await pilot.press("d")  # asks first, naming the file
+        await pilot.pause(0.2)
+        assert second in str(app.screen.query_one("#confirm-text", Static).render())
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        assert table.row_count == 2
+        await pilot.press("d", "y")
         for _ in range(50):
             await pilot.pause(0.1)
-            if table.row_count == 0:
+            if table.row_count == 1:
                 break
-        assert table.row_count == 0
-    assert client.documents().total == 0
+        assert [d.file_name for d in client.documents().documents] == [
+            n for n in ("backups.md", "second.md") if n != second
+        ]
+        # a delete that fails (the document is gone already) is said, the app stays up
+        app.delete("no-such-document", "ghost.md")
+        await pilot.pause(1.0)
+        assert app.is_running
     client.close()
 
 
