@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 
@@ -65,3 +66,13 @@ def lock_data_dir(root: Path) -> int:
 
 def unlock_data_dir(fd: int) -> None:
     os.close(fd)  # closing the descriptor releases the flock
+
+
+def copy_sqlite(conn: sqlite3.Connection, target: Path) -> None:
+    """A consistent copy of the database behind `conn` at `target` (SQLite's online
+    backup: rows still in the WAL come along)."""
+    dest = sqlite3.connect(target)
+    try:
+        conn.backup(dest)
+    finally:
+        dest.close()

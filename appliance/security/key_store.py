@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 
 from appliance.engine.worker import ThreadWorker
-from appliance.fileutil import write_private
+from appliance.fileutil import copy_sqlite, write_private
 from appliance.security.keys import KeyRecord, Role, check, key_id_of, new_key
 
 _SCHEMA = """
@@ -93,14 +93,7 @@ class KeyStore:
     async def backup_to(self, target: Path) -> None:
         """A consistent copy of the key table (hashes only) at `target`."""
 
-        def job(conn: sqlite3.Connection) -> None:
-            dest = sqlite3.connect(target)
-            try:
-                conn.backup(dest)
-            finally:
-                dest.close()
-
-        await self._worker.call(job)
+        await self._worker.call(lambda conn: copy_sqlite(conn, target))
 
     def authenticate(self, key: str) -> KeyRecord | None:
         """The active key record for `key`, in constant time; None if unknown or revoked."""

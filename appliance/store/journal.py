@@ -20,6 +20,7 @@ import msgspec
 
 from appliance.domain.types import Section
 from appliance.engine.worker import ThreadWorker
+from appliance.fileutil import copy_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -110,17 +111,25 @@ class FileRow(msgspec.Struct, frozen=True):
     note: str | None
 
 
+def _insert_indexed(doc: DocumentRow) -> tuple[str, tuple[Any, ...]]:
+    """The statement that writes `doc` as an indexed document."""
+    return (
+        f"INSERT OR REPLACE INTO documents ({_DOC_COLUMNS}, state) "
+        "VALUES (?,?,?,?,?,?,?,?,'indexed')",
+        msgspec.structs.astuple(doc),
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name("catalog.sqlite3")  # before the journal, documents lived there
     if not path.exists() and old.exists():
         # through SQLite, so rows still in the old file's WAL come along
-        source, target = sqlite3.connect(old), sqlite3.connect(path.with_suffix(".migrating"))
+        source = sqlite3.connect(old)
         try:
-            source.backup(target)
+            copy_sqlite(source, path.with_suffix(".migrating"))
         finally:
             source.close()
-            target.close()
         os.replace(path.with_suffix(".migrating"), path)
         for suffix in ("", "-wal", "-shm"):
             old.with_name(old.name + suffix).unlink(missing_ok=True)
@@ -223,15 +232,7 @@ class Journal:
 
     async def add(self, doc: DocumentRow) -> None:
         """A document row on its own (benchmarks that build an index directly)."""
-        await self._write(
-            [
-                (
-                    f"INSERT OR REPLACE INTO documents ({_DOC_COLUMNS}, state) "
-                    "VALUES (?,?,?,?,?,?,?,?,'indexed')",
-                    msgspec.structs.astuple(doc),
-                )
-            ]
-        )
+        await self._write([_insert_indexed(doc)])
 
     # ---- jobs and files ----------------------------------------------------
     async def add_job(self, job: JobRow, files: Sequence[FileRow]) -> None:
@@ -319,11 +320,7 @@ class Journal:
         """Every chunk is in the store: the document row and the file's end, together."""
         await self._write(
             [
-                (
-                    f"INSERT OR REPLACE INTO documents ({_DOC_COLUMNS}, state) "
-                    "VALUES (?,?,?,?,?,?,?,?,'indexed')",
-                    msgspec.structs.astuple(doc),
-                ),
+                _insert_indexed(doc),
                 (
                     "UPDATE files SET stage = 'indexed', state = 'done' "
                     "WHERE job_id = ? AND idx = ?",
@@ -376,11 +373,4 @@ class Journal:
     async def backup_to(self, target: Path) -> None:
         """A consistent copy of the journal (SQLite's online backup) at `target`."""
 
-        def job(conn: sqlite3.Connection) -> None:
-            dest = sqlite3.connect(target)
-            try:
-                conn.backup(dest)
-            finally:
-                dest.close()
-
-        await self._worker.call(job)
+        await self._worker.call(lambda conn: copy_sqlite(conn, target))
