@@ -1,4 +1,4 @@
-"""The `appliance` command: serve | models | ingest | ask | keys | backup | restore | config.
+"""The `appliance` command: serve | tui | models | ingest | ask | keys | backup | restore | config.
 
 Commands that touch data talk to the running server over HTTP, like any client:
 the embedded store is locked to the server process.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,28 +22,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _server_url(args: argparse.Namespace, settings: Settings) -> str:
-    if args.url:
-        return str(args.url).rstrip("/")
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    scheme = "https" if settings.server.tls_cert else "http"
-    return f"{scheme}://{host}:{settings.server.port}"
+    from appliance.client import server_url
+
+    return server_url(settings, getattr(args, "url", None))
 
 
 def _api_key(args: argparse.Namespace, settings: Settings) -> str | None:
     """--key, else $APPLIANCE_API_KEY, else the bootstrap admin key on this server."""
-    if getattr(args, "key", None):
-        return str(args.key)
-    if os.environ.get("APPLIANCE_API_KEY"):
-        return os.environ["APPLIANCE_API_KEY"]
-    from appliance.wiring import admin_key_file
+    from appliance.client import api_key
 
-    path = admin_key_file(settings)
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:  # not on the server, or not allowed to read it
-        return None
+    return api_key(settings, getattr(args, "key", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -150,6 +137,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return restore(settings, _server_url(args, settings), Path(args.path))
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    from tui.__main__ import run_console  # the console is HTTP-only: nothing loads here
+
+    settings = _settings(args)
+    return run_console(_server_url(args, settings), _api_key(args, settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="appliance", description="On-prem RAG appliance: documents in, cited answers out."
@@ -175,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--key",
             help="API key (default: $APPLIANCE_API_KEY, else <data_dir>/secrets/admin.key)",
         )
+
+    console = sub.add_parser("tui", help="the admin console (Textual) for a running server")
+    client_options(console)
+    console.set_defaults(func=cmd_tui)
 
     keys = sub.add_parser("keys", help="manage API keys (admin)")
     client_options(keys)

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import sys
 from pathlib import Path
 
 import httpx
 
-from appliance.cli_client import api_client, refused
+from appliance.client import ApiError, ApplianceClient
 from appliance.config import Settings
 
 
 def backup(url: str, key: str | None, target: Path) -> int:
-    tmp = target.with_name(f".{target.name}.part")
-    with api_client(url, key, None) as client, client.stream("POST", "/v1/backup") as resp:
-        if resp.status_code != 200:
-            resp.read()
-            print(f"backup failed: {refused(resp)}", file=sys.stderr)
-            return 1
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds secrets
-        with os.fdopen(fd, "wb") as out:
-            for block in resp.iter_bytes(1 << 20):
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-    os.replace(tmp, target)
-    print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB, mode 0600: it holds the "
+    async def fetch() -> int:
+        async with ApplianceClient(url, key, timeout=None) as client:
+            return await client.backup(target)
+
+    try:
+        size = asyncio.run(fetch())
+    except ApiError as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target} ({size / 2**20:.1f} MiB, mode 0600: it holds the "
           "key hashes and the admin key)")  # fmt: skip
     return 0
 

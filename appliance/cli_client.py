@@ -1,55 +1,17 @@
-"""The CLI's HTTP side: `ingest` (upload + progress bar), `ask` (streamed answer), `keys`."""
+"""The CLI's HTTP side: `ingest` (upload + progress bar) and `ask` (streamed answer),
+over the shared client (`appliance.client`), like the admin console."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
+from appliance.api.schemas import JobRead
+from appliance.client import UPLOAD_GROUP, ApiError, ApplianceClient, collect_files
+from appliance.domain.types import Citation, DoneEvent, ErrorEvent, Evidence, TokenEvent
 
-from appliance.ingest.parsers import SUPPORTED_EXTENSIONS
-
-UPLOAD_GROUP = 20
-
-
-def api_client(url: str, key: str | None, timeout: float | None) -> httpx.Client:
-    """An HTTP client for the appliance, sending `key` (if any) as a bearer token."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=url, timeout=timeout, headers=headers)
-
-
-def refused(resp: httpx.Response) -> str:
-    """A one-line reason for a non-2xx answer, with a hint for 401/403."""
-    hint = {
-        401: " (no valid API key: pass --key, set APPLIANCE_API_KEY, or run on the server "
-        "itself, where <data_dir>/secrets/admin.key is read)",
-        403: " (this API key's role may not do that)",
-    }.get(resp.status_code, "")
-    try:
-        detail = resp.json().get("detail", resp.text)
-    except ValueError:
-        detail = resp.text
-    return f"{resp.status_code} {detail}{hint}"
-
-
-def collect_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    files: list[Path] = []
-    problems: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS
-            )  # fmt: skip
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(f"{path}: no such file or directory")
-    return files, problems
+FINISHED = ("done", "failed", "cancelled")
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -57,110 +19,102 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
-def _groups(files: list[Path]) -> Iterator[list[Path]]:
-    for start in range(0, len(files), UPLOAD_GROUP):
-        yield files[start : start + UPLOAD_GROUP]
-
-
 def ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
-    files, problems = collect_files(paths)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if not files:
-        print("nothing to upload", file=sys.stderr)
+    try:
+        return asyncio.run(_ingest(url, key, paths, wait))
+    except ApiError as exc:
+        print(f"\nupload failed: {exc}", file=sys.stderr)
         return 1
+
+
+async def _follow(client: ApplianceClient, job_id: str) -> JobRead:
+    while True:
+        job = await client.job(job_id)
+        line = (
+            f"\rjob {job_id[:8]} {job.state:<9} files "
+            f"{_bar(job.files_done + job.files_failed, job.files_total)} "
+            f"chunks {job.chunks_done}/{job.chunks_total}"
+        )
+        print(line, end="", file=sys.stderr, flush=True)
+        if job.state in FINISHED:
+            print(file=sys.stderr)
+            return job
+        await asyncio.sleep(0.5)
+
+
+async def _ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
     failed = 0
-    with api_client(url, key, 300) as client:
-        for group in _groups(files):
-            handles = [(f.name, f.open("rb")) for f in group]
-            try:
-                resp = client.post(
-                    "/v1/documents", files=[("files", (name, fh)) for name, fh in handles]
-                )
-            finally:
-                for _, fh in handles:
-                    fh.close()
-            if resp.status_code != 202:
-                print(f"upload failed: {refused(resp)}", file=sys.stderr)
-                return 1
-            job_id = resp.json()["job_id"]
+    async with ApplianceClient(url, key, timeout=300) as client:
+        extensions = (await client.status()).supported_extensions
+        files, problems = collect_files(paths, extensions)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not files:
+            print("nothing to upload", file=sys.stderr)
+            return 1
+        for start in range(0, len(files), UPLOAD_GROUP):
+            group = files[start : start + UPLOAD_GROUP]
+            created = await client.upload(group)
             if not wait:
-                print(f"job {job_id} queued ({len(group)} files)")
+                print(f"job {created.job_id} queued ({len(group)} files)")
                 continue
-            while True:
-                job = client.get(f"/v1/jobs/{job_id}").json()
-                line = (
-                    f"\rjob {job_id[:8]} {job['state']:<9} files "
-                    f"{_bar(job['files_done'] + job['files_failed'], job['files_total'])} "
-                    f"chunks {job['chunks_done']}/{job['chunks_total']}"
-                )
-                print(line, end="", file=sys.stderr, flush=True)
-                if job["state"] in ("done", "failed", "cancelled"):
-                    print(file=sys.stderr)
-                    break
-                time.sleep(0.5)
-            for f in job["files"]:
-                if f["state"] == "failed":
+            job = await _follow(client, created.job_id)
+            for f in job.files:
+                if f.state == "failed":
                     failed += 1
-                    print(f"  FAILED {f['file_name']}: {f['error']}", file=sys.stderr)
-                elif f["state"] == "skipped":
-                    print(f"  skipped {f['file_name']}: {f['note']}")
+                    print(f"  FAILED {f.file_name}: {f.error}", file=sys.stderr)
+                elif f.state == "skipped":
+                    print(f"  skipped {f.file_name}: {f.note}")
                 else:
-                    print(f"  {f['state']} {f['file_name']}: {f['chunks_done']} chunks")
+                    print(f"  {f.state} {f.file_name}: {f.chunks_done} chunks")
     return 1 if failed else 0
 
 
-def _where(item: dict[str, Any]) -> str:
-    page = f", page {item['page']}" if item.get("page") else ""
-    return f"{item['file_name']}{page}"
+def _where(item: Citation | Evidence) -> str:
+    page = f", page {item.page}" if item.page else ""
+    return f"{item.file_name}{page}"
 
 
-def print_evidence(done: dict[str, Any]) -> None:
+def print_evidence(done: DoneEvent) -> None:
     """The evidence sentences with file and page, then the citations and the grounded score."""
-    if done.get("evidence"):
+    if done.evidence:
         print("\nEvidence:")
-        for e in done["evidence"]:
-            text = " ".join(e["text"].split())
-            print(f'  [{e["citation"]}] {_where(e)}: "{text}"')
+        for e in done.evidence:
+            text = " ".join(e.text.split())
+            print(f'  [{e.citation}] {_where(e)}: "{text}"')
     print("\nSources:")
-    for c in done["citations"]:
-        print(f"  [{c['index']}] {_where(c)} (score {c['score']:.3f})")
-    grounded = done.get("grounded", 0.0)
-    note = "" if grounded >= 0.5 else " (low: check the evidence before relying on the answer)"
-    print(f"\nGrounded: {grounded:.2f}{note}")
-    for sentence in done.get("unsupported", []):
+    for c in done.citations:
+        print(f"  [{c.index}] {_where(c)} (score {c.score:.3f})")
+    note = "" if done.grounded >= 0.5 else " (low: check the evidence before relying on the answer)"
+    print(f"\nGrounded: {done.grounded:.2f}{note}")
+    for sentence in done.unsupported:
         print(f'  not supported by the documents: "{sentence}"')
 
 
 def ask(url: str, key: str | None, question: str, top_k: int | None, max_tokens: int | None) -> int:
-    body: dict[str, object] = {"query": question}
-    if top_k:
-        body["top_k"] = top_k
-    if max_tokens:
-        body["max_tokens"] = max_tokens
-    with (
-        api_client(url, key, None) as client,
-        client.stream("POST", "/v1/ask/stream", json=body) as resp,
-    ):
-        if resp.status_code != 200:
-            resp.read()
-            print(f"error {refused(resp)}", file=sys.stderr)
-            return 1
-        for line in resp.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:].strip())
-            if event["type"] == "token":
-                print(event["text"], end="", flush=True)
-            elif event["type"] == "done":
+    try:
+        return asyncio.run(_ask(url, key, question, top_k, max_tokens))
+    except ApiError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _ask(
+    url: str, key: str | None, question: str, top_k: int | None, max_tokens: int | None
+) -> int:
+    async with ApplianceClient(url, key, timeout=None) as client:
+        async for event in client.ask_stream(question, top_k=top_k, max_tokens=max_tokens):
+            if isinstance(event, TokenEvent):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, DoneEvent):
                 print()
                 print_evidence(event)
-                t = event["timings"]
+                t = event.timings
                 print(
-                    f"  first token {t['first_token_ms']:.0f} ms, {t['tokens_per_s']:.1f} tok/s",
+                    f"  first token {t.first_token_ms:.0f} ms, {t.tokens_per_s:.1f} tok/s",
                     file=sys.stderr,
                 )
-            elif event["type"] == "error":
-                print(f"\nerror: {event['message']}", file=sys.stderr)
+            elif isinstance(event, ErrorEvent):
+                print(f"\nerror: {event.message}", file=sys.stderr)
                 return 1
     return 0

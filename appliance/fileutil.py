@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 
@@ -76,3 +78,43 @@ def copy_sqlite(conn: sqlite3.Connection, target: Path) -> None:
         conn.backup(dest)
     finally:
         dest.close()
+
+
+SIZE_CACHE_S = 30.0
+
+
+def tree_size(root: Path) -> int:
+    """Bytes of the regular files under `root` (not following links)."""
+    total = 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:  # vanished or unreadable: counted as empty
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
+
+
+class TreeSizeCache:
+    """A directory's size, walked at most every SIZE_CACHE_S (a big store has many files)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.at = -SIZE_CACHE_S
+        self.size = 0
+        self.lock = asyncio.Lock()
+
+    async def get(self) -> int:
+        async with self.lock:
+            if time.monotonic() - self.at > SIZE_CACHE_S:
+                self.size = await asyncio.to_thread(tree_size, self.root)
+                self.at = time.monotonic()
+            return self.size

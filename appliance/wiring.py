@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from appliance.backup import sweep
+from appliance.config.paths import admin_key_file, data_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
-from appliance.fileutil import lock_data_dir, unlock_data_dir
+from appliance.fileutil import TreeSizeCache, lock_data_dir, unlock_data_dir
 from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
@@ -21,6 +23,7 @@ from appliance.models.sizing import (
     plan_models,
     read_gguf_info,
 )
+from appliance.observability.log_buffer import LogBuffer
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.security.audit import AuditLog
@@ -30,19 +33,7 @@ from appliance.store.journal import Journal
 from appliance.store.qdrant import QdrantStore
 
 log = logging.getLogger(__name__)
-
-
-def data_dir(settings: Settings) -> Path:
-    return Path(settings.storage.data_dir).expanduser().resolve()
-
-
-def secrets_dir(settings: Settings) -> Path:
-    return data_dir(settings) / "secrets"
-
-
-def admin_key_file(settings: Settings) -> Path:
-    """The bootstrap admin key, written on first start for the CLI and console here."""
-    return secrets_dir(settings) / "admin.key"
+__all__ = ["Services", "admin_key_file", "build_services", "data_dir", "plan_for", "secrets_dir"]
 
 
 def models_dir(settings: Settings) -> Path:
@@ -125,6 +116,10 @@ class Services:
         self.audit = audit
         self.data_dir_lock: int | None = None
         self.backup_lock = asyncio.Lock()
+        self.started_at = time.time()
+        self.logs = LogBuffer(settings.server.log_buffer_lines)
+        self.logs.attach()
+        self.data_dir_size = TreeSizeCache(data_dir(settings))
 
     async def close(self) -> None:
         await self.ingestion.stop()
@@ -133,6 +128,7 @@ class Services:
         await self.journal.close()
         await self.keys.close()
         self.audit.stop()
+        self.logs.detach()
         if self.data_dir_lock is not None:
             unlock_data_dir(self.data_dir_lock)
             self.data_dir_lock = None

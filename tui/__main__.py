@@ -1,39 +1,38 @@
-"""`python -m tui [--url URL] [--key KEY]`: the admin UI for a running appliance."""
+"""`appliance tui` or `python -m tui [--url URL] [--key KEY] [--config PATH]`: the admin
+console for a running appliance. On the server itself the defaults just work: the URL
+from the config, the key from $APPLIANCE_API_KEY or <data_dir>/secrets/admin.key."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+import asyncio
+from collections.abc import Sequence
 
+from appliance.client import ApplianceClient, api_key, server_url
 from appliance.config import load_settings
 from tui.app import AdminApp
-from tui.client import ApplianceClient
 
 
-def default_key(config: str | None) -> str | None:
-    """$APPLIANCE_API_KEY, else the bootstrap admin key of this server's data dir."""
-    if os.environ.get("APPLIANCE_API_KEY"):
-        return os.environ["APPLIANCE_API_KEY"]
-    data_dir = Path(load_settings(config).storage.data_dir).expanduser()
-    try:
-        return (data_dir / "secrets" / "admin.key").read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="appliance-tui")
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="appliance API URL")
-    parser.add_argument("--key", help="API key (default: $APPLIANCE_API_KEY or admin.key)")
-    parser.add_argument("--config", help="config file (for the data dir of admin.key)")
-    args = parser.parse_args()
-    client = ApplianceClient(args.url, args.key or default_key(args.config))
+def run_console(url: str, key: str | None) -> int:
+    client = ApplianceClient(url, key, timeout=30)
     try:
         AdminApp(client).run()
     finally:
-        client.close()
+        asyncio.run(client.aclose())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="appliance-tui", description=__doc__)
+    parser.add_argument("--url", help="appliance API URL (default: from the config)")
+    parser.add_argument(
+        "--key", help="API key (default: $APPLIANCE_API_KEY, else <data_dir>/secrets/admin.key)"
+    )
+    parser.add_argument("--config", help="config file (default: configs/appliance.toml)")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    return run_console(server_url(settings, args.url), api_key(settings, args.key))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,192 +1,132 @@
-"""The Textual admin app: health, documents, jobs and live metrics, refreshed in workers."""
+"""The admin console: one App, a mode per screen, the client passed in (HTTP only).
+
+The App owns the link to the appliance: a heartbeat (readiness and status) every
+two seconds sets `connection`, which every screen's banner shows in plain words, and
+retries for as long as the server is away. Screens poll only while visible; workers
+do the requests and post typed messages; a failed request becomes a notification.
+"""
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.css.query import NoMatches
-from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
-from appliance.api.schemas import DocumentList, JobRead, Readiness
-from tui.client import ApplianceClient
+from appliance.api.schemas import Readiness, StatusRead
+from appliance.client import ApiError, ApplianceClient
+from tui.messages import CallFailed
+from tui.screens.ask import AskScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.documents import DocumentsScreen
+from tui.screens.ingest import IngestScreen
+from tui.screens.keys import KeysScreen
+from tui.screens.logs import LogsScreen
+from tui.screens.search import SearchScreen
+from tui.state import Connection, State
+from tui.widgets.nav import SCREENS
 
-WATCHED = (
-    ("questions", "appliance_questions_total"),
-    ("tokens", "appliance_tokens_generated_total"),
-    ("chunks", "appliance_chunks_ingested_total"),
-    ("documents", "appliance_documents_ingested_total"),
-    ("answering now", "appliance_active_generations"),
-    ("store points", "appliance_store_points"),
-)
-
-
-class Snapshot(Message):
-    """One refresh of everything the screens show."""
-
-    def __init__(
-        self,
-        ready: Readiness | None,
-        documents: DocumentList | None,
-        jobs: list[JobRead],
-        metrics: dict[str, float],
-        error: str | None,
-    ) -> None:
-        super().__init__()
-        self.ready = ready
-        self.documents = documents
-        self.jobs = jobs
-        self.metrics = metrics
-        self.error = error
+HEARTBEAT_S = 2.0
 
 
-class ConfirmDelete(ModalScreen[bool]):
-    """Asks before a delete, naming the file: `y` deletes, `n` or Escape keeps it."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Delete"),
-        Binding("n,escape", "answer(False)", "Keep"),
+def _mode_bindings() -> list[BindingType]:
+    return [
+        Binding(f"{key},f{key}", f"switch_mode('{mode}')", title, show=False)
+        for mode, key, title in SCREENS
     ]
-
-    def __init__(self, file_name: str) -> None:
-        super().__init__()
-        self.file_name = file_name
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="confirm"):
-            yield Static(
-                f"Delete {self.file_name} and all its chunks? This cannot be undone.\n"
-                "y: delete    n: keep",
-                id="confirm-text",
-            )
-
-    def action_answer(self, delete: bool) -> None:
-        self.dismiss(delete)
 
 
 class AdminApp(App[None]):
-    TITLE = "RAG appliance"
+    TITLE = "RAG appliance console"
+    CSS_PATH = "app.tcss"
+    MODES: ClassVar[dict[str, type[Screen[None]]]] = {  # type: ignore[assignment]
+        "dashboard": DashboardScreen,
+        "ingest": IngestScreen,
+        "documents": DocumentsScreen,
+        "ask": AskScreen,
+        "search": SearchScreen,
+        "keys": KeysScreen,
+        "logs": LogsScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
-        Binding("d", "delete_document", "Delete document"),
+        *_mode_bindings(),
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, client: ApplianceClient, refresh_s: float = 2.0) -> None:
+    connection: reactive[Connection] = reactive(
+        Connection("connecting", "Connecting to the appliance…")
+    )
+    readiness: reactive[Readiness | None] = reactive(None)
+    server_status: reactive[StatusRead | None] = reactive(None)
+
+    def __init__(
+        self, client: ApplianceClient, *, interval: float = 1.0, browse_root: Path | None = None
+    ) -> None:
+        """`interval` scales every poll (tests slow them down or speed them up);
+        `browse_root` is where the Ingest screen's file browser starts."""
         super().__init__()
         self.client = client
-        self.refresh_s = refresh_s
-        self.last: Snapshot | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with TabbedContent():
-            with TabPane("Health", id="health"):
-                yield Static("connecting…", id="health-text")
-            with TabPane("Documents", id="documents"):
-                yield DataTable(id="documents-table", cursor_type="row")
-            with TabPane("Jobs", id="jobs"):
-                yield DataTable(id="jobs-table")
-            with TabPane("Metrics", id="metrics"):
-                yield DataTable(id="metrics-table")
-        yield Footer()
+        self.interval = interval
+        self.browse_root = browse_root or Path.cwd()
 
     def on_mount(self) -> None:
-        self.query_one("#documents-table", DataTable).add_columns(
-            "id", "file", "chunks", "pages", "size"
-        )
-        self.query_one("#jobs-table", DataTable).add_columns(
-            "job", "state", "files", "failed", "chunks"
-        )
-        self.query_one("#metrics-table", DataTable).add_columns("metric", "value")
-        self.action_refresh()
-        self.set_interval(self.refresh_s, self.action_refresh)
+        self.sub_title = self.client.base_url
+        self.heartbeat()
+        self.set_interval(HEARTBEAT_S * self.interval, self.heartbeat)
 
-    def action_refresh(self) -> None:
-        self.fetch()
-
-    @work(thread=True, exclusive=True, group="fetch")
-    def fetch(self) -> None:
+    @work(exclusive=True, group="heartbeat", exit_on_error=False)
+    async def heartbeat(self) -> None:
+        url = self.client.base_url
+        retry = f"Retrying every {HEARTBEAT_S * self.interval:g} s."
         try:
-            snapshot = Snapshot(
-                self.client.readiness(),
-                self.client.documents(),
-                self.client.jobs(),
-                self.client.metrics(),
-                None,
-            )
-        except Exception as exc:  # shown, never fatal: the server may be restarting
-            snapshot = Snapshot(None, None, [], {}, f"cannot reach {self.client.base_url}: {exc}")
-        self.post_message(snapshot)
-
-    def on_snapshot(self, snapshot: Snapshot) -> None:
-        self.last = snapshot
-        # The app may be closing: a thread fetch can finish after its screen went away.
-        with contextlib.suppress(NoMatches):
-            self.show(snapshot)
-
-    def show(self, snapshot: Snapshot) -> None:
-        health = self.query_one("#health-text", Static)
-        if snapshot.error or snapshot.ready is None:
-            health.update(snapshot.error or "no answer")
-            return
-        lines = [f"server {self.client.base_url}: {snapshot.ready.status}"]
-        lines += [f"  {name:<16} {state}" for name, state in snapshot.ready.checks.items()]
-        health.update("\n".join(lines))
-        docs = self.query_one("#documents-table", DataTable)
-        selected = self._selected_document(docs)
-        docs.clear()  # moves the cursor to row 0: put it back on the same document
-        for d in snapshot.documents.documents if snapshot.documents else []:
-            docs.add_row(d.id, d.file_name, d.chunks, d.pages or "", d.size_bytes, key=d.id)
-        if selected is not None and selected in docs.rows:
-            docs.move_cursor(row=docs.get_row_index(selected))
-        jobs = self.query_one("#jobs-table", DataTable)
-        jobs.clear()
-        for j in snapshot.jobs:
-            jobs.add_row(
-                j.id[:8], j.state, f"{j.files_done}/{j.files_total}", j.files_failed,
-                f"{j.chunks_done}/{j.chunks_total}",
+            ready = await self.client.readiness()
+            status = await self.client.status()
+        except ApiError as exc:
+            state: State = (
+                "key_refused" if exc.key_refused else "unreachable" if exc.unreachable
+                else "not_ready"
             )  # fmt: skip
-        table = self.query_one("#metrics-table", DataTable)
-        table.clear()
-        for label, name in WATCHED:
-            total = sum(v for k, v in snapshot.metrics.items() if k.split("{")[0] == name)
-            table.add_row(label, f"{total:g}")
-
-    @staticmethod
-    def _selected_document(table: DataTable[object]) -> str | None:
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return str(key) if key else None
-
-    def action_delete_document(self) -> None:
-        table = self.query_one("#documents-table", DataTable)
-        document_id = self._selected_document(table)
-        if document_id is None:
+            text = f"{exc.message[:1].upper()}{exc.message[1:]}. {retry}"
+            self.connection = Connection(state, text)
             return
-        file_name = str(table.get_row(document_id)[1])
-
-        def answered(delete: bool | None) -> None:
-            if delete:
-                self.delete(document_id, file_name)
-
-        self.push_screen(ConfirmDelete(file_name), answered)
-
-    @work(thread=True, group="delete")
-    def delete(self, document_id: str, file_name: str) -> None:
-        try:
-            self.client.delete_document(document_id)
-        except Exception as exc:  # e.g. 404: deleted meanwhile; said, never fatal
-            self.call_from_thread(
-                self.notify, f"could not delete {file_name}: {exc}", severity="error"
-            )
+        self.readiness, self.server_status = ready, status
+        if ready.status == "ready":
+            self.connection = Connection("ok", f"Connected to {url}: ready.")
         else:
-            self.call_from_thread(self.notify, f"deleted {file_name}")
-        self.call_from_thread(self.action_refresh)
+            down = "; ".join(f"{k}: {v}" for k, v in ready.checks.items() if v != "ok")
+            self.connection = Connection(
+                "not_ready", f"The appliance at {url} answers but is not ready ({down}). {retry}"
+            )
+
+    def on_call_failed(self, message: CallFailed) -> None:
+        self.notify(f"Could not {message.doing}: {message.error}", severity="error", timeout=8)
+        if message.error.unreachable or message.error.key_refused:
+            self.heartbeat()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in a worker is shown, never a traceback that ends the console."""
+        if event.state is WorkerState.ERROR:
+            self.notify(
+                f"Internal error in the console ({event.worker.name}): {event.worker.error!r}",
+                severity="error",
+                timeout=10,
+            )
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, key, title in SCREENS:
+            yield SystemCommand(
+                f"Go to {title}", f"Open the {title} screen (key {key} or F{key})",
+                lambda mode=mode: self.switch_mode(mode),
+            )  # fmt: skip
+        yield SystemCommand(
+            "Reconnect now", "Check the appliance again without waiting", self.heartbeat
+        )

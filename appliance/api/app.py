@@ -27,6 +27,7 @@ from appliance.api.controllers.documents import DocumentController
 from appliance.api.controllers.health import HealthController
 from appliance.api.controllers.keys import KeyController
 from appliance.api.controllers.query import QueryController, ask_websocket
+from appliance.api.controllers.status import StatusController
 from appliance.api.dependencies import DEPENDENCIES
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.openapi import describe_settings
@@ -84,6 +85,7 @@ def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
         KeyController,
         AdminController,
         HealthController,
+        StatusController,
         ask_websocket,
         openapi_json,
     ]

@@ -191,3 +191,59 @@ class KeyCreated(msgspec.Struct, frozen=True):
 
 class KeyList(msgspec.Struct, frozen=True):
     keys: list[KeyRead]
+
+
+class ChunkRead(msgspec.Struct, frozen=True):
+    index: int
+    text: str
+    page: int | None
+    heading: str | None
+
+
+class ChunkPage(msgspec.Struct, frozen=True):
+    document_id: str
+    file_name: str
+    total: int
+    offset: int
+    chunks: list[ChunkRead]
+
+
+class ModelStatus(msgspec.Struct, frozen=True):
+    role: Literal["chat", "embedding"]
+    name: str
+    file_size_bytes: int
+    context_tokens: Annotated[int, Meta(description="Context of one request (one slot).")]
+    slots: Annotated[int, Meta(description="Requests served at once (continuous batching).")]
+    threads: int
+
+
+class StatusRead(msgspec.Struct, frozen=True):
+    version: str
+    started_at: float
+    uptime_s: float
+    models: list[ModelStatus]
+    ram_budget_bytes: int
+    ram_planned_bytes: int
+    store: Annotated[str, Meta(description='"embedded", or the Qdrant server URL\'s host.')]
+    documents: int
+    data_dir_bytes: Annotated[int, Meta(description="Size of the data dir (counted every 30 s).")]
+    disk_free_bytes: int
+    disk_total_bytes: int
+    supported_extensions: Annotated[
+        list[str], Meta(description="File name endings an upload may have.")
+    ]
+
+
+class LogLine(msgspec.Struct, frozen=True):
+    seq: int
+    time: float
+    level: str
+    logger: str
+    message: str
+
+
+class LogPage(msgspec.Struct, frozen=True):
+    lines: list[LogLine]
+    last_seq: Annotated[
+        int, Meta(description="The newest line's number: pass it as `after` to follow.")
+    ]

@@ -63,6 +63,15 @@ class ServerSettings(Base, frozen=True):
             ),
         ),
     ] = 10.0
+    log_buffer_lines: Annotated[
+        int,
+        Meta(
+            ge=100,
+            le=100_000,
+            description="Recent server log lines kept in memory for `GET /v1/logs` (the console's "
+            "Logs screen).",
+        ),
+    ] = 2000
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):

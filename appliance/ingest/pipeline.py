@@ -134,6 +134,28 @@ class IngestionService:
         self._update_job_gauge()
         return job
 
+    async def reindex(self, document_id: str) -> Job | None:
+        """A job that embeds and stores a document again from its journaled chunk texts
+        (after an embedding-model change, or to repair the store). Its point ids are the
+        same, so each upsert replaces a point in place: the document stays searchable.
+        None when there is no such document."""
+        doc = await self._journal.get(document_id)
+        if doc is None:
+            return None
+        job = Job(files=[])
+        task = FileTask(
+            file_name=doc.file_name,
+            path=self.new_job_dir(job) / "reindex",  # no upload: the text is journaled
+            size_bytes=doc.size_bytes,
+            parsed=True,
+            content_hash=doc.content_hash,
+            content_type=doc.content_type,
+            pages=doc.pages,
+            document_id=doc.id,
+        )
+        job.files.append(task)
+        return await self.submit(job)
+
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
@@ -237,8 +259,10 @@ class IngestionService:
         self._metrics.files_failed.inc()
 
     async def _ingest(self, job: Job, index: int, task: FileTask) -> None:
-        if task.parsed and task.document_id:  # resumed: the chunk texts are journaled
+        if task.parsed and task.document_id:  # resumed or re-indexed: texts are journaled
             chunks = await self._journal.chunks_of(task.document_id)
+            if not chunks:
+                raise ParseError("no stored text for this document: it was deleted meanwhile")
             data_hash = task.content_hash
             content_type, pages = task.content_type, task.pages
         else:
@@ -364,11 +388,13 @@ def _fsync_dir(path: Path) -> None:
 def _file_row(job_id: str, index: int, task: FileTask) -> FileRow:
     ended = task.state is not FileState.QUEUED
     upload = Path(task.path.parent.name) / task.path.name  # relative: a restore may move it
+    stage = "ended" if ended else "parsed" if task.parsed else "received"
     return FileRow(
         job_id=job_id, idx=index, file_name=task.file_name, upload_path=str(upload),
-        size_bytes=task.size_bytes, stage="ended" if ended else "received",
-        state=task.state.value, document_id=None, content_hash=None, content_type=None, pages=None,
-        chunks_total=0, error=task.error, note=task.note,
+        size_bytes=task.size_bytes, stage=stage, state=task.state.value,
+        document_id=task.document_id, content_hash=task.content_hash,
+        content_type=task.content_type, pages=task.pages, chunks_total=task.chunks_total,
+        error=task.error, note=task.note,
     )  # fmt: skip
 
 

@@ -336,6 +336,21 @@ class Journal:
         )
         return [Section(t, page=p, heading=h) for t, p, h in rows]
 
+    async def chunk_page(
+        self, document_id: str, offset: int, limit: int
+    ) -> tuple[int, list[tuple[int, str, int | None, str | None]]]:
+        """How many chunks the document has, and (index, text, page, heading) of `limit`
+        of them from `offset`, in order."""
+        total = await self._read(
+            "SELECT COUNT(*) FROM chunks WHERE document_id = ?", (document_id,)
+        )
+        rows = await self._read(
+            "SELECT chunk_index, text, page, heading FROM chunks WHERE document_id = ? "
+            "ORDER BY chunk_index LIMIT ? OFFSET ?",
+            (document_id, limit, offset),
+        )
+        return int(total[0][0]), [(int(i), t, p, h) for i, t, p, h in rows]
+
     async def jobs(self, limit: int) -> list[tuple[JobRow, list[FileRow]]]:
         """Every unfinished job, and the `limit` most recent finished ones, oldest first."""
 

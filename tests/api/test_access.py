@@ -27,6 +27,8 @@ REQUIRED = {
     ("GET", "/v1/documents"): "query",
     ("GET", "/v1/documents/{document_id}"): "query",
     ("DELETE", "/v1/documents/{document_id}"): "admin",
+    ("GET", "/v1/documents/{document_id}/chunks"): "query",
+    ("POST", "/v1/documents/{document_id}/reindex"): "ingest",
     ("GET", "/v1/jobs"): "ingest",
     ("GET", "/v1/jobs/{job_id}"): "ingest",
     ("POST", "/v1/jobs/{job_id}/cancel"): "ingest",
@@ -37,6 +39,8 @@ REQUIRED = {
     ("POST", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
     ("POST", "/v1/backup"): "admin",
+    ("GET", "/v1/status"): ANY,
+    ("GET", "/v1/logs"): "admin",
 }
 ROLES = ("admin", "ingest", "query")
 

@@ -300,6 +300,60 @@ def test_openapi_and_offline_swagger(client: TestClient[Any]) -> None:
     assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
+def test_chunks_show_what_the_index_holds(
+    client: TestClient[Any], ingested: dict[str, Any]
+) -> None:
+    docs = client.get("/v1/documents").json()["documents"]
+    pdf = next(d for d in docs if d["file_name"].endswith(".pdf"))
+    page = client.get(f"/v1/documents/{pdf['id']}/chunks", params={"limit": 1}).json()
+    assert page["total"] == pdf["chunks"] and page["file_name"] == pdf["file_name"]
+    assert [c["index"] for c in page["chunks"]] == [0] and page["chunks"][0]["page"] == 1
+    everything = client.get(f"/v1/documents/{pdf['id']}/chunks").json()["chunks"]
+    assert FACTS["pdf"].split()[0] in " ".join(c["text"] for c in everything)
+    assert client.get("/v1/documents/nope/chunks").status_code == 404
+    bad = client.get(f"/v1/documents/{pdf['id']}/chunks", params={"limit": 0})
+    assert bad.status_code == 400 and "limit" in bad.text
+
+
+def test_reindex_replaces_points_in_place(
+    client: TestClient[Any], ingested: dict[str, Any]
+) -> None:
+    docs = client.get("/v1/documents").json()["documents"]
+    md = next(d for d in docs if d["file_name"].endswith(".md"))
+    before = client.get("/metrics").text
+    resp = client.post(f"/v1/documents/{md['id']}/reindex")
+    assert resp.status_code == 202, resp.text
+    job = wait_for_job(client, resp.json()["job_id"])
+    assert job["state"] == "done", job
+    assert job["files"][0]["chunks_done"] == md["chunks"] == job["files"][0]["chunks_total"]
+    after = client.get(f"/v1/documents/{md['id']}").json()
+    assert after["chunks"] == md["chunks"] and after["created_at"] >= md["created_at"]
+    points = re.compile(r"^appliance_store_points (\S+)$", re.M)
+    assert points.findall(before) == points.findall(client.get("/metrics").text)  # no duplicate
+    hits = client.post("/v1/search", json={"query": FACTS["md"], "top_k": 3}).json()["hits"]
+    assert hits[0]["document_id"] == md["id"]
+    assert client.post("/v1/documents/nope/reindex").status_code == 404
+
+
+def test_status_and_logs_for_the_console(client: TestClient[Any]) -> None:
+    import logging
+
+    status = client.get("/v1/status").json()
+    assert {m["role"] for m in status["models"]} == {"chat", "embedding"}
+    chat = next(m for m in status["models"] if m["role"] == "chat")
+    assert chat["slots"] >= 1 and chat["context_tokens"] >= 256 and chat["file_size_bytes"] > 0
+    assert status["store"] == "embedded" and status["data_dir_bytes"] > 0
+    assert 0 < status["disk_free_bytes"] <= status["disk_total_bytes"]
+    first = client.get("/v1/logs").json()
+    logging.getLogger("appliance.test").warning("console log line %d", 7)
+    logging.getLogger("appliance.test").debug("below the filter")
+    page = client.get("/v1/logs", params={"after": first["last_seq"], "level": "warning"}).json()
+    assert [line["message"] for line in page["lines"]] == ["console log line 7"]
+    assert page["lines"][0]["level"] == "warning" and page["last_seq"] > first["last_seq"]
+    bad = client.get("/v1/logs", params={"level": "loud"})
+    assert bad.status_code == 400 and "level" in bad.text
+
+
 def test_delete_removes_every_chunk(client: TestClient[Any], ingested: dict[str, Any]) -> None:
     docs = client.get("/v1/documents").json()["documents"]
     docx = next(d for d in docs if d["file_name"].endswith(".docx"))

@@ -13,13 +13,21 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from msgspec import Meta
 
 from appliance.api.errors import ApplianceError, field_error
 from appliance.api.openapi import errors
-from appliance.api.schemas import DocumentList, DocumentRead, FileProgress, JobCreated, JobRead
+from appliance.api.schemas import (
+    ChunkPage,
+    ChunkRead,
+    DocumentList,
+    DocumentRead,
+    FileProgress,
+    JobCreated,
+    JobRead,
+)
 from appliance.config.schema import Settings
 from appliance.ingest.jobs import FileState, FileTask, Job
 from appliance.ingest.names import display_name
@@ -182,6 +190,45 @@ class DocumentController(Controller):
         if not await ingestion.delete_document(document_id):
             raise NotFoundException(f"document {document_id} not found")
         services.audit.record("document_deleted", by=request.user.id, document_id=document_id)
+
+    @get(
+        "/documents/{document_id:str}/chunks",
+        summary="Read what the index holds of a document: its chunks, in order (query)",
+        opt={"role": Role.QUERY}, responses=errors(400, 404),
+    )  # fmt: skip
+    async def document_chunks(
+        self,
+        document_id: str,
+        journal: Journal,
+        offset: Annotated[int, Parameter(ge=0, description="First chunk index to return.")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=500, description="At most this many.")] = 100,
+    ) -> ChunkPage:
+        row = await journal.get(document_id)
+        if row is None:
+            raise NotFoundException(f"document {document_id} not found")
+        total, rows = await journal.chunk_page(document_id, offset, limit)
+        return ChunkPage(
+            document_id=document_id, file_name=row.file_name, total=total, offset=offset,
+            chunks=[ChunkRead(index=i, text=t, page=p, heading=h) for i, t, p, h in rows],
+        )  # fmt: skip
+
+    @post(
+        "/documents/{document_id:str}/reindex", status_code=HTTP_202_ACCEPTED,
+        summary="Embed and store a document again from its journaled text (ingest)",
+        description="After an embedding-model change or to repair the store. The document "
+        "stays searchable meanwhile: each chunk's point is replaced in place. The original "
+        "file is not kept, so a changed parser needs the file uploaded again.",
+        opt={"role": Role.INGEST}, responses=errors(404, 503),
+    )  # fmt: skip
+    async def reindex_document(
+        self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
+        services: Services,
+    ) -> JobCreated:  # fmt: skip
+        job = await ingestion.reindex(document_id)
+        if job is None:
+            raise NotFoundException(f"document {document_id} not found")
+        services.audit.record("document_reindexed", by=request.user.id, document_id=document_id)
+        return JobCreated(job_id=job.id, files=1, status_url=f"/v1/jobs/{job.id}")
 
     @get(
         "/jobs", summary="List recent ingestion jobs (ingest)", opt={"role": Role.INGEST},

@@ -1,0 +1,80 @@
+"""What the admin console's dashboard and Logs screen read: status and recent log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from litestar import Controller, get
+from litestar.params import Parameter
+
+import appliance
+from appliance.api.auth import ANY_KEY
+from appliance.api.openapi import errors
+from appliance.api.schemas import LogPage, ModelStatus, StatusRead
+from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
+from appliance.models.sizing import ModelPlan
+from appliance.security.keys import Role
+from appliance.wiring import Services, data_dir
+
+
+def _model(plan: ModelPlan, role: Literal["chat", "embedding"]) -> ModelStatus:
+    return ModelStatus(
+        role=role,
+        name=plan.info.name,
+        file_size_bytes=plan.info.file_size,
+        context_tokens=plan.n_ctx,
+        slots=plan.slots if role == "chat" else plan.contexts,
+        threads=plan.n_threads,
+    )
+
+
+class StatusController(Controller):
+    path = "/v1"
+    tags = ("status",)
+
+    @get(
+        "/status", summary="Version, uptime, models, disk (any key)", opt={"role": ANY_KEY},
+        responses=errors(),
+    )  # fmt: skip
+    async def status(self, services: Services) -> StatusRead:
+        root = data_dir(services.settings)
+        disk = await asyncio.to_thread(shutil.disk_usage, root)
+        url = services.settings.storage.qdrant_url
+        plan = services.plan
+        return StatusRead(
+            version=appliance.__version__,
+            started_at=services.started_at,
+            uptime_s=time.time() - services.started_at,
+            models=[_model(plan.chat, "chat"), _model(plan.embedding, "embedding")],
+            ram_budget_bytes=plan.budget_bytes,
+            ram_planned_bytes=plan.total_bytes,
+            store=(urlsplit(url).hostname or url) if url else "embedded",
+            documents=len(await services.journal.document_ids()),
+            data_dir_bytes=await services.data_dir_size.get(),
+            disk_free_bytes=disk.free,
+            disk_total_bytes=disk.total,
+            supported_extensions=list(SUPPORTED_EXTENSIONS),
+        )
+
+    @get(
+        "/logs", summary="Recent server log lines, to follow (admin)", opt={"role": Role.ADMIN},
+        responses=errors(400),
+    )  # fmt: skip
+    async def logs(
+        self,
+        services: Services,
+        after: Annotated[
+            int, Parameter(ge=0, description="Only lines numbered after this (`last_seq`).")
+        ] = 0,
+        level: Annotated[
+            Literal["debug", "info", "warning", "error"],
+            Parameter(description="Lowest level shown."),
+        ] = "debug",
+        limit: Annotated[int, Parameter(ge=1, le=2000, description="At most this many.")] = 500,
+    ) -> LogPage:
+        lines = services.logs.since(after, level, limit)
+        return LogPage(lines=lines, last_seq=services.logs.last_seq)

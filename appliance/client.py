@@ -1,0 +1,290 @@
+"""The one HTTP client of the appliance, shared by the CLI and the admin console.
+
+Async (httpx), typed with the wire structs of `appliance.api.schemas`. Every failure
+is an `ApiError` whose message is plain words for a person: the server is not
+reachable, the key was refused, or the server's own reason (`detail`) for a 4xx/5xx.
+A test passes an `httpx.ASGITransport` to talk to an app in process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+import msgspec
+
+from appliance.api.schemas import (
+    AskResponse,
+    ChunkPage,
+    DocumentList,
+    JobCreated,
+    JobRead,
+    KeyCreated,
+    KeyList,
+    KeyRead,
+    LogPage,
+    Readiness,
+    SearchResponse,
+    StatusRead,
+)
+from appliance.config.paths import admin_key_file
+from appliance.config.schema import Settings
+from appliance.domain.types import AnswerEvent
+
+T = TypeVar("T")
+Role = Literal["admin", "ingest", "query"]
+UPLOAD_GROUP = 20  # files per upload request
+KEY_HINT = (
+    "pass --key, set APPLIANCE_API_KEY, or run on the server itself, where "
+    "<data_dir>/secrets/admin.key is read"
+)
+
+
+class ApiError(Exception):
+    """The appliance refused a request (`status` is its HTTP status) or could not be
+    reached (`status` is None). `str()` is a sentence for the user."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status is None
+
+    @property
+    def key_refused(self) -> bool:
+        return self.status == 401
+
+
+def _detail(resp: httpx.Response) -> tuple[str, str | None]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text.strip() or resp.reason_phrase, None
+    if isinstance(body, dict):
+        return str(body.get("detail", resp.text)), body.get("code")
+    return resp.text, None
+
+
+def refusal(resp: httpx.Response, url: str) -> ApiError:
+    """The ApiError for a non-2xx answer, with what to do for 401/403."""
+    detail, code = _detail(resp)
+    if resp.status_code == 401:
+        message = f"the appliance at {url} refused the API key ({detail}): {KEY_HINT}"
+    elif resp.status_code == 403:
+        message = f"this API key may not do that ({detail}); an admin key can"
+    else:
+        message = f"{resp.status_code}: {detail}"
+    return ApiError(message, resp.status_code, code)
+
+
+def unreachable(url: str, exc: httpx.TransportError) -> ApiError:
+    why = {
+        httpx.ConnectError: "nothing answers there (is the appliance running?)",
+        httpx.ConnectTimeout: "no answer in time (a firewall, or the wrong address?)",
+        httpx.ReadTimeout: "it stopped answering (busy, or restarting?)",
+    }.get(type(exc), str(exc) or type(exc).__name__)
+    return ApiError(f"cannot reach the appliance at {url}: {why}")
+
+
+def collect_files(paths: Iterable[Path], extensions: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The files to upload: files as given, and under directories those whose name
+    ends with one of `extensions`; plus a problem line for each missing path."""
+    files: list[Path] = []
+    problems: list[str] = []
+    wanted = tuple(e.lower() for e in extensions)
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                p for p in sorted(path.rglob("*"))
+                if p.is_file() and p.name.lower().endswith(wanted)
+            )  # fmt: skip
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return files, problems
+
+
+class ApplianceClient:
+    def __init__(
+        self,
+        base_url: str,
+        key: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, headers=headers, transport=transport,
+            verify=verify,
+        )  # fmt: skip
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- plumbing --------------------------------------------------------
+    async def _send(
+        self, method: str, path: str, ok: Sequence[int] = (), **kw: Any
+    ) -> httpx.Response:
+        try:
+            resp = await self._http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        if not resp.is_success and resp.status_code not in ok:
+            raise refusal(resp, self.base_url)
+        return resp
+
+    async def _get(self, path: str, kind: type[T], **kw: Any) -> T:
+        resp = await self._send("GET", path, **kw)
+        return msgspec.json.decode(resp.content, type=kind)
+
+    async def _post(self, path: str, kind: type[T], **kw: Any) -> T:
+        resp = await self._send("POST", path, **kw)
+        return msgspec.json.decode(resp.content, type=kind)
+
+    # ---- health and status -----------------------------------------------
+    async def readiness(self) -> Readiness:
+        """Ready or not (a 503 is an answer here: it names the part that is down)."""
+        resp = await self._send("GET", "/readyz", ok=(503,))
+        return msgspec.json.decode(resp.content, type=Readiness)
+
+    async def status(self) -> StatusRead:
+        return await self._get("/v1/status", StatusRead)
+
+    async def metrics_text(self) -> str:
+        return (await self._send("GET", "/metrics")).text
+
+    async def logs(self, after: int = 0, level: str = "debug", limit: int = 500) -> LogPage:
+        params = {"after": after, "level": level, "limit": limit}
+        return await self._get("/v1/logs", LogPage, params=params)
+
+    # ---- documents and jobs ----------------------------------------------
+    async def documents(self) -> DocumentList:
+        return await self._get("/v1/documents", DocumentList)
+
+    async def chunks(self, document_id: str, offset: int = 0, limit: int = 100) -> ChunkPage:
+        params = {"offset": offset, "limit": limit}
+        return await self._get(f"/v1/documents/{document_id}/chunks", ChunkPage, params=params)
+
+    async def delete_document(self, document_id: str) -> None:
+        await self._send("DELETE", f"/v1/documents/{document_id}")
+
+    async def reindex(self, document_id: str) -> JobCreated:
+        return await self._post(f"/v1/documents/{document_id}/reindex", JobCreated)
+
+    async def upload(self, paths: Sequence[Path]) -> JobCreated:
+        """One upload request of these files (at most server.max_files_per_upload)."""
+        handles = [(p.name, p.open("rb")) for p in paths]
+        try:
+            files = [("files", (name, fh)) for name, fh in handles]
+            return await self._post("/v1/documents", JobCreated, files=files, timeout=None)
+        finally:
+            for _, fh in handles:
+                fh.close()
+
+    async def jobs(self) -> list[JobRead]:
+        return await self._get("/v1/jobs", list[JobRead])
+
+    async def job(self, job_id: str) -> JobRead:
+        return await self._get(f"/v1/jobs/{job_id}", JobRead)
+
+    async def cancel_job(self, job_id: str) -> JobRead:
+        return await self._post(f"/v1/jobs/{job_id}/cancel", JobRead)
+
+    # ---- questions -------------------------------------------------------
+    async def search(self, query: str, top_k: int | None = None) -> SearchResponse:
+        body: dict[str, Any] = {"query": query}
+        if top_k:
+            body["top_k"] = top_k
+        return await self._post("/v1/search", SearchResponse, json=body)
+
+    async def ask(self, query: str, **options: Any) -> AskResponse:
+        body = {"query": query, **{k: v for k, v in options.items() if v is not None}}
+        return await self._post("/v1/ask", AskResponse, json=body, timeout=None)
+
+    async def ask_stream(self, query: str, **options: Any) -> AsyncIterator[AnswerEvent]:
+        """The answer's events as they come: tokens, then one done (or error) event."""
+        body = {"query": query, **{k: v for k, v in options.items() if v is not None}}
+        try:
+            async with self._http.stream("POST", "/v1/ask/stream", json=body, timeout=None) as resp:
+                if not resp.is_success:
+                    await resp.aread()
+                    raise refusal(resp, self.base_url)
+                async for line in resp.aiter_lines():
+                    if line.startswith("data:"):
+                        yield msgspec.json.decode(line[5:].strip(), type=AnswerEvent)
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+
+    # ---- keys and backup -------------------------------------------------
+    async def keys(self) -> list[KeyRead]:
+        return (await self._get("/v1/keys", KeyList)).keys
+
+    async def create_key(self, name: str, role: Role) -> KeyCreated:
+        return await self._post("/v1/keys", KeyCreated, json={"name": name, "role": role})
+
+    async def revoke_key(self, key_id: str) -> None:
+        await self._send("DELETE", f"/v1/keys/{key_id}")
+
+    async def backup(self, target: Path) -> int:
+        """Stream a backup archive into `target` (mode 0600: it holds secrets); its size."""
+        tmp = target.with_name(f".{target.name}.part")
+        try:
+            async with self._http.stream("POST", "/v1/backup", timeout=None) as resp:
+                if not resp.is_success:
+                    await resp.aread()
+                    raise refusal(resp, self.base_url)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    async for block in resp.aiter_bytes(1 << 20):
+                        out.write(block)
+                    out.flush()
+                    os.fsync(out.fileno())
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        os.replace(tmp, target)
+        return target.stat().st_size
+
+
+def server_url(settings: Settings, url: str | None = None) -> str:
+    """`url`, else this machine's server from the config (a wildcard host is loopback)."""
+    if url:
+        return url.rstrip("/")
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    scheme = "https" if settings.server.tls_cert else "http"
+    return f"{scheme}://{host}:{settings.server.port}"
+
+
+def api_key(settings: Settings, key: str | None = None) -> str | None:
+    """`key`, else $APPLIANCE_API_KEY, else the bootstrap admin key of this server's data
+    dir (readable on the server itself, by its user or root)."""
+    if key:
+        return key
+    if os.environ.get("APPLIANCE_API_KEY"):
+        return os.environ["APPLIANCE_API_KEY"]
+    try:
+        return admin_key_file(settings).read_text(encoding="utf-8").strip() or None
+    except OSError:  # not on the server, or not allowed to read it
+        return None

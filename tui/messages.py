@@ -1,0 +1,86 @@
+"""The typed messages workers post to screens (network results, never widgets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from appliance.api.schemas import (
+    ChunkPage,
+    DocumentList,
+    JobRead,
+    KeyCreated,
+    KeyRead,
+    LogPage,
+    SearchResponse,
+)
+from appliance.client import ApiError
+from appliance.domain.types import DoneEvent, ErrorEvent
+from tui.metrics import Scrape
+
+
+@dataclass
+class CallFailed(Message):
+    """A request failed; the app shows it and, if the server is gone, says so."""
+
+    doing: str
+    error: ApiError
+
+
+@dataclass
+class MetricsScraped(Message):
+    scrape: Scrape
+
+
+@dataclass
+class DocumentsLoaded(Message):
+    documents: DocumentList
+
+
+@dataclass
+class ChunksLoaded(Message):
+    page: ChunkPage
+
+
+@dataclass
+class JobsUpdated(Message):
+    """The latest state of the jobs an upload made."""
+
+    jobs: list[JobRead]
+
+
+@dataclass
+class AnswerToken(Message):
+    text: str
+
+
+@dataclass
+class AnswerDone(Message):
+    done: DoneEvent
+
+
+@dataclass
+class AnswerFailed(Message):
+    error: ErrorEvent
+
+
+@dataclass
+class SearchDone(Message):
+    response: SearchResponse
+
+
+@dataclass
+class KeysLoaded(Message):
+    keys: list[KeyRead]
+
+
+@dataclass
+class KeyMade(Message):
+    created: KeyCreated
+
+
+@dataclass
+class LogsLoaded(Message):
+    page: LogPage
+    level: str

@@ -1,0 +1,115 @@
+"""Ask: a playground that streams the answer, then shows its evidence and citations."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Input, Static
+
+from appliance.domain.types import Citation, DoneEvent, ErrorEvent, Evidence, TokenEvent
+from tui.messages import AnswerDone, AnswerFailed, AnswerToken
+from tui.screens.base import ConsoleScreen
+
+
+def where(item: Citation | Evidence) -> str:
+    return item.file_name + (f", page {item.page}" if item.page else "")
+
+
+def stats_line(done: DoneEvent) -> str:
+    t = done.timings
+    low = "" if done.grounded >= 0.5 else " (low: check the evidence)"
+    return (
+        f"first token {t.first_token_ms:.0f} ms · {t.tokens_per_s:.1f} tok/s · "
+        f"{t.completion_tokens} tokens · grounded {done.grounded:.2f}{low} · "
+        f"finish {done.finish_reason} · prompt {done.strategy}"
+    )
+
+
+def evidence_text(done: DoneEvent) -> str:
+    if not done.evidence:
+        return "Evidence: none found in the passages read."
+    lines = ["Evidence:"]
+    for e in done.evidence:
+        lines.append(f'  [{e.citation}] {where(e)}: "{" ".join(e.text.split())}"')
+    for sentence in done.unsupported:
+        lines.append(f'  not supported by the documents: "{sentence}"')
+    return "\n".join(lines)
+
+
+class AskScreen(ConsoleScreen):
+    MODE = "ask"
+    CSS_PATH = "ask.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop answer"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = ""
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_chrome()
+        yield Input(placeholder="Ask a question about the documents, then Enter", id="question")
+        with VerticalScroll(id="answer-pane"):
+            yield Static("", id="answer")
+            yield Static("", id="stats")
+            yield Static("", id="evidence")
+            table: DataTable[str] = DataTable(id="citations", cursor_type="row")
+            yield table
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#citations", DataTable)
+        for column in ("n", "file", "page", "score"):
+            table.add_column(column, key=column)
+        self.query_one("#question", Input).focus()
+
+    @on(Input.Submitted, "#question")
+    def asked(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.answer = ""
+            self.query_one("#answer", Static).update("…")
+            for selector in ("#stats", "#evidence"):
+                self.query_one(selector, Static).update("")
+            self.query_one("#citations", DataTable).clear()
+            self.ask(event.value.strip())
+
+    @work(exclusive=True, group="ask", exit_on_error=False)
+    async def ask(self, question: str) -> None:
+        async def stream() -> None:
+            async for event in self.client.ask_stream(question):
+                if isinstance(event, TokenEvent):
+                    self.post_message(AnswerToken(event.text))
+                elif isinstance(event, DoneEvent):
+                    self.post_message(AnswerDone(event))
+                elif isinstance(event, ErrorEvent):
+                    self.post_message(AnswerFailed(event))
+
+        await self.call("ask", stream())
+
+    def action_stop(self) -> None:
+        self.workers.cancel_group(self, "ask")
+        self.query_one("#stats", Static).update("stopped")
+
+    def on_answer_token(self, message: AnswerToken) -> None:
+        self.answer += message.text
+        self.query_one("#answer", Static).update(self.answer)
+
+    def on_answer_done(self, message: AnswerDone) -> None:
+        done = message.done
+        self.query_one("#answer", Static).update(done.answer or self.answer)
+        self.query_one("#stats", Static).update(stats_line(done))
+        self.query_one("#evidence", Static).update(evidence_text(done))
+        table = self.query_one("#citations", DataTable)
+        for c in done.citations:
+            table.add_row(
+                f"[{c.index}]", c.file_name, str(c.page or ""), f"{c.score:.3f}", key=str(c.index)
+            )
+
+    def on_answer_failed(self, message: AnswerFailed) -> None:
+        self.query_one("#stats", Static).update(f"the answer failed: {message.error.message}")

@@ -1,0 +1,168 @@
+"""Keys: list, create (the secret is shown once), revoke (confirmed)."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar, Literal, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Select, Static
+
+from appliance.api.schemas import KeyCreated, KeyRead
+from tui.messages import KeyMade, KeysLoaded
+from tui.screens.base import ConsoleScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.widgets.tables import selected_key, sync_rows
+
+COLUMNS = ("id", "role", "name", "created", "revoked")
+Role = Literal["admin", "ingest", "query"]
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+class NewKeyScreen(ModalScreen[tuple[str, Role] | None]):
+    CSS_PATH = "modal.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("New API key: who or what is it for, and its role? Enter makes it.")
+            yield Input(placeholder="name, e.g. helpdesk-bot", id="key-name")
+            yield Select(
+                [("query: search, ask, read", "query"), ("ingest: upload and jobs", "ingest"),
+                 ("admin: everything", "admin")],
+                value="query", allow_blank=False, id="key-role",
+            )  # fmt: skip
+
+    @on(Input.Submitted, "#key-name")
+    def submitted(self, event: Input.Submitted) -> None:
+        name = event.value.strip()
+        if not name:
+            self.notify("give the key a name", severity="warning")
+            return
+        role = cast(Role, self.query_one("#key-role", Select).value)
+        self.dismiss((name, role))
+
+
+class SecretScreen(ModalScreen[None]):
+    """The new key's secret, this once; `c` copies it to the terminal's clipboard."""
+
+    CSS_PATH = "modal.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "copy", "Copy"),
+        Binding("escape,enter", "dismiss(None)", "Close"),
+    ]
+
+    def __init__(self, created: KeyCreated) -> None:
+        super().__init__()
+        self.created = created
+
+    def compose(self) -> ComposeResult:
+        c = self.created
+        with Vertical(classes="dialog"):
+            yield Static(
+                f"Made {c.role} key {c.id} ({c.name}). Copy it now: it is not shown again "
+                "(only its hash is stored).\n\n"
+                f"{c.key}\n\n"
+                "c: copy to the clipboard (OSC 52: most terminals, also over SSH) · or select "
+                "it with the mouse (shift+drag in tmux) · Escape: close",
+                id="secret",
+            )
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.created.key)
+        self.notify("copied (if your terminal allows OSC 52)")
+
+
+class KeysScreen(ConsoleScreen):
+    MODE = "keys"
+    POLL_S: ClassVar[float | None] = 5.0
+    CSS_PATH = "keys.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new", "New key"),
+        Binding("d,delete", "revoke", "Revoke"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: dict[str, KeyRead] = {}
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_chrome()
+        table: DataTable[str] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="keys-summary")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#keys", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        table.focus()
+
+    def poll(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="keys", exit_on_error=False)
+    async def load(self) -> None:
+        keys = await self.call("list keys", self.client.keys())
+        if keys is not None:
+            self.post_message(KeysLoaded(keys))
+
+    def on_keys_loaded(self, message: KeysLoaded) -> None:
+        self.keys = {k.id: k for k in message.keys}
+        rows = {
+            k.id: (k.id, k.role, k.name, _when(k.created_at), _when(k.revoked_at))
+            for k in message.keys
+        }
+        sync_rows(self.query_one("#keys", DataTable), rows, COLUMNS)
+        live = sum(1 for k in message.keys if k.revoked_at is None)
+        self.query_one("#keys-summary", Static).update(
+            f"{live} active keys, {len(message.keys) - live} revoked · n: new · d: revoke"
+        )
+
+    def action_new(self) -> None:
+        def answered(answer: tuple[str, Role] | None) -> None:
+            if answer is not None:
+                self.create(*answer)
+
+        self.app.push_screen(NewKeyScreen(), answered)
+
+    @work(group="create-key", exit_on_error=False)
+    async def create(self, name: str, role: Role) -> None:
+        created = await self.call("create the key", self.client.create_key(name, role))
+        if created is not None:
+            self.post_message(KeyMade(created))
+        self.load()
+
+    def on_key_made(self, message: KeyMade) -> None:
+        self.app.push_screen(SecretScreen(message.created))
+
+    def action_revoke(self) -> None:
+        key_id = selected_key(self.query_one("#keys", DataTable))
+        key = self.keys.get(key_id) if key_id else None
+        if key is None:
+            return
+        if key.revoked_at is not None:
+            self.notify(f"key {key.id} is already revoked", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.revoke(key.id, key.name)
+
+        question = f"Revoke the {key.role} key {key.id} ({key.name})? Its holders lose access."
+        self.app.push_screen(ConfirmScreen(question, yes="revoke"), answered)
+
+    @work(group="revoke", exit_on_error=False)
+    async def revoke(self, key_id: str, name: str) -> None:
+        if await self.succeeded(f"revoke {name}", self.client.revoke_key(key_id)):
+            self.notify(f"revoked key {key_id} ({name})")
+        self.load()
