@@ -107,9 +107,11 @@ class AdminApp(App[None]):
             )
 
     def on_call_failed(self, message: CallFailed) -> None:
-        self.notify(f"Could not {message.doing}: {message.error}", severity="error", timeout=8)
-        if message.error.unreachable or message.error.key_refused:
-            self.heartbeat()
+        link_lost = message.error.unreachable or message.error.key_refused
+        if link_lost:
+            self.heartbeat()  # the banner says it, in plain words, and retries
+        if not (link_lost and message.background):
+            self.notify(f"Could not {message.doing}: {message.error}", severity="error", timeout=8)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in a worker is shown, never a traceback that ends the console."""

@@ -26,6 +26,7 @@ class CallFailed(Message):
 
     doing: str
     error: ApiError
+    background: bool = False  # a poll: no toast when the banner already says it
 
 
 @dataclass

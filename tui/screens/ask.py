@@ -93,8 +93,12 @@ class AskScreen(ConsoleScreen):
         await self.call("ask", stream())
 
     def action_stop(self) -> None:
-        self.workers.cancel_group(self, "ask")
-        self.query_one("#stats", Static).update("stopped")
+        """Escape stops an answer being streamed; otherwise it leaves the question field."""
+        if any(w.is_running for w in self.workers if w.group == "ask"):
+            self.workers.cancel_group(self, "ask")
+            self.query_one("#stats", Static).update("stopped")
+        else:
+            self.action_leave_input()
 
     def on_answer_token(self, message: AnswerToken) -> None:
         self.answer += message.text

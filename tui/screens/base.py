@@ -7,9 +7,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from appliance.client import ApiError, ApplianceClient
 from tui.messages import CallFailed
@@ -23,6 +24,9 @@ T = TypeVar("T")
 
 
 class ConsoleScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave_input", "Leave the field", show=False),
+    ]
     MODE: ClassVar[str] = ""
     POLL_S: ClassVar[float | None] = None  # seconds between polls at interval 1.0
 
@@ -62,15 +66,21 @@ class ConsoleScreen(Screen[None]):
         if self._timer is not None:
             self._timer.pause()
 
+    def action_leave_input(self) -> None:
+        """Escape in a text field moves on, so the number keys switch screens again."""
+        if isinstance(self.focused, Input):
+            self.focus_next()
+
     def poll(self) -> None:
         """Start the screen's refresh worker (screens with POLL_S override this)."""
 
-    async def call(self, doing: str, request: Awaitable[T]) -> T | None:
-        """Await a client call; a failure is posted (and shown by the app), not raised."""
+    async def call(self, doing: str, request: Awaitable[T], background: bool = False) -> T | None:
+        """Await a client call; a failure is posted (and shown by the app), not raised.
+        `background`: a poll, whose loss of the server the banner already tells."""
         try:
             return await request
         except ApiError as exc:
-            self.post_message(CallFailed(doing, exc))
+            self.post_message(CallFailed(doing, exc, background))
             return None
 
     async def succeeded(self, doing: str, request: Awaitable[object]) -> bool:

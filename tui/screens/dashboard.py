@@ -113,7 +113,7 @@ class DashboardScreen(ConsoleScreen):
 
     @work(exclusive=True, group="scrape", exit_on_error=False)
     async def scrape(self) -> None:
-        text = await self.call("read /metrics", self.client.metrics_text())
+        text = await self.call("read /metrics", self.client.metrics_text(), background=True)
         if text is not None:
             self.post_message(MetricsScraped(Scrape.parse(text, time.monotonic())))
 

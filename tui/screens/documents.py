@@ -76,7 +76,7 @@ class DocumentsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="documents", exit_on_error=False)
     async def load(self) -> None:
-        documents = await self.call("list documents", self.client.documents())
+        documents = await self.call("list documents", self.client.documents(), background=True)
         if documents is not None:
             self.post_message(DocumentsLoaded(documents))
 

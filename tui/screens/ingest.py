@@ -82,7 +82,9 @@ class IngestScreen(ConsoleScreen):
             with Vertical(id="progress"):
                 yield Static("Nothing chosen: type a path, or pick in the tree (a).", id="chosen")
                 yield Static("", id="overall-label")
-                yield ProgressBar(total=None, show_eta=False, id="overall")
+                overall = ProgressBar(total=None, show_eta=False, id="overall")
+                overall.display = False  # until an upload starts
+                yield overall
                 yield VerticalScroll(id="files")
                 yield Static("", id="failures")
         yield from self.compose_footer()
@@ -163,7 +165,8 @@ class IngestScreen(ConsoleScreen):
         while self.job_ids:
             if self.is_current:  # polls only while visible; the jobs go on regardless
                 jobs = [
-                    await self.call("follow the upload", self.client.job(j)) for j in self.job_ids
+                    await self.call("follow the upload", self.client.job(j), background=True)
+                    for j in self.job_ids
                 ]
                 known = [j for j in jobs if j is not None]
                 self.post_message(JobsUpdated(known))
@@ -197,7 +200,9 @@ class IngestScreen(ConsoleScreen):
             f"{state}: files {files_done}/{files_total} · chunks {done}/{total}"
             f" · {rate:.1f} chunks/s · {left}"
         )
-        self.query_one("#overall", ProgressBar).update(total=max(total, 1), progress=done)
+        overall = self.query_one("#overall", ProgressBar)
+        overall.display = True
+        overall.update(total=max(total, 1), progress=done)
         self.query_one("#failures", Static).update("\n".join(failures))
 
     @work(group="cancel", exit_on_error=False)

@@ -112,7 +112,7 @@ class KeysScreen(ConsoleScreen):
 
     @work(exclusive=True, group="keys", exit_on_error=False)
     async def load(self) -> None:
-        keys = await self.call("list keys", self.client.keys())
+        keys = await self.call("list keys", self.client.keys(), background=True)
         if keys is not None:
             self.post_message(KeysLoaded(keys))
 

@@ -56,7 +56,7 @@ class LogsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="logs", exit_on_error=False)
     async def load(self, after: int, level: str) -> None:
-        page = await self.call("read the logs", self.client.logs(after, level))
+        page = await self.call("read the logs", self.client.logs(after, level), background=True)
         if page is not None:
             self.post_message(LogsLoaded(page, level))
 

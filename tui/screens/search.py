@@ -38,6 +38,7 @@ class SearchScreen(ConsoleScreen):
     def searched(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.search(event.value.strip())
+            self.query_one("#hits", DataTable).focus()  # arrows read the hits; digits switch
 
     @work(exclusive=True, group="search", exit_on_error=False)
     async def search(self, query: str) -> None:

@@ -28,7 +28,7 @@ def sync_rows(
         if key in table.rows:
             for column, value in zip(columns, values, strict=True):
                 if table.get_cell(key, column) != value:
-                    table.update_cell(key, column, value)
+                    table.update_cell(key, column, value, update_width=True)
         else:
             table.add_row(*values, key=key)
     if selected is not None and selected in table.rows:
