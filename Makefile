@@ -18,11 +18,11 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-system-deps: ## Install Debian packages the build needs (venv, compiler) when missing
-	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null; then \
+system-deps: ## Install Debian packages the build and tests need (venv, compiler, tmux) when missing
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null || ! command -v tmux >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake >/dev/null; \
-	  else echo "please install: python3-venv python3-dev build-essential cmake"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake tmux >/dev/null; \
+	  else echo "please install: python3-venv python3-dev build-essential cmake tmux"; exit 1; fi; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -46,7 +46,8 @@ run: $(STAMP) ## Install, prepare the default models and start the API (host/por
 	$(BIN)/appliance --config $(CONFIG) models
 	$(BIN)/appliance --config $(CONFIG) serve
 
-test: $(STAMP) ## Run the whole test suite (real models, real store, real server)
+test: $(STAMP) ## Run the whole test suite (real models, real store, real server, console in tmux)
+	@$(MAKE) --no-print-directory system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP) ## Run only the tests that load no model
