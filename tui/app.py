@@ -76,6 +76,7 @@ class AdminApp(App[None]):
         self.client = client
         self.interval = interval
         self.browse_root = browse_root or Path.cwd()
+        self._told: set[str] = set()  # background refusals already shown
 
     def on_mount(self) -> None:
         self.sub_title = self.client.base_url
@@ -110,8 +111,13 @@ class AdminApp(App[None]):
         link_lost = message.error.unreachable or message.error.key_refused
         if link_lost:
             self.heartbeat()  # the banner says it, in plain words, and retries
-        if not (link_lost and message.background):
-            self.notify(f"Could not {message.doing}: {message.error}", severity="error", timeout=8)
+        if link_lost and message.background:
+            return
+        if message.background and message.error.status == 403:  # e.g. a query key's polls
+            if message.doing in self._told:
+                return  # said once; a poll would repeat it every second
+            self._told.add(message.doing)
+        self.notify(f"Could not {message.doing}: {message.error}", severity="error", timeout=8)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in a worker is shown, never a traceback that ends the console."""
