@@ -77,9 +77,9 @@ def refusal(resp: httpx.Response, url: str) -> ApiError:
     """The ApiError for a non-2xx answer, with what to do for 401/403."""
     detail, code = _detail(resp)
     if resp.status_code == 401:
-        message = f"the appliance at {url} refused the API key ({detail}): {KEY_HINT}"
+        message = f"the appliance at {url} refused the API key (HTTP 401: {detail}): {KEY_HINT}"
     elif resp.status_code == 403:
-        message = f"this API key may not do that ({detail}); an admin key can"
+        message = f"this API key may not do that (HTTP 403: {detail})"
     else:
         message = f"{resp.status_code}: {detail}"
     return ApiError(message, resp.status_code, code)

@@ -27,8 +27,8 @@ request-timeout = 120
 [generation]
 max-examples = {examples}
 [[operations]]
-include-path = "/v1/documents"
-include-method = "POST"
+# one filter: separate include-path and include-method filters match either (any POST)
+include-name = "POST /v1/documents"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 415]
 """
 

@@ -226,7 +226,31 @@ QUESTIONS = [
 ]
 
 
-def test_batched_greedy_matches_each_prompt_alone(batched: Engine) -> None:
+# How far below the best logit a batched greedy token may be. llama.cpp is not
+# batch-invariant on every CPU: another batch shape takes other kernels. Measured on
+# an AVX2 EPYC: batched tokens sit up to 0.26 below the lone model's best (a near-tie
+# flipped), and a lone answer teacher-forced in one batch up to 0.14; a token of
+# another question's answer sits 6-15 below. Bit-equality holds on some machines only.
+NEAR_TIE = 0.5
+
+
+def greedy_shortfalls(plain: Any, prompt_tokens: list[int], answer_text: str) -> list[float]:
+    """Teacher-force `answer_text` after the prompt on a lone model: for each answer
+    token, how far its logit is below the best one at that position (0 = the argmax)."""
+    answer_tokens = plain.tokenize(answer_text.encode("utf-8"), add_bos=False, special=False)
+    plain.reset()
+    plain.eval(prompt_tokens + answer_tokens)
+    start = len(prompt_tokens) - 1
+    shortfalls = []
+    for i, token in enumerate(answer_tokens):
+        logits = np.asarray(plain.scores[start + i])
+        shortfalls.append(float(logits.max() - logits[token]))
+    return shortfalls
+
+
+def test_batched_greedy_matches_each_prompt_alone(batched: Engine, chat_model: Path) -> None:
+    """6 streams on 4 slots (two join while others decode): every token each batched
+    stream picks is the lone model's greedy choice, up to floating-point near-ties."""
     prompts = [prompt(batched, q) for q in QUESTIONS]
 
     async def alone(tokens: list[int]) -> str:
@@ -237,8 +261,15 @@ def test_batched_greedy_matches_each_prompt_alone(batched: Engine) -> None:
         return list(await asyncio.gather(*(alone(t) for t in prompts)))
 
     expected = [asyncio.run(alone(t)) for t in prompts]
-    got = asyncio.run(together())  # 6 streams on 4 slots: two join later
-    assert got == expected
+    got = asyncio.run(together())  # who joins when depends on timing
+    plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2, logits_all=True)
+    for question, tokens, text, lone in zip(QUESTIONS, prompts, got, expected, strict=True):
+        assert text, question
+        assert max(greedy_shortfalls(plain, tokens, lone)) <= NEAR_TIE, question
+        worst = max(greedy_shortfalls(plain, tokens, text))
+        assert worst <= NEAR_TIE, (question, worst, text, lone)
+    # the check can fail: another question's answer, forced after this prompt, is far off
+    assert max(greedy_shortfalls(plain, prompts[1], expected[0])) > 4 * NEAR_TIE
 
 
 def test_streams_advance_together(batched: Engine) -> None:
