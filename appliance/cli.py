@@ -1,4 +1,5 @@
-"""The `appliance` command: serve | tui | models | ingest | ask | keys | backup | restore | config.
+"""The `appliance` command: serve | tui | models | ingest | ask | keys | backup | restore |
+doctor | config, and --version.
 
 Commands that touch data talk to the running server over HTTP, like any client:
 the embedded store is locked to the server process.
@@ -39,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from appliance.api.app import create_app
     from appliance.api.server import ApplianceServer
+    from appliance.engine.cpu_backends import CpuError, check_cpu
     from appliance.models.locate import ModelError
     from appliance.models.sizing import SizingError
     from appliance.wiring import plan_for
@@ -49,8 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:  # fail fast, before uvicorn, with the numbers
+        check_cpu()
         plan = plan_for(settings)
-    except (ModelError, SizingError, ValueError) as exc:
+    except (CpuError, ModelError, SizingError, ValueError) as exc:
         print(f"appliance: cannot start: {exc}", file=sys.stderr)
         return 1
     if not plan.fits:
@@ -80,9 +83,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from appliance import cli_model_registry as registry
     from appliance.cli_models import print_models
 
-    return print_models(_settings(args), prepare=not args.no_prepare)
+    command = getattr(args, "models_command", None)
+    if command == "probe":  # the child `models add` starts: no config needed
+        return registry.probe(Path(args.file))
+    settings = _settings(args)
+    if command == "add":
+        return registry.add(settings, Path(args.file), args.name, args.role)
+    if command == "use":
+        return registry.use(settings, args.name)
+    if command == "list":
+        return registry.list_models(settings)
+    return print_models(settings, prepare=not args.no_prepare)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import run_doctor
+
+    report, code = run_doctor(_settings(args))
+    print("\n".join(report.lines))
+    return code
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -151,13 +173,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", metavar="PATH", help="config file (default: configs/appliance.toml)"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="store_true", help="print the version, lock hash and build, and exit"
+    )
+    sub = parser.add_subparsers(dest="command")
 
     sub.add_parser("serve", help="run the API server").set_defaults(func=cmd_serve)
 
-    models = sub.add_parser("models", help="show (and prepare) models and whether they fit")
+    models = sub.add_parser(
+        "models", help="show (and prepare) models and whether they fit; add | use | list"
+    )
     models.add_argument("--no-prepare", action="store_true", help="do not fetch or convert")
     models.set_defaults(func=cmd_models)
+    models_sub = models.add_subparsers(dest="models_command")
+    add = models_sub.add_parser(
+        "add", help="check a GGUF (loads, fits, chat template) and record it with its SHA-256"
+    )
+    add.add_argument("file", help="the .gguf file")
+    add.add_argument("--name", help="name to use it by (default: the file name)")
+    add.add_argument("--role", choices=["chat", "embedding"], help="default: from the GGUF")
+    use = models_sub.add_parser("use", help="make an added model the active one of its role")
+    use.add_argument("name")
+    models_sub.add_parser("list", help="the added models, their roles and checksums")
+    probe = models_sub.add_parser("probe")  # internal: the child process of `models add`
+    probe.add_argument("file")
+
+    doctor = sub.add_parser("doctor", help="check that this machine can run the appliance")
+    doctor.set_defaults(func=cmd_doctor)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -212,7 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from appliance.build_info import read_build_info
+
+        print(read_build_info().line())
+        return 0
+    if args.command is None:
+        parser.error("a command is required")
     try:
         result: int = args.func(args)
     except ConfigError as exc:

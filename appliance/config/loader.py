@@ -18,6 +18,9 @@ from appliance.config.schema import PromptStrategy, Settings
 
 ENV_PREFIX = "APPLIANCE__"
 DEFAULT_CONFIG = Path("configs/appliance.toml")
+# What packaging/install.sh writes: used when there is no ./configs/appliance.toml, so
+# `appliance tui` or `appliance keys list` on an installed server needs no --config.
+INSTALLED_CONFIG = Path("/etc/appliance/appliance.toml")
 
 
 class ConfigError(Exception):
@@ -88,7 +91,12 @@ def load_settings(
     """Decode the config file (default `configs/appliance.toml`, optional) plus env overrides."""
     environ = os.environ if environ is None else environ
     explicit = path is not None
-    config_path = Path(path) if path is not None else DEFAULT_CONFIG
+    if path is not None:
+        config_path = Path(path)
+    elif not DEFAULT_CONFIG.is_file() and INSTALLED_CONFIG.is_file():
+        config_path = INSTALLED_CONFIG
+    else:
+        config_path = DEFAULT_CONFIG
     data: dict[str, Any] = {}
     if config_path.is_file():
         try:

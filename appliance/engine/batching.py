@@ -58,6 +58,9 @@ class BatchedChat:
     ) -> None:
         import llama_cpp
 
+        from appliance.engine.cpu_backends import ensure_loaded
+
+        ensure_loaded()
         self._ll = llama_cpp
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()

@@ -55,8 +55,12 @@ class Engine:
         return self
 
     def stop(self) -> None:
+        """Stop the owner threads, then close every model explicitly (a finalizer at
+        interpreter exit runs against half torn-down modules: a TypeError in a bundle)."""
         self.embedder.stop()
         self.thread.stop()
+        self.generator.close()
+        self.embedding.close()
 
 
 def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None = None) -> Engine:

@@ -80,6 +80,14 @@ class EmbeddingModel:
         )
         return EmbeddingContext(llama, ctx, self._threads, own=True)
 
+    def close(self) -> None:
+        """Free the model (and the contexts registered with it) now, not in `__del__` at
+        interpreter exit, where llama-cpp-python's finalizer meets torn-down modules."""
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without [CLS]/[SEP]."""
         return len(self._loaded().tokenize(text.encode("utf-8"), add_bos=False, special=False))

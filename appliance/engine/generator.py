@@ -88,6 +88,12 @@ class LlamaGenerator:
     def n_ctx(self) -> int:
         return self._n_ctx
 
+    def close(self) -> None:
+        """Free the vocabulary model now rather than in `Llama.__del__` at exit."""
+        if self._vocab is not None:
+            self._vocab.close()
+            self._vocab = None
+
     @property
     def alive(self) -> bool:
         return self._engine.alive

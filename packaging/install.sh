@@ -1,0 +1,98 @@
+#!/bin/sh
+# Install (or upgrade) the RAG appliance from this unpacked tarball. Run as root:
+#   sudo ./install.sh            then: systemctl start appliance && appliance tui
+# An upgrade keeps /etc/appliance (config), /var/lib/appliance (data, keys) untouched.
+# Environment (for tests and unusual layouts): PREFIX (/opt/appliance), ETC_DIR
+# (/etc/appliance), DATA_DIR (/var/lib/appliance), UNIT_DIR (/etc/systemd/system),
+# BIN_LINK (/usr/local/bin/appliance), NO_SYSTEMCTL=1 (do not call systemctl).
+set -eu
+here="$(cd "$(dirname "$0")" && pwd)"
+PREFIX="${PREFIX:-/opt/appliance}"
+ETC_DIR="${ETC_DIR:-/etc/appliance}"
+DATA_DIR="${DATA_DIR:-/var/lib/appliance}"
+UNIT_DIR="${UNIT_DIR:-/etc/systemd/system}"
+BIN_LINK="${BIN_LINK:-/usr/local/bin/appliance}"
+SERVICE_USER="${SERVICE_USER:-appliance}"
+
+say() { printf 'install: %s\n' "$*"; }
+die() { printf 'install: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (sudo ./install.sh)"
+[ "$(uname -m)" = x86_64 ] || die "this bundle is for x86_64; this machine is $(uname -m)"
+
+# glibc first: an older one would fail inside the loader with a cryptic message
+need="$(cat "$here/MIN_GLIBC")"
+have="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')"
+[ -n "$have" ] || die "cannot tell this system's glibc version (getconf GNU_LIBC_VERSION); the appliance needs glibc $need or newer"
+if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
+  die "this system has glibc $have; the appliance needs glibc $need or newer (Debian 12, Ubuntu 22.04, RHEL 10 or newer)"
+fi
+
+# the C++ runtime is the system's (a bundled one would raise the glibc floor)
+need_cxx="$(cat "$here/MIN_GLIBCXX")"
+libstdcxx="$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')"
+[ -n "$libstdcxx" ] || die "libstdc++ is missing: install your distribution's libstdc++6 (GCC 11 or newer; the appliance needs GLIBCXX_$need_cxx)"
+grep -qa "GLIBCXX_$need_cxx" "$libstdcxx" \
+  || die "$libstdcxx is older than the appliance needs (GLIBCXX_$need_cxx, GCC 11 or newer): upgrade libstdc++6"
+
+# doctor: CPU instruction sets, RAM, disk, models; it names what to change
+say "checking this machine (appliance doctor)"
+config_for_doctor="$ETC_DIR/appliance.toml"
+[ -f "$config_for_doctor" ] || config_for_doctor="$here/appliance.toml"
+APPLIANCE__STORAGE__DATA_DIR="$DATA_DIR" "$here/appliance" --config "$config_for_doctor" doctor \
+  || die "appliance doctor says this machine cannot run the appliance (see above)"
+
+# the system user and the directories
+if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+  useradd --system --home-dir "$DATA_DIR" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER" \
+    || die "cannot create the system user $SERVICE_USER"
+  say "created system user $SERVICE_USER"
+fi
+install -d -m 0755 "$ETC_DIR"
+install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$DATA_DIR"
+
+# the program: a fresh copy of this folder (an upgrade replaces it whole)
+if [ -d "$PREFIX" ]; then
+  say "upgrading $PREFIX (config in $ETC_DIR and data in $DATA_DIR are kept)"
+  rm -rf "$PREFIX.old" && mv "$PREFIX" "$PREFIX.old"
+fi
+mkdir -p "$PREFIX"
+cp -a "$here/." "$PREFIX/"
+rm -rf "$PREFIX.old"
+ln -sf "$PREFIX/appliance" "$BIN_LINK"
+
+# the config: written once, never overwritten by an upgrade
+if [ ! -f "$ETC_DIR/appliance.toml" ]; then
+  sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" "$here/appliance.toml" > "$ETC_DIR/appliance.toml"
+  chmod 0644 "$ETC_DIR/appliance.toml"
+  say "wrote $ETC_DIR/appliance.toml"
+else
+  say "kept $ETC_DIR/appliance.toml"
+fi
+"$PREFIX/appliance" --config "$ETC_DIR/appliance.toml" config check >/dev/null \
+  || die "$ETC_DIR/appliance.toml does not validate (appliance config check)"
+
+# the unit, with a memory limit from the RAM budget: budget + 512 MiB for the parser sandbox
+fraction="$(sed -n 's/^ram_budget_fraction *= *\([0-9.]*\).*/\1/p' "$ETC_DIR/appliance.toml" | head -n1)"
+total_kib="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+memory_max_mib="$(awk -v t="$total_kib" -v f="${fraction:-0.75}" 'BEGIN {printf "%d", t * f / 1024 + 512}')"
+sed -e "s|^MemoryMax=.*|MemoryMax=${memory_max_mib}M|" \
+    -e "s|/opt/appliance|$PREFIX|g" -e "s|/etc/appliance|$ETC_DIR|g" \
+    -e "s|/var/lib/appliance|$DATA_DIR|g" -e "s|^User=.*|User=$SERVICE_USER|" \
+    -e "s|^Group=.*|Group=$SERVICE_USER|" \
+    "$here/appliance.service" > "$UNIT_DIR/appliance.service"
+chmod 0644 "$UNIT_DIR/appliance.service"
+say "installed $UNIT_DIR/appliance.service (MemoryMax=${memory_max_mib}M)"
+if [ "${NO_SYSTEMCTL:-0}" != 1 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable appliance.service >/dev/null 2>&1 || true
+  say "enabled appliance.service"
+fi
+
+cat <<DONE
+install: done.
+  start:      systemctl start appliance
+  admin key:  $DATA_DIR/secrets/admin.key (written at first start, mode 0600)
+  console:    sudo appliance tui
+  health:     curl http://127.0.0.1:$(sed -n 's/^port *= *\([0-9]*\).*/\1/p' "$ETC_DIR/appliance.toml" | head -n1)/healthz
+DONE

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Remove the RAG appliance. Keeps the data (documents, index, keys) and the config unless
+# --purge is given. Run as root. Same environment overrides as install.sh.
+set -eu
+PREFIX="${PREFIX:-/opt/appliance}"
+ETC_DIR="${ETC_DIR:-/etc/appliance}"
+DATA_DIR="${DATA_DIR:-/var/lib/appliance}"
+UNIT_DIR="${UNIT_DIR:-/etc/systemd/system}"
+BIN_LINK="${BIN_LINK:-/usr/local/bin/appliance}"
+SERVICE_USER="${SERVICE_USER:-appliance}"
+purge=0
+[ "${1:-}" = "--purge" ] && purge=1
+[ "$(id -u)" = 0 ] || { echo "uninstall: run as root" >&2; exit 1; }
+
+if [ "${NO_SYSTEMCTL:-0}" != 1 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now appliance.service >/dev/null 2>&1 || true
+fi
+rm -f "$UNIT_DIR/appliance.service"
+[ -L "$BIN_LINK" ] && rm -f "$BIN_LINK"
+rm -rf "$PREFIX"
+if [ "$purge" = 1 ]; then
+  rm -rf "$DATA_DIR" "$ETC_DIR"
+  userdel "$SERVICE_USER" >/dev/null 2>&1 || true
+  echo "uninstall: removed the program, its data ($DATA_DIR), config ($ETC_DIR) and user"
+else
+  echo "uninstall: removed the program; kept $DATA_DIR and $ETC_DIR (--purge removes them)"
+fi

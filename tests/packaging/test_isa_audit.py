@@ -1,0 +1,89 @@
+"""The instruction-set audit catches what an AVX-only Xeon cannot run, and passes what it can.
+
+Real compilers and real objdump: the same loop built with -march=native on this machine
+(AVX2/AVX-512/FMA here) must fail the audit; built for AVX (Sandy Bridge) it must pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
+sys.path.insert(0, str(PACKAGING))
+
+from isa_audit import audit_file, classify, main  # noqa: E402
+
+SOURCE = r"""
+#include <stdint.h>
+void axpy(float *restrict y, const float *restrict x, float a, int n) {
+    for (int i = 0; i < n; i++) y[i] = a * x[i] + y[i];
+}
+void add_bytes(uint8_t *restrict y, const uint8_t *restrict x, int n) {
+    for (int i = 0; i < n; i++) y[i] = (uint8_t)(y[i] + x[i]);
+}
+"""
+
+
+def build(tmp_path: Path, name: str, *flags: str) -> Path:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler is needed (make system-deps installs build-essential)"
+    src = tmp_path / "kernel.c"
+    src.write_text(SOURCE)
+    out = tmp_path / f"lib{name}.so"
+    subprocess.run([compiler, "-O3", "-shared", "-fPIC", *flags, str(src), "-o", str(out)],
+                   check=True)  # fmt: skip
+    return out
+
+
+def cpu_has(flag: str) -> bool:
+    return any(flag in line.split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("flags"))  # fmt: skip
+
+
+def test_a_native_build_fails_the_audit(tmp_path: Path) -> None:
+    if not cpu_has("avx2"):
+        pytest.skip("this CPU has no AVX2: -march=native emits nothing beyond AVX here")
+    native = build(tmp_path, "native", "-march=native")
+    audit = audit_file(native)
+    assert not audit.clean and {"AVX2", "FMA"} & set(audit.counts), audit.counts
+    assert main([str(native)]) == 1
+
+
+def test_an_avx_build_passes_and_an_allowed_file_is_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    avx = build(tmp_path, "avx", "-march=sandybridge")
+    assert audit_file(avx).clean, audit_file(avx).counts
+    assert main([str(avx)]) == 0
+    haswell = build(tmp_path, "haswell", "-march=haswell")
+    assert main([str(haswell)]) == 1
+    assert main([str(haswell), "--allow", "libhaswell.so"]) == 0
+    assert "runtime-selected" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("mnemonic", "operands", "isa"),
+    [
+        ("vfmadd231ps", "%ymm1,%ymm2,%ymm3", "FMA"),
+        ("vpaddb", "%ymm1,%ymm2,%ymm3", "AVX2"),
+        ("vpaddb", "%xmm1,%xmm2,%xmm3", None),  # AVX has 128-bit integer ops
+        ("vaddps", "%ymm1,%ymm2,%ymm3", None),  # and 256-bit float ops
+        ("vpermilps", "$0x1,%ymm1,%ymm2", None),
+        ("vbroadcastss", "(%rax),%ymm0", None),
+        ("vbroadcastss", "%xmm1,%ymm0", "AVX2"),
+        ("vaddps", "%zmm1,%zmm2,%zmm3", "AVX-512"),
+        ("vmovups", "%xmm1,(%rax){%k1}", "AVX-512"),
+        ("vcvtph2ps", "%xmm1,%ymm0", "F16C"),
+        ("andnps", "%xmm0,%xmm1", None),  # SSE, not BMI's andn
+        ("andn", "%eax,%ebx,%ecx", "BMI"),
+        ("shlx", "%rax,%rbx,%rcx", "BMI"),
+        ("vpmovsxbd", "%xmm2,%xmm2", None),  # SSE4.1/AVX sign extension
+    ],
+)
+def test_classify(mnemonic: str, operands: str, isa: str | None) -> None:
+    assert classify(mnemonic, operands) == isa
