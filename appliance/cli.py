@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if path and not Path(path).is_file():
             print(f"appliance: cannot start: server.{key}: no such file {path}", file=sys.stderr)
             return 1
-    app = create_app(settings, plan)
+    app = create_app(settings, plan, load_in_background=True)
     config = uvicorn.Config(
         app,
         host=server.host,
@@ -78,7 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_certfile=server.tls_cert or None,
         ssl_keyfile=server.tls_key or None,
     )
-    ApplianceServer(config, app, server.shutdown_grace_s).run()
+    runner = ApplianceServer(config, app, server.shutdown_grace_s)
+    runner.run()
+    if runner.start_failure is not None:
+        print(f"appliance: cannot start: {runner.start_failure}", file=sys.stderr)
+        return 1
     return 0
 
 

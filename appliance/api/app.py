@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,9 +32,10 @@ from appliance.api.controllers.status import StatusController
 from appliance.api.dependencies import DEPENDENCIES
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.openapi import describe_settings
+from appliance.api.startup import build_in_background
 from appliance.config.schema import Settings
 from appliance.models.sizing import SizingPlan
-from appliance.wiring import build_services
+from appliance.wiring import Services, build_services
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -54,19 +56,35 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, object]:
     return schema
 
 
-def create_app(settings: Settings, plan: SizingPlan | None = None) -> Litestar:
-    """Build the app; services are created in the lifespan and injected into handlers."""
+def create_app(
+    settings: Settings, plan: SizingPlan | None = None, *, load_in_background: bool = False
+) -> Litestar:
+    """Build the app; services are created in the lifespan and injected into handlers.
+
+    `load_in_background` (what `serve` does): the lifespan returns at once and the
+    services are built in a task, so /healthz answers while the models load and
+    /readyz says `starting` (appliance/api/startup.py). In-process tests leave it off:
+    the lifespan returns with the services built."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         describe_settings(app, settings)
-        services = await build_services(settings, plan)
-        app.state.services = services
-        log.info("appliance ready: %s", services.plan.explain())
+        starting: asyncio.Task[None] | None = None
+        if load_in_background:
+            on_failure = getattr(app.state, "on_start_failure", None)
+            starting = asyncio.create_task(
+                build_in_background(app.state, lambda: build_services(settings, plan), on_failure)
+            )
+        else:
+            app.state.services = await build_services(settings, plan)
         try:
             yield
         finally:
-            await services.close()
+            if starting is not None:
+                await asyncio.wait({starting})  # a model load cannot be cut short
+            services: Services | None = getattr(app.state, "services", None)
+            if services is not None:
+                await services.close()
 
     assets = _swagger_assets()
     swagger = (

@@ -28,6 +28,7 @@ from litestar.exceptions import (
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from appliance.api.startup import running_services
 from appliance.security.keys import KeyRecord, Role, allows, key_id_of
 
 ANY_KEY = "any"  # opt["role"] of routes open to every valid key (/metrics, /docs)
@@ -69,7 +70,7 @@ def _is_websocket(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
 
 
 def _audit(connection: ASGIConnection[Any, Any, Any, Any], event: str, **fields: Any) -> None:
-    services = connection.app.state.services
+    services = running_services(connection.app.state)
     client = connection.client.host if connection.client else None
     services.audit.record(
         event, method=connection.scope.get("method", "WS"), path=connection.url.path,
@@ -82,7 +83,7 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        services = connection.app.state.services
+        services = running_services(connection.app.state)  # 503 `starting` until loaded
         security = services.settings.security
         method = connection.scope.get("method", "GET")
         if (_is_websocket(connection) or method in STATE_CHANGING) and not _origin_allowed(
@@ -143,7 +144,8 @@ def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRout
 def rate_limit_identity(request: Any) -> str:
     """Rate limits count per key (per client address for requests without a valid key)."""
     key = presented_key(request.headers)
-    record = request.app.state.services.keys.authenticate(key) if key else None
+    services = getattr(request.app.state, "services", None)
+    record = services.keys.authenticate(key) if key and services is not None else None
     if record is not None:
         return f"key:{record.id}"
     return f"addr:{request.client.host if request.client else 'unknown'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from appliance.api.startup import running_services
 from appliance.config.schema import Settings
 from appliance.ingest.pipeline import IngestionService
 from appliance.query.pipeline import QueryService
@@ -13,8 +14,7 @@ from appliance.wiring import Services
 
 
 def services_of(state: State) -> Services:
-    services: Services = state.services
-    return services
+    return running_services(state)  # 503 `starting` while the models load
 
 
 def _query(state: State) -> QueryService:

@@ -150,7 +150,7 @@ class Health(msgspec.Struct, frozen=True):
 
 
 class Readiness(msgspec.Struct, frozen=True):
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "starting", "unavailable"]
     checks: dict[str, str]
 
 

@@ -31,6 +31,13 @@ class ApplianceServer(uvicorn.Server):
         self._grace_s = grace_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain: asyncio.Task[None] | None = None
+        self.start_failure: str | None = None
+        app.state.on_start_failure = self._start_failed
+
+    def _start_failed(self, reason: str) -> None:
+        """The services could not be built (they load after the port is bound): exit 1."""
+        self.start_failure = reason
+        self.should_exit = True
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()

@@ -51,7 +51,11 @@ class Variant:
 
 
 def lib_dir() -> Path:
-    """llama-cpp-python's `lib/` directory, found without importing (and loading) it."""
+    """llama-cpp-python's `lib/` directory, found without importing (and loading) it;
+    `$LLAMA_CPP_LIB_PATH` when set (llama-cpp-python loads libllama from there then)."""
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return Path(override)
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or spec.origin is None:
         raise CpuError("llama_cpp is not installed")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import gguf
 import psutil
+
+from appliance.models.gguf_header import read_header
 
 MiB = 1024 * 1024
 COMPUTE_MARGIN_BYTES = 48 * MiB
@@ -69,25 +70,23 @@ class GgufInfo:
         return self.n_layer * self.n_head_kv * (self.head_dim_k + self.head_dim_v) * 2
 
 
-def _field(reader: gguf.GGUFReader, key: str, default: object = None) -> object:
-    field = reader.get_field(key)
-    if field is None:
-        return default
-    return field.contents()
-
-
 def read_gguf_info(path: Path) -> GgufInfo:
     """Read the header of a GGUF file; raise ValueError naming the file when it is not one."""
     try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as exc:  # gguf raises bare ValueError/struct errors
+        header = read_header(path)
+    except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable GGUF file ({exc})") from exc
-    arch = str(_field(reader, "general.architecture", ""))
+
+    def _field(key: str, default: object = None) -> object:
+        value = header.get(key)
+        return default if value is None else value
+
+    arch = str(_field("general.architecture", ""))
     if not arch:
         raise ValueError(f"{path}: GGUF header has no general.architecture")
 
     def num(key: str, default: int | None = None) -> int:
-        value = _field(reader, f"{arch}.{key}", default)
+        value = _field(f"{arch}.{key}", default)
         if value is None:
             raise ValueError(f"{path}: GGUF header lacks {arch}.{key}")
         if isinstance(value, list):  # per-layer arrays: take the largest
@@ -98,10 +97,10 @@ def read_gguf_info(path: Path) -> GgufInfo:
     n_head = num("attention.head_count")
     n_head_kv = num("attention.head_count_kv", n_head)
     head_dim = n_embd // max(1, n_head)
-    causal = bool(_field(reader, f"{arch}.attention.causal", True))
+    causal = bool(_field(f"{arch}.attention.causal", True))
     return GgufInfo(
         path=path,
-        name=str(_field(reader, "general.name", path.stem)),
+        name=str(_field("general.name", path.stem)),
         architecture=arch,
         file_size=path.stat().st_size,
         train_ctx=num("context_length"),

@@ -156,12 +156,12 @@ def test_glibc_floor_is_recorded_and_stated(installed: Installed) -> None:
     assert f"glibc {floor}" in (REPO / "README.md").read_text()
 
 
-def wait_for(url: str, path: str, deadline: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() < deadline:
+def wait_for(url: str, path: str, started: float, limit: float) -> float:
+    """Seconds from `started` (the process start) until `path` answers 200."""
+    while time.monotonic() < started + limit:
         try:
             if httpx.get(url + path, timeout=2).status_code == 200:
-                return time.monotonic() - start
+                return time.monotonic() - started
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
@@ -208,9 +208,11 @@ def test_the_installed_bundle_serves_answers_and_stops_cleanly(
             env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            healthz = wait_for(url, "/healthz", started + 60)
-            readyz = wait_for(url, "/readyz", started + 120)
-            print(f"bundle start: /healthz in {healthz:.2f} s, /readyz in {readyz:.2f} s")
+            healthz = wait_for(url, "/healthz", started, 60)
+            readyz = wait_for(url, "/readyz", started, 120)
+            # reported, not asserted (timings are noisy here): the note gives them
+            print(f"bundle start: /healthz in {healthz:.2f} s, /readyz in {readyz:.2f} s "
+                  "after the process started")  # fmt: skip
             key = (installed.data / "secrets" / "admin.key").read_text().strip()
             headers = {"Authorization": f"Bearer {key}"}
             with httpx.Client(base_url=url, headers=headers, timeout=120) as client:

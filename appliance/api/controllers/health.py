@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from litestar import Controller, Response, get
+from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -13,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from appliance.api.auth import ANY_KEY
 from appliance.api.openapi import errors
 from appliance.api.schemas import Health, Readiness
+from appliance.api.startup import start_error
 from appliance.wiring import Services
 
 PING_TIMEOUT_S = 2.0
@@ -33,12 +35,24 @@ class HealthController(Controller):
 
     @get(
         "/readyz",
-        summary="Models loaded and store answering; 503 names the failing part (no key needed)",
+        summary="Models loaded and store answering; 503 names the failing part, or `starting` "
+        "while the models load (no key needed)",
         opt={"exclude_from_auth": True},
         security=[{}],
         responses={503: ResponseSpec(Readiness, description="A part is not running.")},
     )
-    async def readyz(self, services: Services) -> Response[Readiness]:
+    async def readyz(self, state: State) -> Response[Readiness]:
+        services: Services | None = getattr(state, "services", None)
+        if services is None:  # the lifespan is still loading the models (or failed to)
+            error = start_error(state)
+            return Response(
+                Readiness(
+                    status="unavailable" if error else "starting",
+                    checks={"models": f"failed: {error}" if error else "loading"},
+                ),
+                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "2"},
+            )
         checks: dict[str, str] = {
             "embedding_model": "ok" if services.embedder.alive else "not running",
             "chat_model": "ok" if services.generator.alive else "not running",
