@@ -176,8 +176,9 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
             fitting.append(label.split(" (")[0])
     if fitting:
         report.advice.append(
-            f"better answers: a {fitting[-1]} chat GGUF fits this machine "
-            "(`appliance models add FILE.gguf`, then set models.chat_model)"
+            f"better answers: up to a {fitting[-1]} chat GGUF fits this machine; 1-3B answers "
+            "at a usable speed on a CPU (`appliance models add FILE.gguf`, then "
+            "`appliance models use NAME`)"
         )
 
 

@@ -156,6 +156,18 @@ def test_glibc_floor_is_recorded_and_stated(installed: Installed) -> None:
     assert f"glibc {floor}" in (REPO / "README.md").read_text()
 
 
+def unit_service(installed: Installed) -> tuple[list[str], dict[str, str], Path]:
+    """ExecStart, Environment= and WorkingDirectory= of the installed unit: the server is
+    started as systemd would start it (less the user switch and the sandboxing)."""
+    unit = (installed.units / "appliance.service").read_text().splitlines()
+
+    def values(key: str) -> list[str]:
+        return [line.split("=", 1)[1] for line in unit if line.startswith(f"{key}=")]
+
+    env = dict(item.split("=", 1) for item in values("Environment"))
+    return values("ExecStart")[0].split(), env, Path(values("WorkingDirectory")[0])
+
+
 def wait_for(url: str, path: str, started: float, limit: float) -> float:
     """Seconds from `started` (the process start) until `path` answers 200."""
     while time.monotonic() < started + limit:
@@ -198,15 +210,17 @@ def test_the_installed_bundle_serves_answers_and_stops_cleanly(
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    no_tools = tmp_path / "empty-bin"  # PATH finds nothing: no python, no pip, no shell
+    no_tools.mkdir()
     env = clean_env(APPLIANCE__SERVER__HOST="127.0.0.1", APPLIANCE__SERVER__PORT=str(port),
-                    APPLIANCE__SERVER__LOG_LEVEL="info")  # fmt: skip
+                    APPLIANCE__SERVER__LOG_LEVEL="info", PATH=str(no_tools))  # fmt: skip
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         started = time.monotonic()
+        command, unit_env, workdir = unit_service(installed)
         proc = subprocess.Popen(
-            [str(installed.exe), "--config", str(installed.config), "serve"],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            command, env={**env, **unit_env}, cwd=workdir, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
             healthz = wait_for(url, "/healthz", started, 60)
             readyz = wait_for(url, "/readyz", started, 120)
@@ -252,6 +266,25 @@ def test_the_installed_bundle_serves_answers_and_stops_cleanly(
     assert code == 0, text[-3000:]
     for bad in ("Traceback", "TypeError", "Exception ignored", "Illegal instruction"):
         assert bad not in text, text[-3000:]
+
+
+def test_an_upgrade_keeps_config_data_and_keys(installed: Installed, tmp_path: Path) -> None:
+    key_file = installed.data / "secrets" / "admin.key"
+    key = key_file.read_text()  # written by the first start (the test above)
+    config = installed.config.read_text().replace('log_level = "info"', 'log_level = "debug"')
+    installed.config.write_text(config)
+    with tarfile.open(tarball()) as tar:
+        tar.extractall(tmp_path, filter="tar")
+    unpacked = next(tmp_path.iterdir())
+    run = subprocess.run(
+        ["sh", str(unpacked / "install.sh")], env=installed.env(), cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "upgrading" in run.stdout and "kept" in run.stdout
+    assert installed.config.read_text() == config
+    assert key_file.read_text() == key
+    assert installed.exe.is_file() and not Path(f"{installed.prefix}.old").exists()
 
 
 def test_a_corrupt_model_is_refused_by_name(installed: Installed, tmp_path: Path) -> None:
