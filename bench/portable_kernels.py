@@ -95,7 +95,7 @@ def main() -> None:
     base = results["native (venv, -march=native)"]
     print(f"SmolLM2-135M Q4_1, {PROMPT_WORDS}-token prompt, {NEW_TOKENS} new tokens, "
           f"2 threads, best of {RUNS}")  # fmt: skip
-    print(f"| build | kernels | prefill tok/s | x native | decode tok/s | x native |")
+    print("| build | kernels | prefill tok/s | x native | decode tok/s | x native |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
         print(
