@@ -25,6 +25,7 @@ import msgspec
 import appliance
 from appliance.domain.errors import ApplianceError
 from appliance.fileutil import sha256_file
+from appliance.store.active_index import INDEX_FILE
 
 if TYPE_CHECKING:
     from appliance.wiring import Services
@@ -59,7 +60,7 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
     archive: Path | None = None
     try:
         root = data_dir(settings)
-        store_dir = Path("edge") / settings.storage.collection
+        store_dir = Path("edge") / services.collection  # the live one (embedding switch)
         if settings.storage.embedded_engine == "qdrant-client":
             store_dir = Path("qdrant")
         (staging / store_dir).parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,9 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
         async with services.ingestion.quiet:
             await services.journal.backup_to(staging / "journal.sqlite3")
             await services.store.snapshot_to(staging / store_dir)
+            index = root / INDEX_FILE
+            if index.is_file():  # which collection and embedding model the vectors are
+                shutil.copy2(index, staging / INDEX_FILE)
             uploads = root / "uploads"
             if uploads.is_dir():
                 await asyncio.to_thread(shutil.copytree, uploads, staging / "uploads")
@@ -84,6 +88,11 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
                  "sha256": sha256_file(m.info.path)}
                 for m in (services.plan.chat, services.plan.embedding)
             ]  # fmt: skip
+            embedding = models[1]  # after a switch: the model of the live collection
+            if services.embedding_path != services.plan.embedding.info.path:
+                path = services.embedding_path
+                embedding.update(file=path.name, size=path.stat().st_size,
+                                 sha256=sha256_file(path))  # fmt: skip
             manifest = {
                 "format": FORMAT,
                 "appliance": appliance.__version__,

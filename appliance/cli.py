@@ -97,7 +97,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if command == "add":
         return registry.add(settings, Path(args.file), args.name, args.role)
     if command == "use":
-        return registry.use(settings, args.name)
+        return registry.use(
+            settings, args.name, _server_url(args, settings), _api_key(args, settings)
+        )
     if command == "list":
         return registry.list_models(settings)
     return print_models(settings, prepare=not args.no_prepare)
@@ -182,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
 
+    def client_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", help="server URL (default: from the config)")
+        p.add_argument(
+            "--key",
+            help="API key (default: $APPLIANCE_API_KEY, else <data_dir>/secrets/admin.key)",
+        )
+
     sub.add_parser("serve", help="run the API server").set_defaults(func=cmd_serve)
 
     models = sub.add_parser(
@@ -196,8 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("file", help="the .gguf file")
     add.add_argument("--name", help="name to use it by (default: the file name)")
     add.add_argument("--role", choices=["chat", "embedding"], help="default: from the GGUF")
-    use = models_sub.add_parser("use", help="make an added model the active one of its role")
+    use = models_sub.add_parser(
+        "use",
+        help="make an added model the active one of its role (an embedding model with "
+        "documents indexed: the running server re-embeds them, then swaps)",
+    )
     use.add_argument("name")
+    client_options(use)
     models_sub.add_parser("list", help="the added models, their roles and checksums")
     probe = models_sub.add_parser("probe")  # internal: the child process of `models add`
     probe.add_argument("file")
@@ -208,13 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("check", help="validate the config").set_defaults(func=cmd_config_check)
-
-    def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", help="server URL (default: from the config)")
-        p.add_argument(
-            "--key",
-            help="API key (default: $APPLIANCE_API_KEY, else <data_dir>/secrets/admin.key)",
-        )
 
     console = sub.add_parser("tui", help="the admin console (Textual) for a running server")
     client_options(console)

@@ -142,19 +142,14 @@ def _indexed_documents(settings: Settings) -> int:
         return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])
 
 
-def use(settings: Settings, name: str) -> int:
+def use(settings: Settings, name: str, url: str, key: str | None) -> int:
     registry = _registry(settings)
     try:
         entry = registry.models.get(name)
         if entry is not None and entry.role == "embedding":
             documents = _indexed_documents(settings)
             if documents and registry.active.get("embedding") != name:
-                raise RegistryError(
-                    f"the index holds {documents} documents embedded with the current "
-                    "embedding model; vectors of two models cannot be searched together. "
-                    "Back up (appliance backup), delete the documents, switch, and ingest "
-                    "them again"
-                )
+                return _switch_on_server(url, key, name, documents)
         entry = registry.use(name)
     except RegistryError as exc:
         print(f"appliance models use: {exc}", file=sys.stderr)
@@ -165,6 +160,44 @@ def use(settings: Settings, name: str) -> int:
         "Restart the appliance to load it: systemctl restart appliance"
     )
     return 0
+
+
+def _switch_on_server(url: str, key: str | None, name: str, documents: int) -> int:
+    """The index holds vectors of the current model: the running server re-embeds every
+    chunk into a new collection, then swaps (appliance/ingest/embedding_switch.py)."""
+    import asyncio
+    import time
+
+    from appliance.client import ApiError, ApplianceClient
+
+    async def run() -> int:
+        async with ApplianceClient(url, key) as client:
+            status = await client.switch_embedding(name)
+            print(f"re-embedding {documents} documents with {name} into "
+                  f"{status.target_collection}; search goes on meanwhile")  # fmt: skip
+            while status.state == "running":
+                await asyncio.sleep(1)
+                status = await client.embedding_switch()
+                print(f"\r  {status.documents_done}/{status.documents_total} documents, "
+                      f"{status.chunks_done} chunks", end="", flush=True)  # fmt: skip
+            print()
+            if status.state != "done":
+                print(f"appliance models use: the switch failed: {status.error}", file=sys.stderr)
+                return 1
+            took = (status.finished_at or time.time()) - (status.started_at or time.time())
+            print(f"switched: search and ingestion use {name} ({status.collection}), in "
+                  f"{took:.0f} s; it stays the embedding model after a restart")  # fmt: skip
+            return 0
+
+    try:
+        return asyncio.run(run())
+    except ApiError as exc:
+        print(
+            f"appliance models use: the index holds {documents} documents, so the running "
+            f"appliance must re-embed them, and it answered: {exc}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def list_models(settings: Settings) -> int:

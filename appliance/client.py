@@ -21,6 +21,7 @@ from appliance.api.schemas import (
     AskResponse,
     ChunkPage,
     DocumentList,
+    EmbeddingSwitchRead,
     JobCreated,
     JobRead,
     KeyCreated,
@@ -237,6 +238,12 @@ class ApplianceClient:
             raise unreachable(self.base_url, exc) from exc
 
     # ---- keys and backup -------------------------------------------------
+    async def embedding_switch(self) -> EmbeddingSwitchRead:
+        return await self._get("/v1/models/embedding", EmbeddingSwitchRead)
+
+    async def switch_embedding(self, name: str) -> EmbeddingSwitchRead:
+        return await self._post("/v1/models/embedding", EmbeddingSwitchRead, json={"name": name})
+
     async def keys(self) -> list[KeyRead]:
         return (await self._get("/v1/keys", KeyList)).keys
 

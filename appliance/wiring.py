@@ -6,16 +6,20 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from appliance.backup import sweep
 from appliance.config.paths import admin_key_file, data_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
+from appliance.engine.worker_embedder import WorkerEmbedder
 from appliance.fileutil import TreeSizeCache, lock_data_dir, unlock_data_dir
+from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
-from appliance.models.locate import resolve_model
+from appliance.models.locate import ModelError, resolve_model
+from appliance.models.registry import Registry
 from appliance.models.sizing import (
     MachineInfo,
     SizingError,
@@ -28,6 +32,7 @@ from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
+from appliance.store.active_index import ActiveIndex, read_active_index, remove_retired_edge
 from appliance.store.edge import EdgeStore
 from appliance.store.journal import Journal
 from appliance.store.qdrant import QdrantStore
@@ -69,20 +74,37 @@ def prompt_budget(settings: Settings) -> int:
     return context + min(answer, settings.generation.max_tokens_ceiling)
 
 
-def make_store(settings: Settings, dim: int) -> QdrantStore | EdgeStore:
-    """A Qdrant server by URL, else the configured embedded engine under data_dir."""
+def make_store(
+    settings: Settings, dim: int, collection: str | None = None
+) -> QdrantStore | EdgeStore:
+    """A Qdrant server by URL, else the configured embedded engine under data_dir.
+    `collection`: the live one (index.json after an embedding switch), else the config's."""
     s = settings.storage
+    name = collection or s.collection
     if s.qdrant_url:
-        return QdrantStore(
-            collection=s.collection, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key
-        )
+        return QdrantStore(collection=name, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key)
     if s.embedded_engine == "edge":
         return EdgeStore(
-            path=data_dir(settings) / "edge" / s.collection,
+            path=data_dir(settings) / "edge" / name,
             dim=dim,
             search_threads=s.edge_search_threads,
         )
-    return QdrantStore(collection=s.collection, dim=dim, path=data_dir(settings) / "qdrant")
+    return QdrantStore(collection=name, dim=dim, path=data_dir(settings) / "qdrant")
+
+
+def live_index(settings: Settings) -> ActiveIndex:
+    """The live collection, after checking that the configured embedding model is the one
+    its vectors came from (a switch made with `appliance models use`)."""
+    index = read_active_index(data_dir(settings), settings.storage.collection)
+    if index.embedding and settings.models.embedding_model == "default":
+        active = Registry.load(models_dir(settings)).active.get("embedding")
+        if active != index.embedding:
+            raise ModelError(
+                f"the index ({index.collection}) holds vectors of the embedding model "
+                f"{index.embedding!r}, but {active or 'the default model'} is active: "
+                f"`appliance models use {index.embedding}` to go back"
+            )
+    return index
 
 
 class Services:
@@ -101,6 +123,7 @@ class Services:
         query: QueryService,
         keys: KeyStore,
         audit: AuditLog,
+        collection: str,
     ) -> None:
         self.settings = settings
         self.plan = plan
@@ -120,10 +143,37 @@ class Services:
         self.logs = LogBuffer(settings.server.log_buffer_lines)
         self.logs.attach()
         self.data_dir_size = TreeSizeCache(data_dir(settings))
+        self.data_dir = data_dir(settings)
+        self.collection = collection
+        self.embedding_path = plan.embedding.info.path
+        self._retired: list[Any] = []  # stores and embedders replaced by a switch
+        self.embedding_switch = EmbeddingSwitch(
+            self, lambda dim, name: make_store(settings, dim, name)
+        )
+
+    def swap_embedding(self, embedder: Any, store: Any, collection: str, path: Path) -> None:
+        """Search, answers and ingestion move to another embedding model and its collection
+        at once (the embedding switch calls it under the ingestion lock). The replaced
+        store stays open for answers in flight and closes at shutdown."""
+        self._retired.append(self.store)
+        if self.embedder is not self.engine.embedder:
+            self._retired.append(self.embedder)
+        self.query.use_embedding(embedder, store)
+        self.ingestion.use_embedding(embedder, store)
+        self.embedder, self.store = embedder, store
+        self.collection, self.embedding_path = collection, path
 
     async def close(self) -> None:
+        await self.embedding_switch.stop()
         await self.ingestion.stop()
         self.engine.stop()
+        if self.embedder is not self.engine.embedder:
+            await asyncio.to_thread(self.embedder.stop)
+        for retired in self._retired:
+            if isinstance(retired, WorkerEmbedder):
+                await asyncio.to_thread(retired.stop)
+            else:
+                await retired.close()
         await self.store.close()
         await self.journal.close()
         await self.keys.close()
@@ -196,7 +246,10 @@ async def _build_the_rest(
         on_step=metrics.observe_step,
     )
     engine.generator.check_chat_template()  # before anything loads
-    store = make_store(settings, plan.embedding.info.n_embd)
+    index = live_index(settings)
+    for name in remove_retired_edge(root, index):
+        log.info("removed the retired collection %s (replaced by an embedding switch)", name)
+    store = make_store(settings, plan.embedding.info.n_embd, index.collection)
     journal = Journal(root / "journal.sqlite3")
     engine.start()
     try:
@@ -253,4 +306,7 @@ async def _build_the_rest(
         )
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
-    return Services(settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit)
+    return Services(
+        settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit,
+        index.collection,
+    )  # fmt: skip

@@ -27,6 +27,7 @@ from appliance.api.controllers.admin import AdminController
 from appliance.api.controllers.documents import DocumentController
 from appliance.api.controllers.health import HealthController
 from appliance.api.controllers.keys import KeyController
+from appliance.api.controllers.models import ModelController
 from appliance.api.controllers.query import QueryController, ask_websocket
 from appliance.api.controllers.status import StatusController
 from appliance.api.dependencies import DEPENDENCIES
@@ -102,6 +103,7 @@ def create_app(
         QueryController,
         KeyController,
         AdminController,
+        ModelController,
         HealthController,
         StatusController,
         ask_websocket,
@@ -172,7 +174,7 @@ def create_app(
         request_max_body_size=settings.server.max_upload_mb * MiB,
         logging_config=LoggingConfig(
             log_exceptions="always",
-            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 415, 429, 503},
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 415, 429, 503, 504},
         ),
         debug=False,
     )

@@ -30,6 +30,12 @@ class ApplianceError(Exception):
         self.retry_after = retry_after
         self.field = field
 
+    @property
+    def status_code(self) -> int:
+        """The HTTP status under the name Litestar's logging reads (a refusal is logged
+        without a stack trace, as its HTTPExceptions are)."""
+        return self.status
+
 
 class Overloaded(ApplianceError):
     """The queue of a worker is full; retry later."""

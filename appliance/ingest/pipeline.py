@@ -82,6 +82,11 @@ class IngestionService:
         # sees the journal and the store agree (a file is wholly in or wholly out).
         self.quiet = asyncio.Lock()
 
+    def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
+        """Ingest with another embedding model into another collection from now on (the
+        embedding switch calls it while holding `quiet`)."""
+        self._embedder, self._store = embedder, store
+
     async def start(self) -> int:
         """Load the journal's jobs, queue the unfinished ones, start the runner.
         Returns how many jobs were resumed."""

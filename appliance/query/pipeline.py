@@ -46,6 +46,9 @@ class SearchOutcome:
     embed_ms: float
     search_ms: float
     vector: list[float] = field(default_factory=list, repr=False)
+    # the model `vector` came from: the rest of the answer embeds with it too, even if the
+    # embedding model is switched meanwhile (never two vector spaces in one answer)
+    embedder: Embedder | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Plan:
     pool: list[Hit]  # the cited passages: what the context was drawn from
     read: list[Sentence] | None  # sentence strategies: the sentences in the prompt
     vectors: dict[tuple[str, int], list[float]]  # sentence embeddings known so far
+    embedder: Embedder | None = None  # the model of the question's vector
 
     def citation_of(self) -> dict[str, int]:
         return {h.point_id: n for n, h in enumerate(self.pool, start=1)}
@@ -143,6 +147,11 @@ class QueryService:
         self.draining = Draining()
         self._min_score = min_score
 
+    def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
+        """Embed questions with another model and search its collection from now on (the
+        embedding switch: both at once, so a search never mixes vector spaces)."""
+        self._embedder, self._store = embedder, store
+
     def strategy(self, name: str | None) -> tuple[str, PromptStrategy]:
         name = name or self.answers.default_prompt
         try:
@@ -154,14 +163,15 @@ class QueryService:
     async def search(
         self, query: str, top_k: int, document_ids: Sequence[str] | None = None
     ) -> SearchOutcome:
+        embedder, store = self._embedder, self._store  # one model and its collection
         t0 = time.perf_counter()
-        [vector] = await self._embedder.embed([query], interactive=True)
+        [vector] = await embedder.embed([query], interactive=True)
         t1 = time.perf_counter()
-        hits = await self._store.search(vector, top_k, document_ids)
+        hits = await store.search(vector, top_k, document_ids)
         t2 = time.perf_counter()
         self._metrics.stage_seconds.labels("embed_query").observe(t1 - t0)
         self._metrics.stage_seconds.labels("search").observe(t2 - t1)
-        return SearchOutcome(hits, (t1 - t0) * 1000, (t2 - t1) * 1000, vector)
+        return SearchOutcome(hits, (t1 - t0) * 1000, (t2 - t1) * 1000, vector, embedder)
 
     def _max_tokens(self, params: AskParams, strategy: PromptStrategy) -> int:
         wanted = params.max_tokens or strategy.max_tokens or self.answers.max_tokens
@@ -177,7 +187,9 @@ class QueryService:
         if strategy.context == "sentences" and hits:
             per_hit = sentences_of(hits)
             pool = candidates(per_hit, params.question, strategy.candidates)
-            embedded = await self._embedder.embed([s.text for s in pool], interactive=True)
+            embedded = await (found.embedder or self._embedder).embed(
+                [s.text for s in pool], interactive=True
+            )
             vectors = {_key(s): v for s, v in zip(pool, embedded, strict=True)}
             scored = list(zip(pool, _cosines(embedded, found.vector), strict=True))
             excerpts, read = await asyncio.to_thread(
@@ -202,10 +214,10 @@ class QueryService:
             context_tokens=budget,
         )
         if read is None:
-            return Plan(name, strategy, prompt, prompt.hits, None, vectors)
+            return Plan(name, strategy, prompt, prompt.hits, None, vectors, found.embedder)
         kept = {e.hit.point_id for e in prompt.excerpts}  # the excerpts that fit
         read = [s for s in read if s.hit.point_id in kept]
-        return Plan(name, strategy, prompt, hits, read, vectors)
+        return Plan(name, strategy, prompt, hits, read, vectors, found.embedder)
 
     async def prepare(self, params: AskParams) -> PreparedAnswer:
         """Search, build the prompt and queue the generation.
@@ -242,7 +254,8 @@ class QueryService:
         texts = [s.text for s in missing.values()]
         t0 = time.perf_counter()
         # after the answer has streamed: the next askers' query embeddings go first
-        embedded = await self._embedder.embed([*texts, *sentences], interactive=True, urgent=False)
+        embedder = plan.embedder or self._embedder
+        embedded = await embedder.embed([*texts, *sentences], interactive=True, urgent=False)
         self._metrics.stage_seconds.labels("ground").observe(time.perf_counter() - t0)
         known = {**plan.vectors, **dict(zip(missing, embedded[: len(texts)], strict=True))}
         a = self.answers

@@ -1,0 +1,82 @@
+"""The embedding-model switch (admin): re-embed in the background, then swap."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, Request, get, post
+
+from appliance.api.openapi import errors
+from appliance.api.schemas import EmbeddingSwitchRead, EmbeddingSwitchRequest
+from appliance.domain.errors import ApplianceError
+from appliance.ingest.embedding_switch import SwitchStatus
+from appliance.models.registry import Registry, RegistryError
+from appliance.security.keys import Role
+from appliance.wiring import Services, models_dir
+
+
+def _read(services: Services, status: SwitchStatus) -> EmbeddingSwitchRead:
+    return EmbeddingSwitchRead(
+        collection=services.collection, state=status.state,  # type: ignore[arg-type]
+        model=status.model, target_collection=status.collection,
+        documents_total=status.documents_total, documents_done=status.documents_done,
+        chunks_done=status.chunks_done, started_at=status.started_at,
+        finished_at=status.finished_at, error=status.error,
+    )  # fmt: skip
+
+
+class ModelController(Controller):
+    path = "/v1/models/embedding"
+    tags = ("admin",)
+    opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
+
+    @get(summary="The live collection and the embedding switch's progress (admin)",
+         responses=errors())  # fmt: skip
+    async def switch_status(self, services: Services) -> EmbeddingSwitchRead:
+        return _read(services, services.embedding_switch.status)
+
+    @post(
+        status_code=202,
+        summary="Switch the embedding model: re-embed every chunk, then swap (admin)",
+        description=(
+            "The model must have been added with `appliance models add` (role embedding). "
+            "Its vectors go to a new collection while search and uploads go on with the "
+            "current model; when every chunk is re-embedded, search, answers and ingestion "
+            "swap together and the next start keeps the new model. Poll GET for progress."
+        ),
+        responses=errors(400, 404, 409, 503),
+    )
+    async def switch(
+        self, data: EmbeddingSwitchRequest, services: Services, request: Request[Any, Any, Any]
+    ) -> EmbeddingSwitchRead:
+        directory = models_dir(services.settings)
+        registry = await asyncio.to_thread(Registry.load, directory)
+        entry = registry.models.get(data.name)
+        if entry is None:
+            raise ApplianceError(
+                f"no embedding model {data.name!r} is registered (appliance models add FILE)",
+                status=404, code="unknown_model", field="name",
+            )  # fmt: skip
+        if entry.role != "embedding":
+            raise ApplianceError(
+                f"{data.name!r} is a {entry.role} model", status=400, code="wrong_role",
+                field="name",
+            )  # fmt: skip
+        try:  # the file must still be what `models add` checked
+            path = await asyncio.to_thread(_verified, registry, data.name)
+        except RegistryError as exc:
+            raise ApplianceError(str(exc), status=409, code="model_changed") from exc
+
+        def activate() -> None:
+            Registry.load(directory).use(data.name)
+
+        status = services.embedding_switch.start(data.name, path, activate)
+        services.audit.record("embedding_switch", by=request.user.id, model=data.name)
+        return _read(services, status)
+
+
+def _verified(registry: Registry, name: str) -> Any:
+    entry = registry.models[name]
+    registry_copy = Registry(registry.directory, registry.models, {entry.role: name})
+    return registry_copy.active_path(entry.role)

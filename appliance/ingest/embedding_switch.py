@@ -1,0 +1,181 @@
+"""Switch the embedding model while the appliance serves: re-embed, then swap.
+
+Vectors of two models cannot be searched together, so the new model's vectors go to a
+new collection (`<collection>__<model name>`) while search, answers and uploads go on
+with the old model and collection:
+1. the new model loads on a thread of its own (`WorkerEmbedder`);
+2. every indexed document's chunk texts (kept in the journal) are embedded and written
+   to the new collection, one document at a time under the ingestion lock (`quiet`), so
+   an upload or a delete waits for at most one document;
+3. under the lock once more: documents indexed meanwhile are added, documents deleted
+   meanwhile are removed, then search, answers and ingestion swap to the new model and
+   collection together, and `index.json` plus the model registry make the next start
+   open them. The old collection is retired: the next start deletes its files.
+A failure before the swap leaves everything as it was (the new collection is dropped
+at the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.domain.errors import ApplianceError
+from appliance.domain.types import ChunkRecord
+from appliance.engine.embedder import embedding_model
+from appliance.engine.worker_embedder import WorkerEmbedder
+from appliance.ingest.pipeline import point_id_for
+from appliance.models.sizing import read_gguf_info
+from appliance.store.active_index import ActiveIndex, write_active_index
+from appliance.store.journal import DocumentRow
+
+log = logging.getLogger(__name__)
+BATCH = 16
+
+
+class SwitchRefused(ApplianceError):
+    status = 409
+    code = "switch_refused"
+
+
+@dataclass
+class SwitchStatus:
+    state: str = "idle"  # idle | running | done | failed
+    model: str = ""
+    collection: str = ""
+    documents_total: int = 0
+    documents_done: int = 0
+    chunks_done: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+
+
+class EmbeddingSwitch:
+    """Runs at most one switch at a time; `status` is what the API reports."""
+
+    def __init__(self, services: Any, make_store: Callable[[int, str], Any]) -> None:
+        self._services = services
+        self._make_store = make_store  # (dim, collection) -> a started-able store
+        self.status = SwitchStatus()
+        self._task: asyncio.Task[None] | None = None
+        self._path: Path | None = None
+
+    def start(self, name: str, path: Path, activate: Callable[[], None]) -> SwitchStatus:
+        """Begin switching to registered model `name` (file `path`); `activate` records it
+        as the active embedding model once the swap is done."""
+        if self._task is not None and not self._task.done():
+            raise SwitchRefused(f"a switch to {self.status.model} is running")
+        services = self._services
+        collection = f"{services.settings.storage.collection}__{name}"
+        if collection == services.collection:
+            raise SwitchRefused(f"{name} is already the embedding model")
+        self.status = SwitchStatus(
+            state="running", model=name, collection=collection, started_at=time.time()
+        )
+        self._path = path
+        self._task = asyncio.create_task(self._run(name, path, collection, activate))
+        return self.status
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(
+        self, name: str, path: Path, collection: str, activate: Callable[[], None]
+    ) -> None:
+        embedder: WorkerEmbedder | None = None
+        store: Any = None
+        swapped = False
+        try:
+            embedder, store = await self._open(path, collection)
+            await self._copy_all(embedder, store)
+            await self._swap(name, embedder, store, collection, activate)
+            swapped = True
+            self.status.state = "done"
+            log.info("embedding model switched to %s (collection %s)", name, collection)
+        except asyncio.CancelledError:
+            self.status.state, self.status.error = "failed", "cancelled at shutdown"
+            raise
+        except Exception as exc:
+            log.exception("embedding model switch to %s failed", name)
+            self.status.state, self.status.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.status.finished_at = time.time()
+            if not swapped:
+                if embedder is not None:
+                    await asyncio.to_thread(embedder.stop)
+                if store is not None:
+                    await store.close()
+
+    async def _open(self, path: Path, collection: str) -> tuple[WorkerEmbedder, Any]:
+        services = self._services
+        info = await asyncio.to_thread(read_gguf_info, path)
+        plan = services.plan.embedding
+        model = embedding_model(
+            path, n_ctx=min(info.train_ctx, 512), n_threads=plan.n_threads,
+            train_ctx=info.train_ctx, extra_buffers=services.settings.models.extra_buffers,
+        )  # fmt: skip
+        embedder = WorkerEmbedder(
+            model, dim=info.n_embd, thread_nice=services.settings.models.thread_nice
+        )
+        await asyncio.to_thread(embedder.start)
+        store = self._make_store(info.n_embd, collection)
+        try:
+            store.start()
+            for document_id in await store.document_counts():  # a failed earlier try
+                await store.delete_by_document(document_id)
+        except BaseException:
+            await asyncio.to_thread(embedder.stop)
+            raise
+        return embedder, store
+
+    async def _copy(self, doc: DocumentRow, embedder: WorkerEmbedder, store: Any) -> None:
+        chunks = await self._services.journal.chunks_of(doc.id)
+        for start in range(0, len(chunks), BATCH):
+            batch = chunks[start : start + BATCH]
+            vectors = await embedder.embed([c.text for c in batch], interactive=False)
+            await store.upsert([
+                ChunkRecord(
+                    point_id=point_id_for(doc.content_hash, start + i), document_id=doc.id,
+                    file_name=doc.file_name, chunk_index=start + i, text=c.text, page=c.page,
+                    heading=c.heading, vector=v,
+                )
+                for i, (c, v) in enumerate(zip(batch, vectors, strict=True))
+            ])  # fmt: skip
+            self.status.chunks_done += len(batch)
+        self.status.documents_done += 1
+
+    async def _copy_all(self, embedder: WorkerEmbedder, store: Any) -> None:
+        services = self._services
+        documents = await services.journal.documents()
+        self.status.documents_total = len(documents)
+        for doc in documents:
+            async with services.ingestion.quiet:  # an upload or delete waits one document
+                if await services.journal.get(doc.id) is not None:
+                    await self._copy(doc, embedder, store)
+
+    async def _swap(
+        self, name: str, embedder: WorkerEmbedder, store: Any, collection: str,
+        activate: Callable[[], None],
+    ) -> None:  # fmt: skip
+        services = self._services
+        async with services.ingestion.quiet:
+            indexed = {doc.id: doc for doc in await services.journal.documents()}
+            copied = set(await store.document_counts())
+            for document_id in copied - set(indexed):  # deleted meanwhile
+                await store.delete_by_document(document_id)
+            for document_id in set(indexed) - copied:  # indexed meanwhile
+                self.status.documents_total += 1
+                await self._copy(indexed[document_id], embedder, store)
+            root = services.data_dir
+            retired = [services.collection]
+            write_active_index(root, ActiveIndex(collection, name, retired))
+            activate()
+            services.swap_embedding(embedder, store, collection, self._path)
