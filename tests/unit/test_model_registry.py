@@ -83,3 +83,16 @@ def test_an_embedding_switch_is_refused_while_documents_are_indexed(
     assert refused.returncode == 1 and "1 documents" in refused.stderr
     (data / "journal.sqlite3").unlink()
     assert cli(data, "use", "minilm-b").returncode == 0
+
+
+def test_a_start_refuses_an_index_of_another_embedding_model(
+    data: Path, settings_for
+) -> None:  # type: ignore[no-untyped-def]
+    from appliance.store.active_index import ActiveIndex, write_active_index
+    from appliance.wiring import live_index
+
+    settings = settings_for(data)
+    assert live_index(settings).collection == "chunks"  # no switch: the config's
+    write_active_index(data, ActiveIndex("chunks__minilm-b", "minilm-b", ["chunks"]))
+    with pytest.raises(ModelError, match="appliance models use minilm-b"):
+        live_index(settings)  # the registry has no active embedding model: refuse
