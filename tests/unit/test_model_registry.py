@@ -85,9 +85,7 @@ def test_an_embedding_switch_is_refused_while_documents_are_indexed(
     assert cli(data, "use", "minilm-b").returncode == 0
 
 
-def test_a_start_refuses_an_index_of_another_embedding_model(
-    data: Path, settings_for
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_start_refuses_an_index_of_another_embedding_model(data: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
     from appliance.store.active_index import ActiveIndex, write_active_index
     from appliance.wiring import live_index
 
