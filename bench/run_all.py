@@ -20,7 +20,7 @@ RESULTS = REPO / "bench" / "RESULTS.md"
 EARLIER = "\n\n(the section above is from an earlier `make bench`, not rerun in the last one)"
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
 SCRIPTS = ["serve_load", "answers", "askers", "hostile", "query_thread", "query_path",
-           "store_engines", "engine_models"]  # fmt: skip
+           "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
 TITLES = {
     "answers": "Answers: accuracy, evidence and latency per prompt strategy (bench/answers.py)",
     "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
@@ -29,6 +29,7 @@ TITLES = {
     "query_path": "Query path: appliance code vs raw library calls (bench/query_path.py)",
     "store_engines": "Embedded vector engines (bench/store_engines.py)",
     "engine_models": "Continuous batching engine vs llama-server, both models (bench/engine_models.py)",
+    "portable_kernels": "The bundle's portable llama.cpp vs the native build (bench/portable_kernels.py)",
 }
 
 
