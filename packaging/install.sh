@@ -2,17 +2,10 @@
 # Install (or upgrade) the RAG appliance from this unpacked tarball. Run as root:
 #   sudo ./install.sh            then: systemctl start appliance && appliance tui
 # An upgrade keeps /etc/appliance (config), /var/lib/appliance (data, keys) untouched.
-# Environment (for tests and unusual layouts): PREFIX (/opt/appliance), ETC_DIR
-# (/etc/appliance), DATA_DIR (/var/lib/appliance), UNIT_DIR (/etc/systemd/system),
-# BIN_LINK (/usr/local/bin/appliance), NO_SYSTEMCTL=1 (do not call systemctl).
+# Paths and their environment overrides: layout.sh.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
-PREFIX="${PREFIX:-/opt/appliance}"
-ETC_DIR="${ETC_DIR:-/etc/appliance}"
-DATA_DIR="${DATA_DIR:-/var/lib/appliance}"
-UNIT_DIR="${UNIT_DIR:-/etc/systemd/system}"
-BIN_LINK="${BIN_LINK:-/usr/local/bin/appliance}"
-SERVICE_USER="${SERVICE_USER:-appliance}"
+. "$here/layout.sh"
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: %s\n' "$*" >&2; exit 1; }

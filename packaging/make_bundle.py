@@ -38,7 +38,7 @@ DIST = REPO / "dist"
 BUNDLE = DIST / "appliance"
 WORK = REPO / "build" / "pyinstaller"
 MODELS_CACHE = REPO / ".cache" / "models"
-SHIPPED = ("install.sh", "uninstall.sh", "appliance.service")
+SHIPPED = ("install.sh", "uninstall.sh", "layout.sh", "appliance.service")
 
 
 def version() -> str:

@@ -1,13 +1,8 @@
 #!/bin/sh
 # Remove the RAG appliance. Keeps the data (documents, index, keys) and the config unless
-# --purge is given. Run as root. Same environment overrides as install.sh.
+# --purge is given. Run as root. Paths and their overrides: layout.sh.
 set -eu
-PREFIX="${PREFIX:-/opt/appliance}"
-ETC_DIR="${ETC_DIR:-/etc/appliance}"
-DATA_DIR="${DATA_DIR:-/var/lib/appliance}"
-UNIT_DIR="${UNIT_DIR:-/etc/systemd/system}"
-BIN_LINK="${BIN_LINK:-/usr/local/bin/appliance}"
-SERVICE_USER="${SERVICE_USER:-appliance}"
+. "$(cd "$(dirname "$0")" && pwd)/layout.sh"
 purge=0
 [ "${1:-}" = "--purge" ] && purge=1
 [ "$(id -u)" = 0 ] || { echo "uninstall: run as root" >&2; exit 1; }

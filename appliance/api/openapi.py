@@ -55,7 +55,18 @@ class SseEvent(msgspec.Struct, frozen=True):
     data: str
 
 
-STRICT_BODIES = ("SearchRequest", "AskRequest", "KeyCreate")  # forbid_unknown_fields
+def strict_bodies() -> list[str]:
+    """The wire structs that refuse unknown fields (`forbid_unknown_fields`): their
+    schemas say `additionalProperties: false`, so a client knows before it sends."""
+    from appliance.api import schemas as wire
+
+    return [
+        name
+        for name, obj in vars(wire).items()
+        if isinstance(obj, type)
+        and issubclass(obj, msgspec.Struct)
+        and obj.__struct_config__.forbid_unknown_fields
+    ]
 
 
 def describe_settings(app: Litestar, settings: Settings) -> None:
@@ -63,7 +74,7 @@ def describe_settings(app: Litestar, settings: Settings) -> None:
     request may name, the largest `top_k`, how many files one upload may carry; and
     that request bodies take no unknown fields."""
     schemas = app.openapi_schema.components.schemas or {}
-    for name in STRICT_BODIES:
+    for name in strict_bodies():
         if name in schemas:
             schemas[name].additional_properties = False
     ask = schemas.get("AskRequest")

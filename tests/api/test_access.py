@@ -39,6 +39,8 @@ REQUIRED = {
     ("POST", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
     ("POST", "/v1/backup"): "admin",
+    ("GET", "/v1/models/embedding"): "admin",
+    ("POST", "/v1/models/embedding"): "admin",
     ("GET", "/v1/status"): ANY,
     ("GET", "/v1/logs"): "admin",
 }
