@@ -60,13 +60,13 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
     archive: Path | None = None
     try:
         root = data_dir(settings)
-        store_dir = Path("edge") / services.collection  # the live one (embedding switch)
-        if settings.storage.embedded_engine == "qdrant-client":
-            store_dir = Path("qdrant")
-        (staging / store_dir).parent.mkdir(parents=True, exist_ok=True)
-        # No file is half-ingested and no delete half-done while the journal, the store
-        # and the waiting uploads are copied: restored, they agree.
+        # No file is half-ingested, no delete half-done and no embedding switch swapping
+        # while the journal, the store and the waiting uploads are copied: they agree.
         async with services.ingestion.quiet:
+            store_dir = Path("edge") / services.collection  # the live one, read under the lock
+            if settings.storage.embedded_engine == "qdrant-client":
+                store_dir = Path("qdrant")
+            (staging / store_dir).parent.mkdir(parents=True, exist_ok=True)
             await services.journal.backup_to(staging / "journal.sqlite3")
             await services.store.snapshot_to(staging / store_dir)
             index = root / INDEX_FILE

@@ -133,13 +133,9 @@ def add(settings: Settings, path: Path, name: str | None, role: str | None) -> i
 
 def _indexed_documents(settings: Settings) -> int:
     """Documents in the index, read from the journal (the server may be running)."""
-    import sqlite3
+    from appliance.store.journal import count_documents
 
-    journal = data_dir(settings) / "journal.sqlite3"
-    if not journal.is_file():
-        return 0
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10) as conn:
-        return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+    return count_documents(data_dir(settings) / "journal.sqlite3")
 
 
 def use(settings: Settings, name: str, url: str, key: str | None) -> int:

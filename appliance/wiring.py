@@ -13,7 +13,7 @@ from appliance.config.paths import admin_key_file, data_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.engine.worker_embedder import WorkerEmbedder
-from appliance.fileutil import TreeSizeCache, lock_data_dir, unlock_data_dir
+from appliance.fileutil import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
@@ -32,9 +32,14 @@ from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
-from appliance.store.active_index import ActiveIndex, read_active_index, remove_retired_edge
+from appliance.store.active_index import (
+    ActiveIndex,
+    read_active_index,
+    remove_retired_edge,
+    write_active_index,
+)
 from appliance.store.edge import EdgeStore
-from appliance.store.journal import Journal
+from appliance.store.journal import Journal, count_documents
 from appliance.store.qdrant import QdrantStore
 
 log = logging.getLogger(__name__)
@@ -93,18 +98,28 @@ def make_store(
     return QdrantStore(collection=name, dim=dim, path=data_dir(settings) / "qdrant")
 
 
-def live_index(settings: Settings) -> ActiveIndex:
-    """The live collection, after checking that the configured embedding model is the one
-    its vectors came from (a switch made with `appliance models use`)."""
-    index = read_active_index(data_dir(settings), settings.storage.collection)
-    if index.embedding and settings.models.embedding_model == "default":
-        active = Registry.load(models_dir(settings)).active.get("embedding")
-        if active != index.embedding:
+def live_index(settings: Settings, embedding_path: Path) -> ActiveIndex:
+    """The live collection, after checking that `embedding_path` is the model its vectors
+    came from (by SHA-256, whatever the config or the registry names). An empty index
+    takes the model it is given."""
+    root = data_dir(settings)
+    index = read_active_index(root, settings.storage.collection)
+    digest = sha256_file(embedding_path)
+    if index.embedding_sha256 != digest:
+        documents = count_documents(root / "journal.sqlite3")
+        if index.embedding_sha256 and documents:
+            was = index.embedding or "the default model"
             raise ModelError(
-                f"the index ({index.collection}) holds vectors of the embedding model "
-                f"{index.embedding!r}, but {active or 'the default model'} is active: "
-                f"`appliance models use {index.embedding}` to go back"
+                f"the index ({index.collection}, {documents} documents) holds vectors of "
+                f"the embedding model {was} (sha256 {index.embedding_sha256[:16]}...), not of "
+                f"{embedding_path.name} (sha256 {digest[:16]}...): vectors of two models "
+                "cannot be searched together. Go back to that model (`appliance models use "
+                "NAME`, or models.embedding_model), then switch through the running server"
             )
+        index.embedding_sha256 = digest
+        if not documents:
+            index.embedding = Registry.load(models_dir(settings)).active.get("embedding") or ""
+        write_active_index(root, index)
     return index
 
 
@@ -250,14 +265,16 @@ async def _build_the_rest(
         on_step=metrics.observe_step,
     )
     engine.generator.check_chat_template()  # before anything loads
-    index = live_index(settings)
-    for name in remove_retired_edge(root, index):
-        log.info("removed the retired collection %s (replaced by an embedding switch)", name)
+    index = await asyncio.to_thread(live_index, settings, plan.embedding.info.path)
+    base = settings.storage.collection
+    for name in await asyncio.to_thread(remove_retired_edge, root, index, base):
+        log.info("removed the collection %s (not live: an embedding switch's)", name)
     store = make_store(settings, plan.embedding.info.n_embd, index.collection)
     journal = Journal(root / "journal.sqlite3")
-    engine.start()
+    # the loads wait on their threads: off the event loop, which answers /healthz meanwhile
+    await asyncio.to_thread(engine.start)
     try:
-        store.start()
+        await asyncio.to_thread(store.start)
         try:
             journal.start()
         except BaseException:

@@ -13,9 +13,10 @@ from isa_audit import elf_files
 
 def needed(path: Path, library: str = "GLIBC") -> tuple[int, ...]:
     """The highest `library`_x.y symbol version `path` references (GLIBC or GLIBCXX)."""
-    out = subprocess.run(
-        ["objdump", "-T", str(path)], capture_output=True, text=True, check=False
-    ).stdout
+    run = subprocess.run(["objdump", "-T", str(path)], capture_output=True, text=True, check=False)
+    if run.returncode != 0 and "not a dynamic object" not in run.stderr:
+        raise RuntimeError(f"objdump -T {path} failed: {run.stderr.strip()[-300:]}")
+    out = run.stdout
     pattern = re.compile(rf"\b{library}_(\d+(?:\.\d+)+)\b")
     versions = [tuple(int(p) for p in v.split(".")) for v in pattern.findall(out)]
     return max(versions, default=(0,))

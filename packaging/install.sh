@@ -44,13 +44,39 @@ fi
 install -d -m 0755 "$ETC_DIR"
 install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$DATA_DIR"
 
-# the program: a fresh copy of this folder (an upgrade replaces it whole)
+# the program: a fresh copy of this folder (an upgrade replaces it whole). A running
+# service is stopped first: it reads its own files while it runs (lazy imports, the
+# parser sandbox re-executes the binary), and restarted after.
+systemd_here=0
+if [ "${NO_SYSTEMCTL:-0}" != 1 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemd_here=1
+fi
+was_running=0
+if [ "$systemd_here" = 1 ] && systemctl is-active --quiet appliance.service; then
+  say "stopping the running appliance for the upgrade"
+  systemctl stop appliance.service
+  was_running=1
+fi
 if [ -d "$PREFIX" ]; then
   say "upgrading $PREFIX (config in $ETC_DIR and data in $DATA_DIR are kept)"
   rm -rf "$PREFIX.old" && mv "$PREFIX" "$PREFIX.old"
 fi
+restore_old() {
+  if [ -d "$PREFIX.old" ]; then
+    rm -rf "$PREFIX" && mv "$PREFIX.old" "$PREFIX"
+    say "the copy failed: the previous version is back in $PREFIX"
+  fi
+  if [ "$was_running" = 1 ]; then systemctl start appliance.service; fi
+  return 0
+}
 mkdir -p "$PREFIX"
-cp -a "$here/." "$PREFIX/"
+if ! cp -R "$here/." "$PREFIX/"; then
+  restore_old
+  die "cannot copy the bundle into $PREFIX"
+fi
+# root-owned and not writable by others, whatever the tarball or umask said: root runs it
+chown -R 0:0 "$PREFIX"
+chmod -R go-w "$PREFIX"
 rm -rf "$PREFIX.old"
 ln -sf "$PREFIX/appliance" "$BIN_LINK"
 
@@ -76,10 +102,14 @@ sed -e "s|^MemoryMax=.*|MemoryMax=${memory_max_mib}M|" \
     "$here/appliance.service" > "$UNIT_DIR/appliance.service"
 chmod 0644 "$UNIT_DIR/appliance.service"
 say "installed $UNIT_DIR/appliance.service (MemoryMax=${memory_max_mib}M)"
-if [ "${NO_SYSTEMCTL:-0}" != 1 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+if [ "$systemd_here" = 1 ]; then
   systemctl daemon-reload
   systemctl enable appliance.service >/dev/null 2>&1 || true
   say "enabled appliance.service"
+  if [ "$was_running" = 1 ]; then
+    systemctl start appliance.service
+    say "started the upgraded appliance"
+  fi
 fi
 
 cat <<DONE

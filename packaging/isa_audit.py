@@ -237,7 +237,8 @@ def audit_file(path: Path) -> FileAudit:
             result.counts[isa] += 1
             if len(result.examples) < 3:
                 result.examples.append(line.strip())
-    proc.wait()
+    if proc.wait() != 0:  # an unreadable file must not pass as clean
+        raise RuntimeError(f"objdump -d {path} failed with exit code {proc.returncode}")
     return result
 
 

@@ -145,8 +145,17 @@ def ship_files() -> None:
 def make_tarball() -> Path:
     name = f"appliance-{version()}-linux-x86_64"
     tarball = DIST / f"{name}.tar.gz"
+
+    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        # root-owned, never group/other-writable: tar run as root restores owners, and a
+        # file of the build user's uid would let that local user replace what root runs
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mode &= ~0o022
+        return info
+
     with tarfile.open(tarball, "w:gz", compresslevel=6) as tar:
-        tar.add(BUNDLE, arcname=name)
+        tar.add(BUNDLE, arcname=name, filter=as_root)
     return tarball
 
 

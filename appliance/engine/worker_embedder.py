@@ -38,7 +38,8 @@ class WorkerEmbedder:
 
     def stop(self) -> None:
         self._worker.stop()
-        self._model.close()
+        if not self._worker.alive:  # a thread still running (join timed out) keeps it
+            self._model.close()
 
     @property
     def dim(self) -> int:

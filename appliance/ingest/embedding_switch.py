@@ -11,8 +11,9 @@ with the old model and collection:
    meanwhile are removed, then search, answers and ingestion swap to the new model and
    collection together, and `index.json` plus the model registry make the next start
    open them. The old collection is retired: the next start deletes its files.
-A failure before the swap leaves everything as it was (the new collection is dropped
-at the next start).
+A failure before the swap leaves everything as it was (the new collection's files are
+removed at the next start). One switch per run of the server: the replaced model and
+collection stay open for answers in flight until the next start.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from appliance.engine.embedder import embedding_model
 from appliance.engine.worker_embedder import WorkerEmbedder
 from appliance.ingest.pipeline import point_id_for
 from appliance.models.sizing import read_gguf_info
-from appliance.store.active_index import ActiveIndex, write_active_index
+from appliance.store.active_index import ActiveIndex, read_active_index, write_active_index
 from appliance.store.journal import DocumentRow
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,37 @@ class EmbeddingSwitch:
         self.status = SwitchStatus()
         self._task: asyncio.Task[None] | None = None
         self._path: Path | None = None
+        self._sha256 = ""
 
-    def start(self, name: str, path: Path, activate: Callable[[], None]) -> SwitchStatus:
-        """Begin switching to registered model `name` (file `path`); `activate` records it
-        as the active embedding model once the swap is done."""
+    def start(
+        self, name: str, path: Path, sha256: str, activate: Callable[[], Callable[[], None]]
+    ) -> SwitchStatus:
+        """Begin switching to registered model `name` (file `path`, its `sha256`).
+        `activate` records it as the active embedding model at the swap and returns
+        what undoes that."""
         if self._task is not None and not self._task.done():
             raise SwitchRefused(f"a switch to {self.status.model} is running")
         services = self._services
-        collection = f"{services.settings.storage.collection}__{name}"
+        storage = services.settings.storage
+        if not storage.qdrant_url and storage.embedded_engine != "edge":
+            raise SwitchRefused(
+                "the embedded qdrant-client store keeps one locked folder for every "
+                "collection: switch with storage.embedded_engine = 'edge' or a Qdrant server"
+            )
+        if services.settings.models.embedding_model != "default":
+            raise SwitchRefused(
+                "models.embedding_model names a file in the config, which would win over the "
+                'switch at the next start: set it to "default" first'
+            )
+        if self.status.state == "done":
+            raise SwitchRefused(
+                f"the switch to {self.status.model} is done; restart the appliance before "
+                "another (the replaced model and collection stay open until then)"
+            )
+        collection = f"{storage.collection}__{name}"
         if collection == services.collection:
             raise SwitchRefused(f"{name} is already the embedding model")
+        self._sha256 = sha256
         self.status = SwitchStatus(
             state="running", model=name, collection=collection, started_at=time.time()
         )
@@ -88,13 +110,12 @@ class EmbeddingSwitch:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(
-        self, name: str, path: Path, collection: str, activate: Callable[[], None]
+        self, name: str, path: Path, collection: str, activate: Callable[[], Callable[[], None]]
     ) -> None:
-        embedder: WorkerEmbedder | None = None
-        store: Any = None
+        opened: list[Any] = []  # what to close if the swap does not happen
         swapped = False
         try:
-            embedder, store = await self._open(path, collection)
+            embedder, store = await self._open(path, collection, opened)
             await self._copy_all(embedder, store)
             await self._swap(name, embedder, store, collection, activate)
             swapped = True
@@ -109,12 +130,15 @@ class EmbeddingSwitch:
         finally:
             self.status.finished_at = time.time()
             if not swapped:
-                if embedder is not None:
-                    await asyncio.to_thread(embedder.stop)
-                if store is not None:
-                    await store.close()
+                for resource in reversed(opened):
+                    if isinstance(resource, WorkerEmbedder):
+                        await asyncio.to_thread(resource.stop)
+                    else:
+                        await resource.close()
 
-    async def _open(self, path: Path, collection: str) -> tuple[WorkerEmbedder, Any]:
+    async def _open(
+        self, path: Path, collection: str, opened: list[Any]
+    ) -> tuple[WorkerEmbedder, Any]:
         services = self._services
         info = await asyncio.to_thread(read_gguf_info, path)
         plan = services.plan.embedding
@@ -125,15 +149,13 @@ class EmbeddingSwitch:
         embedder = WorkerEmbedder(
             model, dim=info.n_embd, thread_nice=services.settings.models.thread_nice
         )
+        opened.append(embedder)  # before it starts: a cancel mid-load still stops it
         await asyncio.to_thread(embedder.start)
         store = self._make_store(info.n_embd, collection)
-        try:
-            store.start()
-            for document_id in await store.document_counts():  # a failed earlier try
-                await store.delete_by_document(document_id)
-        except BaseException:
-            await asyncio.to_thread(embedder.stop)
-            raise
+        opened.append(store)
+        await asyncio.to_thread(store.start)
+        for document_id in await store.document_counts():  # a failed earlier try
+            await store.delete_by_document(document_id)
         return embedder, store
 
     async def _copy(self, doc: DocumentRow, embedder: WorkerEmbedder, store: Any) -> None:
@@ -163,7 +185,7 @@ class EmbeddingSwitch:
 
     async def _swap(
         self, name: str, embedder: WorkerEmbedder, store: Any, collection: str,
-        activate: Callable[[], None],
+        activate: Callable[[], Callable[[], None]],
     ) -> None:  # fmt: skip
         services = self._services
         async with services.ingestion.quiet:
@@ -175,7 +197,13 @@ class EmbeddingSwitch:
                 self.status.documents_total += 1
                 await self._copy(indexed[document_id], embedder, store)
             root = services.data_dir
-            retired = [services.collection]
-            write_active_index(root, ActiveIndex(collection, name, retired))
-            activate()
+            before = read_active_index(root, services.settings.storage.collection)
+            undo = activate()  # the registry first: a refusal there changes nothing
+            try:
+                write_active_index(root, ActiveIndex(
+                    collection, name, [*before.retired, services.collection], self._sha256,
+                ))  # fmt: skip
+            except BaseException:
+                undo()
+                raise
             services.swap_embedding(embedder, store, collection, self._path)

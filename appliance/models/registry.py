@@ -64,6 +64,16 @@ class Registry:
         tmp = self.directory / f".{REGISTRY}.part"
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, self.directory / REGISTRY)
+        self._owned_by_service(self.directory, self.directory / REGISTRY)
+
+    def _owned_by_service(self, *paths: Path) -> None:
+        """Run as root (`sudo appliance models add`), give what it wrote to the owner of
+        the data dir (the service user), which must rewrite the registry at a switch."""
+        if os.geteuid() != 0:
+            return
+        owner = self.directory.parent.stat()
+        for path in paths:
+            os.chown(path, owner.st_uid, owner.st_gid)
 
     def add(self, source: Path, name: str, role: str, architecture: str) -> Registered:
         """Copy `source` into the models dir (hashing as it goes) and record it."""
@@ -88,6 +98,7 @@ class Registry:
         )  # fmt: skip
         self.models[name] = entry
         self.save()
+        self._owned_by_service(target)
         return entry
 
     def use(self, name: str) -> Registered:

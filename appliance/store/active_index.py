@@ -23,6 +23,9 @@ class ActiveIndex:
     collection: str
     embedding: str  # registered model name, or "" for the configured/default model
     retired: list[str] = field(default_factory=list)
+    # SHA-256 of the embedding GGUF the vectors came from; every start compares it with
+    # the model it loads (whatever the config or the registry says)
+    embedding_sha256: str = ""
 
 
 def read_active_index(data_dir: Path, default_collection: str) -> ActiveIndex:
@@ -40,15 +43,18 @@ def write_active_index(data_dir: Path, index: ActiveIndex) -> None:
     os.replace(tmp, data_dir / INDEX_FILE)
 
 
-def remove_retired_edge(data_dir: Path, index: ActiveIndex) -> list[str]:
-    """Delete the files of retired embedded (Qdrant Edge) collections; returns them."""
+def remove_retired_edge(data_dir: Path, index: ActiveIndex, base: str) -> list[str]:
+    """Delete the files of embedded (Qdrant Edge) collections that are not live: the
+    retired ones, and those a failed or unfinished switch left (`<base>__<model>`)."""
+    edge = data_dir / "edge"
+    leftovers = [p.name for p in edge.glob(f"{base}__*")] if edge.is_dir() else []
     removed = []
-    for name in index.retired:
-        directory = data_dir / "edge" / name
+    for name in dict.fromkeys([*index.retired, *leftovers]):
+        directory = edge / name
         if name != index.collection and directory.is_dir():
             shutil.rmtree(directory)
             removed.append(name)
-    if removed:
-        index.retired = [n for n in index.retired if n not in removed]
+    if index.retired:
+        index.retired = []
         write_active_index(data_dir, index)
     return removed

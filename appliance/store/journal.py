@@ -389,3 +389,11 @@ class Journal:
         """A consistent copy of the journal (SQLite's online backup) at `target`."""
 
         await self._worker.call(lambda conn: copy_sqlite(conn, target))
+
+
+def count_documents(path: Path) -> int:
+    """Documents the journal at `path` records, read-only (the server may be running)."""
+    if not path.is_file():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+        return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])

@@ -95,6 +95,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 def test_install_lays_out_the_server(installed: Installed) -> None:
     assert installed.exe.is_file() and os.access(installed.exe, os.X_OK)
+    # root runs what is in PREFIX: nothing there may belong to or be writable by others
+    with tarfile.open(tarball()) as tar:
+        assert {(m.uid, m.gid) for m in tar.getmembers()} == {(0, 0)}
+    for path in [installed.prefix, *installed.prefix.rglob("*")]:
+        if path.is_symlink():
+            continue  # a link's own mode means nothing; its target is checked
+        info = path.lstat()
+        assert info.st_uid == 0 and not info.st_mode & 0o022, path
     assert installed.bin_link.resolve() == installed.exe.resolve()
     assert (installed.data.stat().st_mode & 0o777) == 0o700
     assert f'data_dir = "{installed.data}"' in installed.config.read_text()

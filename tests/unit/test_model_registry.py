@@ -85,12 +85,23 @@ def test_an_embedding_switch_is_refused_while_documents_are_indexed(
     assert cli(data, "use", "minilm-b").returncode == 0
 
 
-def test_a_start_refuses_an_index_of_another_embedding_model(data: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
-    from appliance.store.active_index import ActiveIndex, write_active_index
+def test_a_start_refuses_an_index_of_another_embedding_model(
+    data: Path, settings_for, embedding_model: Path, chat_model: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from appliance.store.active_index import read_active_index
     from appliance.wiring import live_index
 
     settings = settings_for(data)
-    assert live_index(settings).collection == "chunks"  # no switch: the config's
-    write_active_index(data, ActiveIndex("chunks__minilm-b", "minilm-b", ["chunks"]))
-    with pytest.raises(ModelError, match="appliance models use minilm-b"):
-        live_index(settings)  # the registry has no active embedding model: refuse
+    first = live_index(settings, embedding_model)  # a new index takes its model
+    assert first.collection == "chunks" and first.embedding_sha256
+    assert read_active_index(data, "chunks").embedding_sha256 == first.embedding_sha256
+    # while the index is empty, another model simply takes over
+    assert live_index(settings, chat_model).embedding_sha256 != first.embedding_sha256
+    live_index(settings, embedding_model)
+    with sqlite3.connect(data / "journal.sqlite3") as conn:
+        conn.execute("CREATE TABLE documents (id TEXT)")
+        conn.execute("INSERT INTO documents VALUES ('d1')")
+    # with documents, the vectors' model must be the one loaded, whatever the config says
+    with pytest.raises(ModelError, match="vectors of two models cannot be searched together"):
+        live_index(settings, chat_model)
+    assert live_index(settings, embedding_model).collection == "chunks"

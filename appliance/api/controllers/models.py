@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -11,9 +14,12 @@ from appliance.api.openapi import errors
 from appliance.api.schemas import EmbeddingSwitchRead, EmbeddingSwitchRequest
 from appliance.domain.errors import ApplianceError
 from appliance.ingest.embedding_switch import SwitchStatus
-from appliance.models.registry import Registry, RegistryError
+from appliance.models.registry import REGISTRY, Registry, RegistryError
+from appliance.models.sizing import ModelPlan, read_gguf_info
 from appliance.security.keys import Role
 from appliance.wiring import Services, models_dir
+
+MiB = 1024 * 1024
 
 
 def _read(services: Services, status: SwitchStatus) -> EmbeddingSwitchRead:
@@ -67,13 +73,48 @@ class ModelController(Controller):
             path = await asyncio.to_thread(_verified, registry, data.name)
         except RegistryError as exc:
             raise ApplianceError(str(exc), status=409, code="model_changed") from exc
+        if not os.access(directory, os.W_OK) or not os.access(directory / REGISTRY, os.W_OK):
+            raise ApplianceError(
+                f"{directory}: the server cannot write the model registry there (owner or "
+                "mode); `chown -R` it to the service user",
+                status=409, code="registry_read_only",
+            )  # fmt: skip
+        await asyncio.to_thread(_check_fit, services, path)
 
-        def activate() -> None:
+        def activate() -> Callable[[], None]:
+            """Make the model active; returns what restores the one active before."""
+            previous = Registry.load(directory).active.get("embedding")
             Registry.load(directory).use(data.name)
 
-        status = services.embedding_switch.start(data.name, path, activate)
+            def undo() -> None:
+                restored = Registry.load(directory)
+                if previous is None:
+                    restored.active.pop("embedding", None)
+                else:
+                    restored.active["embedding"] = previous
+                restored.save()
+
+            return undo
+
+        status = services.embedding_switch.start(data.name, path, entry.sha256, activate)
         services.audit.record("embedding_switch", by=request.user.id, model=data.name)
         return _read(services, status)
+
+
+def _check_fit(services: Services, path: Path) -> None:
+    """The switch loads the new model beside the running ones: it must fit the budget."""
+    info = read_gguf_info(path)
+    current = services.plan.embedding
+    extra = ModelPlan("embedding", info, min(info.train_ctx, 512), 512, current.n_threads)
+    need = services.plan.total_bytes + extra.estimated_bytes
+    if need > services.plan.budget_bytes:
+        raise ApplianceError(
+            f"re-embedding loads {info.name} ({extra.estimated_bytes / MiB:.0f} MiB) beside "
+            f"the running models: ~{need / MiB:.0f} MiB of a {services.plan.budget_bytes / MiB:.0f}"
+            " MiB budget. Stop, set models.embedding_model, delete and re-ingest instead, or "
+            "raise models.ram_budget_fraction",
+            status=409, code="does_not_fit",
+        )  # fmt: skip
 
 
 def _verified(registry: Registry, name: str) -> Any:
