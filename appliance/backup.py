@@ -83,16 +83,13 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
         (staging / "settings.json").write_bytes(msgspec.json.encode(settings))
 
         def finish() -> Path:
+            # the embedding model of the live collection (after a switch, not the plan's)
+            files = (("chat", services.plan.chat.info.path), ("embedding", services.embedding_path))
             models = [
-                {"role": m.role, "file": m.info.path.name, "size": m.info.file_size,
-                 "sha256": sha256_file(m.info.path)}
-                for m in (services.plan.chat, services.plan.embedding)
+                {"role": role, "file": path.name, "size": path.stat().st_size,
+                 "sha256": sha256_file(path)}
+                for role, path in files
             ]  # fmt: skip
-            embedding = models[1]  # after a switch: the model of the live collection
-            if services.embedding_path != services.plan.embedding.info.path:
-                path = services.embedding_path
-                embedding.update(file=path.name, size=path.stat().st_size,
-                                 sha256=sha256_file(path))  # fmt: skip
             manifest = {
                 "format": FORMAT,
                 "appliance": appliance.__version__,

@@ -6,12 +6,12 @@ The bundle carries `BUILD_INFO.json` beside its executable, written by `make bun
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from appliance.fileutil import sha256_file
 from appliance.models.bundled import bundle_root
 
 LOCK_FILE = "requirements.lock"
@@ -54,7 +54,7 @@ def read_build_info() -> BuildInfo:
     from appliance.engine.cpu_backends import is_portable
 
     lock = Path(__file__).resolve().parent.parent / LOCK_FILE
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ""
+    digest = sha256_file(lock) if lock.is_file() else ""
     return BuildInfo(
         version=_version(),
         lock_sha256=digest,

@@ -77,21 +77,14 @@ def _role_of(info: GgufInfo, asked: str | None) -> str:
 
 def _fit(settings: Settings, info: GgufInfo, role: str) -> tuple[bool, str]:
     """Whether the plan with `info` in `role` (the other role as configured) fits."""
-    from appliance.wiring import plan_for
+    from appliance.wiring import plan_for, plan_with
 
     plan = plan_for(settings, prepare=False)
-    chat = info if role == "chat" else plan.chat.info
-    embedding = info if role == "embedding" else plan.embedding.info
-    from appliance.models.sizing import plan_models
-    from appliance.wiring import prompt_budget
-
-    m = settings.models
-    new = plan_models(
-        chat, embedding, machine=plan.machine, budget_fraction=m.ram_budget_fraction,
-        n_threads=m.n_threads, chat_ctx=m.chat_ctx, chat_batch=m.chat_batch,
-        embed_batch=m.embed_batch, parallel=settings.generation.parallel,
-        embed_contexts=2 if m.query_thread else 1, prompt_tokens=prompt_budget(settings),
-    )  # fmt: skip
+    new = plan_with(
+        settings,
+        info if role == "chat" else plan.chat.info,
+        info if role == "embedding" else plan.embedding.info,
+    )
     return new.fits, new.explain() + (
         f"; chat n_ctx {new.chat.n_ctx} x {new.chat.slots} slots" if new.fits else ""
     )

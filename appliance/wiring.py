@@ -12,7 +12,7 @@ from appliance.backup import sweep
 from appliance.config.paths import admin_key_file, data_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
-from appliance.engine.worker_embedder import WorkerEmbedder
+from appliance.engine.embedder import LlamaEmbedder
 from appliance.fileutil import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.pipeline import IngestionService
@@ -21,6 +21,7 @@ from appliance.ingest.sandbox import ParseSandbox
 from appliance.models.locate import ModelError, resolve_model
 from appliance.models.registry import Registry
 from appliance.models.sizing import (
+    GgufInfo,
     MachineInfo,
     SizingError,
     SizingPlan,
@@ -57,9 +58,15 @@ def plan_for(settings: Settings, prepare: bool = True, verify: bool = True) -> S
     directory = models_dir(settings)
     chat_path = resolve_model(m.chat_model, "chat", directory, prepare, verify)
     embed_path = resolve_model(m.embedding_model, "embedding", directory, prepare, verify)
+    return plan_with(settings, read_gguf_info(chat_path), read_gguf_info(embed_path))
+
+
+def plan_with(settings: Settings, chat: GgufInfo, embedding: GgufInfo) -> SizingPlan:
+    """Size these two models for this machine with the config's knobs."""
+    m = settings.models
     return plan_models(
-        read_gguf_info(chat_path),
-        read_gguf_info(embed_path),
+        chat,
+        embedding,
         machine=MachineInfo.read(),
         budget_fraction=m.ram_budget_fraction,
         n_threads=m.n_threads,
@@ -186,7 +193,7 @@ class Services:
         if self.embedder is not self.engine.embedder:
             await asyncio.to_thread(self.embedder.stop)
         for retired in self._retired:
-            if isinstance(retired, WorkerEmbedder):
+            if isinstance(retired, LlamaEmbedder):
                 await asyncio.to_thread(retired.stop)
             else:
                 await retired.close()

@@ -27,15 +27,6 @@ VARIANT_PREFIX = "libggml-cpu-"
 # The instruction sets every library of the portable build may use unconditionally
 # (the `sandybridge` variant): /proc/cpuinfo flag -> the name a sysadmin knows.
 BASELINE_FLAGS = {"sse4_2": "SSE4.2", "avx": "AVX"}
-# What each variant needs beyond the baseline (ggml/src/CMakeLists.txt), best last.
-VARIANT_FLAGS: dict[str, tuple[str, ...]] = {
-    "sandybridge": (),
-    "ivybridge": ("f16c",),
-    "haswell": ("f16c", "fma", "avx2", "bmi2"),
-    "skylakex": ("f16c", "fma", "avx2", "bmi2", "avx512f"),
-    "icelake": ("f16c", "fma", "avx2", "bmi2", "avx512f", "avx512_vbmi", "avx512_vnni"),
-}
-
 _LOAD_LOCK = threading.Lock()
 
 

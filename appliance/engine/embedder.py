@@ -156,12 +156,17 @@ class EmbeddingContext:
 
 
 class LlamaEmbedder:
-    """Implements `domain.protocols.Embedder`."""
+    """Implements `domain.protocols.Embedder`.
+
+    With the engine thread: ingestion embeds between decode steps there, and queries on
+    the query thread (if any). Without one (`engine=None`, the embedding switch's new
+    model): everything runs on the embedder's own thread, queries first, and `stop()`
+    closes the model it then owns."""
 
     def __init__(
         self,
         model: EmbeddingModel,
-        engine: LlamaEngineThread,
+        engine: LlamaEngineThread | None,
         *,
         dim: int,
         query_thread: bool = False,
@@ -172,13 +177,14 @@ class LlamaEmbedder:
         self._engine = engine
         self._dim = dim
         self._queries: ThreadWorker[EmbeddingContext] | None = None
-        if query_thread:
+        if query_thread or engine is None:
 
             def load() -> EmbeddingContext:
                 lower_this_thread(thread_nice)
                 return model.context()
 
-            self._queries = ThreadWorker("query-embeddings", load, query_queue_size)
+            name = "query-embeddings" if engine is not None else "switched-embeddings"
+            self._queries = ThreadWorker(name, load, query_queue_size)
 
     def start(self) -> None:
         """Start the query thread, if any (the engine thread is started by its owner)."""
@@ -188,6 +194,9 @@ class LlamaEmbedder:
     def stop(self) -> None:
         if self._queries is not None:
             self._queries.stop()
+        # a model of its own is freed here, unless its thread still runs (join timed out)
+        if self._engine is None and not (self._queries is not None and self._queries.alive):
+            self._model.close()
 
     @property
     def dim(self) -> int:
@@ -195,7 +204,8 @@ class LlamaEmbedder:
 
     @property
     def alive(self) -> bool:
-        return self._engine.alive and (self._queries is None or self._queries.alive)
+        engine_alive = self._engine is None or self._engine.alive
+        return engine_alive and (self._queries is None or self._queries.alive)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without [CLS]/[SEP]."""
@@ -203,7 +213,7 @@ class LlamaEmbedder:
 
     def queue_depth(self) -> int:
         queries = self._queries.depth() if self._queries is not None else 0
-        return self._engine.embed_depth() + queries
+        return (self._engine.embed_depth() if self._engine is not None else 0) + queries
 
     async def embed(
         self, texts: Sequence[str], *, interactive: bool, urgent: bool = True
@@ -211,9 +221,10 @@ class LlamaEmbedder:
         batch = list(texts)
         if not batch:
             return []
-        if interactive and self._queries is not None:
-            priority = INTERACTIVE if urgent else BACKGROUND
+        if self._queries is not None and (interactive or self._engine is None):
+            priority = INTERACTIVE if interactive and urgent else BACKGROUND
             return await self._queries.call(lambda ctx: [ctx.embed_one(t) for t in batch], priority)
+        assert self._engine is not None
         fut = self._engine.submit_embed(batch, interactive)
         try:
             return await fut

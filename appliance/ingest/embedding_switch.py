@@ -3,7 +3,7 @@
 Vectors of two models cannot be searched together, so the new model's vectors go to a
 new collection (`<collection>__<model name>`) while search, answers and uploads go on
 with the old model and collection:
-1. the new model loads on a thread of its own (`WorkerEmbedder`);
+1. the new model loads on a thread of its own (a `LlamaEmbedder` without the engine);
 2. every indexed document's chunk texts (kept in the journal) are embedded and written
    to the new collection, one document at a time under the ingestion lock (`quiet`), so
    an upload or a delete waits for at most one document;
@@ -28,8 +28,7 @@ from typing import Any
 
 from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ChunkRecord
-from appliance.engine.embedder import embedding_model
-from appliance.engine.worker_embedder import WorkerEmbedder
+from appliance.engine.embedder import LlamaEmbedder, embedding_model
 from appliance.ingest.pipeline import point_id_for
 from appliance.models.sizing import read_gguf_info
 from appliance.store.active_index import ActiveIndex, read_active_index, write_active_index
@@ -131,14 +130,14 @@ class EmbeddingSwitch:
             self.status.finished_at = time.time()
             if not swapped:
                 for resource in reversed(opened):
-                    if isinstance(resource, WorkerEmbedder):
+                    if isinstance(resource, LlamaEmbedder):
                         await asyncio.to_thread(resource.stop)
                     else:
                         await resource.close()
 
     async def _open(
         self, path: Path, collection: str, opened: list[Any]
-    ) -> tuple[WorkerEmbedder, Any]:
+    ) -> tuple[LlamaEmbedder, Any]:
         services = self._services
         info = await asyncio.to_thread(read_gguf_info, path)
         plan = services.plan.embedding
@@ -146,8 +145,8 @@ class EmbeddingSwitch:
             path, n_ctx=min(info.train_ctx, 512), n_threads=plan.n_threads,
             train_ctx=info.train_ctx, extra_buffers=services.settings.models.extra_buffers,
         )  # fmt: skip
-        embedder = WorkerEmbedder(
-            model, dim=info.n_embd, thread_nice=services.settings.models.thread_nice
+        embedder = LlamaEmbedder(
+            model, None, dim=info.n_embd, thread_nice=services.settings.models.thread_nice
         )
         opened.append(embedder)  # before it starts: a cancel mid-load still stops it
         await asyncio.to_thread(embedder.start)
@@ -158,7 +157,7 @@ class EmbeddingSwitch:
             await store.delete_by_document(document_id)
         return embedder, store
 
-    async def _copy(self, doc: DocumentRow, embedder: WorkerEmbedder, store: Any) -> None:
+    async def _copy(self, doc: DocumentRow, embedder: LlamaEmbedder, store: Any) -> None:
         chunks = await self._services.journal.chunks_of(doc.id)
         for start in range(0, len(chunks), BATCH):
             batch = chunks[start : start + BATCH]
@@ -174,7 +173,7 @@ class EmbeddingSwitch:
             self.status.chunks_done += len(batch)
         self.status.documents_done += 1
 
-    async def _copy_all(self, embedder: WorkerEmbedder, store: Any) -> None:
+    async def _copy_all(self, embedder: LlamaEmbedder, store: Any) -> None:
         services = self._services
         documents = await services.journal.documents()
         self.status.documents_total = len(documents)
@@ -184,7 +183,7 @@ class EmbeddingSwitch:
                     await self._copy(doc, embedder, store)
 
     async def _swap(
-        self, name: str, embedder: WorkerEmbedder, store: Any, collection: str,
+        self, name: str, embedder: LlamaEmbedder, store: Any, collection: str,
         activate: Callable[[], Callable[[], None]],
     ) -> None:  # fmt: skip
         services = self._services

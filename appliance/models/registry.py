@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from appliance.fileutil import sha256_file
+from appliance.fileutil import sha256_file, write_atomic
 
 REGISTRY = "registry.json"
 ROLES = ("chat", "embedding")
@@ -61,9 +61,7 @@ class Registry:
             "models": {name: asdict(entry) for name, entry in sorted(self.models.items())},
             "active": self.active,
         }
-        tmp = self.directory / f".{REGISTRY}.part"
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.directory / REGISTRY)
+        write_atomic(self.directory / REGISTRY, json.dumps(data, indent=2) + "\n")
         self._owned_by_service(self.directory, self.directory / REGISTRY)
 
     def _owned_by_service(self, *paths: Path) -> None:
@@ -113,12 +111,14 @@ class Registry:
     def active_path(self, role: str, verify: bool = True) -> Path | None:
         """The verified file of the active model of `role`, or None when none is set."""
         name = self.active.get(role)
-        if name is None:
-            return None
+        return None if name is None else self.path_of(name, verify)
+
+    def path_of(self, name: str, verify: bool = True) -> Path:
+        """The file of registered model `name`, checked against its recorded SHA-256."""
         entry = self.models[name]
         path = self.directory / entry.file
         if not path.is_file():
-            raise RegistryError(f"{path}: the active {role} model {name!r} is missing")
+            raise RegistryError(f"{path}: the {entry.role} model {name!r} is missing")
         if not verify:
             return path
         digest = sha256_file(path)

@@ -10,10 +10,11 @@ start removes the embedded ones' files.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from appliance.fileutil import write_atomic
 
 INDEX_FILE = "index.json"
 
@@ -36,11 +37,7 @@ def read_active_index(data_dir: Path, default_collection: str) -> ActiveIndex:
 
 
 def write_active_index(data_dir: Path, index: ActiveIndex) -> None:
-    tmp = data_dir / f".{INDEX_FILE}.part"
-    tmp.write_text(json.dumps(asdict(index), indent=2) + "\n")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, data_dir / INDEX_FILE)
+    write_atomic(data_dir / INDEX_FILE, json.dumps(asdict(index), indent=2) + "\n")
 
 
 def remove_retired_edge(data_dir: Path, index: ActiveIndex, base: str) -> list[str]:

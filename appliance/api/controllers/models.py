@@ -70,7 +70,7 @@ class ModelController(Controller):
                 field="name",
             )  # fmt: skip
         try:  # the file must still be what `models add` checked
-            path = await asyncio.to_thread(_verified, registry, data.name)
+            path = await asyncio.to_thread(registry.path_of, data.name)
         except RegistryError as exc:
             raise ApplianceError(str(exc), status=409, code="model_changed") from exc
         if not os.access(directory, os.W_OK) or not os.access(directory / REGISTRY, os.W_OK):
@@ -115,9 +115,3 @@ def _check_fit(services: Services, path: Path) -> None:
             "raise models.ram_budget_fraction",
             status=409, code="does_not_fit",
         )  # fmt: skip
-
-
-def _verified(registry: Registry, name: str) -> Any:
-    entry = registry.models[name]
-    registry_copy = Registry(registry.directory, registry.models, {entry.role: name})
-    return registry_copy.active_path(entry.role)
