@@ -10,7 +10,6 @@ reconciler reads what was left half-done and finishes it (`ingest/reconcile.py`)
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,136 +20,35 @@ import msgspec
 from appliance.domain.types import Section
 from appliance.engine.worker import ThreadWorker
 from appliance.fileutil import copy_sqlite
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY,
-    file_name TEXT NOT NULL,
-    content_hash TEXT NOT NULL UNIQUE,
-    content_type TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    pages INTEGER,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS files (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    file_name TEXT NOT NULL,
-    upload_path TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    stage TEXT NOT NULL,
-    state TEXT NOT NULL,
-    document_id TEXT,
-    content_hash TEXT,
-    content_type TEXT,
-    pages INTEGER,
-    chunks_total INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    note TEXT,
-    PRIMARY KEY (job_id, idx)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    document_id TEXT NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    page INTEGER,
-    heading TEXT,
-    PRIMARY KEY (document_id, chunk_index)
-);
-"""
-_DOC_COLUMNS = "id, file_name, content_hash, content_type, size_bytes, chunks, pages, created_at"
-FILE_COLUMNS = (
-    "job_id, idx, file_name, upload_path, size_bytes, stage, state, document_id, "
-    "content_hash, content_type, pages, chunks_total, error, note"
+from appliance.store.journal_catalog import CatalogQueries
+from appliance.store.journal_schema import (
+    DOC_COLUMNS,
+    FILE_COLUMNS,
+    JOB_COLUMNS,
+    DocumentRow,
+    FileRow,
+    JobRow,
+    connect,
 )
-JOB_COLUMNS = "id, state, created_at, started_at, finished_at"
+from appliance.store.journal_sources import SourceFile, SourceJournal
 
-
-class DocumentRow(msgspec.Struct, frozen=True):
-    id: str
-    file_name: str
-    content_hash: str
-    content_type: str
-    size_bytes: int
-    chunks: int
-    pages: int | None
-    created_at: float
-
-
-class JobRow(msgspec.Struct, frozen=True):
-    id: str
-    state: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-
-
-class FileRow(msgspec.Struct, frozen=True):
-    job_id: str
-    idx: int
-    file_name: str
-    upload_path: str
-    size_bytes: int
-    stage: str  # received | parsed | indexed | ended (failed, skipped, cancelled)
-    state: str  # the API's FileState
-    document_id: str | None
-    content_hash: str | None
-    content_type: str | None
-    pages: int | None
-    chunks_total: int
-    error: str | None
-    note: str | None
+__all__ = ["DocumentRow", "FileRow", "JobRow", "Journal", "count_documents"]
 
 
 def _insert_indexed(doc: DocumentRow) -> tuple[str, tuple[Any, ...]]:
     """The statement that writes `doc` as an indexed document."""
+    marks = ",".join("?" * len(DocumentRow.__struct_fields__))
     return (
-        f"INSERT OR REPLACE INTO documents ({_DOC_COLUMNS}, state) "
-        "VALUES (?,?,?,?,?,?,?,?,'indexed')",
+        f"INSERT OR REPLACE INTO documents ({DOC_COLUMNS}, state) VALUES ({marks},'indexed')",
         msgspec.structs.astuple(doc),
     )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.with_name("catalog.sqlite3")  # before the journal, documents lived there
-    if not path.exists() and old.exists():
-        # through SQLite, so rows still in the old file's WAL come along
-        source = sqlite3.connect(old)
-        try:
-            copy_sqlite(source, path.with_suffix(".migrating"))
-        finally:
-            source.close()
-        os.replace(path.with_suffix(".migrating"), path)
-        for suffix in ("", "-wal", "-shm"):
-            old.with_name(old.name + suffix).unlink(missing_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(_SCHEMA)
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
-    if "state" not in columns:
-        conn.execute("ALTER TABLE documents ADD COLUMN state TEXT NOT NULL DEFAULT 'indexed'")
-    if "cancel_requested" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}:
-        conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0")
-    return conn
-
-
-class Journal:
+class Journal(SourceJournal, CatalogQueries):
     def __init__(self, path: Path, queue_size: int = 256) -> None:
         self.path = path
         self._worker: ThreadWorker[sqlite3.Connection] = ThreadWorker(
-            "journal", lambda: _connect(path), queue_size
+            "journal", lambda: connect(path), queue_size
         )
 
     def start(self) -> None:
@@ -187,14 +85,14 @@ class Journal:
     # ---- documents ---------------------------------------------------------
     async def get(self, document_id: str) -> DocumentRow | None:
         rows = await self._read(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ? AND state = 'indexed'",
+            f"SELECT {DOC_COLUMNS} FROM documents WHERE id = ? AND state = 'indexed'",
             (document_id,),
         )
         return DocumentRow(*rows[0]) if rows else None
 
     async def documents(self) -> list[DocumentRow]:
         rows = await self._read(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE state = 'indexed' ORDER BY created_at, id"
+            f"SELECT {DOC_COLUMNS} FROM documents WHERE state = 'indexed' ORDER BY created_at, id"
         )
         return [DocumentRow(*r) for r in rows]
 
@@ -253,6 +151,16 @@ class Journal:
             ]
         )
 
+    async def add_files(self, files: Sequence[FileRow]) -> None:
+        """Files added to a running job (a mail's attachments)."""
+        marks = ",".join("?" * len(FileRow.__struct_fields__))
+        await self._write(
+            [
+                (f"INSERT INTO files ({FILE_COLUMNS}) VALUES ({marks})", msgspec.structs.astuple(f))
+                for f in files
+            ]
+        )
+
     async def request_cancel(self, job_id: str) -> None:
         """A cancel of a running job, kept so that a restart does not resume it."""
         await self._write([("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))])
@@ -295,7 +203,7 @@ class Journal:
 
     async def file_parsed(
         self, job_id: str, idx: int, document_id: str, content_hash: str, content_type: str,
-        pages: int | None, chunks: Sequence[Section],
+        pages: int | None, chunks: Sequence[Section], extra: str = "{}",
     ) -> None:  # fmt: skip
         """The file's chunk texts, stored with its `parsed` stage in one transaction."""
         await self._write(
@@ -303,38 +211,48 @@ class Journal:
                 ("DELETE FROM chunks WHERE document_id = ?", (document_id,)),
                 *(
                     (
-                        "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?)",
-                        (document_id, i, c.text, c.page, c.heading),
+                        "INSERT OR REPLACE INTO chunks "
+                        "(document_id, chunk_index, text, page, heading, location) "
+                        "VALUES (?,?,?,?,?,?)",
+                        (document_id, i, c.text, c.page, c.heading, c.location),
                     )
                     for i, c in enumerate(chunks)
                 ),
                 (
                     "UPDATE files SET stage = 'parsed', document_id = ?, content_hash = ?, "
-                    "content_type = ?, pages = ?, chunks_total = ? WHERE job_id = ? AND idx = ?",
-                    (document_id, content_hash, content_type, pages, len(chunks), job_id, idx),
+                    "content_type = ?, pages = ?, chunks_total = ?, extra = ? "
+                    "WHERE job_id = ? AND idx = ?",
+                    [document_id, content_hash, content_type, pages, len(chunks), extra]
+                    + [job_id, idx],
                 ),
             ]
         )
 
-    async def file_indexed(self, job_id: str, idx: int, doc: DocumentRow) -> None:
-        """Every chunk is in the store: the document row and the file's end, together."""
-        await self._write(
-            [
-                _insert_indexed(doc),
-                (
-                    "UPDATE files SET stage = 'indexed', state = 'done' "
-                    "WHERE job_id = ? AND idx = ?",
-                    (job_id, idx),
-                ),
-            ]
-        )
+    async def file_indexed(
+        self, job_id: str, idx: int, doc: DocumentRow,
+        source: SourceFile | None = None, replaces: str | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Every chunk is in the store: the document row and the file's end, together; a
+        synced file's row too, releasing the document it `replaces` (returned if now
+        `deleting`: the caller removes its chunks)."""
+
+        def body(conn: sqlite3.Connection) -> list[str]:
+            conn.execute(*_insert_indexed(doc))
+            conn.execute(
+                "UPDATE files SET stage = 'indexed', state = 'done' WHERE job_id = ? AND idx = ?",
+                (job_id, idx),
+            )
+            return self.settle_statements(conn, source, replaces) if source else []
+
+        return await self._transaction(body)
 
     async def chunks_of(self, document_id: str) -> list[Section]:
         rows = await self._read(
-            "SELECT text, page, heading FROM chunks WHERE document_id = ? ORDER BY chunk_index",
+            "SELECT text, page, heading, location FROM chunks WHERE document_id = ? "
+            "ORDER BY chunk_index",
             (document_id,),
         )
-        return [Section(t, page=p, heading=h) for t, p, h in rows]
+        return [Section(t, page=p, heading=h, location=loc) for t, p, h, loc in rows]
 
     async def chunk_page(
         self, document_id: str, offset: int, limit: int

@@ -6,7 +6,9 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 
-PAYLOAD_FIELDS = ("document_id", "file_name", "chunk_index", "text", "page", "heading")
+PAYLOAD_FIELDS = (
+    "document_id", "file_name", "chunk_index", "text", "page", "heading", "location",
+)  # fmt: skip
 
 
 def payload_of(record: ChunkRecord) -> dict[str, Any]:
@@ -23,4 +25,5 @@ def hit_of(point_id: object, score: float, payload: dict[str, Any]) -> Hit:
         text=payload["text"],
         page=payload.get("page"),
         heading=payload.get("heading"),
+        location=payload.get("location"),  # absent in chunks stored before it existed
     )

@@ -1,0 +1,111 @@
+"""Read one file into a `ParsedDocument`: its kind from content and name together
+(`sniff`), then the parser of that kind (`parsers`, `formats.*`). Runs in the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.ingest.parsers import (
+    Limits,
+    MiB,
+    OcrMode,
+    ParsedDocument,
+    ParseError,
+    parse_docx,
+    parse_html,
+    parse_markdown,
+    parse_pdf,
+    parse_text,
+)
+from appliance.ingest.sniff import TEXT_KINDS, Refused, sniff
+
+__all__ = ["Limits", "ParseError", "ParseOptions", "ParsedDocument", "file_type", "parse_file"]
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    html_main_content: bool = True  # drop navigation, headers and sidebars of web pages
+    ocr: OcrMode = "auto"  # scanned PDF pages: "auto" (detected), "off", "force" (every page)
+    out_dir: Path | None = None  # where a mail's attachments are written (None: skipped)
+    on_page: Callable[[int], None] | None = None  # called before each page read by OCR
+
+
+def file_type(file_name: str) -> str:
+    """The file type recorded for a document: its extension, lower case, no dot."""
+    return Path(file_name).suffix.lower().lstrip(".") or "unknown"
+
+
+def _parse_kind(kind: str, data: bytes, opts: ParseOptions, limits: Limits) -> ParsedDocument:
+    from appliance.ingest.formats import documents, mail, ocr, slides, tables
+
+    match kind:
+        case "text":
+            return parse_text(data)
+        case "markdown":
+            return parse_markdown(data)
+        case "html":
+            return parse_html(data, main_content=opts.html_main_content)
+        case "pdf":
+            return parse_pdf(data, limits, ocr=opts.ocr, on_page=opts.on_page)
+        case "docx":
+            return parse_docx(data, limits)
+        case "xlsx":
+            return tables.parse_xlsx(data, limits)
+        case "ods":
+            return tables.parse_ods(data, limits)
+        case "csv":
+            return tables.parse_delimited(data, limits, delimiter=None)
+        case "tsv":
+            return tables.parse_delimited(data, limits, delimiter="\t")
+        case "pptx":
+            return slides.parse_pptx(data, limits)
+        case "odp":
+            return slides.parse_odp(data, limits)
+        case "odt":
+            return documents.parse_odt(data, limits)
+        case "rtf":
+            return documents.parse_rtf(data, limits)
+        case "eml":
+            return mail.parse_eml(data, limits, opts.out_dir)
+        case "msg":
+            return mail.parse_msg(data, limits, opts.out_dir)
+        case "image":
+            if opts.ocr == "off":
+                raise ParseError('images are read by OCR, and ingest.ocr = "off"')
+            return ocr.parse_image(data, limits, opts.on_page)
+    raise ParseError(f"no parser for `{kind}`")  # pragma: no cover - sniff knows the kinds
+
+
+def parse_file(
+    path: Path,
+    file_name: str,
+    *,
+    options: ParseOptions = ParseOptions(),
+    limits: Limits | None = None,
+) -> ParsedDocument:
+    """Parse `path` (uploaded as `file_name`), within `limits` (default: `Limits()`)."""
+    limits = limits or Limits()
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    try:
+        kind = sniff(head, file_name)
+    except Refused as exc:
+        raise ParseError(str(exc)) from None
+    size = path.stat().st_size
+    if kind in TEXT_KINDS and size > limits.max_text_mb * MiB:
+        raise ParseError(
+            f"the file holds {size / MiB:.0f} MiB of text, more than "
+            f"ingest.max_text_mb={limits.max_text_mb}"
+        )
+    parsed = _parse_kind(kind, path.read_bytes(), options, limits)
+    if not any(s.text.strip() for s in parsed.sections):
+        raise ParseError("no text found in the file")
+    text_chars = sum(len(s.text) for s in parsed.sections)
+    if text_chars > limits.max_text_mb * MiB:
+        raise ParseError(
+            f"the document yields {text_chars / MiB:.0f} MiB of text, more than "
+            f"ingest.max_text_mb={limits.max_text_mb}"
+        )
+    return parsed

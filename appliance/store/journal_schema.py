@@ -1,0 +1,196 @@
+"""The journal's tables, rows and migrations (SQLite).
+
+`documents`, `jobs`, `files` and `chunks` hold the ingestion state (`journal.py`);
+`sources` and `source_files` the synced folders and what each scan saw
+(`journal_sources.py`). An older journal gains the newer columns when it is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+from appliance.fileutil import copy_sqlite
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    content_hash TEXT NOT NULL UNIQUE,
+    content_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    pages INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS files (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    file_name TEXT NOT NULL,
+    upload_path TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    document_id TEXT,
+    content_hash TEXT,
+    content_type TEXT,
+    pages INTEGER,
+    chunks_total INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    note TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    document_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    page INTEGER,
+    heading TEXT,
+    PRIMARY KEY (document_id, chunk_index)
+);
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_scan TEXT
+);
+CREATE TABLE IF NOT EXISTS source_files (
+    source_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT,
+    document_id TEXT,
+    seen INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (source_id, path)
+);
+"""
+DOC_COLUMNS = (
+    "id, file_name, content_hash, content_type, size_bytes, chunks, pages, created_at, "
+    "file_type, title, author, created, modified, source_id, parent_id, meta"
+)
+FILE_COLUMNS = (
+    "job_id, idx, file_name, upload_path, size_bytes, stage, state, document_id, "
+    "content_hash, content_type, pages, chunks_total, error, note, extra"
+)
+JOB_COLUMNS = "id, state, created_at, started_at, finished_at"
+
+
+class DocumentRow(msgspec.Struct, frozen=True):
+    """A stored document. `created_at` is when it was ingested; `created`/`modified` are
+    the dates its format records (ISO 8601). `source_id` names the synced folder it came
+    from, `parent_id` the mail it was attached to; `meta` is JSON of the rest (mail
+    headers, pages read by OCR)."""
+
+    id: str
+    file_name: str
+    content_hash: str
+    content_type: str
+    size_bytes: int
+    chunks: int
+    pages: int | None
+    created_at: float
+    file_type: str = ""
+    title: str | None = None
+    author: str | None = None
+    created: str | None = None
+    modified: str | None = None
+    source_id: str | None = None
+    parent_id: str | None = None
+    meta: str = "{}"
+
+
+class JobRow(msgspec.Struct, frozen=True):
+    id: str
+    state: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+class FileRow(msgspec.Struct, frozen=True):
+    job_id: str
+    idx: int
+    file_name: str
+    upload_path: str
+    size_bytes: int
+    stage: str  # received | parsed | indexed | ended (failed, skipped, cancelled)
+    state: str  # the API's FileState
+    document_id: str | None
+    content_hash: str | None
+    content_type: str | None
+    pages: int | None
+    chunks_total: int
+    error: str | None
+    note: str | None
+    extra: str = "{}"  # JSON: metadata and links of the file (see FileTask)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.with_name("catalog.sqlite3")  # before the journal, documents lived there
+    if not path.exists() and old.exists():
+        # through SQLite, so rows still in the old file's WAL come along
+        source = sqlite3.connect(old)
+        try:
+            copy_sqlite(source, path.with_suffix(".migrating"))
+        finally:
+            source.close()
+        os.replace(path.with_suffix(".migrating"), path)
+        for suffix in ("", "-wal", "-shm"):
+            old.with_name(old.name + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.executescript(_SCHEMA)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
+    if "state" not in columns:
+        conn.execute("ALTER TABLE documents ADD COLUMN state TEXT NOT NULL DEFAULT 'indexed'")
+    if "cancel_requested" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}:
+        conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0")
+    _add_columns(conn, "documents", _DOC_ADDED)
+    _add_columns(conn, "files", (("extra", "TEXT NOT NULL DEFAULT '{}'"),))
+    _add_columns(conn, "chunks", (("location", "TEXT"),))
+    conn.executescript(_INDEXES)
+    return conn
+
+
+# Columns added since the first journals: an older journal gains them on open.
+_DOC_ADDED = (
+    ("file_type", "TEXT NOT NULL DEFAULT ''"),
+    ("title", "TEXT"),
+    ("author", "TEXT"),
+    ("created", "TEXT"),
+    ("modified", "TEXT"),
+    ("source_id", "TEXT"),
+    ("parent_id", "TEXT"),
+    ("meta", "TEXT NOT NULL DEFAULT '{}'"),
+)
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_file_type ON documents(file_type);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source_id);
+CREATE INDEX IF NOT EXISTS source_files_document ON source_files(document_id);
+"""
+
+
+def _add_columns(
+    conn: sqlite3.Connection, table: str, columns: tuple[tuple[str, str], ...]
+) -> None:
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")

@@ -1,0 +1,199 @@
+"""The journal's part for synced folders: sources, and the files each scan saw.
+
+A document that came from a source lives while some source file refers to it
+(`source_files.document_id`); when the last reference goes (the file vanished, or
+changed and was re-ingested as another document) it is marked `deleting` in the same
+transaction, and the caller removes its chunks then forgets it (the reconciler
+finishes that after a crash). Uploaded documents are never deleted by a sync.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from appliance.engine.worker import ThreadWorker
+
+T = TypeVar("T")
+_RELEASE = (
+    "UPDATE documents SET state = 'deleting' WHERE id = ? AND source_id IS NOT NULL "
+    "AND state = 'indexed' AND NOT EXISTS (SELECT 1 FROM source_files WHERE document_id = ?)"
+)
+
+
+class SourceFile(msgspec.Struct, frozen=True):
+    """A file of a source as a scan saw it (`path` relative to the source's root)."""
+
+    source_id: str
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    document_id: str | None = None
+    seen: int = 0
+    error: str | None = None
+
+
+class SourceRecord(msgspec.Struct, frozen=True):
+    id: str
+    spec: str  # JSON of the source's settings
+    origin: str  # "config" or "api"
+    created_at: float
+    last_scan: str | None  # JSON of the last scan's report
+
+
+def _release(conn: sqlite3.Connection, document_ids: Sequence[str | None]) -> list[str]:
+    """Mark each document no source file refers to any more `deleting`; return those."""
+    released = []
+    for document_id in {d for d in document_ids if d}:
+        if conn.execute(_RELEASE, (document_id, document_id)).rowcount:
+            released.append(document_id)
+    return released
+
+
+def _upsert(conn: sqlite3.Connection, row: SourceFile) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO source_files VALUES (?,?,?,?,?,?,?,?)",
+        msgspec.structs.astuple(row),
+    )
+
+
+class SourceJournal:
+    """Mixed into `Journal`: the same SQLite connection and thread."""
+
+    _worker: ThreadWorker[sqlite3.Connection]
+
+    async def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        def job(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._worker.call(job)
+
+    # ---- sources -----------------------------------------------------------
+    async def sources(self) -> list[SourceRecord]:
+        rows = await self._worker.call(
+            lambda c: c.execute(
+                "SELECT id, spec, origin, created_at, last_scan FROM sources ORDER BY id"
+            ).fetchall()
+        )
+        return [SourceRecord(*r) for r in rows]
+
+    async def save_source(self, source_id: str, spec: str, origin: str, now: float) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sources (id, spec, origin, created_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET spec = excluded.spec, origin = excluded.origin",
+                (source_id, spec, origin, now),
+            )
+
+        await self._transaction(body)
+
+    async def set_last_scan(self, source_id: str, report: str) -> None:
+        await self._transaction(
+            lambda c: c.execute(
+                "UPDATE sources SET last_scan = ? WHERE id = ?", (report, source_id)
+            )
+        )
+
+    async def remove_source(self, source_id: str) -> list[str]:
+        """Forget the source and its files; returns its documents now `deleting`."""
+
+        def body(conn: sqlite3.Connection) -> list[str]:
+            docs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT document_id FROM source_files WHERE source_id = ?",
+                    (source_id,),
+                )
+            ]
+            conn.execute("DELETE FROM source_files WHERE source_id = ?", (source_id,))
+            conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            return _release(conn, docs)
+
+        return await self._transaction(body)
+
+    # ---- what a scan saw ---------------------------------------------------
+    async def source_files(self, source_id: str, paths: Sequence[str]) -> dict[str, SourceFile]:
+        """The recorded rows of these paths (a batch of a walk)."""
+
+        def job(conn: sqlite3.Connection) -> dict[str, SourceFile]:
+            marks = ",".join("?" * len(paths))
+            rows = conn.execute(
+                "SELECT source_id, path, size, mtime_ns, content_hash, document_id, seen, error "
+                f"FROM source_files WHERE source_id = ? AND path IN ({marks})",
+                (source_id, *paths),
+            ).fetchall()
+            return {r[1]: SourceFile(*r) for r in rows}
+
+        return await self._worker.call(job) if paths else {}
+
+    async def mark_seen(self, source_id: str, paths: Sequence[str], scan: int) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE source_files SET seen = ? WHERE source_id = ? AND path = ?",
+                [(scan, source_id, p) for p in paths],
+            )
+
+        if paths:
+            await self._transaction(body)
+
+    async def last_scan_number(self, source_id: str) -> int:
+        rows = await self._worker.call(
+            lambda c: c.execute(
+                "SELECT COALESCE(MAX(seen), 0) FROM source_files WHERE source_id = ?",
+                (source_id,),
+            ).fetchall()
+        )
+        return int(rows[0][0])
+
+    async def drop_unseen(
+        self, source_id: str, scan: int, limit: int = 500
+    ) -> tuple[int, list[str]]:
+        """Forget up to `limit` files the scan `scan` did not see (they vanished); returns
+        how many, and their documents now `deleting`."""
+
+        def body(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+            rows = conn.execute(
+                "SELECT path, document_id FROM source_files WHERE source_id = ? AND seen < ? "
+                "LIMIT ?",
+                (source_id, scan, limit),
+            ).fetchall()
+            conn.executemany(
+                "DELETE FROM source_files WHERE source_id = ? AND path = ?",
+                [(source_id, p) for p, _ in rows],
+            )
+            return len(rows), _release(conn, [d for _, d in rows])
+
+        return await self._transaction(body)
+
+    async def settle_source_file(self, row: SourceFile, replaces: str | None) -> list[str]:
+        """Record what became of a scanned file (ingested, same content, or failed); the
+        document it had before is released. Returns the documents now `deleting`."""
+
+        def body(conn: sqlite3.Connection) -> list[str]:
+            _upsert(conn, row)
+            return _release(conn, [replaces] if replaces != row.document_id else [])
+
+        return await self._transaction(body)
+
+    @staticmethod
+    def settle_statements(
+        conn: sqlite3.Connection, row: SourceFile, replaces: str | None
+    ) -> list[str]:
+        """`settle_source_file` inside a transaction the caller holds."""
+        _upsert(conn, row)
+        return _release(conn, [replaces] if replaces != row.document_id else [])
+
+
+def decode_spec(record: SourceRecord) -> dict[str, Any]:
+    return dict(msgspec.json.decode(record.spec))
