@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -28,14 +28,17 @@ class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         float,
         Meta(ge=1, le=7200, description="Wall-clock seconds one file's parsing may take."),
     ] = 120.0
-    max_pages: Annotated[int, Meta(ge=1, description="Most pages a PDF may have.")] = 5000
+    max_pages: Annotated[
+        int, Meta(ge=1, description="Most pages a PDF (or slides a presentation) may have.")
+    ] = 5000
     max_unzipped_mb: Annotated[
         int,
         Meta(
             ge=1,
             description=(
-                "Most MiB a DOCX (a zip) may hold once decompressed, checked from the zip "
-                "directory before any member is read."
+                "Most MiB an Office or OpenDocument file (a zip) may hold once decompressed, "
+                "checked from the zip directory before any member is read; also the most a "
+                "mail's attachments may hold together."
             ),
         ),
     ] = 200
@@ -45,3 +48,34 @@ class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     max_chunks: Annotated[
         int, Meta(ge=1, description="Most chunks one document may be split into.")
     ] = 20000
+    max_cells: Annotated[
+        int,
+        Meta(ge=1, description="Most spreadsheet cells (all sheets together) one file may hold."),
+    ] = 2_000_000
+    max_attachments: Annotated[
+        int, Meta(ge=0, description="Most attachments one mail may carry.")
+    ] = 50
+    max_mime_depth: Annotated[
+        int, Meta(ge=1, le=100, description="Deepest nesting of a mail's MIME parts.")
+    ] = 8
+    ocr: Annotated[
+        Literal["auto", "off", "force"],
+        Meta(
+            description=(
+                "OCR (RapidOCR, offline) of scanned PDF pages and of images: 'auto' reads the "
+                "pages with no text layer (or a few characters over a large image), 'force' "
+                "every PDF page, 'off' none (images are then refused)."
+            )
+        ),
+    ] = "auto"
+    ocr_page_timeout_s: Annotated[
+        float,
+        Meta(
+            ge=1,
+            le=3600,
+            description=(
+                "Wall-clock (and CPU) seconds OCR of one page may take; each OCR'd page gets "
+                "its own allowance on top of parse_timeout_s."
+            ),
+        ),
+    ] = 60.0

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 import msgspec
 
 
 class Section(msgspec.Struct, frozen=True):
-    """A run of text from one place of a document: a page, or the body under a heading."""
+    """A run of text from one place of a document: a page, or the body under a heading.
+
+    `location` says where, as a reader would look for it, when a page number alone
+    does not: "sheet Prices, rows 2-31", "slide 4", "notes of slide 4".
+    """
 
     text: str
     page: int | None = None
     heading: str | None = None
+    location: str | None = None
+
+
+class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which documents a search may find, by their metadata; every condition given must
+    hold. Text conditions match case-insensitively, anywhere in the field."""
+
+    file_types: list[str] | None = None  # extensions without the dot: ["pdf", "xlsx"]
+    sources: list[str] | None = None  # source ids; "upload" for uploaded documents
+    title: str | None = None  # in the title or the file name
+    author: str | None = None
+    created_after: date | None = None  # the date the document itself records
+    created_before: date | None = None
+    ingested_after: date | None = None  # the day it was ingested (UTC)
+    ingested_before: date | None = None
 
 
 class ChunkRecord(msgspec.Struct, frozen=True):
@@ -26,6 +46,7 @@ class ChunkRecord(msgspec.Struct, frozen=True):
     page: int | None
     heading: str | None
     vector: list[float]
+    location: str | None = None
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -39,6 +60,7 @@ class Hit(msgspec.Struct, frozen=True):
     text: str
     page: int | None = None
     heading: str | None = None
+    location: str | None = None
 
 
 class Citation(msgspec.Struct, frozen=True):
@@ -52,6 +74,11 @@ class Citation(msgspec.Struct, frozen=True):
     page: int | None = None
     heading: str | None = None
     snippet: str = ""
+    location: str | None = None  # "sheet Prices, rows 2-31", "slide 4", ...
+    title: str | None = None  # the document's metadata, where its format has them
+    author: str | None = None
+    file_type: str | None = None
+    source: str | None = None  # the synced folder it came from; None: uploaded
 
 
 class Evidence(msgspec.Struct, frozen=True):
@@ -71,6 +98,7 @@ class Evidence(msgspec.Struct, frozen=True):
     citation: int  # the [n] of the passage it is from
     page: int | None = None
     heading: str | None = None
+    location: str | None = None
 
 
 class Timings(msgspec.Struct, frozen=True):

@@ -23,6 +23,7 @@ class TextChunk:
     page: int | None
     heading: str | None
     tokens: int
+    location: str | None = None
 
 
 def _units(text: str) -> list[str]:
@@ -80,7 +81,11 @@ def chunk_sections(
         ) -> None:
             chunks.append(
                 TextChunk(
-                    " ".join(u for u, _ in window), section.page, section.heading, window_tokens
+                    " ".join(u for u, _ in window),
+                    section.page,
+                    section.heading,
+                    window_tokens,
+                    section.location,
                 )
             )
 

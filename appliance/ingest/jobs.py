@@ -41,6 +41,23 @@ class FileTask:
     chunks_total: int = 0
     error: str | None = None
     note: str | None = None
+    # what the parser found (kept in the journal's `files.extra` until the file is indexed)
+    metadata: dict[str, str] = field(default_factory=dict)
+    ocr_pages: list[int] = field(default_factory=list)
+    parent_id: str | None = None  # the mail this file was attached to
+    origin: SourceOrigin | None = None  # the synced folder's file it is a snapshot of
+
+
+@dataclass(frozen=True)
+class SourceOrigin:
+    """Where a scanned file came from, and the document it had before (if it changed)."""
+
+    source_id: str
+    path: str  # relative to the source's root
+    size: int
+    mtime_ns: int
+    scan: int
+    replaces: str | None = None
 
 
 @dataclass
@@ -52,6 +69,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     cancel_requested: bool = False
+    source_id: str | None = None  # a scan of this synced folder
 
     @property
     def finished(self) -> bool:

@@ -5,7 +5,8 @@ It caps its own address space (RLIMIT_AS) before importing any parser, and befor
 each file raises its CPU soft limit (RLIMIT_CPU) to what it has used plus the file's
 allowance: a runaway parse is killed by SIGXCPU. Requests and answers are msgpack
 frames (4-byte length, then the body) on stdin and on a copy of stdout; fd 1 itself
-is pointed at stderr so a library's stray print cannot corrupt the channel.
+is pointed at stderr so a library's stray print cannot corrupt the channel. Before the
+answer, the child may send progress frames (`{"page": n}`: OCR of page n starts).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import resource
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,15 +47,30 @@ def _allow_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, hard))
 
 
-def handle(request: dict[str, Any]) -> dict[str, Any]:
-    from appliance.ingest.parsers import Limits, ParseError, parse_file
+def handle(request: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Parse one file. Before each page read by OCR, `report` sends `{"page": n}` to the
+    server (which re-arms its per-page wall-clock watchdog) and the CPU allowance grows
+    by `ocr_page_cpu_s`."""
+    from appliance.ingest.reader import Limits, ParseError, ParseOptions, parse_file
 
     _allow_cpu(int(request["cpu_s"]))
+
+    def on_page(number: int) -> None:
+        _allow_cpu(int(request["ocr_page_cpu_s"]))
+        report({"page": number})
+
+    out_dir = request.get("out_dir")
+    options = ParseOptions(
+        html_main_content=bool(request["html_main_content"]),
+        ocr=request["ocr"],
+        out_dir=Path(out_dir) if out_dir else None,
+        on_page=on_page,
+    )
     try:
         parsed = parse_file(
             Path(request["path"]),
             request["file_name"],
-            html_main_content=bool(request["html_main_content"]),
+            options=options,
             limits=Limits(**request["limits"]),
         )
     except ParseError as exc:
@@ -61,7 +78,10 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     return {
         "content_type": parsed.content_type,
         "pages": parsed.pages,
-        "sections": [[s.text, s.page, s.heading] for s in parsed.sections],
+        "sections": [[s.text, s.page, s.heading, s.location] for s in parsed.sections],
+        "metadata": parsed.metadata,
+        "ocr_pages": parsed.ocr_pages,
+        "attachments": parsed.attachments,
     }
 
 
@@ -76,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     while (frame := read_frame(requests)) is not None:
         request = msgspec.msgpack.decode(frame)
         try:
-            answer = handle(request)
+            answer = handle(request, lambda note: write_frame(channel, encoder.encode(note)))
         except MemoryError:
             write_frame(channel, encoder.encode({"error": "memory", "fatal": True}))
             os._exit(3)  # the heap may be in any state: start a fresh child

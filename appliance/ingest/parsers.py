@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from appliance.domain.types import Section
-from appliance.ingest.sniff import SUPPORTED_EXTENSIONS, Refused, sniff
 
 MiB = 1024 * 1024
 
@@ -28,32 +26,37 @@ class ParseError(Exception):
 class Limits:
     """What one document may cost (`[ingest]`)."""
 
-    max_pages: int = 5000
+    max_pages: int = 5000  # PDF pages, slides
     max_unzipped_mb: int = 200
     max_text_mb: int = 50
+    max_cells: int = 2_000_000  # spreadsheet cells read (all sheets)
+    max_attachments: int = 50  # files one mail may carry
+    max_mime_depth: int = 8  # MIME parts nested inside each other
 
 
 @dataclass(frozen=True)
 class ParsedDocument:
+    """What a parser made of one file.
+
+    `metadata` holds what the format records, under these keys only when present:
+    `title`, `author`, `created`, `modified` (ISO 8601 dates), and for mail `from`,
+    `to`, `date` (the subject is the title). `ocr_pages` lists the pages read by OCR.
+    `attachments` names files the parser wrote into its `out_dir` (a mail's attachments),
+    each to be ingested as a document of its own, linked to this one.
+    """
+
     content_type: str
     sections: list[Section]
     pages: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    ocr_pages: list[int] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)
 
 
 def _decode_text(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"not valid UTF-16 text ({exc})") from exc
-    if b"\x00" in data[:8192]:
-        raise ParseError("binary content: not a text file")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ParseError("text is neither UTF-8 nor Windows-1252")
+    from appliance.ingest.formats.documents import decode_text
+
+    return decode_text(data)
 
 
 def _clean(text: str) -> str:
@@ -158,7 +161,19 @@ def parse_html(data: bytes, *, main_content: bool = True) -> ParsedDocument:
     return ParsedDocument("text/html", sections)
 
 
-def parse_pdf(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
+OcrMode = Literal["auto", "off", "force"]
+
+
+def parse_pdf(
+    data: bytes,
+    limits: Limits = Limits(),
+    *,
+    ocr: OcrMode = "off",
+    on_page: Callable[[int], None] | None = None,
+) -> ParsedDocument:
+    """Text by page (pypdf); with `ocr`, scanned pages ("auto") or all ("force") are
+    read by OCR instead, and listed in `ocr_pages`. `on_page(n)` runs before each OCR'd
+    page (the sandbox's per-page watchdog)."""
     import io
 
     from pypdf import PdfReader
@@ -176,19 +191,24 @@ def parse_pdf(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
             raise ParseError(
                 f"the PDF has {count} pages, more than ingest.max_pages={limits.max_pages}"
             )
-        sections = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = _clean(page.extract_text() or "")
-            if text:
-                sections.append(Section(text, page=number))
+        texts = {n: _clean(page.extract_text() or "") for n, page in enumerate(reader.pages, 1)}
         pages = len(reader.pages)
     except ParseError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise ParseError(f"not a readable PDF ({exc})") from exc
+    ocr_pages: list[int] = []
+    if ocr != "off":
+        from appliance.ingest.formats.ocr import ocr_pdf_pages, scanned_pages
+
+        ocr_pages = sorted(texts) if ocr == "force" else scanned_pages(data, texts)
+        for number, text in ocr_pdf_pages(data, ocr_pages, on_page).items():
+            texts[number] = _clean(text)
+    sections = [Section(text, page=n) for n, text in sorted(texts.items()) if text]
     if not sections:
-        raise ParseError("the PDF has no extractable text (scanned images need OCR)")
-    return ParsedDocument("application/pdf", sections, pages)
+        hint = "even by OCR" if ocr != "off" else "scanned pages need ingest.ocr = \"auto\""
+        raise ParseError(f"the PDF has no extractable text ({hint})")
+    return ParsedDocument("application/pdf", sections, pages, ocr_pages=ocr_pages)
 
 
 def check_zip(data: bytes, limits: Limits) -> None:
@@ -199,11 +219,11 @@ def check_zip(data: bytes, limits: Limits) -> None:
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except zipfile.BadZipFile as exc:
-        raise ParseError(f"not a readable DOCX file ({exc})") from exc
+        raise ParseError(f"not a readable zip-based file ({exc})") from exc
     unzipped = sum(m.file_size for m in members)
     if unzipped > limits.max_unzipped_mb * MiB:
         raise ParseError(
-            f"the DOCX holds {unzipped / MiB:.0f} MiB once decompressed, more than "
+            f"the file holds {unzipped / MiB:.0f} MiB once decompressed, more than "
             f"ingest.max_unzipped_mb={limits.max_unzipped_mb}"
         )
 
@@ -248,46 +268,3 @@ def parse_docx(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
     return ParsedDocument(
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document", sections
     )
-
-
-PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
-    "text": parse_text,
-    "markdown": parse_markdown,
-}
-__all__ = ["SUPPORTED_EXTENSIONS", "Limits", "ParseError", "ParsedDocument", "parse_file"]
-
-
-def parse_file(
-    path: Path, file_name: str, *, html_main_content: bool = True, limits: Limits = Limits()
-) -> ParsedDocument:
-    """Parse `path` (uploaded as `file_name`): its kind from content and name together."""
-    with path.open("rb") as fh:
-        head = fh.read(8192)
-    try:
-        kind = sniff(head, file_name)
-    except Refused as exc:
-        raise ParseError(str(exc)) from None
-    size = path.stat().st_size
-    if kind in ("text", "markdown", "html") and size > limits.max_text_mb * MiB:
-        raise ParseError(
-            f"the file holds {size / MiB:.0f} MiB of text, more than "
-            f"ingest.max_text_mb={limits.max_text_mb}"
-        )
-    data = path.read_bytes()
-    if kind == "html":
-        parsed = parse_html(data, main_content=html_main_content)
-    elif kind == "pdf":
-        parsed = parse_pdf(data, limits)
-    elif kind == "docx":
-        parsed = parse_docx(data, limits)
-    else:
-        parsed = PARSERS[kind](data)
-    if not any(s.text.strip() for s in parsed.sections):
-        raise ParseError("no text found in the file")
-    text_chars = sum(len(s.text) for s in parsed.sections)
-    if text_chars > limits.max_text_mb * MiB:
-        raise ParseError(
-            f"the document yields {text_chars / MiB:.0f} MiB of text, more than "
-            f"ingest.max_text_mb={limits.max_text_mb}"
-        )
-    return parsed

@@ -21,16 +21,21 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
+import msgspec
+
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.domain.types import ChunkRecord, Section
 from appliance.engine.worker import Overloaded
 from appliance.fileutil import sha256_file
 from appliance.ingest.chunker import chunk_sections
+from appliance.ingest.job_rows import file_row, job_of
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.parsers import ParseError
+from appliance.ingest.reader import file_type
 from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
-from appliance.store.journal import DocumentRow, FileRow, JobRow, Journal
+from appliance.store.journal import DocumentRow, JobRow, Journal
+from appliance.store.journal_sources import SourceFile
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +99,7 @@ class IngestionService:
         resumed = 0
         cancelled = await self._journal.cancel_requested()
         for row, files in await self._journal.jobs(KEEP_FINISHED_JOBS):
-            job = _job_of(row, files, self.upload_dir)
+            job = job_of(row, files, self.upload_dir)
             self._jobs[job.id] = job
             if not job.finished:
                 job.state = JobState.QUEUED
@@ -131,7 +136,7 @@ class IngestionService:
         await asyncio.to_thread(_fsync_dir, self.upload_dir / job.id)
         await self._journal.add_job(
             JobRow(job.id, job.state.value, job.created_at, None, None),
-            [_file_row(job.id, i, t) for i, t in enumerate(job.files)],
+            [file_row(job.id, i, t) for i, t in enumerate(job.files)],
         )
         self._queue.put_nowait(job)
         self._jobs[job.id] = job
@@ -255,6 +260,8 @@ class IngestionService:
             if task.document_id and await self._journal.get(task.document_id) is None:
                 await self._store.delete_by_document(task.document_id)
             await self._journal.end_file(job.id, index, task.state.value, task.error)
+            if task.state is FileState.FAILED:
+                await self._settle_origin(task, None)
         with contextlib.suppress(FileNotFoundError):
             task.path.unlink()  # indexed, skipped or failed: the upload is not needed
 
@@ -282,13 +289,15 @@ class IngestionService:
                 await self._journal.end_file(
                     job.id, index, task.state.value, note=task.note, document_id=document_id
                 )
+                await self._settle_origin(task, document_id, data_hash)
                 return
-            chunks, content_type, pages = await self._parse(task)
+            chunks, content_type, pages = await self._parse(job, index, task, document_id)
             task.document_id = document_id
             task.content_hash = data_hash
             await self._journal.file_parsed(
-                job.id, index, document_id, data_hash, content_type, pages, chunks
-            )
+                job.id, index, document_id, data_hash, content_type, pages, chunks,
+                extra=file_row(job.id, index, task).extra,
+            )  # fmt: skip
             task.parsed = True
         document_id = task.document_id
         assert document_id is not None and data_hash is not None
@@ -312,6 +321,7 @@ class IngestionService:
                     page=c.page,
                     heading=c.heading,
                     vector=v,
+                    location=c.location,
                 )
                 for i, (c, v) in enumerate(zip(batch, vectors, strict=True))
             ]
@@ -320,7 +330,11 @@ class IngestionService:
             self._metrics.stage_seconds.labels("upsert").observe(time.perf_counter() - t0)
             task.chunks_done += len(batch)
             self._metrics.chunks_ingested.inc(len(batch))
-        await self._journal.file_indexed(
+        origin = task.origin
+        meta = {k: v for k, v in task.metadata.items() if k not in _COLUMNS}
+        if task.ocr_pages:
+            meta["ocr_pages"] = ",".join(map(str, task.ocr_pages))
+        released = await self._journal.file_indexed(
             job.id,
             index,
             DocumentRow(
@@ -332,19 +346,42 @@ class IngestionService:
                 chunks=len(chunks),
                 pages=pages,
                 created_at=time.time(),
+                file_type=file_type(task.file_name),
+                title=task.metadata.get("title"),
+                author=task.metadata.get("author"),
+                created=task.metadata.get("created"),
+                modified=task.metadata.get("modified"),
+                source_id=origin.source_id if origin else None,
+                parent_id=task.parent_id,
+                meta=msgspec.json.encode(meta).decode(),
             ),
+            source=_source_file(task, document_id, data_hash),
+            replaces=origin.replaces if origin else None,
         )
+        await self._drop_released(released)  # the changed file's old version, now replaced
         task.state = FileState.DONE
         self._metrics.documents_ingested.inc()
 
-    async def _parse(self, task: FileTask) -> tuple[list[Section], str, int | None]:
+    async def _parse(
+        self, job: Job, index: int, task: FileTask, document_id: str
+    ) -> tuple[list[Section], str, int | None]:
         t0 = time.perf_counter()
+        out_dir = self.upload_dir / job.id / f"attachments-{index}"
+        out_dir.mkdir(exist_ok=True)
         parsed = await asyncio.to_thread(
             self._sandbox.parse,
             task.path,
             task.file_name,
             html_main_content=self._html_main_content,
+            out_dir=out_dir,
         )
+        task.metadata, task.ocr_pages = dict(parsed.metadata), list(parsed.ocr_pages)
+        if parsed.ocr_pages:
+            self._metrics.ocr_pages.inc(len(parsed.ocr_pages))
+            shown = ", ".join(map(str, parsed.ocr_pages[:20]))
+            more = "…" if len(parsed.ocr_pages) > 20 else ""
+            task.note = f"pages read by OCR: {shown}{more}"
+        await self._add_attachments(job, task, out_dir, parsed.attachments, document_id)
         chars = sum(len(s.text) for s in parsed.sections)
         # ~4 characters a token: refuse a document far past the limit before chunking it
         if chars / (4 * max(1, self._chunk_tokens - self._chunk_overlap)) > 2 * self._max_chunks:
@@ -367,8 +404,50 @@ class IngestionService:
                 f"the document makes {len(pieces):,} chunks, more than "
                 f"ingest.max_chunks={self._max_chunks}"
             )
-        chunks = [Section(c.text, page=c.page, heading=c.heading) for c in pieces]
+        chunks = [
+            Section(c.text, page=c.page, heading=c.heading, location=c.location) for c in pieces
+        ]
         return chunks, parsed.content_type, parsed.pages
+
+    async def _add_attachments(
+        self, job: Job, task: FileTask, out_dir: Path, names: list[str], parent_id: str
+    ) -> None:
+        """Queue a mail's attachments (written by the parser) as files of the same job,
+        each a document of its own linked to the mail."""
+        tasks = []
+        for name in names:
+            path = out_dir / name
+            if path.parent != out_dir or not path.is_file():  # the child names only its own
+                continue
+            tasks.append(
+                FileTask(
+                    file_name=name, path=path, size_bytes=path.stat().st_size,
+                    parent_id=parent_id,
+                )
+            )  # fmt: skip
+        if not tasks:
+            return
+        start = len(job.files)
+        await self._journal.add_files(
+            [file_row(job.id, start + i, t) for i, t in enumerate(tasks)]
+        )
+        job.files.extend(tasks)  # the job's loop reaches them after this file
+
+    async def _settle_origin(
+        self, task: FileTask, document_id: str | None, data_hash: str | None = None
+    ) -> None:
+        """A synced file that was skipped (same content) or failed: record it, and drop
+        the document its previous version had."""
+        row = _source_file(task, document_id, data_hash)
+        if row is not None and task.origin is not None:
+            await self._drop_released(
+                await self._journal.settle_source_file(row, task.origin.replaces)
+            )
+
+    async def _drop_released(self, document_ids: list[str]) -> None:
+        for document_id in document_ids:  # marked `deleting` in the journal already
+            await self._store.delete_by_document(document_id)
+            await self._journal.forget_document(document_id)
 
     # ---- documents --------------------------------------------------------
     async def delete_document(self, document_id: str) -> bool:
@@ -382,43 +461,25 @@ class IngestionService:
         return True
 
 
+_COLUMNS = frozenset({"title", "author", "created", "modified"})  # own columns, not `meta`
+
+
+def _source_file(
+    task: FileTask, document_id: str | None, data_hash: str | None
+) -> SourceFile | None:
+    origin = task.origin
+    if origin is None:
+        return None
+    return SourceFile(
+        source_id=origin.source_id, path=origin.path, size=origin.size,
+        mtime_ns=origin.mtime_ns, content_hash=data_hash, document_id=document_id,
+        seen=origin.scan, error=task.error if document_id is None else None,
+    )  # fmt: skip
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _file_row(job_id: str, index: int, task: FileTask) -> FileRow:
-    ended = task.state is not FileState.QUEUED
-    upload = Path(task.path.parent.name) / task.path.name  # relative: a restore may move it
-    stage = "ended" if ended else "parsed" if task.parsed else "received"
-    return FileRow(
-        job_id=job_id, idx=index, file_name=task.file_name, upload_path=str(upload),
-        size_bytes=task.size_bytes, stage=stage, state=task.state.value,
-        document_id=task.document_id, content_hash=task.content_hash,
-        content_type=task.content_type, pages=task.pages, chunks_total=task.chunks_total,
-        error=task.error, note=task.note,
-    )  # fmt: skip
-
-
-def _job_of(row: JobRow, files: list[FileRow], upload_dir: Path) -> Job:
-    """The live job for a journaled one: files not ended are queued again."""
-    tasks = []
-    for f in files:
-        path = upload_dir / f.upload_path  # an absolute path (older journals) stays as is
-        task = FileTask(file_name=f.file_name, path=path, size_bytes=f.size_bytes)
-        task.document_id, task.error, task.note = f.document_id, f.error, f.note
-        task.chunks_total = f.chunks_total
-        task.content_hash, task.content_type, task.pages = f.content_hash, f.content_type, f.pages
-        if f.stage in ("received", "parsed"):
-            task.state = FileState.QUEUED
-            task.parsed = f.stage == "parsed"
-        else:
-            task.state = FileState(f.state)
-            task.chunks_done = f.chunks_total if f.state == "done" else 0
-        tasks.append(task)
-    job = Job(files=tasks, id=row.id, state=JobState(row.state), created_at=row.created_at)
-    job.started_at, job.finished_at = row.started_at, row.finished_at
-    return job

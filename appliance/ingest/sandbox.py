@@ -46,6 +46,7 @@ class ParseSandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._why_killed: str | None = None
         self._busy: subprocess.Popen[bytes] | None = None  # the child parsing right now
+        self._ocr_page: int | None = None  # the page being read by OCR, if any
         self._encoder = msgspec.msgpack.Encoder()
 
     def _child(self) -> subprocess.Popen[bytes]:
@@ -73,29 +74,50 @@ class ParseSandbox:
             proc.kill()
             proc.wait(5)
 
-    def parse(self, path: Path, file_name: str, *, html_main_content: bool) -> ParsedDocument:
+    def parse(
+        self,
+        path: Path,
+        file_name: str,
+        *,
+        html_main_content: bool,
+        out_dir: Path | None = None,
+    ) -> ParsedDocument:
+        """Parse in the child. A mail's attachments are written into `out_dir`."""
         lim = self._limits
         request = {
             "path": str(path),
             "file_name": file_name,
             "html_main_content": html_main_content,
+            "ocr": lim.ocr,
+            "ocr_page_cpu_s": max(1, int(lim.ocr_page_timeout_s)),
+            "out_dir": str(out_dir) if out_dir else None,
             "cpu_s": lim.parse_cpu_s,
             "limits": {
                 "max_pages": lim.max_pages,
                 "max_unzipped_mb": lim.max_unzipped_mb,
                 "max_text_mb": lim.max_text_mb,
+                "max_cells": lim.max_cells,
+                "max_attachments": lim.max_attachments,
+                "max_mime_depth": lim.max_mime_depth,
             },
         }
         with self._lock:
             self._why_killed = None
+            self._ocr_page = None
             proc = self._child()
             assert proc.stdin is not None and proc.stdout is not None
-            timer = threading.Timer(lim.parse_timeout_s, self._kill, args=("timeout", proc))
+            timer = self._arm(lim.parse_timeout_s, "timeout", proc)
             self._busy = proc
-            timer.start()
             try:
                 write_frame(proc.stdin, self._encoder.encode(request))
-                frame = read_frame(proc.stdout)
+                while True:
+                    frame = read_frame(proc.stdout)
+                    note = msgspec.msgpack.decode(frame) if frame is not None else None
+                    if not (isinstance(note, dict) and "page" in note and len(note) == 1):
+                        break
+                    timer.cancel()  # an OCR page starts: it gets its own allowance
+                    self._ocr_page = int(note["page"])
+                    timer = self._arm(lim.ocr_page_timeout_s, "ocr_timeout", proc)
             except (BrokenPipeError, OSError):
                 frame = None
             finally:
@@ -104,7 +126,7 @@ class ParseSandbox:
             if frame is None:
                 self._proc = None
                 raise self._died(proc)
-            answer: dict[str, Any] = msgspec.msgpack.decode(frame)
+            answer: dict[str, Any] = note if isinstance(note, dict) else {}
         if answer.get("fatal"):
             proc.wait(5)
             raise ParseError(
@@ -114,15 +136,31 @@ class ParseSandbox:
             raise ParseError(str(answer["error"]))
         return ParsedDocument(
             content_type=answer["content_type"],
-            sections=[Section(t, page=p, heading=h) for t, p, h in answer["sections"]],
+            sections=[
+                Section(t, page=p, heading=h, location=loc) for t, p, h, loc in answer["sections"]
+            ],
             pages=answer["pages"],
+            metadata=dict(answer["metadata"]),
+            ocr_pages=list(answer["ocr_pages"]),
+            attachments=list(answer["attachments"]),
         )
+
+    def _arm(self, seconds: float, why: str, proc: subprocess.Popen[bytes]) -> threading.Timer:
+        timer = threading.Timer(seconds, self._kill, args=(why, proc))
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _died(self, proc: subprocess.Popen[bytes]) -> Exception:
         code = proc.wait(10)
         lim = self._limits
         if self._why_killed == "cancelled":
             return ParseCancelled("parsing was cancelled")
+        if self._why_killed == "ocr_timeout":
+            return ParseError(
+                f"OCR of page {self._ocr_page} took longer than "
+                f"ingest.ocr_page_timeout_s={lim.ocr_page_timeout_s:g} s"
+            )
         if self._why_killed == "timeout":
             return ParseError(
                 f"parsing took longer than ingest.parse_timeout_s={lim.parse_timeout_s:g} s"

@@ -59,6 +59,17 @@ class Metrics:
         self.files_failed = Counter(
             "appliance_ingest_files_failed", "Uploaded files that failed.", registry=r
         )
+        self.ocr_pages = Counter(
+            "appliance_ocr_pages", "Pages (and images) read by OCR.", registry=r
+        )
+        self.source_scans = Counter(
+            "appliance_source_scans", "Scans of synced folders, by outcome.", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.source_files = Counter(
+            "appliance_source_files", "Files synced folders' scans acted on, by action.",
+            ["action"], registry=r,
+        )  # fmt: skip
         self.jobs = Gauge(
             "appliance_ingest_jobs", "Ingestion jobs by state.", ["state"], registry=r
         )

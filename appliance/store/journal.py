@@ -206,6 +206,8 @@ class Journal(SourceJournal, CatalogQueries):
         pages: int | None, chunks: Sequence[Section], extra: str = "{}",
     ) -> None:  # fmt: skip
         """The file's chunk texts, stored with its `parsed` stage in one transaction."""
+        parsed_row = (document_id, content_hash, content_type, pages, len(chunks), extra)
+        parsed_row += (job_id, idx)
         await self._write(
             [
                 ("DELETE FROM chunks WHERE document_id = ?", (document_id,)),
@@ -222,8 +224,7 @@ class Journal(SourceJournal, CatalogQueries):
                     "UPDATE files SET stage = 'parsed', document_id = ?, content_hash = ?, "
                     "content_type = ?, pages = ?, chunks_total = ?, extra = ? "
                     "WHERE job_id = ? AND idx = ?",
-                    [document_id, content_hash, content_type, pages, len(chunks), extra]
-                    + [job_id, idx],
+                    parsed_row,
                 ),
             ]
         )

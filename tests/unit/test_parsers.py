@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.ingest.parsers import ParseError, parse_file
+from appliance.ingest.reader import ParseError, ParseOptions, parse_file
 from tests.docs_factory import FACTS, make_all
 
 
@@ -84,7 +84,7 @@ SITE_PAGE = """<html><body>
 def test_html_main_content_drops_site_chrome(tmp_path: Path, main_content: bool) -> None:
     page = tmp_path / "bisect.html"
     page.write_text(SITE_PAGE, encoding="utf-8")
-    parsed = parse_file(page, page.name, html_main_content=main_content)
+    parsed = parse_file(page, page.name, options=ParseOptions(html_main_content=main_content))
     text = " ".join(s.text for s in parsed.sections)
     assert "keeps a sorted list in order" in text
     assert "bisect - array bisection" in [s.heading for s in parsed.sections]
