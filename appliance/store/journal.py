@@ -206,8 +206,8 @@ class Journal(SourceJournal, CatalogQueries):
         pages: int | None, chunks: Sequence[Section], extra: str = "{}",
     ) -> None:  # fmt: skip
         """The file's chunk texts, stored with its `parsed` stage in one transaction."""
-        parsed_row = (document_id, content_hash, content_type, pages, len(chunks), extra)
-        parsed_row += (job_id, idx)
+        parsed_row: tuple[Any, ...] = (document_id, content_hash, content_type, pages)
+        parsed_row += (len(chunks), extra, job_id, idx)
         await self._write(
             [
                 ("DELETE FROM chunks WHERE document_id = ?", (document_id,)),
