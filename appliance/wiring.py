@@ -18,6 +18,7 @@ from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
+from appliance.ingest.sources import SourceService
 from appliance.models.locate import ModelError, resolve_model
 from appliance.models.registry import Registry
 from appliance.models.sizing import (
@@ -170,6 +171,7 @@ class Services:
         self.collection = collection
         self.embedding_path = plan.embedding.info.path
         self._retired: list[Any] = []  # stores and embedders replaced by a switch
+        self.sources: SourceService | None = None  # synced folders (set once they start)
         self.embedding_switch = EmbeddingSwitch(
             self, lambda dim, name: make_store(settings, dim, name)
         )
@@ -188,6 +190,8 @@ class Services:
 
     async def close(self) -> None:
         await self.embedding_switch.stop()
+        if self.sources is not None:
+            await self.sources.stop()
         await self.ingestion.stop()
         self.engine.stop()
         if self.embedder is not self.engine.embedder:
@@ -327,14 +331,21 @@ async def _build_the_rest(
         ),
         deadline_s=settings.generation.deadline_s,
         min_score=settings.retrieval.min_score,
+        catalog=journal,
     )
+    sources = SourceService(
+        journal=journal, ingestion=ingestion, metrics=metrics, configured=settings.sources
+    )
+    await sources.start()
     for model in (plan.chat, plan.embedding):
         metrics.model_info.labels(model.role).info(
             {"name": model.info.name, "file": model.info.path.name, "arch": model.info.architecture}
         )
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
-    return Services(
+    services = Services(
         settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit,
         index.collection,
     )  # fmt: skip
+    services.sources = sources
+    return services

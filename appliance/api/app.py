@@ -29,6 +29,7 @@ from appliance.api.controllers.health import HealthController
 from appliance.api.controllers.keys import KeyController
 from appliance.api.controllers.models import ModelController
 from appliance.api.controllers.query import QueryController, ask_websocket
+from appliance.api.controllers.sources import SourceController
 from appliance.api.controllers.status import StatusController
 from appliance.api.dependencies import DEPENDENCIES
 from appliance.api.errors import EXCEPTION_HANDLERS
@@ -102,6 +103,7 @@ def create_app(
         DocumentController,
         QueryController,
         KeyController,
+        SourceController,
         AdminController,
         ModelController,
         HealthController,

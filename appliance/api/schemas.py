@@ -7,12 +7,34 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from appliance.domain.types import Citation, Evidence, FinishReason, Hit, Timings
+from appliance.config.sources import SourceSettings
+from appliance.domain.types import (
+    Citation,
+    DocumentFilter,
+    DocumentInfo,
+    Evidence,
+    FinishReason,
+    Hit,
+    ScanReport,
+    Timings,
+)
 
 Query = Annotated[str, Meta(min_length=1, max_length=4000, description="The question or query.")]
 DocumentIds = Annotated[
     list[str],
     Meta(max_length=1000, description="Only search these documents (unknown ids match none)."),
+]
+
+
+Filters = Annotated[
+    DocumentFilter,
+    Meta(
+        description=(
+            "Only documents whose metadata match: file types (extensions), sources "
+            '("upload" for uploaded files), title or author (case-insensitive, anywhere), '
+            "the document's own date and the day it was ingested (YYYY-MM-DD, inclusive)."
+        )
+    ),
 ]
 
 
@@ -22,12 +44,17 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         None
     )
     document_ids: DocumentIds | None = None
+    filters: Filters | None = None
 
 
 class SearchResponse(msgspec.Struct, frozen=True):
     hits: list[Hit]
     embed_ms: float
     search_ms: float
+    documents: Annotated[
+        dict[str, DocumentInfo],
+        Meta(description="Title, author, file type and source of each document hit, by id."),
+    ] = msgspec.field(default_factory=dict)
 
 
 Question = Annotated[
@@ -59,6 +86,7 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None
     ) = None
     document_ids: DocumentIds | None = None
+    filters: Filters | None = None
     strategy: (
         Annotated[
             str,
@@ -273,3 +301,23 @@ class EmbeddingSwitchRead(msgspec.Struct, frozen=True):
     started_at: float | None
     finished_at: float | None
     error: str | None
+
+
+class SourceRead(msgspec.Struct, frozen=True):
+    """A synced folder: its settings, where they come from, and its last scan."""
+
+    settings: SourceSettings
+    origin: Annotated[
+        Literal["config", "api"],
+        Meta(description="config: a [[sources]] table (read-only here); api: POST /v1/sources."),
+    ]
+    last_scan: ScanReport | None = None
+
+
+class SourceList(msgspec.Struct, frozen=True):
+    sources: list[SourceRead]
+
+
+class SourceRemoved(msgspec.Struct, frozen=True):
+    id: str
+    documents_deleted: int

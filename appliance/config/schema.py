@@ -13,6 +13,7 @@ from msgspec import Meta
 
 from appliance.config.ingest import IngestSettings
 from appliance.config.security import SecuritySettings
+from appliance.config.sources import SourceSettings
 
 
 class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -493,6 +494,15 @@ class Settings(Base, frozen=True):
     ingest: Annotated[
         IngestSettings, Meta(description="Limits of one document's parsing (a sandbox).")
     ] = IngestSettings()
+    sources: Annotated[
+        list[SourceSettings],
+        Meta(
+            description=(
+                "Folders kept in sync with the index ([[sources]] tables); an admin may add "
+                "more with POST /v1/sources."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
     prompts: Annotated[
         dict[str, PromptStrategy],
         Meta(
@@ -510,6 +520,10 @@ class Settings(Base, frozen=True):
                 f"`generation.prompt` = {self.generation.prompt!r} names no [prompts.*] "
                 f"table (defined: {names})"
             )
+
+        ids = [s.id for s in self.sources]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"`sources`: two [[sources]] tables share an id ({sorted(ids)})")
 
     def strategy(self, name: str | None = None) -> PromptStrategy:
         return self.prompts[name or self.generation.prompt]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from appliance.domain.types import ChunkRecord, Hit
+from appliance.domain.types import ChunkRecord, DocumentFilter, DocumentInfo, Hit
 
 
 class Embedder(Protocol):
@@ -85,3 +85,11 @@ class VectorStore(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class DocumentCatalog(Protocol):
+    """The documents' metadata (the journal): which match a filter, what a citation shows."""
+
+    async def matching(self, f: DocumentFilter) -> list[str]: ...
+
+    async def describe(self, document_ids: Sequence[str]) -> dict[str, DocumentInfo]: ...

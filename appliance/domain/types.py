@@ -35,6 +35,15 @@ class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ingested_before: date | None = None
 
 
+class DocumentInfo(msgspec.Struct, frozen=True):
+    """What a citation shows of its document besides the file name."""
+
+    title: str | None = None
+    author: str | None = None
+    file_type: str | None = None
+    source: str | None = None  # the synced folder it came from; None: uploaded
+
+
 class ChunkRecord(msgspec.Struct, frozen=True):
     """One chunk as stored: its vector and the payload needed for citations."""
 
@@ -152,3 +161,19 @@ class ErrorEvent(msgspec.Struct, frozen=True, tag="error"):
 
 
 AnswerEvent = TokenEvent | DoneEvent | ErrorEvent
+
+
+class ScanReport(msgspec.Struct, kw_only=True):
+    """What one scan did."""
+
+    state: str = "running"  # running | done | failed
+    started_at: float = 0.0
+    finished_at: float | None = None
+    seen: int = 0  # files that match the source's patterns
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0  # files gone since the last scan (their documents deleted)
+    failed: int = 0  # files that could not be read or parsed
+    job_ids: list[str] = msgspec.field(default_factory=list)
+    error: str | None = None

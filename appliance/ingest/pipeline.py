@@ -128,11 +128,14 @@ class IngestionService:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    async def submit(self, job: Job) -> Job:
+    async def submit(self, job: Job, *, wait_for_room: bool = False) -> Job:
         """Journal and queue a job whose files are on disk (fsynced); raises Overloaded
-        when the queue is full. Once this returns, the job survives a crash."""
-        if self._queue.qsize() >= self._max_queued:  # counted where it is answered
-            raise Overloaded("ingestion", retry_after=10)
+        when the queue is full (or, with `wait_for_room`, waits). Once this returns, the
+        job survives a crash."""
+        while self._queue.qsize() >= self._max_queued:  # counted where it is answered
+            if not wait_for_room:
+                raise Overloaded("ingestion", retry_after=10)
+            await asyncio.sleep(1.0)
         await asyncio.to_thread(_fsync_dir, self.upload_dir / job.id)
         await self._journal.add_job(
             JobRow(job.id, job.state.value, job.created_at, None, None),
@@ -358,7 +361,7 @@ class IngestionService:
             source=_source_file(task, document_id, data_hash),
             replaces=origin.replaces if origin else None,
         )
-        await self._drop_released(released)  # the changed file's old version, now replaced
+        await self.drop_documents(released)  # the changed file's old version, now replaced
         task.state = FileState.DONE
         self._metrics.documents_ingested.inc()
 
@@ -428,9 +431,7 @@ class IngestionService:
         if not tasks:
             return
         start = len(job.files)
-        await self._journal.add_files(
-            [file_row(job.id, start + i, t) for i, t in enumerate(tasks)]
-        )
+        await self._journal.add_files([file_row(job.id, start + i, t) for i, t in enumerate(tasks)])
         job.files.extend(tasks)  # the job's loop reaches them after this file
 
     async def _settle_origin(
@@ -440,11 +441,13 @@ class IngestionService:
         the document its previous version had."""
         row = _source_file(task, document_id, data_hash)
         if row is not None and task.origin is not None:
-            await self._drop_released(
+            await self.drop_documents(
                 await self._journal.settle_source_file(row, task.origin.replaces)
             )
 
-    async def _drop_released(self, document_ids: list[str]) -> None:
+    async def drop_documents(self, document_ids: list[str]) -> None:
+        """Remove documents the journal marked `deleting` (a synced file gone or replaced);
+        the caller holds `quiet`."""
         for document_id in document_ids:  # marked `deleting` in the journal already
             await self._store.delete_by_document(document_id)
             await self._journal.forget_document(document_id)

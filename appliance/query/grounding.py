@@ -98,6 +98,7 @@ def ground(
             citation=citation_of.get(pool[j].hit.point_id, 0),
             page=pool[j].hit.page,
             heading=pool[j].hit.heading,
+            location=pool[j].hit.location,
         )
         for j in order
     ]

@@ -13,10 +13,18 @@ import numpy as np
 
 from appliance.config.schema import PromptStrategy
 from appliance.domain.errors import FieldError
-from appliance.domain.protocols import Embedder, Generator, TokenStream, VectorStore
+from appliance.domain.protocols import (
+    DocumentCatalog,
+    Embedder,
+    Generator,
+    TokenStream,
+    VectorStore,
+)
 from appliance.domain.types import (
     AnswerEvent,
     Citation,
+    DocumentFilter,
+    DocumentInfo,
     DoneEvent,
     ErrorEvent,
     FinishReason,
@@ -59,6 +67,7 @@ class AskParams:
     temperature: float
     document_ids: Sequence[str] | None = None
     strategy: str | None = None  # a [prompts.*] name; None: generation.prompt
+    filters: DocumentFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -84,20 +93,31 @@ class UnknownStrategy(FieldError):
         super().__init__("strategy", detail)
 
 
-def citations_for(hits: Sequence[Hit]) -> list[Citation]:
-    return [
-        Citation(
-            index=i,
-            document_id=h.document_id,
-            file_name=h.file_name,
-            chunk_index=h.chunk_index,
-            score=round(h.score, 4),
-            page=h.page,
-            heading=h.heading,
-            snippet=h.text[:SNIPPET_CHARS],
+def citations_for(
+    hits: Sequence[Hit], documents: dict[str, DocumentInfo] | None = None
+) -> list[Citation]:
+    documents = documents or {}
+    citations = []
+    for i, h in enumerate(hits, start=1):
+        info = documents.get(h.document_id) or DocumentInfo()
+        citations.append(
+            Citation(
+                index=i,
+                document_id=h.document_id,
+                file_name=h.file_name,
+                chunk_index=h.chunk_index,
+                score=round(h.score, 4),
+                page=h.page,
+                heading=h.heading,
+                snippet=h.text[:SNIPPET_CHARS],
+                location=h.location,
+                title=info.title,
+                author=info.author,
+                file_type=info.file_type,
+                source=info.source,
+            )
         )
-        for i, h in enumerate(hits, start=1)
-    ]
+    return citations
 
 
 def _cosines(vectors: Sequence[Sequence[float]], query: Sequence[float]) -> list[float]:
@@ -117,6 +137,7 @@ class Plan:
     read: list[Sentence] | None  # sentence strategies: the sentences in the prompt
     vectors: dict[tuple[str, int], list[float]]  # sentence embeddings known so far
     embedder: Embedder | None = None  # the model of the question's vector
+    documents: dict[str, DocumentInfo] = field(default_factory=dict)  # of the cited passages
 
     def citation_of(self) -> dict[str, int]:
         return {h.point_id: n for n, h in enumerate(self.pool, start=1)}
@@ -137,7 +158,9 @@ class QueryService:
         answers: AnswerSettings,
         deadline_s: float,
         min_score: float = -1.0,
+        catalog: DocumentCatalog | None = None,
     ) -> None:
+        self._catalog = catalog
         self._embedder = embedder
         self._store = store
         self._generator = generator
@@ -160,10 +183,35 @@ class QueryService:
             known = ", ".join(sorted(self.answers.prompts))
             raise UnknownStrategy(f"unknown prompt strategy {name!r} (known: {known})") from None
 
+    async def scope(
+        self, document_ids: Sequence[str] | None, filters: DocumentFilter | None
+    ) -> Sequence[str] | None:
+        """The documents a search may find: `document_ids` and those `filters` admit
+        (None: all of them)."""
+        if filters is None or self._catalog is None:
+            return document_ids
+        admitted = await self._catalog.matching(filters)
+        if document_ids is None:
+            return admitted
+        wanted = set(document_ids)
+        return [d for d in admitted if d in wanted]
+
+    async def describe(self, hits: Sequence[Hit]) -> dict[str, DocumentInfo]:
+        if self._catalog is None or not hits:
+            return {}
+        return await self._catalog.describe([h.document_id for h in hits])
+
     async def search(
-        self, query: str, top_k: int, document_ids: Sequence[str] | None = None
+        self,
+        query: str,
+        top_k: int,
+        document_ids: Sequence[str] | None = None,
+        filters: DocumentFilter | None = None,
     ) -> SearchOutcome:
         embedder, store = self._embedder, self._store  # one model and its collection
+        document_ids = await self.scope(document_ids, filters)
+        if document_ids is not None and not document_ids:  # the filters admit no document
+            return SearchOutcome([], 0.0, 0.0, [], embedder)
         t0 = time.perf_counter()
         [vector] = await embedder.embed([query], interactive=True)
         t1 = time.perf_counter()
@@ -228,9 +276,12 @@ class QueryService:
         """
         self.strategy(params.strategy)  # fail fast, before any work
         t_start = time.perf_counter()
-        found = await self.search(params.question, params.top_k, params.document_ids)
+        found = await self.search(
+            params.question, params.top_k, params.document_ids, params.filters
+        )
         t0 = time.perf_counter()
         plan = await self._plan(params, found)
+        plan.documents = await self.describe(plan.pool)
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
         stream = self._generator.stream(
@@ -382,7 +433,7 @@ class PreparedAnswer:
         )
         yield DoneEvent(
             answer=answer,
-            citations=citations_for(self.plan.pool),
+            citations=citations_for(self.plan.pool, self.plan.documents),
             timings=timings,
             finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
             evidence=grounding.evidence,

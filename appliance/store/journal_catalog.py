@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from appliance.domain.types import DocumentFilter
+from appliance.domain.types import DocumentFilter, DocumentInfo
 from appliance.engine.worker import ThreadWorker
-from appliance.store.journal_schema import DOC_COLUMNS, DocumentRow
 
 UPLOAD = "upload"  # the source name of uploaded documents in filters
 
@@ -75,15 +74,17 @@ class CatalogQueries:
         )
         return [r[0] for r in rows]
 
-    async def describe(self, document_ids: Sequence[str]) -> dict[str, DocumentRow]:
-        """The rows of these documents (the ones an answer cites)."""
+    async def describe(self, document_ids: Sequence[str]) -> dict[str, DocumentInfo]:
+        """What citations show of these documents (the ones an answer cites)."""
         ids = sorted(set(document_ids))
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = await self._worker.call(
             lambda c: c.execute(
-                f"SELECT {DOC_COLUMNS} FROM documents WHERE id IN ({marks})", ids
+                "SELECT id, title, author, file_type, source_id FROM documents "
+                f"WHERE id IN ({marks})",
+                ids,
             ).fetchall()
         )
-        return {r[0]: DocumentRow(*r) for r in rows}
+        return {r[0]: DocumentInfo(r[1], r[2], r[3] or None, r[4]) for r in rows}

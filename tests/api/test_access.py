@@ -43,6 +43,10 @@ REQUIRED = {
     ("POST", "/v1/models/embedding"): "admin",
     ("GET", "/v1/status"): ANY,
     ("GET", "/v1/logs"): "admin",
+    ("GET", "/v1/sources"): "ingest",
+    ("POST", "/v1/sources"): "admin",
+    ("POST", "/v1/sources/{source_id}/scan"): "ingest",
+    ("DELETE", "/v1/sources/{source_id}"): "admin",
 }
 ROLES = ("admin", "ingest", "query")
 

@@ -27,7 +27,9 @@ def sections() -> list[tuple[str, type]]:
     out = []
     for section in msgspec.structs.fields(Settings):
         section_type = typing.get_args(hints[section.name])[0]
-        if typing.get_origin(section_type) is dict:
+        if typing.get_origin(section_type) is list:  # [[sources]]: a commented example
+            out.append((f"# [[{section.name}]]", typing.get_args(section_type)[0]))
+        elif typing.get_origin(section_type) is dict:
             out.append((f"{section.name}.{Settings().generation.prompt}",
                         typing.get_args(section_type)[1]))  # fmt: skip
         else:
@@ -39,8 +41,11 @@ def test_every_settings_field_is_in_the_shipped_file_with_a_comment() -> None:
     lines = SHIPPED.read_text(encoding="utf-8").splitlines()
     missing = []
     for name, section_type in sections():
-        header = lines.index(f"[{name}]")
+        example = name.startswith("# ")
+        header = lines.index(name if example else f"[{name}]")
         following = lines[header + 1 :]
+        if example:  # the commented example's lines, without their "# "
+            following = [line.removeprefix("# ") for line in following if line.startswith("#")]
         end = next((i for i, line in enumerate(following) if line.startswith("[")), len(following))
         body = following[:end]
         for field in msgspec.structs.fields(section_type):

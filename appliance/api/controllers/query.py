@@ -38,6 +38,7 @@ def ask_params(data: AskRequest, settings: Settings) -> AskParams:
         temperature=g.temperature if data.temperature is None else data.temperature,
         document_ids=data.document_ids,
         strategy=data.strategy,
+        filters=data.filters,
     )
 
 
@@ -72,11 +73,12 @@ class QueryController(Controller):
             raise field_error(
                 "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
             )
-        found = await query_service.search(data.query, top_k, data.document_ids)
+        found = await query_service.search(data.query, top_k, data.document_ids, data.filters)
         return SearchResponse(
             hits=found.hits,
             embed_ms=round(found.embed_ms, 3),
             search_ms=round(found.search_ms, 3),
+            documents=await query_service.describe(found.hits),
         )
 
     @post(

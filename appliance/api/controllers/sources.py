@@ -1,0 +1,86 @@
+"""Synced folders: list and scan (their owning role or admin); add and remove (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from appliance.api.errors import ApplianceError
+from appliance.api.openapi import errors
+from appliance.api.schemas import SourceList, SourceRead, SourceRemoved
+from appliance.config.sources import SourceSettings
+from appliance.ingest.sources import SourceNotFound, SourceService
+from appliance.security.keys import Role, allows
+from appliance.wiring import Services
+
+
+class SourcesOff(ApplianceError):
+    status, code = 503, "starting"
+
+
+def _sources(services: Services) -> SourceService:
+    if services.sources is None:
+        raise SourcesOff("synced folders are not started yet")
+    return services.sources
+
+
+def _visible(request: Request[Any, Any, Any], spec: SourceSettings) -> bool:
+    return allows(request.user.role, Role(spec.role))
+
+
+class SourceController(Controller):
+    path = "/v1/sources"
+    tags = ("sources",)
+    opt = {"role": Role.INGEST}  # noqa: RUF012 - Litestar's own attribute; admin passes too
+
+    @get("/", summary="List synced folders and their last scan (their role, or admin)",
+         responses=errors())  # fmt: skip
+    async def list_sources(self, services: Services, request: Request[Any, Any, Any]) -> SourceList:
+        return SourceList(
+            [
+                SourceRead(spec, origin, report)  # type: ignore[arg-type]
+                for spec, origin, report in _sources(services).listing()
+                if _visible(request, spec)
+            ]
+        )
+
+    @post(
+        "/", status_code=HTTP_201_CREATED, summary="Add a synced folder (admin)",
+        responses=errors(400, 409), opt={"role": Role.ADMIN},
+    )  # fmt: skip
+    async def add_source(
+        self, data: SourceSettings, services: Services, request: Request[Any, Any, Any]
+    ) -> SourceRead:
+        await _sources(services).add(data)
+        services.audit.record("source_added", by=request.user.id, source=data.id, path=data.path)
+        spec, origin, report = _sources(services).get(data.id)
+        return SourceRead(spec, origin, report)  # type: ignore[arg-type]
+
+    @post(
+        "/{source_id:str}/scan", status_code=HTTP_202_ACCEPTED,
+        summary="Scan a synced folder now (its role, or admin); poll GET /v1/sources",
+        responses=errors(404),
+    )  # fmt: skip
+    async def scan_source(
+        self, source_id: str, services: Services, request: Request[Any, Any, Any]
+    ) -> SourceRead:
+        sources = _sources(services)
+        spec, origin, _ = sources.get(source_id)
+        if not _visible(request, spec):
+            raise SourceNotFound(f"no source named {source_id!r}")
+        report = sources.scan(source_id)
+        return SourceRead(spec, origin, report)  # type: ignore[arg-type]
+
+    @delete(
+        "/{source_id:str}", status_code=200,
+        summary="Stop syncing a folder and delete its documents (admin)",
+        responses=errors(404, 409), opt={"role": Role.ADMIN},
+    )  # fmt: skip
+    async def remove_source(
+        self, source_id: str, services: Services, request: Request[Any, Any, Any]
+    ) -> SourceRemoved:
+        deleted = await _sources(services).remove(source_id)
+        services.audit.record("source_removed", by=request.user.id, source=source_id)
+        return SourceRemoved(source_id, deleted)
