@@ -51,6 +51,7 @@ lock: ## Refresh requirements.lock (every dependency pinned with hashes; make, C
 	@test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --generate-hashes \
 	  --no-emit-package llama-cpp-python --python-version 3.11 \
+	  --override packaging/lock-overrides.txt \
 	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" \
 	  -o requirements.lock
 

@@ -1,4 +1,4 @@
-"""The `appliance` command: serve | tui | models | ingest | ask | keys | backup | restore |
+"""The `appliance` command: serve | tui | models | ingest | ask | keys | sources | backup | restore |
 doctor | config, and --version.
 
 Commands that touch data talk to the running server over HTTP, like any client:
@@ -151,6 +151,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return keys_command(_server_url(args, settings), _api_key(args, settings), args)
 
 
+def cmd_sources(args: argparse.Namespace) -> int:
+    from appliance.cli_sources import sources_command
+
+    settings = _settings(args)
+    return sources_command(_server_url(args, settings), _api_key(args, settings), args)
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from appliance.cli_backup import backup
 
@@ -237,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     keys.set_defaults(func=cmd_keys)
+
+    from appliance.cli_sources import add_parser as add_sources_parser
+
+    sources = add_sources_parser(sub)
+    client_options(sources)
+    sources.set_defaults(func=cmd_sources)
 
     backup = sub.add_parser("backup", help="download a consistent backup from the server (admin)")
     client_options(backup)

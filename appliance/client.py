@@ -30,10 +30,14 @@ from appliance.api.schemas import (
     LogPage,
     Readiness,
     SearchResponse,
+    SourceList,
+    SourceRead,
+    SourceRemoved,
     StatusRead,
 )
 from appliance.config.paths import admin_key_file
 from appliance.config.schema import Settings
+from appliance.config.sources import SourceSettings
 from appliance.domain.types import AnswerEvent
 
 T = TypeVar("T")
@@ -243,6 +247,21 @@ class ApplianceClient:
 
     async def switch_embedding(self, name: str) -> EmbeddingSwitchRead:
         return await self._post("/v1/models/embedding", EmbeddingSwitchRead, json={"name": name})
+
+    # ---- synced folders --------------------------------------------------
+    async def sources(self) -> list[SourceRead]:
+        return (await self._get("/v1/sources", SourceList)).sources
+
+    async def add_source(self, spec: SourceSettings) -> SourceRead:
+        return await self._post("/v1/sources", SourceRead, content=msgspec.json.encode(spec),
+                                headers={"content-type": "application/json"})  # fmt: skip
+
+    async def scan_source(self, source_id: str) -> SourceRead:
+        return await self._post(f"/v1/sources/{source_id}/scan", SourceRead)
+
+    async def remove_source(self, source_id: str) -> SourceRemoved:
+        resp = await self._send("DELETE", f"/v1/sources/{source_id}")
+        return msgspec.json.decode(resp.content, type=SourceRemoved)
 
     async def keys(self) -> list[KeyRead]:
         return (await self._get("/v1/keys", KeyList)).keys

@@ -29,6 +29,7 @@ from tui.screens.ingest import IngestScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.logs import LogsScreen
 from tui.screens.search import SearchScreen
+from tui.screens.sources import SourcesScreen
 from tui.state import Connection, State
 from tui.widgets.nav import SCREENS
 
@@ -53,6 +54,7 @@ class AdminApp(App[None]):
         "search": SearchScreen,
         "keys": KeysScreen,
         "logs": LogsScreen,
+        "sources": SourcesScreen,
     }
     DEFAULT_MODE = "dashboard"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012

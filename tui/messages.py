@@ -14,6 +14,7 @@ from appliance.api.schemas import (
     KeyRead,
     LogPage,
     SearchResponse,
+    SourceRead,
 )
 from appliance.client import ApiError
 from appliance.domain.types import DoneEvent, ErrorEvent
@@ -74,6 +75,11 @@ class SearchDone(Message):
 @dataclass
 class KeysLoaded(Message):
     keys: list[KeyRead]
+
+
+@dataclass
+class SourcesLoaded(Message):
+    sources: list[SourceRead]
 
 
 @dataclass

@@ -166,6 +166,21 @@ class DocumentRead(msgspec.Struct, frozen=True):
     chunks: int
     pages: int | None
     created_at: float
+    file_type: str = ""
+    title: str | None = None
+    author: str | None = None
+    created: Annotated[str | None, Meta(description="The date the document records.")] = None
+    modified: str | None = None
+    source: Annotated[
+        str | None, Meta(description="The synced folder it came from; null: uploaded.")
+    ] = None
+    parent_id: Annotated[
+        str | None, Meta(description="The mail this document was attached to.")
+    ] = None
+    meta: Annotated[
+        dict[str, str],
+        Meta(description="What else the format records: mail headers, pages read by OCR."),
+    ] = msgspec.field(default_factory=dict)
 
 
 class DocumentList(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ SCREENS = (
     ("search", "5", "Search"),
     ("keys", "6", "Keys"),
     ("logs", "7", "Logs"),
+    ("sources", "8", "Sources"),
 )
 
 
@@ -31,5 +32,4 @@ class NavBar(Static):
                 line.append(f"[{key} {title}]", style="bold reverse")
             else:
                 line.append(f" {key} {title} ")
-            line.append(" ")
         self.update(line)

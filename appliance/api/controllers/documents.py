@@ -86,6 +86,14 @@ def document_read(row: DocumentRow) -> DocumentRead:
         chunks=row.chunks,
         pages=row.pages,
         created_at=row.created_at,
+        file_type=row.file_type,
+        title=row.title,
+        author=row.author,
+        created=row.created,
+        modified=row.modified,
+        source=row.source_id,
+        parent_id=row.parent_id,
+        meta=msgspec.json.decode(row.meta or "{}", type=dict[str, str]),
     )
 
 

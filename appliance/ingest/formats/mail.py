@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,11 @@ def _depth_error(limits: Limits) -> ParseError:
     return ParseError(
         f"the mail's MIME parts nest deeper than ingest.max_mime_depth={limits.max_mime_depth}"
     )
+
+
+def _too_many(limits: Limits) -> ParseError:
+    n = limits.max_attachments
+    return ParseError(f"the mail carries more than ingest.max_attachments={n} attachments")
 
 
 def safe_name(name: str, fallback: str = "attachment") -> str:
@@ -64,10 +69,7 @@ class _Mail:
 
     def attach(self, name: str, data: bytes, limits: Limits) -> None:
         if len(self.attachments) >= limits.max_attachments:
-            raise ParseError(
-                f"the mail has more than ingest.max_attachments={limits.max_attachments} "
-                "attachments"
-            )
+            raise _too_many(limits)
         self.attachment_bytes += len(data)
         if self.attachment_bytes > limits.max_unzipped_mb * MiB:
             raise ParseError(
@@ -108,41 +110,21 @@ def _write_attachments(mail: _Mail, out_dir: Path | None) -> list[str]:
 
 def _document(mail: _Mail, content_type: str, out_dir: Path | None) -> ParsedDocument:
     subject = " ".join(mail.subject.split())
-    header = [
-        f"{label}: {value}"
-        for label, value in (
-            ("From", mail.sender),
-            ("To", mail.to),
-            ("Date", mail.date),
-            ("Subject", subject),
-        )
-        if value
-    ]
-    text = _clean("\n".join(header) + "\n\n" + mail.body)
+    fields = {"From": mail.sender, "To": mail.to, "Date": mail.date, "Subject": subject}
+    header = "\n".join(f"{label}: {value}" for label, value in fields.items() if value)
+    text = _clean(header + "\n\n" + mail.body)
     location = f"mail: {subject}" if subject else "mail"
-    metadata = {
-        key: value
-        for key, value in (
-            ("title", subject),
-            ("from", mail.sender),
-            ("to", mail.to),
-            ("date", mail.date),
-            ("author", mail.author),
-            ("created", mail.date),
-        )
-        if value
-    }
+    meta = {"title": subject, "from": mail.sender, "to": mail.to, "date": mail.date}
+    meta |= {"author": mail.author, "created": mail.date}
     sections = [Section(text, heading=subject or None, location=location)] if text else []
+    metadata = {key: value for key, value in meta.items() if value}
     return ParsedDocument(
-        content_type,
-        sections,
-        metadata=metadata,
-        attachments=_write_attachments(mail, out_dir),
+        content_type, sections, metadata=metadata, attachments=_write_attachments(mail, out_dir)
     )
 
 
-def _html_text(html: str) -> str:
-    parsed = parse_html(html.replace("\x00", "").encode("utf-8"), main_content=False)
+def _html_text(html: bytes) -> str:
+    parsed = parse_html(html.replace(b"\x00", b""), main_content=False)
     return "\n\n".join(f"{s.heading}\n{s.text}" if s.heading else s.text for s in parsed.sections)
 
 
@@ -171,14 +153,6 @@ def _text_of(part: Message) -> str:
     except Exception:  # an unknown charset, a broken transfer encoding
         payload = part.get_payload(decode=True)
         return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
-def _attachment_name(part: Message, index: int, default_ext: str) -> str:
-    try:
-        name = part.get_filename()
-    except Exception:
-        name = None
-    return safe_name(name or "", fallback=f"attachment-{index}{default_ext}")
 
 
 def _walk_eml(
@@ -212,9 +186,10 @@ def _walk_eml(
         return
     if disposition == "attachment" or has_name:
         ext = mimetypes.guess_extension(content_type) or ""
+        fallback = f"attachment-{len(mail.attachments) + 1}{ext}"
         data = part.get_payload(decode=True)
         if isinstance(data, bytes):
-            mail.attach(_attachment_name(part, len(mail.attachments) + 1, ext), data, limits)
+            mail.attach(safe_name(part.get_filename() or "", fallback), data, limits)
         return
     if content_type in ("text/plain", "text/html"):
         bodies[content_type].append(_text_of(part))
@@ -246,8 +221,56 @@ def _check_depth(part: Message, depth: int, limits: Limits) -> None:
                 _check_depth(child, depth + 1, limits)
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n|\Z")
+_HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # as email.feedparser
+_DELIMITER = re.compile(rb"(?:\A|(?<=[\r\n]))--([^\r\n]*)")
+
+
+def _next_line(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = _LINE_END.search(data, pos)
+    return (data[pos:], len(data)) if end is None else (data[pos : end.start()], end.end())
+
+
+def _check_nesting(data: bytes, limits: Limits) -> None:
+    """Refuse deep nesting before `email` parses it: its parser recurses once per level
+    and checks every line against each open boundary (hostile nesting costs O(n*depth)).
+    """
+    stack: list[str | None] = []  # the open multiparts' boundaries; None: an inner mail
+    pos, at_headers = 0, True
+    while True:
+        if at_headers:  # a header block, as email.feedparser delimits it
+            if len(stack) > limits.max_mime_depth:
+                raise _depth_error(limits)
+            start = pos
+            while pos < len(data):
+                line, after = _next_line(data, pos)
+                if not line or not _HEADER_LINE.match(line):
+                    pos = after if not line else pos
+                    break
+                pos = after
+            headers = BytesHeaderParser(policy=policy.compat32).parsebytes(data[start:pos])
+            kind = headers.get_content_type()
+            if kind.startswith("multipart/") and (boundary := headers.get_boundary()):
+                stack.append(boundary)
+            elif kind.startswith("message/") and kind != "message/delivery-status":
+                stack.append(None)
+                continue  # the inner mail's headers follow
+            at_headers = False
+        for match in _DELIMITER.finditer(data, pos):
+            name = match.group(1).rstrip(b" \t").decode("ascii", "surrogateescape")
+            closing = name not in stack and name.endswith("--") and name[:-2] in stack
+            if closing or name in stack:
+                index = len(stack) - 1 - stack[::-1].index(name[:-2] if closing else name)
+                del stack[index + (0 if closing else 1) :]
+                pos, at_headers = _next_line(data, match.start())[1], not closing
+                break
+        else:
+            return
+
+
 def parse_eml(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocument:
     """A mail saved as .eml: headers as metadata, the body, attachments written out."""
+    _check_nesting(data, limits)
     try:
         msg = BytesParser(policy=policy.default).parsebytes(data)
         mail = _Mail()
@@ -268,7 +291,8 @@ def parse_eml(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocume
     if plain:
         mail.body = "\n\n".join(plain)
     else:
-        mail.body = "\n\n".join(_html_text(t) for t in bodies["text/html"] if t.strip())
+        html = [t.encode("utf-8", "surrogateescape") for t in bodies["text/html"] if t.strip()]
+        mail.body = "\n\n".join(_html_text(t) for t in html)
     return _document(mail, EML_TYPE, out_dir)
 
 
@@ -280,10 +304,7 @@ def _msg_attachments(message: Any, limits: Limits, mail: _Mail) -> None:
 
     attachments = list(message.attachments)
     if len(attachments) > limits.max_attachments:
-        raise ParseError(
-            f"the mail has {len(attachments)} attachments, more than "
-            f"ingest.max_attachments={limits.max_attachments}"
-        )
+        raise _too_many(limits)
     for index, attachment in enumerate(attachments, start=1):
         name = attachment.getFilename() or ""
         if attachment.type == AttachmentType.DATA and isinstance(attachment.data, bytes):
@@ -296,26 +317,17 @@ def _msg_attachments(message: Any, limits: Limits, mail: _Mail) -> None:
             mail.attach(name, embedded.exportBytes(), limits)
 
 
-def _lenient() -> int:
-    from extract_msg.enums import ErrorBehavior
-
-    return int(
-        ErrorBehavior.ATTACH_SUPPRESS_ALL
-        | ErrorBehavior.RTFDE
-        | ErrorBehavior.STANDARDS_VIOLATION
-        | ErrorBehavior.NAMED_NAME_STREAM
-    )
-
-
 def parse_msg(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocument:
     """An Outlook .msg mail: headers as metadata, the body, attachments written out."""
     import extract_msg
+    from extract_msg.enums import ErrorBehavior as Err
 
+    lenient = Err.ATTACH_SUPPRESS_ALL | Err.RTFDE | Err.STANDARDS_VIOLATION | Err.NAMED_NAME_STREAM
     mail = _Mail()
     try:
         # openMsg picks the class (mail, meeting, post...); a BytesIO, as olefile reads
         # a bytes argument under 1536 bytes as a file name
-        message: Any = extract_msg.openMsg(io.BytesIO(data), errorBehavior=_lenient())
+        message: Any = extract_msg.openMsg(io.BytesIO(data), errorBehavior=lenient)
     except Exception as exc:  # extract-msg and olefile raise many kinds on bad input
         raise ParseError(f"not a readable Outlook MSG file ({exc})") from exc
     try:
@@ -332,7 +344,7 @@ def parse_msg(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocume
         else:
             html = getattr(message, "htmlBody", None)
             if isinstance(html, bytes):
-                mail.body = _html_text(html.decode("utf-8", "replace"))
+                mail.body = _html_text(html)
         _msg_attachments(message, limits, mail)
     except ParseError:
         raise

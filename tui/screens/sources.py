@@ -1,0 +1,101 @@
+"""Synced folders: each with its schedule and last scan; `s` scans the selected one now."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Static
+
+from appliance.api.schemas import SourceRead
+from appliance.domain.types import ScanReport
+from tui.messages import SourcesLoaded
+from tui.screens.base import ConsoleScreen
+from tui.widgets.tables import selected_key, sync_rows
+
+COLUMNS = ("id", "path", "schedule", "last scan", "result")
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _result(report: ScanReport | None) -> str:
+    if report is None:
+        return "never scanned"
+    if report.state == "running":
+        return f"scanning… {report.seen} files seen"
+    text = (
+        f"{report.new} new, {report.changed} changed, {report.deleted} deleted, "
+        f"{report.unchanged} unchanged, {report.failed} failed"
+    )
+    if report.state == "failed" or report.error:
+        text = f"{report.state}: {report.error or ''} · {text}"
+    return text
+
+
+def _schedule(source: SourceRead) -> str:
+    s = source.settings
+    parts = [f"every {s.interval_s:g} s" if s.interval_s else "on demand"]
+    if s.watch:
+        parts.append("watched")
+    return ", ".join(parts)
+
+
+class SourcesScreen(ConsoleScreen):
+    MODE = "sources"
+    POLL_S: ClassVar[float | None] = 3.0
+    CSS_PATH = "sources.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "scan", "Scan now")]
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_chrome()
+        table: DataTable[str] = DataTable(id="sources", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="sources-summary")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#sources", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        table.focus()
+
+    def poll(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="sources", exit_on_error=False)
+    async def load(self) -> None:
+        sources = await self.call("list synced folders", self.client.sources(), background=True)
+        if sources is not None:
+            self.post_message(SourcesLoaded(sources))
+
+    def on_sources_loaded(self, message: SourcesLoaded) -> None:
+        rows = {
+            s.settings.id: (
+                s.settings.id, s.settings.path, _schedule(s),
+                _when(s.last_scan.started_at if s.last_scan else None), _result(s.last_scan),
+            )
+            for s in message.sources
+        }  # fmt: skip
+        sync_rows(self.query_one("#sources", DataTable), rows, COLUMNS)
+        summary = f"{len(rows)} synced folders · s: scan the selected one now"
+        if not rows:
+            summary = "no synced folders: add one with [[sources]] in the config or " \
+                "`appliance sources add`"  # fmt: skip
+        self.query_one("#sources-summary", Static).update(summary)
+
+    def action_scan(self) -> None:
+        source_id = selected_key(self.query_one("#sources", DataTable))
+        if source_id:
+            self.scan(source_id)
+
+    @work(group="scan", exit_on_error=False)
+    async def scan(self, source_id: str) -> None:
+        if await self.succeeded(f"scan {source_id}", self.client.scan_source(source_id)):
+            self.notify(f"scanning {source_id}")
+        self.load()
