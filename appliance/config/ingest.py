@@ -16,10 +16,11 @@ class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             le=65536,
             description=(
                 "Address space of the parser subprocess (RLIMIT_AS), in MiB: a file whose "
-                "parsing needs more fails, the server's own memory is untouched."
+                "parsing needs more fails, the server's own memory is untouched. OCR needs "
+                "about 1300 (ONNX Runtime reserves address space; it uses about 550 MiB)."
             ),
         ),
-    ] = 1024
+    ] = 2048
     parse_cpu_s: Annotated[
         int,
         Meta(ge=1, le=3600, description="CPU seconds one file's parsing may use (RLIMIT_CPU)."),
