@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ def _extra(task: FileTask) -> str:
     if task.parent_id:
         extra["parent_id"] = task.parent_id
     if task.origin is not None:
-        extra["origin"] = msgspec.structs.asdict(task.origin)  # type: ignore[arg-type]
+        extra["origin"] = dataclasses.asdict(task.origin)
     return msgspec.json.encode(extra).decode()
 
 
