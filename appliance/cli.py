@@ -1,5 +1,5 @@
-"""The `appliance` command: serve | tui | models | ingest | ask | keys | sources | backup | restore |
-doctor | config, and --version.
+"""The `appliance` command: serve | tui | models | ingest | ask | keys | sources | backup |
+restore | doctor | config, and --version.
 
 Commands that touch data talk to the running server over HTTP, like any client:
 the embedded store is locked to the server process.

@@ -155,7 +155,11 @@ BMI = re.compile(
 #   dispatcher: numpy.show_runtime()), OpenBLAS (DYNAMIC_ARCH kernels), libgfortran
 #   (matmul variants picked by __builtin_cpu_supports), OpenSSL's libcrypto and gRPC's
 #   BoringSSL (OPENSSL_ia32cap), Rust extensions (Qdrant Edge, pydantic-core,
-#   safetensors: is_x86_feature_detected! before SIMD paths).
+#   safetensors, cryptography with its static OpenSSL: is_x86_feature_detected! and
+#   OPENSSL_ia32cap before SIMD paths); the parsers' and OCR's native code: Pillow's
+#   codecs (libjpeg-turbo's jsimd_can_*, libavif's dav1d/aom cpu flags, zstd's
+#   DYNAMIC_BMI2), ONNX Runtime (MLAS picks its kernels from CPUID at start) and
+#   OpenCV (CV_CPU_DISPATCH: baseline SSE3, wider loops behind checkHardwareSupport).
 BUNDLE_RUNTIME_SELECTED = (
     "libggml-cpu-ivybridge.so",
     "libggml-cpu-piledriver.so",
@@ -177,6 +181,14 @@ BUNDLE_RUNTIME_SELECTED = (
     "qdrant_edge/qdrant_edge*.so",
     "pydantic_core/_pydantic_core*.so",
     "safetensors/_safetensors_rust*.so",
+    "cryptography/hazmat/bindings/_rust*.so",
+    "pillow.libs/libjpeg-*.so*",
+    "pillow.libs/libavif-*.so*",
+    "pillow.libs/libzstd-*.so*",
+    "onnxruntime/capi/onnxruntime_pybind11_state*.so",
+    "onnxruntime/capi/libonnxruntime*.so*",
+    "cv2/cv2*.so",
+    "opencv_python_headless.libs/*.so*",
 )
 LINE = re.compile(r"^\s*[0-9a-f]+:\s+(?P<insn>[a-z][a-z0-9.]*)\s*(?P<ops>.*)$")
 OPMASK = re.compile(r"%k[0-7]\b|\{%k[0-7]\}|\{1to\d+\}|\{z\}|\{[rs]")

@@ -211,7 +211,7 @@ def parse_pdf(
     return ParsedDocument("application/pdf", sections, pages, ocr_pages=ocr_pages)
 
 
-def check_zip(data: bytes, limits: Limits) -> None:
+def check_zip(data: bytes, limits: Limits, kind: str = "zip-based") -> None:
     """Refuse a zip bomb from its directory, before any member is decompressed."""
     import io
     import zipfile
@@ -219,11 +219,11 @@ def check_zip(data: bytes, limits: Limits) -> None:
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except zipfile.BadZipFile as exc:
-        raise ParseError(f"not a readable zip-based file ({exc})") from exc
+        raise ParseError(f"not a readable {kind} file ({exc})") from exc
     unzipped = sum(m.file_size for m in members)
     if unzipped > limits.max_unzipped_mb * MiB:
         raise ParseError(
-            f"the file holds {unzipped / MiB:.0f} MiB once decompressed, more than "
+            f"the {kind} file holds {unzipped / MiB:.0f} MiB once decompressed, more than "
             f"ingest.max_unzipped_mb={limits.max_unzipped_mb}"
         )
 
@@ -234,7 +234,7 @@ def parse_docx(data: bytes, limits: Limits = Limits()) -> ParsedDocument:
 
     import docx
 
-    check_zip(data, limits)  # zipfile never reads past a member's declared size
+    check_zip(data, limits, "DOCX")  # zipfile never reads past a member's declared size
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:

@@ -69,7 +69,9 @@ def sniff(head: bytes, file_name: str) -> str:
             raise Refused(f"`{suffix}` but the content is {found or 'not a PDF'}")
     elif kind in ZIP_KINDS:
         if not head.startswith(_ZIP):
-            raise Refused(f"`{suffix}` but the content is {found or 'not a zip-based file'}")
+            raise Refused(
+                f"`{suffix}` but the content is {found or f'not a {suffix[1:].upper()} (zip) file'}"
+            )
     elif kind == "msg":
         if not head.startswith(_OLE):
             raise Refused(f"`{suffix}` but the content is {found or 'not an Outlook MSG file'}")

@@ -3,3 +3,6 @@
 from PyInstaller.utils.hooks import collect_submodules
 
 hiddenimports = collect_submodules("appliance")
+
+# The OCR stack is imported by name (importlib) inside ingest/formats/ocr.py.
+hiddenimports += ["rapidocr_onnxruntime", "onnxruntime", "cv2", "pypdfium2", "pypdfium2_raw"]

@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.format_files import FACTS, make_formats
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
 pytestmark = [pytest.mark.bundle, pytest.mark.slow]
@@ -240,14 +242,28 @@ def test_the_installed_bundle_serves_answers_and_stops_cleanly(
             with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
                 doc = ("# Backups\n\nThe backup server of Acme is called vault-7. "
                        "It runs every night at 02:00 and keeps 30 days of copies.\n")  # fmt: skip
+                # the new parsers and the OCR models are in the bundle: a scanned PDF (no
+                # text layer), a spreadsheet and a mail with an attachment
+                formats = make_formats(tmp_path)
+                upload = [("backups.md", doc.encode())] + [
+                    (p.name, p.read_bytes())
+                    for kind, p in formats.items() if kind in ("scan", "xlsx", "eml", "pptx")
+                ]  # fmt: skip
                 job = client.post(
-                    "/v1/documents", files=[("files", ("backups.md", doc.encode()))]
+                    "/v1/documents", files=[("files", item) for item in upload]
                 ).json()["job_id"]
                 while client.get(f"/v1/jobs/{job}").json()["state"] in ("queued", "running"):
                     time.sleep(0.2)
                 finished = client.get(f"/v1/jobs/{job}").json()
                 assert finished["state"] == "done" and finished["files_failed"] == 0, finished
-                assert finished["files"][0]["state"] == "done", finished
+                states = {f["file_name"]: f["state"] for f in finished["files"]}
+                assert set(states.values()) == {"done"} and "inventory.txt" in states, states
+                scan = next(f for f in finished["files"] if f["file_name"].endswith("scan.pdf"))
+                assert scan["note"] == "pages read by OCR: 1, 2", scan
+                hits = client.post(
+                    "/v1/search", json={"query": FACTS["scan"][2], "top_k": 3}
+                ).json()["hits"]
+                assert (hits[0]["file_name"], hits[0]["page"]) == ("contract-scan.pdf", 2), hits
                 events = []
                 with client.stream(
                     "POST", "/v1/ask/stream", json={"query": "What is the backup server called?"}

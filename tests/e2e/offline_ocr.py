@@ -39,9 +39,9 @@ def main(work: Path, models_dir: Path) -> None:
                     break
                 time.sleep(0.3)
             report["file"] = job["files"][0]
-            hits = client.post(
-                "/v1/search", json={"query": FACTS["scan"][2], "top_k": 3}
-            ).json()["hits"]
+            hits = client.post("/v1/search", json={"query": FACTS["scan"][2], "top_k": 3}).json()[
+                "hits"
+            ]
             report["hits"] = [{k: h[k] for k in ("file_name", "page", "text")} for h in hits]
     finally:
         proc.stop()

@@ -16,7 +16,16 @@ import pytest
 from tests.conftest import server_env
 from tests.docs_factory import make_md, make_pdf
 from tests.e2e.server import ServerProcess
-from tests.hostile_files import big_text, docx_bomb, many_pages_pdf, nested_html, truncated
+from tests.hostile_files import (
+    big_text,
+    docx_bomb,
+    many_pages_pdf,
+    nested_html,
+    nested_mime_mail,
+    pptx_many_slides,
+    truncated,
+    xlsx_shared_strings_bomb,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -92,6 +101,9 @@ def test_zip_bomb_fails_and_server_memory_stays_put(server: ServerProcess, tmp_p
         ("deep.html", lambda p: nested_html(p, depth=160_000), "ingest.parse_cpu_s=3"),
         ("pages.pdf", lambda p: many_pages_pdf(p, pages=100_000), "ingest.max_pages=5000"),
         ("huge.txt", lambda p: big_text(p, mib=30), "ingest.max_text_mb=20"),
+        ("strings.xlsx", xlsx_shared_strings_bomb, "ingest.max_cells=2000000"),
+        ("deck.pptx", lambda p: pptx_many_slides(p, slides=6000), "ingest.max_pages=5000"),
+        ("nested.eml", lambda p: nested_mime_mail(p, depth=10_000), "ingest.max_mime_depth=8"),
     ],
 )
 def test_each_limit_fails_the_file_naming_it(
@@ -144,3 +156,23 @@ def test_odd_names_are_stored_clean_and_a_mixed_upload_goes_on(
     assert "unsupported file type `.exe`" in job["files"][2]["error"]
     uploads = server.data_dir / "uploads"
     assert not any(p.name.startswith(("\u202e", "\x1b")) for p in uploads.rglob("*"))
+
+
+def test_new_format_bombs_fail_alone_beside_a_good_file(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    files = [
+        ("strings.xlsx", xlsx_shared_strings_bomb(tmp_path / "s.xlsx").read_bytes()),
+        ("deck.pptx", pptx_many_slides(tmp_path / "d.pptx", slides=6000).read_bytes()),
+        ("nested.eml", nested_mime_mail(tmp_path / "n.eml").read_bytes()),
+        ("good.md", make_md(tmp_path / "good.md").read_bytes()),
+    ]
+    resp = upload(server, *files)
+    assert resp.status_code == 202, resp.text
+    job = finished_job(server, resp.json()["job_id"])
+    states = {f["file_name"]: f["state"] for f in job["files"]}
+    assert states == {
+        "strings.xlsx": "failed", "deck.pptx": "failed", "nested.eml": "failed",
+        "good.md": "done",
+    }  # fmt: skip
+    assert all(f["error"] and "ingest." in f["error"] for f in job["files"][:3])

@@ -185,3 +185,30 @@ async def test_dashboard_is_ready_with_request_counts_and_keys_are_made_and_revo
         )
         revoked = next(k for k in await live_client.keys() if k.id == made.id)
         assert revoked.revoked_at is not None
+
+
+async def test_sources_screen_shows_a_folder_and_scans_it(
+    live_client: ApplianceClient, tmp_path: Path
+) -> None:
+    from appliance.config.sources import SourceSettings
+    from tui.screens.sources import SourcesScreen
+
+    share = tmp_path / "share"
+    share.mkdir()
+    make_md(share / "backups.md")
+    await live_client.add_source(SourceSettings(id="handbook", path=str(share)))
+    app = AdminApp(live_client, interval=0.25)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("8")
+        screen = app.screen
+        assert isinstance(screen, SourcesScreen)
+        table = screen.query_one("#sources", DataTable)
+        await until(pilot, lambda: table.row_count == 1, "the folder listed")
+        assert str(table.get_cell("handbook", "result")) == "never scanned"
+        await pilot.press("s")
+        await until(
+            pilot, lambda: str(table.get_cell("handbook", "result")).startswith("1 new"),
+            "the scan's report",
+        )  # fmt: skip
+        [doc] = (await live_client.documents()).documents
+        assert (doc.file_name, doc.source) == ("backups.md", "handbook")

@@ -69,6 +69,28 @@ def test_xlsx_over_max_cells_fails_naming_the_key() -> None:
         parse_xlsx(_xlsx(build), Limits(max_cells=50))
 
 
+def test_xlsx_shared_strings_past_max_cells_refused_before_loading() -> None:
+    import re
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(_xlsx(lambda workbook: workbook.active.append(["a"]))))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package:  # openpyxl writes inline strings: make a table
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "[Content_Types].xml":
+                part = b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                part += b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+                data = data.replace(b"</Types>", part + b"</Types>")
+            elif name == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb't="inlineStr"><is><t>a</t></is>', b't="s"><v>0</v>', data)
+            package.writestr(name, data)
+        strings = b"<x:si><x:t>a</x:t></x:si>" + b"<si><t>b</t></si>" * 10
+        package.writestr("xl/sharedStrings.xml", b'<sst xmlns:x="urn:x">' + strings + b"</sst>")
+    with pytest.raises(ParseError, match=r"shared strings, more than ingest\.max_cells=10"):
+        parse_xlsx(out.getvalue(), Limits(max_cells=10))
+
+
 def test_xlsx_empty_workbook_has_no_sections() -> None:
     assert parse_xlsx(_xlsx(lambda workbook: None), LIMITS).sections == []
 
@@ -117,6 +139,8 @@ def test_csv_encodings(data: bytes) -> None:
 def test_decode_text() -> None:
     assert decode_text("Prix: 5 € — très cher".encode("cp1252")) == "Prix: 5 € — très cher"
     assert decode_text("naïve façade".encode("utf-32")) == "naïve façade"
+    mixed = ("Grüße aus Köln, schöne Straße, München, Zürich. " * 3).encode() + b"caf\xe9"
+    assert decode_text(mixed).endswith("Zürich. caf\ufffd")
     assert decode_text("Привет, как дела? Это текст.".encode("cp1251")).startswith("Привет")
     with pytest.raises(ParseError, match="binary"):
         decode_text(b"PK\x03\x04\x00\x00binary")

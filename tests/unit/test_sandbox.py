@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from appliance.config.ingest import IngestSettings
-from appliance.ingest.reader import ParseError, ParseOptions, parse_file
+from appliance.ingest.reader import ParseError, parse_file
 from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from tests.docs_factory import make_all
 from tests.hostile_files import docx_bomb, many_pages_pdf, nested_html

@@ -47,7 +47,17 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    return data.decode(_guess_encoding(data[: 1 << 20]), errors="replace")
+    sample = data[: 1 << 20]
+    if _mostly_utf8(sample):  # UTF-8 with a stray byte or two (files pasted together)
+        return data.decode("utf-8-sig", errors="replace")
+    return data.decode(_guess_encoding(sample), errors="replace")
+
+
+def _mostly_utf8(sample: bytes) -> bool:
+    text = sample.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for char in text if char > "\x7f") - bad
+    return good >= 10 * bad
 
 
 def _guess_encoding(sample: bytes) -> str:
@@ -74,7 +84,7 @@ def check_package(data: bytes, limits: Limits, kind: str) -> None:
         zipfile.ZipFile(io.BytesIO(data)).close()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ParseError(f"not a readable {kind} file ({exc})") from exc
-    check_zip(data, limits)
+    check_zip(data, limits, kind)
 
 
 def iso_date(value: str | None) -> str | None:

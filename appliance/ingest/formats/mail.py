@@ -156,11 +156,7 @@ def _text_of(part: Message) -> str:
 
 
 def _walk_eml(
-    part: Message,
-    depth: int,
-    limits: Limits,
-    mail: _Mail,
-    bodies: dict[str, list[str]],
+    part: Message, depth: int, limits: Limits, mail: _Mail, bodies: dict[str, list[str]]
 ) -> None:
     """Depth-first over the MIME tree; `depth` counts the containers above `part`."""
     if depth > limits.max_mime_depth:
@@ -256,6 +252,8 @@ def _check_nesting(data: bytes, limits: Limits) -> None:
                 stack.append(None)
                 continue  # the inner mail's headers follow
             at_headers = False
+        if not stack:
+            return
         for match in _DELIMITER.finditer(data, pos):
             name = match.group(1).rstrip(b" \t").decode("ascii", "surrogateescape")
             closing = name not in stack and name.endswith("--") and name[:-2] in stack
@@ -299,6 +297,17 @@ def parse_eml(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocume
 # --- MSG ---------------------------------------------------------------------------------
 
 
+def _check_msg_depth(message: Any, depth: int, limits: Limits) -> None:
+    """Embedded mails (opened lazily) count two levels each, as attachment and mail."""
+    from extract_msg.enums import AttachmentType
+
+    for attachment in message.attachments:
+        if attachment.type == AttachmentType.MSG:
+            if depth + 2 > limits.max_mime_depth:
+                raise _depth_error(limits)
+            _check_msg_depth(attachment.data, depth + 2, limits)
+
+
 def _msg_attachments(message: Any, limits: Limits, mail: _Mail) -> None:
     from extract_msg.enums import AttachmentType
 
@@ -325,9 +334,11 @@ def parse_msg(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocume
     lenient = Err.ATTACH_SUPPRESS_ALL | Err.RTFDE | Err.STANDARDS_VIOLATION | Err.NAMED_NAME_STREAM
     mail = _Mail()
     try:
-        # openMsg picks the class (mail, meeting, post...); a BytesIO, as olefile reads
-        # a bytes argument under 1536 bytes as a file name
-        message: Any = extract_msg.openMsg(io.BytesIO(data), errorBehavior=lenient)
+        # openMsg picks the class (mail, meeting, post...); a BytesIO, as olefile reads a
+        # bytes argument under 1536 bytes as a file name; embedded mails opened when read
+        message: Any = extract_msg.openMsg(
+            io.BytesIO(data), errorBehavior=lenient, delayAttachments=True
+        )
     except Exception as exc:  # extract-msg and olefile raise many kinds on bad input
         raise ParseError(f"not a readable Outlook MSG file ({exc})") from exc
     try:
@@ -345,6 +356,7 @@ def parse_msg(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocume
             html = getattr(message, "htmlBody", None)
             if isinstance(html, bytes):
                 mail.body = _html_text(html)
+        _check_msg_depth(message, 0, limits)
         _msg_attachments(message, limits, mail)
     except ParseError:
         raise

@@ -30,6 +30,9 @@ MAX_RENDER_PIXELS = 40_000_000  # a PDF page is rendered at a lower scale past t
 MIN_CONFIDENCE = 0.5
 OCR_THREADS = 2
 _ENGINE_MAX_SIDE = 2000  # RapidOCR shrinks larger images to this side before detection
+# Detection memory grows with the pixels read: ~0.5 GB for an A4 page at scale 2 (2 MP),
+# ~0.9 GB for 4 MP; larger images are shrunk to this many pixels first.
+MAX_OCR_PIXELS = 2_100_000
 _SCAN_MAX_CHARS = 30  # a page with fewer text characters than this may be a scan
 _IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
 
@@ -41,7 +44,9 @@ def _engine() -> Any:
     """The process-wide RapidOCR engine (loads three ONNX models, ~0.5 s)."""
     rapidocr = importlib.import_module("rapidocr_onnxruntime")
     threads = max(1, min(OCR_THREADS, os.cpu_count() or 1))
-    return rapidocr.RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+    # no per-line angle classifier: on upright pages it turns whole lines upside down
+    # (a line in ten became garbage on a test page); a page scanned upside down stays unread
+    return rapidocr.RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False)
 
 
 def _pdfium() -> tuple[Any, Any]:
@@ -58,6 +63,24 @@ def _to_gray(img: Image.Image) -> Image.Image:
         background.alpha_composite(rgba)
         img = background
     return img.convert("L") if img.mode != "L" else img
+
+
+def _binarize(gray: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Ink black, paper white (Otsu's threshold).
+
+    The grey of JPEG ringing between letters otherwise reads as ink, and the recogniser
+    runs words together: on a JPEG-compressed test scan the character error rate fell
+    from 0.13 to 0.003. A page that is mostly dark (a photo, light text on dark) or has
+    no contrast (blank) is left as it is.
+    """
+    cv2 = importlib.import_module("cv2")
+    threshold, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    dark = gray <= threshold
+    if not dark.any() or dark.all() or dark.mean() > 0.5:
+        return gray
+    if float(gray[~dark].mean()) - float(gray[dark].mean()) < 60:
+        return gray
+    return binary  # type: ignore[no-any-return]
 
 
 def _lines(results: list[Any]) -> list[str]:
@@ -90,10 +113,20 @@ def ocr_image_array(img: Image.Image | np.ndarray[Any, Any]) -> str:
 
     image = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img))
     image = _to_gray(image)
-    if max(image.size) > _ENGINE_MAX_SIDE:  # what the engine would do, with less memory
-        image = image.copy()
-        image.thumbnail((_ENGINE_MAX_SIDE, _ENGINE_MAX_SIDE), Image.Resampling.LANCZOS)
-    results, _elapsed = _engine()(np.asarray(image))
+    width, height = image.size
+    if width == 0 or height == 0:
+        return ""
+    shrink = min(_ENGINE_MAX_SIDE / max(width, height), (MAX_OCR_PIXELS / (width * height)) ** 0.5)
+    if shrink < 1:  # what the engine would do anyway past 2000 px, with less memory
+        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    try:
+        results, _elapsed = _engine()(_binarize(np.asarray(image)))
+    except Exception as exc:  # onnxruntime out of memory (RLIMIT_AS), a model error
+        if isinstance(exc, MemoryError) or "bad_alloc" in str(exc):
+            raise ParseError("OCR ran out of memory (the parser's address-space limit)") from exc
+        reason = (str(exc).strip().splitlines() or [""])[-1][-200:]
+        raise ParseError(f"OCR failed ({type(exc).__name__}: {reason})") from exc
     return _clean("\n".join(_lines(results or [])))
 
 
@@ -101,14 +134,14 @@ def _refuse_large(size: tuple[int, int]) -> None:
     width, height = size
     if width * height > MAX_IMAGE_PIXELS:
         raise ParseError(
-            f"the image is {width}x{height} pixels, more than "
+            f"the image is {width}x{height} pixels: more than "
             f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels"
         )
 
 
 def parse_image(data: bytes, limits: Limits, on_page: PageCallback | None = None) -> ParsedDocument:
     """OCR a PNG, JPEG or TIFF image (each TIFF frame a page)."""
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
@@ -132,7 +165,10 @@ def parse_image(data: bytes, limits: Limits, on_page: PageCallback | None = None
             if text:
                 sections.append(Section(text, page=number))
     except Image.DecompressionBombError as exc:
-        raise ParseError(f"the image is too large to decode ({exc})") from exc
+        limit = MAX_IMAGE_PIXELS // 1_000_000
+        raise ParseError(f"the image is more than {limit} megapixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ParseError("not a readable image (not PNG, JPEG or TIFF, or damaged)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ParseError(f"not a readable image ({exc})") from exc
     if not sections:
