@@ -159,7 +159,8 @@ BMI = re.compile(
 #   OPENSSL_ia32cap before SIMD paths); the parsers' and OCR's native code: Pillow's
 #   codecs (libjpeg-turbo's jsimd_can_*, libavif's dav1d/aom cpu flags, zstd's
 #   DYNAMIC_BMI2), ONNX Runtime (MLAS picks its kernels from CPUID at start) and
-#   OpenCV (CV_CPU_DISPATCH: baseline SSE3, wider loops behind checkHardwareSupport).
+#   OpenCV (CV_CPU_DISPATCH: baseline SSE3, wider loops behind checkHardwareSupport),
+#   PDFium (its *_AVX2 compositing targets, libyuv's TestCpuFlag, libjpeg-turbo's jsimd).
 BUNDLE_RUNTIME_SELECTED = (
     "libggml-cpu-ivybridge.so",
     "libggml-cpu-piledriver.so",
@@ -189,6 +190,7 @@ BUNDLE_RUNTIME_SELECTED = (
     "onnxruntime/capi/libonnxruntime*.so*",
     "cv2/cv2*.so",
     "opencv_python_headless.libs/*.so*",
+    "pypdfium2_raw/libpdfium.so",
 )
 LINE = re.compile(r"^\s*[0-9a-f]+:\s+(?P<insn>[a-z][a-z0-9.]*)\s*(?P<ops>.*)$")
 OPMASK = re.compile(r"%k[0-7]\b|\{%k[0-7]\}|\{1to\d+\}|\{z\}|\{[rs]")

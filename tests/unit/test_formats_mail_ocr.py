@@ -324,6 +324,16 @@ def test_parse_png_image() -> None:
     assert "\n" in section.text  # one line per text line
 
 
+def test_jpeg_turned_by_its_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned 90 degrees counter-clockwise (unreadable as stored)
+    buf = io.BytesIO()
+    _text_image([FACT], (1100, 200)).rotate(90, expand=True).save(buf, "JPEG", exif=exif)
+    doc = ocr.parse_image(buf.getvalue(), Limits())
+    assert doc.content_type == "image/jpeg"
+    assert "tampere" in doc.sections[0].text.lower()
+
+
 def test_tiff_frames_are_pages_and_limited() -> None:
     frames = [_text_image(["Page one of the scan"]), _text_image(["Second page, Tampere"])]
     buf = io.BytesIO()
@@ -366,6 +376,7 @@ def test_scanned_pdf_is_flagged_and_read() -> None:
     texts = ocr.ocr_pdf_pages(data, [1], pages.append)
     assert pages == [1]
     assert "tampere" in texts[1].lower() and "42" in texts[1]
+    assert len(texts[1].split()) >= 10  # words stay apart (JPEG noise, binarised away)
 
 
 def test_text_pdf_is_not_flagged() -> None:
@@ -379,3 +390,39 @@ def test_page_image_under_a_short_stamp_is_flagged() -> None:
     texts = {s.page or 0: s.text for s in parse_pdf(data, Limits()).sections}
     assert texts == {1: "p. 1"}
     assert ocr.scanned_pages(data, texts) == [1]
+
+
+def test_huge_page_is_rendered_within_the_pixel_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF(format=(5000, 5000))  # mm: ~14,170 pt a side, 800 megapixels at scale 2
+    pdf.add_page()
+    pdf.set_font("helvetica", size=900)
+    pdf.text(200, 2500, "Tampere 42")
+    data = bytes(pdf.output())
+    rendered: list[tuple[int, int]] = []
+    original = ocr.ocr_image_array
+
+    def spy(img: Image.Image) -> str:
+        rendered.append(img.size)
+        return original(img)
+
+    monkeypatch.setattr(ocr, "ocr_image_array", spy)
+    text = ocr.ocr_pdf_pages(data, [1])[1]
+    [(width, height)] = rendered
+    assert width * height <= ocr.MAX_RENDER_PIXELS
+    assert "tampere" in text.lower()
+
+
+def test_binarize_leaves_dark_and_blank_images_alone() -> None:
+    import numpy as np
+
+    dark = np.full((100, 100), 30, dtype=np.uint8)
+    dark[40:60, 10:90] = 220  # light text on a dark photo
+    assert ocr._binarize(dark) is dark
+    blank = np.full((100, 100), 250, dtype=np.uint8)
+    blank[50, 50] = 240
+    assert ocr._binarize(blank) is blank
+    page = np.full((100, 100), 235, dtype=np.uint8)
+    page[40:60, 10:90] = 40
+    assert set(np.unique(ocr._binarize(page)).tolist()) == {0, 255}

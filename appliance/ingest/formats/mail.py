@@ -344,7 +344,8 @@ def parse_msg(data: bytes, limits: Limits, out_dir: Path | None) -> ParsedDocume
     try:
         mail.subject = str(getattr(message, "subject", None) or "")
         mail.sender = str(getattr(message, "sender", None) or "")
-        mail.to = str(getattr(message, "to", None) or "")
+        to = str(getattr(message, "to", None) or "")  # "A <a>; B <b>", as EML's ", "
+        mail.to = ", ".join(t.strip() for t in to.split(";") if t.strip())
         date = getattr(message, "date", None)
         mail.date = date.isoformat() if isinstance(date, datetime) else ""
         name, addr = parseaddr(mail.sender)

@@ -34,7 +34,7 @@ _ENGINE_MAX_SIDE = 2000  # RapidOCR shrinks larger images to this side before de
 # ~0.9 GB for 4 MP; larger images are shrunk to this many pixels first.
 MAX_OCR_PIXELS = 2_100_000
 _SCAN_MAX_CHARS = 30  # a page with fewer text characters than this may be a scan
-_IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+_IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "TIFF": "image/tiff"}
 
 PageCallback = Callable[[int], None]
 
@@ -149,7 +149,11 @@ def parse_image(data: bytes, limits: Limits, on_page: PageCallback | None = None
         if content_type is None:
             raise ParseError(f"unsupported image format {image.format} (PNG, JPEG, TIFF)")
         _refuse_large(image.size)
-        frames = int(getattr(image, "n_frames", 1))
+        if image.format in ("JPEG", "MPO"):  # decode at a fraction of the size (DCT scaling)
+            k = min(1.0, (MAX_OCR_PIXELS / (image.size[0] * image.size[1])) ** 0.5)
+            image.draft("L", (int(image.size[0] * k), int(image.size[1] * k)))
+        # a camera's MPO holds previews or depth maps after the photo: TIFF frames only
+        frames = int(getattr(image, "n_frames", 1)) if image.format == "TIFF" else 1
         if frames > limits.max_pages:
             raise ParseError(
                 f"the image has {frames} frames, more than ingest.max_pages={limits.max_pages}"
@@ -179,7 +183,7 @@ def parse_image(data: bytes, limits: Limits, on_page: PageCallback | None = None
 
 
 def _image_share(page: Any, pdfium_c: Any) -> float:
-    """The share of the page's area covered by images (overlaps counted once per image)."""
+    """The share of the page's area covered by images (overlapping ones summed, up to 1)."""
     width, height = page.get_size()
     area = float(width) * float(height)
     if area <= 0:
@@ -260,14 +264,14 @@ def ocr_pdf_pages(
             try:
                 width, height = page.get_size()
                 area = max(float(width) * float(height), 1.0)
-                page_scale = min(scale, (MAX_RENDER_PIXELS / area) ** 0.5)
+                page_scale = min(scale, 0.999 * (MAX_RENDER_PIXELS / area) ** 0.5)
                 bitmap = page.render(scale=page_scale, grayscale=True)
-                image = bitmap.to_pil()
-                bitmap.close()
+                try:  # the image shares the bitmap's buffer: read it before closing
+                    texts[number] = ocr_image_array(bitmap.to_pil())
+                finally:
+                    bitmap.close()
             finally:
                 page.close()
-            texts[number] = ocr_image_array(image)
-            del image
     except pdfium.PdfiumError as exc:
         raise ParseError(f"not a readable PDF ({exc})") from exc
     finally:
