@@ -23,11 +23,11 @@ TARBALL := dist/appliance-$(VERSION)-linux-x86_64.tar.gz
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-system-deps: ## Install Debian packages the build and tests need (venv, compiler, tmux, objdump, systemd-analyze) when missing
-	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null || ! command -v tmux >/dev/null || ! command -v objdump >/dev/null || ! command -v systemd-analyze >/dev/null; then \
+system-deps: ## Install Debian packages the build and tests need (venv, compiler, tmux, objdump, systemd-analyze, the font scans are drawn in) when missing
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || ! command -v g++ >/dev/null || ! command -v cmake >/dev/null || ! command -v tmux >/dev/null || ! command -v objdump >/dev/null || ! command -v systemd-analyze >/dev/null || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake tmux binutils systemd >/dev/null; \
-	  else echo "please install: python3-venv python3-dev build-essential cmake tmux binutils systemd"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-dev build-essential cmake tmux binutils systemd fonts-dejavu-core >/dev/null; \
+	  else echo "please install: python3-venv python3-dev build-essential cmake tmux binutils systemd fonts-dejavu-core"; exit 1; fi; \
 	fi
 
 $(STAMP): pyproject.toml requirements.lock

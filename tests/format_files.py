@@ -1,5 +1,6 @@
 """Real files of every format beyond the first five, each holding a known fact, written
-by the libraries that read them (openpyxl, python-pptx, odfpy, the stdlib's email, Pillow).
+by the libraries that read them (openpyxl, python-pptx, odfpy, the stdlib's email, Pillow;
+MSG by extract-msg's compound-file writer, `tests/msg_writer.py`).
 `scanned_pdf` and `scan_png` are text rendered to an image: no text layer at all."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ FACTS: dict[str, tuple[str, str, str]] = {
     "tsv": ("rooms.tsv", "Aurora", "How many seats does the Aurora meeting room have?"),
     "pptx": ("backup-plan.pptx", "Oulu", "Where are the backup tapes rotated to?"),
     "eml": ("audit.eml", "Joensuu", "How many pallets were missing at the Joensuu depot?"),
+    "msg": ("fire-drill.msg", "Kotka", "When is the fire drill at the Kotka warehouse?"),
     "odt": ("visitors.odt", "Vaasa", "What badge must visitors wear in the Vaasa office?"),
     "ods": ("budget.ods", "Lahti", "What is the cooling budget of the Lahti site?"),
     "odp": ("hours.odp", "Rovaniemi", "When does the Rovaniemi office close on Fridays?"),
@@ -101,6 +103,18 @@ def eml(path: Path) -> Path:
         maintype="text", subtype="plain", filename="inventory.txt",
     )  # fmt: skip
     path.write_bytes(bytes(msg))
+    return path
+
+
+def msg(path: Path) -> Path:
+    from tests.msg_writer import MsgSpec, build_msg
+
+    spec = MsgSpec(
+        subject="Fire drill schedule",
+        body="Hi all,\n\nThe fire drill at the Kotka warehouse is on Thursday at 14:00.\n",
+        sender_name="Eero Salo", sender_email="eero@example.com",
+    )  # fmt: skip
+    path.write_bytes(build_msg(spec))
     return path
 
 
@@ -205,8 +219,9 @@ def scanned_pdf(path: Path) -> Path:
 
 
 MAKERS: dict[str, Callable[[Path], Path]] = {
-    "xlsx": xlsx, "csv": parts_csv, "tsv": rooms_tsv, "pptx": pptx, "eml": eml, "odt": odt,
-    "ods": ods, "odp": odp, "rtf": rtf, "txt": latin1_txt, "png": scan_png, "scan": scanned_pdf,
+    "xlsx": xlsx, "csv": parts_csv, "tsv": rooms_tsv, "pptx": pptx, "eml": eml, "msg": msg,
+    "odt": odt, "ods": ods, "odp": odp, "rtf": rtf, "txt": latin1_txt, "png": scan_png,
+    "scan": scanned_pdf,
 }  # fmt: skip
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState, SourceOrigin
-from appliance.store.journal import FileRow, JobRow
+from appliance.ingest.reader import file_type
+from appliance.store.journal import DocumentRow, FileRow, JobRow
+from appliance.store.journal_sources import SourceFile
+
+_COLUMNS = frozenset({"title", "author", "created", "modified"})  # own columns, not `meta`
 
 
 def _extra(task: FileTask) -> str:
@@ -72,3 +77,37 @@ def job_of(row: JobRow, files: list[FileRow], upload_dir: Path) -> Job:
     job.started_at, job.finished_at = row.started_at, row.finished_at
     job.source_id = next((t.origin.source_id for t in tasks if t.origin), None)
     return job
+
+
+def document_row(
+    task: FileTask, document_id: str, data_hash: str, content_type: str | None,
+    pages: int | None, chunks: int,
+) -> DocumentRow:  # fmt: skip
+    """The journal's row for a file just indexed, with the metadata its parser found."""
+    meta = {k: v for k, v in task.metadata.items() if k not in _COLUMNS}
+    if task.ocr_pages:
+        meta["ocr_pages"] = ",".join(map(str, task.ocr_pages))
+    origin = task.origin
+    return DocumentRow(
+        id=document_id, file_name=task.file_name, content_hash=data_hash,
+        content_type=content_type or "application/octet-stream", size_bytes=task.size_bytes,
+        chunks=chunks, pages=pages, created_at=time.time(), file_type=file_type(task.file_name),
+        title=task.metadata.get("title"), author=task.metadata.get("author"),
+        created=task.metadata.get("created"), modified=task.metadata.get("modified"),
+        source_id=origin.source_id if origin else None, parent_id=task.parent_id,
+        meta=msgspec.json.encode(meta).decode(),
+    )  # fmt: skip
+
+
+def source_file(
+    task: FileTask, document_id: str | None, data_hash: str | None
+) -> SourceFile | None:
+    """The synced folder's record of this file (None for an upload)."""
+    origin = task.origin
+    if origin is None:
+        return None
+    return SourceFile(
+        source_id=origin.source_id, path=origin.path, size=origin.size,
+        mtime_ns=origin.mtime_ns, content_hash=data_hash, document_id=document_id,
+        seen=origin.scan, error=task.error if document_id is None else None,
+    )  # fmt: skip

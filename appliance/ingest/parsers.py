@@ -206,7 +206,7 @@ def parse_pdf(
             texts[number] = _clean(text)
     sections = [Section(text, page=n) for n, text in sorted(texts.items()) if text]
     if not sections:
-        hint = "even by OCR" if ocr != "off" else "scanned pages need ingest.ocr = \"auto\""
+        hint = "even by OCR" if ocr != "off" else 'scanned pages need ingest.ocr = "auto"'
         raise ParseError(f"the PDF has no extractable text ({hint})")
     return ParsedDocument("application/pdf", sections, pages, ocr_pages=ocr_pages)
 

@@ -21,21 +21,17 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-import msgspec
-
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.domain.types import ChunkRecord, Section
 from appliance.engine.worker import Overloaded
 from appliance.fileutil import sha256_file
 from appliance.ingest.chunker import chunk_sections
-from appliance.ingest.job_rows import file_row, job_of
+from appliance.ingest.job_rows import document_row, file_row, job_of, source_file
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.parsers import ParseError
-from appliance.ingest.reader import file_type
 from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
-from appliance.store.journal import DocumentRow, JobRow, Journal
-from appliance.store.journal_sources import SourceFile
+from appliance.store.journal import JobRow, Journal
 
 log = logging.getLogger(__name__)
 
@@ -334,33 +330,11 @@ class IngestionService:
             task.chunks_done += len(batch)
             self._metrics.chunks_ingested.inc(len(batch))
         origin = task.origin
-        meta = {k: v for k, v in task.metadata.items() if k not in _COLUMNS}
-        if task.ocr_pages:
-            meta["ocr_pages"] = ",".join(map(str, task.ocr_pages))
+        row = document_row(task, document_id, data_hash, content_type, pages, len(chunks))
         released = await self._journal.file_indexed(
-            job.id,
-            index,
-            DocumentRow(
-                id=document_id,
-                file_name=task.file_name,
-                content_hash=data_hash,
-                content_type=content_type or "application/octet-stream",
-                size_bytes=task.size_bytes,
-                chunks=len(chunks),
-                pages=pages,
-                created_at=time.time(),
-                file_type=file_type(task.file_name),
-                title=task.metadata.get("title"),
-                author=task.metadata.get("author"),
-                created=task.metadata.get("created"),
-                modified=task.metadata.get("modified"),
-                source_id=origin.source_id if origin else None,
-                parent_id=task.parent_id,
-                meta=msgspec.json.encode(meta).decode(),
-            ),
-            source=_source_file(task, document_id, data_hash),
+            job.id, index, row, source=source_file(task, document_id, data_hash),
             replaces=origin.replaces if origin else None,
-        )
+        )  # fmt: skip
         await self.drop_documents(released)  # the changed file's old version, now replaced
         task.state = FileState.DONE
         self._metrics.documents_ingested.inc()
@@ -439,7 +413,7 @@ class IngestionService:
     ) -> None:
         """A synced file that was skipped (same content) or failed: record it, and drop
         the document its previous version had."""
-        row = _source_file(task, document_id, data_hash)
+        row = source_file(task, document_id, data_hash)
         if row is not None and task.origin is not None:
             await self.drop_documents(
                 await self._journal.settle_source_file(row, task.origin.replaces)
@@ -462,22 +436,6 @@ class IngestionService:
             await self._store.delete_by_document(document_id)
             await self._journal.forget_document(document_id)
         return True
-
-
-_COLUMNS = frozenset({"title", "author", "created", "modified"})  # own columns, not `meta`
-
-
-def _source_file(
-    task: FileTask, document_id: str | None, data_hash: str | None
-) -> SourceFile | None:
-    origin = task.origin
-    if origin is None:
-        return None
-    return SourceFile(
-        source_id=origin.source_id, path=origin.path, size=origin.size,
-        mtime_ns=origin.mtime_ns, content_hash=data_hash, document_id=document_id,
-        seen=origin.scan, error=task.error if document_id is None else None,
-    )  # fmt: skip
 
 
 def _fsync_dir(path: Path) -> None:

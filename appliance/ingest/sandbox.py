@@ -12,6 +12,7 @@ folder of small files pays the interpreter start once. `abort()` kills the child
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 
 class ParseCancelled(Exception):
     """`abort()` stopped the parse (the job was cancelled)."""
+
+
+def worker_env() -> dict[str, str]:
+    """The child's environment: few malloc arenas (OCR's threads would each reserve a
+    64 MiB arena of the capped address space) and one BLAS thread (numpy's, beside ONNX
+    Runtime's own pool). A value the sysadmin set wins."""
+    return {"MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"} | dict(os.environ)
 
 
 def worker_command(memory_mb: int) -> list[str]:
@@ -54,6 +62,7 @@ class ParseSandbox:
             self._proc = subprocess.Popen(
                 worker_command(self._limits.parse_memory_mb),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+                env=worker_env(),
             )  # fmt: skip
         return self._proc
 

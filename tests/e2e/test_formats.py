@@ -109,6 +109,8 @@ def test_each_format_answers_its_fact_with_the_right_citation(
     elif kind == "eml":
         assert hit["heading"] == "Quarterly depot audit", where
         assert hit["location"] == "mail: Quarterly depot audit"
+    elif kind == "msg":
+        assert hit["location"] == "mail: Fire drill schedule", where
     elif kind == "odt":
         assert hit["heading"] == "Visitor policy", where
     elif kind in ("png", "scan"):
@@ -127,6 +129,10 @@ def test_documents_carry_their_metadata(loaded: tuple[ServerProcess, dict[str, A
     assert mail["title"] == "Quarterly depot audit" and mail["author"] == "Aino Virtanen"
     assert mail["created"].startswith("2026-11-03")
     assert mail["meta"]["from"] == "Aino Virtanen <aino@example.com>"
+    outlook = docs["fire-drill.msg"]
+    assert (outlook["file_type"], outlook["title"], outlook["author"]) == (
+        "msg", "Fire drill schedule", "Eero Salo",
+    )  # fmt: skip
     attachment = docs["inventory.txt"]
     assert attachment["parent_id"] == mail["id"]
     assert docs["contract-scan.pdf"]["meta"]["ocr_pages"] == "1,2"
