@@ -23,9 +23,20 @@ from appliance.api.schemas import (
     ModelStatus,
     Readiness,
     SearchResponse,
+    SourceList,
+    SourceRead,
     StatusRead,
 )
-from appliance.domain.types import Citation, DoneEvent, Evidence, Hit, Timings, TokenEvent
+from appliance.config.sources import SourceSettings
+from appliance.domain.types import (
+    Citation,
+    DoneEvent,
+    Evidence,
+    Hit,
+    ScanReport,
+    Timings,
+    TokenEvent,
+)
 
 T0 = 1764763200.0  # 2025-12-03 12:00 UTC
 PDF = "application/pdf"
@@ -100,6 +111,13 @@ ROUTES: dict[tuple[str, str], object] = {
         LogLine(2, T0 + 5, "warning", "appliance.ingest", "resumed 1 ingestion jobs"),
         LogLine(3, T0 + 9, "error", "appliance.ingest", "ingesting bad.pdf failed: no text"),
     ], 3),
+    ("GET", "/v1/sources"): SourceList([
+        SourceRead(SourceSettings(id="shared", path="/srv/share/docs", interval_s=3600,
+                                  include=["*.pdf", "*.docx"]), "config",
+                   ScanReport(state="done", started_at=T0 + 600, finished_at=T0 + 642,
+                              seen=120, new=3, changed=1, unchanged=116, deleted=2)),
+        SourceRead(SourceSettings(id="policies", path="/srv/policies", watch=True), "api"),
+    ]),
     ("POST", "/v1/search"): SearchResponse([
         Hit("p1", 0.711, "d1", "facilities.pdf", 1, "Safety procedures. " + FACT, 2, "Safety"),
         Hit("p2", 0.096, "d2", "backups.md", 0, "Nightly backups run at 02:00.", None, None),

@@ -98,6 +98,7 @@ SCREENS: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
     "search": on("5", rows("#hits", 2), *"generator", "enter"),
     "keys": on("6", rows("#keys", 2)),
     "logs": on("7", static_has("#logs-state", "3 lines")),
+    "sources": on("8", rows("#sources", 2)),
 }
 
 

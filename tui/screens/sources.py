@@ -28,18 +28,24 @@ def _result(report: ScanReport | None) -> str:
         return "never scanned"
     if report.state == "running":
         return f"scanning… {report.seen} files seen"
-    text = (
-        f"{report.new} new, {report.changed} changed, {report.deleted} deleted, "
-        f"{report.unchanged} unchanged, {report.failed} failed"
-    )
+    counts = (("new", report.new), ("changed", report.changed), ("deleted", report.deleted),
+              ("failed", report.failed), ("unchanged", report.unchanged))  # fmt: skip
+    text = ", ".join(f"{n} {label}" for label, n in counts if n) or "no files"
     if report.state == "failed" or report.error:
         text = f"{report.state}: {report.error or ''} · {text}"
     return text
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g} {unit}"
+    return f"{seconds:g} s"
+
+
 def _schedule(source: SourceRead) -> str:
     s = source.settings
-    parts = [f"every {s.interval_s:g} s" if s.interval_s else "on demand"]
+    parts = [f"every {_duration(s.interval_s)}" if s.interval_s else "on demand"]
     if s.watch:
         parts.append("watched")
     return ", ".join(parts)
