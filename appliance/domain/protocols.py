@@ -57,9 +57,16 @@ class Generator(Protocol):
     def tokenize(self, text: str) -> list[int]: ...
 
     def stream(
-        self, prompt_tokens: list[int], *, max_tokens: int, temperature: float
+        self,
+        prompt_tokens: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        messages: list[dict[str, str]] | None = None,
     ) -> TokenStream:
-        """Queue a generation at once (may raise `Overloaded`); iterate the text pieces."""
+        """Queue a generation at once (may raise `Overloaded`); iterate the text pieces.
+        `prompt_tokens` are `render(messages)` tokenized: the in-process model reads the
+        tokens, an external server the messages."""
         ...
 
     def queue_depth(self) -> int: ...

@@ -113,7 +113,12 @@ class LlamaGenerator:
         return tokens
 
     def stream(
-        self, prompt_tokens: list[int], *, max_tokens: int, temperature: float
+        self,
+        prompt_tokens: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        messages: list[dict[str, str]] | None = None,  # read as `prompt_tokens` already
     ) -> TokenStream:
         """Queue the generation now (raising `Overloaded` at once when the queue is full)
         and return an iterator of text pieces. Closing the iterator cancels generation."""

@@ -285,8 +285,9 @@ class QueryService:
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
         stream = self._generator.stream(
-            plan.prompt.tokens, max_tokens=plan.prompt.max_tokens, temperature=params.temperature
-        )
+            plan.prompt.tokens, max_tokens=plan.prompt.max_tokens,
+            temperature=params.temperature, messages=plan.prompt.messages,
+        )  # fmt: skip
         return PreparedAnswer(self, params, found, plan, prompt_ms, stream, t_start)
 
     async def ground(

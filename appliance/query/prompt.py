@@ -38,6 +38,7 @@ class BuiltPrompt:
     tokens: list[int]
     excerpts: list[Excerpt]
     max_tokens: int
+    messages: list[dict[str, str]]  # what `text` renders: an external server is sent these
 
     @property
     def hits(self) -> list[Hit]:
@@ -117,15 +118,16 @@ def build_prompt(
     kept = list(excerpts)
     bare = len(tokenize(render(messages_for(strategy, question, []))))
     while True:
-        text = render(messages_for(strategy, question, kept))
+        messages = messages_for(strategy, question, kept)
+        text = render(messages)
         tokens = tokenize(text)
         room = n_ctx - len(tokens)
         within_budget = len(tokens) - bare <= context_tokens
         if room >= max_tokens and within_budget:
-            return BuiltPrompt(text, tokens, kept, max_tokens)
+            return BuiltPrompt(text, tokens, kept, max_tokens, messages)
         if not kept:
             if room >= min_answer_tokens:
-                return BuiltPrompt(text, tokens, kept, min(room, max_tokens))
+                return BuiltPrompt(text, tokens, kept, min(room, max_tokens), messages)
             raise PromptTooLong(
                 f"the question takes {len(tokens)} of {n_ctx} context tokens; shorten it"
             )
