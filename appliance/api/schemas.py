@@ -38,6 +38,18 @@ Filters = Annotated[
 ]
 
 
+Retrieval = Annotated[
+    Literal["dense", "hybrid"],
+    Meta(
+        description=(
+            "dense: nearest chunks by cosine; hybrid: dense and BM25 (exact words, codes, "
+            "part numbers) rankings fused by reciprocal rank, whose scores are then RRF "
+            "scores (~0.01-0.03), not cosines. Default: retrieval.mode."
+        )
+    ),
+]
+
+
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     query: Query
     top_k: Annotated[int, Meta(ge=1, le=1000, description="How many chunks to return.")] | None = (
@@ -45,6 +57,7 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     )
     document_ids: DocumentIds | None = None
     filters: Filters | None = None
+    retrieval: Retrieval | None = None
 
 
 class SearchResponse(msgspec.Struct, frozen=True):
@@ -87,6 +100,7 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ) = None
     document_ids: DocumentIds | None = None
     filters: Filters | None = None
+    retrieval: Retrieval | None = None
     strategy: (
         Annotated[
             str,

@@ -79,9 +79,23 @@ class VectorStore(Protocol):
 
     async def delete_by_document(self, document_id: str) -> None: ...
 
+    @property
+    def hybrid(self) -> bool:
+        """Whether `search(..., text=...)` also ranks by BM25 (fused by reciprocal rank)."""
+        ...
+
     async def search(
-        self, vector: list[float], top_k: int, document_ids: Sequence[str] | None = None
-    ) -> list[Hit]: ...
+        self,
+        vector: list[float],
+        top_k: int,
+        document_ids: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks; with `text` on a hybrid store, dense and BM25 rankings fused
+        (RRF scores). `min_score` drops dense candidates below that cosine."""
+        ...
 
     async def count(self, document_id: str | None = None) -> int: ...
 

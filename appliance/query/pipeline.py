@@ -57,6 +57,7 @@ class SearchOutcome:
     # the model `vector` came from: the rest of the answer embeds with it too, even if the
     # embedding model is switched meanwhile (never two vector spaces in one answer)
     embedder: Embedder | None = field(default=None, repr=False)
+    fused: bool = False  # hybrid: RRF scores (min_score was applied to the dense ranking)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class AskParams:
     document_ids: Sequence[str] | None = None
     strategy: str | None = None  # a [prompts.*] name; None: generation.prompt
     filters: DocumentFilter | None = None
+    retrieval: str | None = None  # "dense" | "hybrid"; None: retrieval.mode
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class AnswerSettings:
     evidence_sentences: int = 5
     support_cosine: float = 0.7
     support_overlap: float = 0.8
+    retrieval: str = "dense"  # retrieval.mode: "dense" or "hybrid" (BM25 + dense, RRF)
 
 
 class UnknownStrategy(FieldError):
@@ -91,6 +94,18 @@ class UnknownStrategy(FieldError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("strategy", detail)
+
+
+class NoLexicalIndex(FieldError):
+    """Hybrid retrieval was asked of a store without BM25 vectors."""
+
+    code = "no_lexical_index"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "retrieval", "this index has no BM25 vectors (a Qdrant collection made without "
+            "them): only \"dense\" retrieval is available",
+        )  # fmt: skip
 
 
 def citations_for(
@@ -207,19 +222,32 @@ class QueryService:
         top_k: int,
         document_ids: Sequence[str] | None = None,
         filters: DocumentFilter | None = None,
+        *,
+        retrieval: str | None = None,
+        min_score: float | None = None,
     ) -> SearchOutcome:
+        """`retrieval`: "dense" or "hybrid" (None: retrieval.mode); with hybrid, hits are
+        ranked by reciprocal rank fusion and `min_score` applies to the dense ranking."""
         embedder, store = self._embedder, self._store  # one model and its collection
+        fused = (retrieval or self.answers.retrieval) == "hybrid"
+        if fused and not store.hybrid:
+            if retrieval == "hybrid":  # asked for by the request: say why not
+                raise NoLexicalIndex()
+            fused = False  # the config's default, on a collection without BM25 (logged)
         document_ids = await self.scope(document_ids, filters)
         if document_ids is not None and not document_ids:  # the filters admit no document
-            return SearchOutcome([], 0.0, 0.0, [], embedder)
+            return SearchOutcome([], 0.0, 0.0, [], embedder, fused)
         t0 = time.perf_counter()
         [vector] = await embedder.embed([query], interactive=True)
         t1 = time.perf_counter()
-        hits = await store.search(vector, top_k, document_ids)
+        hits = await store.search(
+            vector, top_k, document_ids, text=query if fused else None,
+            min_score=min_score if fused else None,
+        )  # fmt: skip
         t2 = time.perf_counter()
         self._metrics.stage_seconds.labels("embed_query").observe(t1 - t0)
         self._metrics.stage_seconds.labels("search").observe(t2 - t1)
-        return SearchOutcome(hits, (t1 - t0) * 1000, (t2 - t1) * 1000, vector, embedder)
+        return SearchOutcome(hits, (t1 - t0) * 1000, (t2 - t1) * 1000, vector, embedder, fused)
 
     def _max_tokens(self, params: AskParams, strategy: PromptStrategy) -> int:
         wanted = params.max_tokens or strategy.max_tokens or self.answers.max_tokens
@@ -227,7 +255,9 @@ class QueryService:
 
     async def _plan(self, params: AskParams, found: SearchOutcome) -> Plan:
         name, strategy = self.strategy(params.strategy)
-        hits = [h for h in found.hits if h.score >= self._min_score][: strategy.passages]
+        # fused scores are ranks, not cosines: min_score was applied to the dense ranking
+        hits = [h for h in found.hits if found.fused or h.score >= self._min_score]
+        hits = hits[: strategy.passages]
         budget = strategy.context_tokens or self.answers.context_tokens
         read: list[Sentence] | None = None
         vectors: dict[tuple[str, int], list[float]] = {}
@@ -277,8 +307,9 @@ class QueryService:
         self.strategy(params.strategy)  # fail fast, before any work
         t_start = time.perf_counter()
         found = await self.search(
-            params.question, params.top_k, params.document_ids, params.filters
-        )
+            params.question, params.top_k, params.document_ids, params.filters,
+            retrieval=params.retrieval, min_score=self._min_score,
+        )  # fmt: skip
         t0 = time.perf_counter()
         plan = await self._plan(params, found)
         plan.documents = await self.describe(plan.pool)

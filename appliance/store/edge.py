@@ -6,11 +6,20 @@ serves no query while it runs (measured: 3 s for 20k new chunks, 25 s for 100k
 at once), so it is debounced: it runs once writes have stopped for
 `optimize_idle_s` (after an ingestion job, not between its batches). Until then
 new chunks are found by scanning their small segment.
+
+With a lexical encoder every chunk also gets a BM25 sparse vector (`bm25`, IDF applied
+by the shard), and `search(..., text=...)` fuses the dense and the BM25 rankings by
+reciprocal rank in one query. A shard made before the sparse vector existed is
+migrated when opened: loaded with its old config, given the sparse vector, backfilled
+from the stored chunk texts, then reopened. The BM25 parameters the vectors were made
+with are kept in `appliance-bm25.json` inside the shard (so backups carry them); when
+the config's differ, the sparse vectors are re-encoded at start (no embedding needed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -25,11 +34,26 @@ from appliance.engine.worker import (
     ThreadWorker,
     WorkerStopped,
 )
+from appliance.store.lexical import RRF_K, SPARSE_NAME, LexicalEncoder, Sparse, indexed_text
 from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
 INDEXED_FIELDS = ("document_id",)
+BM25_MARKER = "appliance-bm25.json"  # the BM25 parameters the stored sparse vectors have
+_BACKFILL_PAGE = 512
 log = logging.getLogger(__name__)
+
+
+def _sparse(vector: Sparse) -> Any:
+    import qdrant_edge as qe
+
+    return qe.SparseVector(vector.indices, vector.values)
+
+
+def prefetch_limit(top_k: int) -> int:
+    """Candidates each ranking gives the fusion: enough that a passage ranked low by one
+    and high by the other still reaches the top."""
+    return max(4 * top_k, 20)
 
 
 class EdgeStore(ThreadOwned):
@@ -44,8 +68,10 @@ class EdgeStore(ThreadOwned):
         optimize_after_writes: bool = True,
         optimize_idle_s: float = 2.0,
         search_threads: int = 1,
+        lexical: LexicalEncoder | None = None,
     ) -> None:
         self.dim = dim
+        self.lexical = lexical
         self._search_threads = search_threads
         self._path = path
         self._optimize_after_writes = optimize_after_writes
@@ -54,26 +80,105 @@ class EdgeStore(ThreadOwned):
         self._optimize_queued = False
         self._worker: ThreadWorker[Any] = ThreadWorker("store", self._open, queue_size)
 
+    def _config(self, sparse: bool) -> Any:
+        import qdrant_edge as qe
+
+        return qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine),
+            sparse_vectors=(
+                {SPARSE_NAME: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
+                if sparse else None
+            ),
+            max_search_threads=self._search_threads or None,
+        )  # fmt: skip
+
+    def _stored_sparse(self) -> bool:
+        """Whether the shard on disk has the BM25 sparse vector (from its own config)."""
+        try:
+            stored = json.loads((self._path / "edge_config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return SPARSE_NAME in (stored.get("sparse_vectors") or {})
+
     def _open(self) -> Any:
         import qdrant_edge as qe
 
-        config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine),
-            max_search_threads=self._search_threads or None,
-        )
         if self._path.is_dir() and any(self._path.iterdir()):
+            has_sparse = self._stored_sparse()
             try:  # the config given is checked against the stored one
-                return qe.EdgeShard.load(str(self._path), config)
+                shard = qe.EdgeShard.load(str(self._path), self._config(has_sparse))
             except Exception as exc:
                 raise ValueError(
                     f"{self._path}: stored vectors do not match the embedding model "
                     f"({self.dim}-d): {exc}"
                 ) from exc
+            if self.lexical is not None:
+                shard = self._ensure_sparse(shard, has_sparse)
+            return shard
         self._path.mkdir(parents=True, exist_ok=True)
-        shard = qe.EdgeShard.create(str(self._path), config)
+        shard = qe.EdgeShard.create(str(self._path), self._config(self.lexical is not None))
         for field in INDEXED_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        self._write_marker()
         return shard
+
+    def _write_marker(self) -> None:
+        if self.lexical is not None:
+            marker = self._path / BM25_MARKER
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.lexical.params.as_dict()))
+            tmp.replace(marker)
+
+    def _ensure_sparse(self, shard: Any, has_sparse: bool) -> Any:
+        """Migrate a shard without BM25 vectors, or re-encode them if the BM25 parameters
+        changed; returns the shard opened with the sparse vector."""
+        import qdrant_edge as qe
+
+        assert self.lexical is not None
+        try:
+            stored = json.loads((self._path / BM25_MARKER).read_text())
+        except (OSError, ValueError):
+            stored = None
+        if has_sparse and stored == self.lexical.params.as_dict():
+            return shard
+        why = "re-encoding (BM25 parameters changed)" if has_sparse else "adding BM25 vectors"
+        log.info("%s: %s to every chunk", self._path, why)
+        if not has_sparse:
+            shard.update(qe.UpdateOperation.create_sparse_vector(SPARSE_NAME, qe.Modifier.Idf))
+        done = self._backfill(shard)
+        shard.flush()
+        shard.close()
+        self._write_marker()
+        log.info("%s: BM25 vectors written for %d chunks", self._path, done)
+        return qe.EdgeShard.load(str(self._path), self._config(True))
+
+    def _backfill(self, shard: Any) -> int:
+        """BM25 vectors for every stored chunk, from the text in its payload."""
+        import qdrant_edge as qe
+
+        assert self.lexical is not None
+        offset: Any = None
+        done = 0
+        while True:
+            page, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=_BACKFILL_PAGE,
+                                 with_payload=["text", "heading", "file_name"])
+            )  # fmt: skip
+            vectors = []
+            for record in page:
+                payload = record.payload or {}
+                text = indexed_text(
+                    str(payload.get("text") or ""), payload.get("heading"),
+                    str(payload.get("file_name") or ""),
+                )  # fmt: skip
+                vectors.append(
+                    qe.PointVectors(record.id, {SPARSE_NAME: _sparse(self.lexical.document(text))})
+                )
+            if vectors:
+                shard.update(qe.UpdateOperation.update_vectors(vectors))
+                done += len(vectors)
+            if offset is None:
+                return done
 
     def _queue_optimize(self) -> None:
         """(Re)start the idle timer; the optimisation runs when it fires."""
@@ -105,19 +210,21 @@ class EdgeStore(ThreadOwned):
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         import qdrant_edge as qe
 
-        points = [
-            qe.Point(
-                uuid.UUID(r.point_id),
-                r.vector,
-                payload_of(r),
-            )
-            for r in records
-        ]
-        if not points:
+        if not records:
             return
-        await self._worker.call(
-            lambda s: s.update(qe.UpdateOperation.upsert_points(points)), INTERACTIVE
-        )
+        lexical = self.lexical
+
+        def job(shard: Any) -> None:
+            points = []
+            for r in records:
+                vector: Any = r.vector
+                if lexical is not None:  # encoded and checked before the shard sees it
+                    text = indexed_text(r.text, r.heading, r.file_name)
+                    vector = {"": r.vector, SPARSE_NAME: _sparse(lexical.document(text))}
+                points.append(qe.Point(uuid.UUID(r.point_id), vector, payload_of(r)))
+            shard.update(qe.UpdateOperation.upsert_points(points))
+
+        await self._worker.call(job, INTERACTIVE)
         self._queue_optimize()
 
     @staticmethod
@@ -137,17 +244,44 @@ class EdgeStore(ThreadOwned):
         )
         self._queue_optimize()
 
+    @property
+    def hybrid(self) -> bool:
+        return self.lexical is not None
+
     async def search(
-        self, vector: list[float], top_k: int, document_ids: Sequence[str] | None = None
+        self,
+        vector: list[float],
+        top_k: int,
+        document_ids: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        min_score: float | None = None,
     ) -> list[Hit]:
+        """Nearest chunks by cosine; with `text` (and a lexical encoder), the dense and
+        BM25 rankings fused by reciprocal rank: scores are then RRF scores, and
+        `min_score` applies to the dense ranking only (a BM25 match enters regardless)."""
         import qdrant_edge as qe
 
-        request = qe.QueryRequest(
-            limit=top_k,
-            query=qe.Query.Nearest(vector),
-            with_payload=True,
-            filter=self._filter(document_ids) if document_ids else None,
-        )
+        where = self._filter(document_ids) if document_ids else None
+        sparse = self.lexical.query(text) if self.lexical is not None and text else None
+        if sparse:
+            limit = prefetch_limit(top_k)
+            request = qe.QueryRequest(
+                limit=top_k,
+                prefetches=[
+                    qe.Prefetch(limit=limit, query=qe.Query.Nearest(vector), filter=where,
+                                score_threshold=min_score),
+                    qe.Prefetch(limit=limit, query=qe.Query.Nearest(_sparse(sparse),
+                                using=SPARSE_NAME), filter=where),
+                ],
+                query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub nests Rrf in Fusion
+                with_payload=True,
+            )  # fmt: skip
+        else:
+            request = qe.QueryRequest(
+                limit=top_k, query=qe.Query.Nearest(vector), with_payload=True, filter=where,
+                score_threshold=min_score,
+            )  # fmt: skip
 
         def job(shard: Any) -> list[Hit]:
             return [hit_of(p.id, p.score, p.payload) for p in shard.query(request)]

@@ -3,18 +3,32 @@
 Both modes use the same synchronous client on one owner thread (local mode is not
 thread-safe, and its async client blocks the event loop), so the event loop only
 awaits futures.
+
+With a lexical encoder, new collections get the BM25 sparse vector (`bm25`, IDF
+modifier) and `search(..., text=...)` fuses dense and BM25 rankings by reciprocal rank
+(`Prefetch` + `RrfQuery`), as the embedded Edge store does. A collection made without
+it keeps working dense-only (logged): recreate it, or switch to a new
+`storage.collection`, to get hybrid retrieval there.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.engine.worker import INTERACTIVE, ThreadWorker
+from appliance.store.lexical import RRF_K, SPARSE_NAME, LexicalEncoder, indexed_text
 from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
+
+log = logging.getLogger(__name__)
+
+
+def _prefetch_limit(top_k: int) -> int:
+    return max(4 * top_k, 20)
 
 
 class QdrantStore(ThreadOwned):
@@ -29,6 +43,7 @@ class QdrantStore(ThreadOwned):
         url: str = "",
         api_key: str = "",
         queue_size: int = 256,
+        lexical: LexicalEncoder | None = None,
     ) -> None:
         if (path is None) == (not url):
             raise ValueError("QdrantStore needs exactly one of path (embedded) or url (server)")
@@ -38,6 +53,7 @@ class QdrantStore(ThreadOwned):
         self._path = path
         self._url = url
         self._api_key = api_key or None
+        self.lexical = lexical
         self._worker: ThreadWorker[Any] = ThreadWorker("store", self._open, queue_size)
 
     def _open(self) -> Any:
@@ -49,9 +65,11 @@ class QdrantStore(ThreadOwned):
         else:
             client = QdrantClient(url=self._url, api_key=self._api_key, timeout=30)
         if not client.collection_exists(self.collection):
+            sparse = {SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)}
             client.create_collection(
                 self.collection,
                 vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+                sparse_vectors_config=sparse if self.lexical is not None else None,
             )
             if self.mode == "server":
                 client.create_payload_index(
@@ -65,24 +83,36 @@ class QdrantStore(ThreadOwned):
                     f"collection `{self.collection}` holds {size}-d vectors but the embedding "
                     f"model makes {self.dim}-d ones; use another storage.collection"
                 )
+            if self.lexical is not None and SPARSE_NAME not in (
+                info.config.params.sparse_vectors or {}
+            ):
+                log.warning(
+                    "collection `%s` has no BM25 vectors: search stays dense-only there "
+                    "(a new storage.collection gets them)", self.collection,
+                )  # fmt: skip
+                self.lexical = None
         return client
 
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         from qdrant_client import models
 
-        points = [
-            models.PointStruct(
-                id=r.point_id,
-                vector=r.vector,
-                payload=payload_of(r),
-            )
-            for r in records
-        ]
-        if not points:
+        if not records:
             return
-        await self._worker.call(
-            lambda c: c.upsert(self.collection, points=points, wait=True), INTERACTIVE
-        )
+
+        def job(client: Any) -> None:  # on the owner thread: `lexical` is known once open
+            points = []
+            for r in records:
+                vector: Any = r.vector
+                if self.lexical is not None:
+                    bm25 = self.lexical.document(indexed_text(r.text, r.heading, r.file_name))
+                    vector = {"": r.vector, SPARSE_NAME: models.SparseVector(
+                        indices=bm25.indices, values=bm25.values)}  # fmt: skip
+                points.append(
+                    models.PointStruct(id=r.point_id, vector=vector, payload=payload_of(r))
+                )
+            client.upsert(self.collection, points=points, wait=True)
+
+        await self._worker.call(job, INTERACTIVE)
 
     @staticmethod
     def _document_filter(document_ids: Sequence[str]) -> Any:
@@ -104,19 +134,48 @@ class QdrantStore(ThreadOwned):
             lambda c: c.delete(self.collection, points_selector=selector, wait=True)
         )
 
+    @property
+    def hybrid(self) -> bool:
+        return self.lexical is not None
+
     async def search(
-        self, vector: list[float], top_k: int, document_ids: Sequence[str] | None = None
+        self,
+        vector: list[float],
+        top_k: int,
+        document_ids: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        min_score: float | None = None,
     ) -> list[Hit]:
+        """As `EdgeStore.search`: RRF of dense and BM25 with `text`, else dense only."""
+        from qdrant_client import models
+
         query_filter = self._document_filter(document_ids) if document_ids else None
 
         def job(client: Any) -> list[Hit]:
-            result = client.query_points(
-                self.collection,
-                query=vector,
-                limit=top_k,
-                query_filter=query_filter,
-                with_payload=True,
-            )
+            sparse = self.lexical.query(text) if self.lexical is not None and text else None
+            if sparse:
+                limit = _prefetch_limit(top_k)
+                result = client.query_points(
+                    self.collection,
+                    prefetch=[
+                        models.Prefetch(query=vector, limit=limit, filter=query_filter,
+                                        score_threshold=min_score),
+                        models.Prefetch(
+                            query=models.SparseVector(indices=sparse.indices,
+                                                      values=sparse.values),
+                            using=SPARSE_NAME, limit=limit, filter=query_filter,
+                        ),
+                    ],
+                    query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+                    limit=top_k,
+                    with_payload=True,
+                )  # fmt: skip
+            else:
+                result = client.query_points(
+                    self.collection, query=vector, limit=top_k, query_filter=query_filter,
+                    with_payload=True, score_threshold=min_score,
+                )  # fmt: skip
             return [hit_of(p.id, p.score, p.payload) for p in result.points]
 
         return await self._worker.call(job)

@@ -39,6 +39,7 @@ def ask_params(data: AskRequest, settings: Settings) -> AskParams:
         document_ids=data.document_ids,
         strategy=data.strategy,
         filters=data.filters,
+        retrieval=data.retrieval,
     )
 
 
@@ -73,7 +74,9 @@ class QueryController(Controller):
             raise field_error(
                 "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
             )
-        found = await query_service.search(data.query, top_k, data.document_ids, data.filters)
+        found = await query_service.search(
+            data.query, top_k, data.document_ids, data.filters, retrieval=data.retrieval
+        )
         return SearchResponse(
             hits=found.hits,
             embed_ms=round(found.embed_ms, 3),
