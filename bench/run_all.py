@@ -19,12 +19,13 @@ from bench.store_engines import CACHE  # noqa: E402
 RESULTS = REPO / "bench" / "RESULTS.md"
 EARLIER = "\n\n(the section above is from an earlier `make bench`, not rerun in the last one)"
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
-SCRIPTS = ["serve_load", "answers", "askers", "hostile", "ocr", "query_thread", "query_path",
+SCRIPTS = ["serve_load", "answers", "askers", "hostile", "ocr", "hybrid", "query_thread", "query_path",
            "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
 TITLES = {
     "answers": "Answers: accuracy, evidence and latency per prompt strategy (bench/answers.py)",
     "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
     "hostile": "Hostile files against the shipped limits (bench/hostile.py)",
+    "hybrid": "Hybrid retrieval (BM25 + dense, RRF) vs dense only (bench/hybrid.py)",
     "ocr": "OCR of scanned pages: speed and character error rate (bench/ocr.py)",
     "query_thread": "Search while answers stream: query embeddings on their own thread (bench/query_thread.py)",
     "query_path": "Query path: appliance code vs raw library calls (bench/query_path.py)",

@@ -6,13 +6,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
 from typing import cast
 
-import numpy as np
-
 from appliance.config.schema import PromptStrategy
-from appliance.domain.errors import FieldError
 from appliance.domain.protocols import (
     DocumentCatalog,
     Embedder,
@@ -22,7 +18,6 @@ from appliance.domain.protocols import (
 )
 from appliance.domain.types import (
     AnswerEvent,
-    Citation,
     DocumentFilter,
     DocumentInfo,
     DoneEvent,
@@ -36,130 +31,30 @@ from appliance.observability.metrics import Metrics
 from appliance.query.context import Sentence, candidates, passages, select_sentences, sentences_of
 from appliance.query.draining import SHUTTING_DOWN, Draining
 from appliance.query.grounding import Grounding, ground
-from appliance.query.prompt import BuiltPrompt, build_prompt
+from appliance.query.plan import (
+    AnswerSettings,
+    AskParams,
+    NoLexicalIndex,
+    Plan,
+    SearchOutcome,
+    UnknownStrategy,
+    citations_for,
+    cosines,
+    sentence_key,
+)
+from appliance.query.prompt import build_prompt
 from appliance.query.sentences import answer_sentences
 
 log = logging.getLogger(__name__)
+__all__ = [  # the values live in query/plan.py; callers may import them from here
+    "AnswerSettings", "AskParams", "NoLexicalIndex", "PreparedAnswer", "QueryService",
+    "SearchOutcome", "UnknownStrategy", "citations_for",
+]  # fmt: skip
 
-SNIPPET_CHARS = 300
 # Sentences of the cited passages ranked as evidence at most, for sentence strategies
 # (each not yet embedded costs a few ms after the answer; beyond, those sharing most
 # words with the question and answer).
 MAX_EVIDENCE_POOL = 32
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    hits: list[Hit]
-    embed_ms: float
-    search_ms: float
-    vector: list[float] = field(default_factory=list, repr=False)
-    # the model `vector` came from: the rest of the answer embeds with it too, even if the
-    # embedding model is switched meanwhile (never two vector spaces in one answer)
-    embedder: Embedder | None = field(default=None, repr=False)
-    fused: bool = False  # hybrid: RRF scores (min_score was applied to the dense ranking)
-
-
-@dataclass(frozen=True)
-class AskParams:
-    question: str
-    top_k: int
-    max_tokens: int | None  # None: the strategy's, else generation.max_tokens
-    temperature: float
-    document_ids: Sequence[str] | None = None
-    strategy: str | None = None  # a [prompts.*] name; None: generation.prompt
-    filters: DocumentFilter | None = None
-    retrieval: str | None = None  # "dense" | "hybrid"; None: retrieval.mode
-
-
-@dataclass(frozen=True)
-class AnswerSettings:
-    """What the query service needs from `[generation]`, `[retrieval]` and `[prompts]`."""
-
-    prompts: dict[str, PromptStrategy]
-    default_prompt: str
-    context_tokens: int
-    max_tokens: int
-    max_tokens_ceiling: int
-    evidence_sentences: int = 5
-    support_cosine: float = 0.7
-    support_overlap: float = 0.8
-    retrieval: str = "dense"  # retrieval.mode: "dense" or "hybrid" (BM25 + dense, RRF)
-
-
-class UnknownStrategy(FieldError):
-    """The request names a prompt strategy the config does not define."""
-
-    code = "unknown_strategy"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__("strategy", detail)
-
-
-class NoLexicalIndex(FieldError):
-    """Hybrid retrieval was asked of a store without BM25 vectors."""
-
-    code = "no_lexical_index"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "retrieval", "this index has no BM25 vectors (a Qdrant collection made without "
-            "them): only \"dense\" retrieval is available",
-        )  # fmt: skip
-
-
-def citations_for(
-    hits: Sequence[Hit], documents: dict[str, DocumentInfo] | None = None
-) -> list[Citation]:
-    documents = documents or {}
-    citations = []
-    for i, h in enumerate(hits, start=1):
-        info = documents.get(h.document_id) or DocumentInfo()
-        citations.append(
-            Citation(
-                index=i,
-                document_id=h.document_id,
-                file_name=h.file_name,
-                chunk_index=h.chunk_index,
-                score=round(h.score, 4),
-                page=h.page,
-                heading=h.heading,
-                snippet=h.text[:SNIPPET_CHARS],
-                location=h.location,
-                title=info.title,
-                author=info.author,
-                file_type=info.file_type,
-                source=info.source,
-            )
-        )
-    return citations
-
-
-def _cosines(vectors: Sequence[Sequence[float]], query: Sequence[float]) -> list[float]:
-    if not vectors:
-        return []
-    return [float(x) for x in np.asarray(vectors, dtype=np.float32) @ np.asarray(query)]
-
-
-@dataclass
-class Plan:
-    """A prompt and what the model reads in it, before generation."""
-
-    name: str
-    strategy: PromptStrategy
-    prompt: BuiltPrompt
-    pool: list[Hit]  # the cited passages: what the context was drawn from
-    read: list[Sentence] | None  # sentence strategies: the sentences in the prompt
-    vectors: dict[tuple[str, int], list[float]]  # sentence embeddings known so far
-    embedder: Embedder | None = None  # the model of the question's vector
-    documents: dict[str, DocumentInfo] = field(default_factory=dict)  # of the cited passages
-
-    def citation_of(self) -> dict[str, int]:
-        return {h.point_id: n for n, h in enumerate(self.pool, start=1)}
-
-
-def _key(s: Sentence) -> tuple[str, int]:
-    return (s.hit.point_id, s.index)
 
 
 class QueryService:
@@ -268,8 +163,8 @@ class QueryService:
             embedded = await (found.embedder or self._embedder).embed(
                 [s.text for s in pool], interactive=True
             )
-            vectors = {_key(s): v for s, v in zip(pool, embedded, strict=True)}
-            scored = list(zip(pool, _cosines(embedded, found.vector), strict=True))
+            vectors = {sentence_key(s): v for s, v in zip(pool, embedded, strict=True)}
+            scored = list(zip(pool, cosines(embedded, found.vector), strict=True))
             excerpts, read = await asyncio.to_thread(
                 select_sentences,
                 per_hit,
@@ -333,7 +228,9 @@ class QueryService:
         else:
             read = plan.read
             pool = candidates(per_hit, f"{params.question} {answer}", MAX_EVIDENCE_POOL)
-        missing = {_key(s): s for s in (*pool, *read) if _key(s) not in plan.vectors}
+        missing = {
+            sentence_key(s): s for s in (*pool, *read) if sentence_key(s) not in plan.vectors
+        }
         texts = [s.text for s in missing.values()]
         t0 = time.perf_counter()
         # after the answer has streamed: the next askers' query embeddings go first
@@ -346,9 +243,9 @@ class QueryService:
             answer_sentences=sentences,
             answer_vectors=embedded[len(texts) :],
             read=read,
-            read_vectors=[known[_key(s)] for s in read],
+            read_vectors=[known[sentence_key(s)] for s in read],
             pool=pool,
-            pool_vectors=[known[_key(s)] for s in pool],
+            pool_vectors=[known[sentence_key(s)] for s in pool],
             question_vector=vector,
             citation_of=plan.citation_of(),
             evidence_count=a.evidence_sentences,
