@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from appliance.observability.state import StateCollector, Watched
+
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
@@ -134,6 +136,11 @@ class Metrics:
         self.store_points = Gauge(
             "appliance_store_points", "Chunks in the vector store.", registry=r
         )
+
+    def watch(self, services: Watched) -> None:
+        """Export `appliance_ready`, `appliance_part_ready` and `appliance_data_disk_*`,
+        read from `services` at each scrape (appliance/observability/state.py)."""
+        self.registry.register(StateCollector(services))
 
     def observe_step(self, batch_tokens: int, batch_sequences: int) -> None:
         """Called by the engine thread after every decode step."""
