@@ -50,6 +50,19 @@ Retrieval = Annotated[
 ]
 
 
+ConversationId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description=(
+            "Ask within a conversation (a new id starts one; a UUID is a good choice): a "
+            "follow-up question is searched together with the question before it. The "
+            "history is kept per API key: GET /v1/conversations."
+        ),
+    ),
+]
+
+
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     query: Query
     top_k: Annotated[int, Meta(ge=1, le=1000, description="How many chunks to return.")] | None = (
@@ -101,6 +114,7 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     document_ids: DocumentIds | None = None
     filters: Filters | None = None
     retrieval: Retrieval | None = None
+    conversation_id: ConversationId | None = None
     strategy: (
         Annotated[
             str,
@@ -139,6 +153,35 @@ class AskResponse(msgspec.Struct, frozen=True):
         list[str], Meta(description="Answer sentences with no support in the passages.")
     ]
     strategy: str
+    conversation_id: str | None = None
+    searched: Annotated[
+        str | None,
+        Meta(description="In a conversation: the question as searched (a follow-up joined "
+             "to the question before it)."),
+    ] = None  # fmt: skip
+
+
+class ConversationTurn(msgspec.Struct, frozen=True):
+    turn: int
+    question: str
+    searched: str
+    answer: str
+    files: list[str]
+    created_at: float
+
+
+class ConversationRead(msgspec.Struct, frozen=True):
+    id: str
+    key_id: str
+    title: str
+    created_at: float
+    updated_at: float
+    turns: int
+    history: list[ConversationTurn] | None = None
+
+
+class ConversationList(msgspec.Struct, frozen=True):
+    conversations: list[ConversationRead]
 
 
 class JobCreated(msgspec.Struct, frozen=True):

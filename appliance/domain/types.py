@@ -149,6 +149,8 @@ class DoneEvent(msgspec.Struct, frozen=True, tag="done"):
     grounded: float = 0.0
     unsupported: list[str] = msgspec.field(default_factory=list)
     strategy: str = ""
+    conversation_id: str | None = None  # when asked within a conversation
+    searched: str | None = None  # then: the question as searched (a follow-up rewritten)
 
 
 class ErrorEvent(msgspec.Struct, frozen=True, tag="error"):

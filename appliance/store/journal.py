@@ -21,6 +21,7 @@ from appliance.domain.types import Section
 from appliance.engine.worker import ThreadWorker
 from appliance.fileutil import copy_sqlite
 from appliance.store.journal_catalog import CatalogQueries
+from appliance.store.journal_conversations import ConversationJournal
 from appliance.store.journal_schema import (
     DOC_COLUMNS,
     FILE_COLUMNS,
@@ -44,7 +45,7 @@ def _insert_indexed(doc: DocumentRow) -> tuple[str, tuple[Any, ...]]:
     )
 
 
-class Journal(SourceJournal, CatalogQueries):
+class Journal(SourceJournal, ConversationJournal, CatalogQueries):
     def __init__(self, path: Path, queue_size: int = 256) -> None:
         self.path = path
         self._worker: ThreadWorker[sqlite3.Connection] = ThreadWorker(

@@ -77,6 +77,23 @@ CREATE TABLE IF NOT EXISTS source_files (
     error TEXT,
     PRIMARY KEY (source_id, path)
 );
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversation_turns (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    searched TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    files TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, turn)
+);
 """
 DOC_COLUMNS = (
     "id, file_name, content_hash, content_type, size_bytes, chunks, pages, created_at, "
@@ -184,6 +201,7 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS documents_file_type ON documents(file_type);
 CREATE INDEX IF NOT EXISTS documents_source ON documents(source_id);
 CREATE INDEX IF NOT EXISTS source_files_document ON source_files(document_id);
+CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at);
 """
 
 

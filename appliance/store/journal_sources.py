@@ -10,12 +10,12 @@ finishes that after a crash). Uploaded documents are never deleted by a sync.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import msgspec
 
-from appliance.engine.worker import ThreadWorker
+from appliance.store.journal_thread import JournalThread
 
 T = TypeVar("T")
 _RELEASE = (
@@ -61,23 +61,8 @@ def _upsert(conn: sqlite3.Connection, row: SourceFile) -> None:
     )
 
 
-class SourceJournal:
+class SourceJournal(JournalThread):
     """Mixed into `Journal`: the same SQLite connection and thread."""
-
-    _worker: ThreadWorker[sqlite3.Connection]
-
-    async def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        def job(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = body(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return await self._worker.call(job)
 
     # ---- sources -----------------------------------------------------------
     async def sources(self) -> list[SourceRecord]:

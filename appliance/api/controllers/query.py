@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Controller, WebSocket, post, websocket
+from litestar import Controller, Request, WebSocket, post, websocket
 from litestar.exceptions import ValidationException, WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -20,19 +20,22 @@ from appliance.api.openapi import SseEvent, errors
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
+from appliance.query.conversations import ConversationService, Turn
 from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.pipeline import AskParams, QueryService, UnknownStrategy
-from appliance.security.keys import Role
+from appliance.security.keys import KeyRecord, Role
 from appliance.wiring import Services
 
 
-def ask_params(data: AskRequest, settings: Settings) -> AskParams:
+def ask_params(data: AskRequest, settings: Settings, question: str | None = None) -> AskParams:
+    """The query service's parameters; `question`: the text to search and answer, if not
+    the request's own (a conversation's follow-up, rewritten)."""
     g = settings.generation
     if data.strategy is not None and data.strategy not in settings.prompts:
         known = ", ".join(sorted(settings.prompts))
         raise UnknownStrategy(f"unknown prompt strategy {data.strategy!r} (known: {known})")
     return AskParams(
-        question=data.query,
+        question=question or data.query,
         top_k=data.top_k or settings.retrieval.top_k,
         max_tokens=data.max_tokens,
         temperature=g.temperature if data.temperature is None else data.temperature,
@@ -41,6 +44,16 @@ def ask_params(data: AskRequest, settings: Settings) -> AskParams:
         filters=data.filters,
         retrieval=data.retrieval,
     )
+
+
+def conversations(services: Services) -> ConversationService:
+    return ConversationService(services.journal)
+
+
+async def begin_turn(data: AskRequest, services: Services, key_id: str) -> Turn | None:
+    if data.conversation_id is None:
+        return None
+    return await conversations(services).begin(key_id, data.conversation_id, data.query)
 
 
 class StreamFailed(ApplianceError):
@@ -89,10 +102,19 @@ class QueryController(Controller):
         responses=errors(400, 503, 504),
     )  # fmt: skip
     async def ask(
-        self, data: AskRequest, query_service: QueryService, settings: Settings
+        self,
+        data: AskRequest,
+        query_service: QueryService,
+        settings: Settings,
+        services: Services,
+        request: Request[KeyRecord, Any, Any],
     ) -> AskResponse:
-        prepared = await query_service.prepare(ask_params(data, settings))
-        async with contextlib.aclosing(prepared.events()) as events:
+        turn = await begin_turn(data, services, request.user.id)
+        prepared = await query_service.prepare(
+            ask_params(data, settings, turn.searched if turn else None)
+        )
+        stream = conversations(services).recorded(turn, prepared.events())
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 if isinstance(event, DoneEvent):
                     return AskResponse(
@@ -104,6 +126,8 @@ class QueryController(Controller):
                         grounded=event.grounded,
                         unsupported=event.unsupported,
                         strategy=event.strategy,
+                        conversation_id=event.conversation_id,
+                        searched=event.searched,
                     )
                 if isinstance(event, ErrorEvent):
                     raise StreamFailed(event)
@@ -128,12 +152,21 @@ class QueryController(Controller):
         },
     )
     async def ask_stream(
-        self, data: AskRequest, query_service: QueryService, settings: Settings
+        self,
+        data: AskRequest,
+        query_service: QueryService,
+        settings: Settings,
+        services: Services,
+        request: Request[KeyRecord, Any, Any],
     ) -> ServerSentEvent:
-        prepared = await query_service.prepare(ask_params(data, settings))
+        turn = await begin_turn(data, services, request.user.id)
+        prepared = await query_service.prepare(
+            ask_params(data, settings, turn.searched if turn else None)
+        )
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
-            async with contextlib.aclosing(prepared.events()) as events:
+            stream = conversations(services).recorded(turn, prepared.events())
+            async with contextlib.aclosing(stream) as events:
                 async for event in events:
                     yield ServerSentEventMessage(
                         data=_encoder.encode(event).decode(), event=event_name(event)
@@ -147,13 +180,15 @@ async def _answer_over_socket(
     raw: str | bytes,
     query_service: QueryService,
     settings: Settings,
+    services: Services,
 ) -> None:
     async def send(event: AnswerEvent) -> None:
         await socket.send_data(_encoder.encode(event).decode(), mode="text")
 
     try:
         request = msgspec.json.decode(raw, type=AskRequest)
-        params = ask_params(request, settings)
+        turn = await begin_turn(request, services, socket.user.id)
+        params = ask_params(request, settings, turn.searched if turn else None)
     except msgspec.ValidationError as exc:
         await send(ErrorEvent(f"Validation failed: {exc}", 400, "invalid_request"))
         return
@@ -174,7 +209,8 @@ async def _answer_over_socket(
         await send(error_event(socket.app, exc))
         return
     try:
-        async with contextlib.aclosing(prepared.events()) as events:
+        stream = conversations(services).recorded(turn, prepared.events())
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 await send(event)
     finally:
@@ -209,7 +245,7 @@ async def ask_websocket(
             if key is None or not key.active:  # revoked while the socket was open
                 await socket.close(code=WS_UNAUTHORIZED, reason="the API key was revoked")
                 return
-            await _answer_over_socket(socket, raw, query_service, settings)
+            await _answer_over_socket(socket, raw, query_service, settings, services)
         await socket.close(code=WS_1001_GOING_AWAY, reason=SHUTTING_DOWN)
     except WebSocketDisconnect:
         return

@@ -1,0 +1,74 @@
+"""Conversations: a key lists, reads and deletes its own (an admin key: everyone's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from appliance.api.openapi import errors
+from appliance.api.schemas import ConversationList, ConversationRead, ConversationTurn
+from appliance.query.conversations import UnknownConversation
+from appliance.security.keys import KeyRecord, Role
+from appliance.store.journal_conversations import ConversationRow
+from appliance.wiring import Services
+
+
+def _read(row: ConversationRow, history: list[ConversationTurn] | None = None) -> ConversationRead:
+    return ConversationRead(
+        row.id, row.key_id, row.title, row.created_at, row.updated_at, row.turns, history
+    )
+
+
+async def _own(services: Services, key: KeyRecord, conversation_id: str) -> ConversationRow:
+    row = await services.journal.conversation(conversation_id)
+    if row is None or (row.key_id != key.id and key.role is not Role.ADMIN):
+        raise UnknownConversation()
+    return row
+
+
+class ConversationController(Controller):
+    path = "/v1/conversations"
+    tags = ("query",)
+    opt = {"role": Role.QUERY}  # noqa: RUF012 - Litestar's own attribute; admin passes too
+
+    @get("/", summary="List this key's conversations, most recent first (query; admin: all)",
+         responses=errors())  # fmt: skip
+    async def list_conversations(
+        self,
+        services: Services,
+        request: Request[KeyRecord, Any, Any],
+        limit: int = Parameter(default=50, ge=1, le=1000),
+    ) -> ConversationList:
+        key = request.user
+        rows = await services.journal.conversations(
+            None if key.role is Role.ADMIN else key.id, limit
+        )
+        return ConversationList([_read(r) for r in rows])
+
+    @get("/{conversation_id:str}", summary="A conversation and its turns (query)",
+         responses=errors(404))  # fmt: skip
+    async def get_conversation(
+        self, conversation_id: str, services: Services, request: Request[KeyRecord, Any, Any]
+    ) -> ConversationRead:
+        row = await _own(services, request.user, conversation_id)
+        turns = await services.journal.turns(conversation_id)
+        history = [
+            ConversationTurn(t.turn, t.question, t.searched, t.answer, t.files, t.created_at)
+            for t in turns
+        ]
+        return _read(row, history)
+
+    @delete("/{conversation_id:str}", status_code=HTTP_204_NO_CONTENT,
+            summary="Delete a conversation and its history (query)",
+            responses=errors(404))  # fmt: skip
+    async def delete_conversation(
+        self, conversation_id: str, services: Services, request: Request[KeyRecord, Any, Any]
+    ) -> None:
+        await _own(services, request.user, conversation_id)
+        await services.journal.delete_conversation(conversation_id)
+        services.audit.record(
+            "conversation_deleted", by=request.user.id, conversation=conversation_id
+        )

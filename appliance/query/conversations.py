@@ -1,0 +1,123 @@
+"""Conversations: follow-up questions searched with what came before.
+
+"And how do I undo it?" finds nothing on its own. A question that reads as a follow-up
+(it opens like one, points back with "it", "that", "they"..., or is only a few words)
+is searched, and put to the model, together with the question it follows; any other
+question stands alone, so a change of subject is not dragged back. The rewrite is a
+rule, not a model call: the default 135M chat model rewrites unreliably, and the rule
+costs nothing before the first token.
+
+History is kept in the journal per API key, bounded (`TurnLimits`); a key sees and
+continues only its own conversations.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+
+from appliance.domain.errors import FieldError
+from appliance.domain.types import AnswerEvent, DoneEvent
+from appliance.store.journal_conversations import ConversationJournal, TurnRow
+
+_OPENS_FOLLOW_UP = re.compile(
+    r"^\s*(and|but|or|also|so|then|what about|how about|what if|why not|same|ok|okay)\b", re.I
+)
+_POINTS_BACK = re.compile(
+    r"\b(it|its|it's|this|that|these|those|they|them|their|there|he|she|him|her|"
+    r"former|latter|above|previous|same|such|one|ones|again|instead)\b",
+    re.I,
+)
+SHORT_WORDS = 4  # a question of this many words or fewer leans on its context
+PREVIOUS_CHARS = 400  # at most this much of the previous question is carried
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    max_turns: int = 20  # kept per conversation (older turns dropped)
+    max_conversations: int = 100  # kept per API key (least recently used dropped)
+    answer_chars: int = 4000  # of each answer kept
+    history_turns: int = 3  # read back when a question arrives
+
+
+class UnknownConversation(FieldError):
+    """The id names a conversation of another key."""
+
+    code = "unknown_conversation"
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("conversation_id", "no such conversation for this API key")
+
+
+def is_follow_up(question: str) -> bool:
+    words = question.split()
+    return (
+        len(words) <= SHORT_WORDS
+        or bool(_OPENS_FOLLOW_UP.match(question))
+        or bool(_POINTS_BACK.search(question))
+    )
+
+
+def searched_question(question: str, history: list[TurnRow]) -> str:
+    """What retrieval and the model get: a follow-up joined to the question before it
+    (itself already standalone), else the question alone."""
+    if not history or not is_follow_up(question):
+        return question
+    previous = history[-1].searched.strip()
+    if len(previous) > PREVIOUS_CHARS:  # the start: where a chain of follow-ups began
+        previous = previous[:PREVIOUS_CHARS].rsplit(" ", 1)[0]
+    return f"{previous}\n{question.strip()}"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question of a conversation, before its answer."""
+
+    conversation_id: str
+    key_id: str
+    question: str
+    searched: str
+
+
+class ConversationService:
+    def __init__(self, journal: ConversationJournal, limits: TurnLimits = TurnLimits()) -> None:
+        self._journal = journal
+        self._limits = limits
+
+    async def begin(self, key_id: str, conversation_id: str, question: str) -> Turn:
+        """The turn for `question`: a new conversation if the id is new to the journal."""
+        row = await self._journal.conversation(conversation_id)
+        history: list[TurnRow] = []
+        if row is not None:
+            if row.key_id != key_id:
+                raise UnknownConversation()
+            history = await self._journal.turns(conversation_id, last=self._limits.history_turns)
+        return Turn(conversation_id, key_id, question, searched_question(question, history))
+
+    async def record(self, turn: Turn, done: DoneEvent) -> None:
+        files = list(dict.fromkeys(c.file_name for c in done.citations))
+        row = TurnRow(
+            0, turn.question, turn.searched, done.answer[: self._limits.answer_chars], files,
+            time.time(),
+        )  # fmt: skip
+        await self._journal.add_turn(
+            turn.conversation_id, turn.key_id, row,
+            max_turns=self._limits.max_turns, max_conversations=self._limits.max_conversations,
+        )  # fmt: skip
+
+    async def recorded(
+        self, turn: Turn | None, events: AsyncIterator[AnswerEvent]
+    ) -> AsyncGenerator[AnswerEvent, None]:
+        """`events`, the done event marked with the conversation and recorded in it."""
+        async for event in events:
+            if turn is not None and isinstance(event, DoneEvent):
+                event = msgspec.structs.replace(
+                    event, conversation_id=turn.conversation_id, searched=turn.searched
+                )
+                await self.record(turn, event)
+            yield event

@@ -1,0 +1,32 @@
+"""What the journal's parts share: the SQLite connection's thread and its transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+from appliance.engine.worker import ThreadWorker
+
+T = TypeVar("T")
+
+
+class JournalThread:
+    """The journal's owner thread; `Journal` sets `_worker` in its constructor."""
+
+    _worker: ThreadWorker[sqlite3.Connection]
+
+    async def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` in one transaction, committed (fsynced) before returning."""
+
+        def job(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._worker.call(job)
