@@ -158,6 +158,13 @@ def cmd_sources(args: argparse.Namespace) -> int:
     return sources_command(_server_url(args, settings), _api_key(args, settings), args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from appliance.cli_eval import eval_command
+
+    settings = _settings(args)
+    return eval_command(_server_url(args, settings), _api_key(args, settings), args)
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from appliance.cli_backup import backup
 
@@ -250,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     sources = add_sources_parser(sub)
     client_options(sources)
     sources.set_defaults(func=cmd_sources)
+
+    from appliance.cli_eval import add_parser as add_eval_parser
+
+    evaluation = add_eval_parser(sub)
+    client_options(evaluation)
+    evaluation.set_defaults(func=cmd_eval)
 
     backup = sub.add_parser("backup", help="download a consistent backup from the server (admin)")
     client_options(backup)

@@ -217,8 +217,8 @@ class ApplianceClient:
         return await self._post(f"/v1/jobs/{job_id}/cancel", JobRead)
 
     # ---- questions -------------------------------------------------------
-    async def search(self, query: str, top_k: int | None = None) -> SearchResponse:
-        body: dict[str, Any] = {"query": query}
+    async def search(self, query: str, top_k: int | None = None, **options: Any) -> SearchResponse:
+        body: dict[str, Any] = {"query": query, **{k: v for k, v in options.items() if v}}
         if top_k:
             body["top_k"] = top_k
         return await self._post("/v1/search", SearchResponse, json=body)
