@@ -18,6 +18,7 @@ from appliance.api.schemas import (
 )
 from appliance.client import ApiError
 from appliance.domain.types import DoneEvent, ErrorEvent
+from appliance.evaluation import EvalReport, QuestionResult
 from tui.metrics import Scrape
 
 
@@ -70,6 +71,21 @@ class AnswerFailed(Message):
 @dataclass
 class SearchDone(Message):
     response: SearchResponse
+
+
+@dataclass
+class EvalProgress(Message):
+    """One question of an evaluation scored."""
+
+    result: QuestionResult
+    done: int
+    total: int
+
+
+@dataclass
+class EvalFinished(Message):
+    report: EvalReport
+    name: str
 
 
 @dataclass

@@ -212,3 +212,43 @@ async def test_sources_screen_shows_a_folder_and_scans_it(
         )  # fmt: skip
         [doc] = (await live_client.documents()).documents
         assert (doc.file_name, doc.source) == ("backups.md", "handbook")
+
+
+async def test_search_screen_evaluates_a_question_set(
+    live_client: ApplianceClient, tmp_path: Path
+) -> None:
+    import json
+
+    from tui.screens.evaluate import EvaluateScreen
+    from tui.screens.search import SearchScreen
+
+    files = [make_pdf(tmp_path / "f.pdf"), make_md(tmp_path / "backups.md")]
+    await wait_job(live_client, (await live_client.upload(files)).job_id)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps({"question": "When is the emergency generator tested?", "file": "f.pdf",
+                    "fact": "Tuesday"}) + "\n"
+        + json.dumps({"question": "How long are nightly backups kept?", "file": "backups.md"})
+    )  # fmt: skip
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "no file"}\n')
+    app = AdminApp(live_client, interval=100)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("5", "escape", "e")  # escape leaves the query field
+        assert isinstance(app.screen, EvaluateScreen)
+        path = app.screen.query_one("#eval-path", Input)
+        path.value = str(bad)
+        await pilot.press("enter")
+        assert isinstance(app.screen, EvaluateScreen)  # refused, said why, still open
+        assert "line 1" in text(app.screen.query_one("#eval-error", Static))
+        path.value = str(qa)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        status = screen.query_one("#hit-text", Static)
+        await until(pilot, lambda: "recall@5" in text(status), "the evaluation's summary")
+        table = screen.query_one("#hits", DataTable)
+        assert table.row_count == 2
+        assert [str(c.label) for c in table.columns.values()][:3] == ["#", "rank", "expected file"]
+        assert str(table.get_row_at(0)[1]) == "#1" and str(table.get_row_at(1)[1]) == "#1"
+        assert "qa.jsonl" in text(status) and "mrr 1.0" in " ".join(text(status).split())
