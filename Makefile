@@ -16,6 +16,10 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 PORTABLE_LIBS := $(HOME)/.cache/rag-appliance/llama-portable-$(LLAMA_VERSION)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 TARBALL := dist/appliance-$(VERSION)-linux-x86_64.tar.gz
+# promtool (Debian's prometheus package, unpacked here, not installed) checks and unit-tests
+# the alert rules in packaging/grafana/; without it those two tests are skipped.
+PROMTOOL_DIR := $(HOME)/.cache/rag-appliance/promtool
+export PROMTOOL ?= $(PROMTOOL_DIR)/usr/bin/promtool
 
 .DEFAULT_GOAL := help
 .PHONY: lock help run test test-fast lint format typecheck bench models system-deps clean bundle bundle-test
@@ -70,6 +74,9 @@ run: $(STAMP) ## Install, prepare the default models and start the API (host/por
 
 test: $(STAMP) ## Run the whole test suite (real models, store, server, console in tmux), then bundle-test
 	@$(MAKE) --no-print-directory system-deps
+	@test -x $(PROMTOOL) || (mkdir -p $(PROMTOOL_DIR) && cd $(PROMTOOL_DIR) && \
+	  apt-get download prometheus >/dev/null 2>&1 && dpkg -x prometheus_*.deb . && rm -f prometheus_*.deb) || \
+	  echo "promtool unavailable (apt-get download prometheus failed): the rule unit tests are skipped"
 	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/bundle
 	@$(MAKE) --no-print-directory bundle-test
 
