@@ -28,6 +28,7 @@ from appliance.api.controllers.documents import DocumentController
 from appliance.api.controllers.health import HealthController
 from appliance.api.controllers.keys import KeyController
 from appliance.api.controllers.models import ModelController
+from appliance.api.controllers.openai_compat import OpenAIController, describe_openai
 from appliance.api.controllers.query import QueryController, ask_websocket
 from appliance.api.controllers.sources import SourceController
 from appliance.api.controllers.status import StatusController
@@ -71,6 +72,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         describe_settings(app, settings)
+        describe_openai(app, settings, plan)
         starting: asyncio.Task[None] | None = None
         if load_in_background:
             on_failure = getattr(app.state, "on_start_failure", None)
@@ -106,6 +108,7 @@ def create_app(
         SourceController,
         AdminController,
         ModelController,
+        OpenAIController,
         HealthController,
         StatusController,
         ask_websocket,

@@ -47,6 +47,9 @@ REQUIRED = {
     ("POST", "/v1/sources"): "admin",
     ("POST", "/v1/sources/{source_id}/scan"): "ingest",
     ("DELETE", "/v1/sources/{source_id}"): "admin",
+    ("GET", "/v1/models"): "query",
+    ("POST", "/v1/chat/completions"): "query",
+    ("POST", "/v1/embeddings"): "query",
 }
 ROLES = ("admin", "ingest", "query")
 
@@ -269,3 +272,24 @@ def test_a_key_revoked_while_its_websocket_is_open_is_refused_at_the_next_questi
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
     assert closed.value.code == 4401
+
+
+def test_openai_routes_refuse_in_openai_error_shape_with_the_same_limits(
+    app_client: tuple[TestClient[Any], Path], keys: dict[str, str]
+) -> None:
+    client, _ = app_client
+    resp = client.post("/v1/embeddings", json={"model": "m", "input": "x"})
+    assert resp.status_code == 401 and resp.headers["www-authenticate"].startswith("Bearer")
+    assert resp.json()["error"]["code"] == "invalid_api_key"
+    resp = client.get("/v1/models", headers=bearer(keys["ingest"]))
+    assert resp.status_code == 403 and "`query` role" in resp.json()["error"]["message"]
+    resp = client.post("/v1/chat/completions", json={"model": "m"}, headers=bearer(keys["query"]))
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "messages"
+    key = client.post(
+        "/v1/keys", json={"name": "openai busy", "role": "query"}, headers=bearer(keys["admin"])
+    ).json()["key"]
+    statuses = [client.get("/v1/models", headers=bearer(key)).status_code for _ in range(151)]
+    assert statuses[:150] == [200] * 150 and statuses[150] == 429
+    resp = client.get("/v1/models", headers=bearer(key))
+    assert resp.status_code == 429 and "ratelimit-reset" in resp.headers
+    assert resp.json()["error"]["code"] == "rate_limit_exceeded"

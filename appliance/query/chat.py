@@ -1,0 +1,169 @@
+"""Plain chat, without retrieval: a conversation rendered with the chat model's own
+template and generated under the same rules as answers (the queue's admission, the
+`generation.max_tokens_ceiling`, the deadline, graceful shutdown).
+
+Also the one seam between a conversation and retrieval: `retrieval_question` says
+what a RAG answer searches for and asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import msgspec
+from jinja2 import TemplateError
+
+from appliance.domain.errors import FieldError
+from appliance.domain.protocols import Generator, TokenStream
+from appliance.domain.types import ErrorEvent, FinishReason, TokenEvent
+from appliance.observability.metrics import Metrics
+from appliance.query.draining import SHUTTING_DOWN, Draining
+
+Message = dict[str, str]  # {"role": ..., "content": ...}, as `Generator.render` reads
+
+
+def retrieval_question(messages: Sequence[Message]) -> tuple[int, str]:
+    """What a RAG answer searches for and answers: the last user message (else the last
+    message), with its index. Earlier turns are not read yet; a conversation-aware
+    rewrite of the question ("and its warranty?") belongs here."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i]["role"] == "user":
+            return i, messages[i]["content"]
+    return len(messages) - 1, messages[-1]["content"]
+
+
+class ContextExceeded(FieldError):
+    """The conversation leaves no room for an answer in the chat model's context."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("messages", detail)
+
+
+class ChatDone(msgspec.Struct, frozen=True, tag="done"):
+    """The end of a plain chat completion."""
+
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
+ChatEvent = TokenEvent | ChatDone | ErrorEvent
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    """What plain chat needs of `[generation]`."""
+
+    max_tokens: int
+    max_tokens_ceiling: int
+    deadline_s: float
+
+
+class ChatService:
+    """Cheap to make per request: it holds references to the running services."""
+
+    def __init__(
+        self, generator: Generator, metrics: Metrics, draining: Draining, limits: ChatLimits
+    ) -> None:
+        self._generator = generator
+        self._metrics = metrics
+        self._draining = draining
+        self._limits = limits
+
+    async def prepare(
+        self, messages: list[Message], *, max_tokens: int | None, temperature: float
+    ) -> PreparedChat:
+        """Render, count and queue the generation. Raises before anything is streamed:
+        `ContextExceeded`, a template refusing the messages (400), `Overloaded` (503)."""
+        gen = self._generator
+        t0 = time.perf_counter()
+        try:
+            tokens = await asyncio.to_thread(lambda: gen.tokenize(gen.render(messages)))
+        except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
+            raise FieldError(
+                "messages", f"the chat model's template refuses these messages: {exc}"
+            ) from exc
+        self._metrics.stage_seconds.labels("prompt").observe(time.perf_counter() - t0)
+        room = gen.n_ctx - len(tokens)
+        if room < 1:
+            raise ContextExceeded(
+                f"the messages take {len(tokens)} tokens; the chat model's context holds "
+                f"{gen.n_ctx} with the answer (models.chat_ctx): shorten them"
+            )
+        limits = self._limits
+        budget = min(max_tokens or limits.max_tokens, limits.max_tokens_ceiling, room)
+        stream = gen.stream(
+            tokens, max_tokens=budget, temperature=temperature, messages=messages
+        )  # may raise Overloaded: nothing streamed yet
+        return PreparedChat(self, stream, len(tokens), t0)
+
+
+class PreparedChat:
+    """A queued completion; iterate `events()` to stream it, `cancel()` to drop it."""
+
+    def __init__(
+        self, service: ChatService, stream: TokenStream, prompt_tokens: int, t_start: float
+    ) -> None:
+        self._service = service
+        self._stream = stream
+        self.prompt_tokens = prompt_tokens
+        self._t_start = t_start
+
+    async def cancel(self) -> None:
+        await self._stream.aclose()
+
+    async def events(self) -> AsyncGenerator[ChatEvent, None]:
+        """Token events, then one done event; or an error event if generation fails."""
+        draining = self._service._draining
+        draining.enter()  # shutdown waits for this stream as for answers
+        try:
+            async for event in self._events():
+                yield event
+        finally:
+            draining.leave()
+
+    async def _events(self) -> AsyncGenerator[ChatEvent, None]:
+        service, stream = self._service, self._stream
+        metrics, draining = service._metrics, service._draining
+        deadline_s = service._limits.deadline_s
+        t_gen = time.perf_counter()
+        metrics.active_generations.inc()
+        try:
+            async with draining.deadline(deadline_s):
+                async for piece in stream:
+                    yield TokenEvent(piece)
+        except TimeoutError:
+            if draining.started:
+                yield ErrorEvent(
+                    "the server is shutting down: the answer was stopped; ask again shortly",
+                    503,
+                    SHUTTING_DOWN,
+                )
+            else:
+                yield ErrorEvent(
+                    f"the answer took longer than generation.deadline_s={deadline_s}s", 504
+                )
+            return
+        except Exception as exc:
+            yield ErrorEvent(f"generation failed: {exc}", 500)
+            return
+        finally:
+            metrics.active_generations.dec()
+            await stream.aclose()
+        metrics.stage_seconds.labels("generate").observe(time.perf_counter() - t_gen)
+        metrics.tokens_generated.inc(stream.completion_tokens)
+        metrics.prompt_tokens.inc(self.prompt_tokens - stream.cached_tokens)
+        metrics.prompt_tokens_cached.inc(stream.cached_tokens)
+        yield ChatDone(
+            finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=stream.completion_tokens,
+            cached_tokens=stream.cached_tokens,
+        )
