@@ -21,19 +21,24 @@ from appliance.domain.errors import FieldError
 from appliance.domain.protocols import Generator, TokenStream
 from appliance.domain.types import ErrorEvent, FinishReason, TokenEvent
 from appliance.observability.metrics import Metrics
+from appliance.query.conversations import join_follow_up
 from appliance.query.draining import SHUTTING_DOWN, Draining
 
 Message = dict[str, str]  # {"role": ..., "content": ...}, as `Generator.render` reads
 
 
 def retrieval_question(messages: Sequence[Message]) -> tuple[int, str]:
-    """What a RAG answer searches for and answers: the last user message (else the last
-    message), with its index. Earlier turns are not read yet; a conversation-aware
-    rewrite of the question ("and its warranty?") belongs here."""
-    for i in range(len(messages) - 1, -1, -1):
-        if messages[i]["role"] == "user":
-            return i, messages[i]["content"]
-    return len(messages) - 1, messages[-1]["content"]
+    """What a RAG answer searches for and answers, with the index of the message it
+    came from: the last user message (else the last message), a follow-up joined to
+    the user's question before it as in a conversation (`query/conversations.py`)."""
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    if not users:
+        return len(messages) - 1, messages[-1]["content"]
+    searched: str | None = None
+    for i in users:
+        searched = join_follow_up(messages[i]["content"], searched)
+    assert searched is not None
+    return users[-1], searched
 
 
 class ContextExceeded(FieldError):

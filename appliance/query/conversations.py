@@ -63,15 +63,19 @@ def is_follow_up(question: str) -> bool:
     )
 
 
-def searched_question(question: str, history: list[TurnRow]) -> str:
-    """What retrieval and the model get: a follow-up joined to the question before it
-    (itself already standalone), else the question alone."""
-    if not history or not is_follow_up(question):
+def join_follow_up(question: str, previous: str | None) -> str:
+    """A follow-up joined to the (standalone) question before it; else the question."""
+    if not previous or not previous.strip() or not is_follow_up(question):
         return question
-    previous = history[-1].searched.strip()
+    previous = previous.strip()
     if len(previous) > PREVIOUS_CHARS:  # the start: where a chain of follow-ups began
         previous = previous[:PREVIOUS_CHARS].rsplit(" ", 1)[0]
     return f"{previous}\n{question.strip()}"
+
+
+def searched_question(question: str, history: list[TurnRow]) -> str:
+    """What retrieval and the model get, given the conversation's turns so far."""
+    return join_follow_up(question, history[-1].searched if history else None)
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,18 @@ async def test_history_is_per_key_bounded_and_deletable(tmp_path: Path) -> None:
         assert not await journal.delete_conversation("c9")
     finally:
         await journal.close()
+
+
+def test_chat_messages_are_read_as_a_conversation() -> None:
+    from appliance.query.chat import retrieval_question
+
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": FIRST},
+        {"role": "assistant", "content": "Run pg_checksums --enable."},
+        {"role": "user", "content": "And how do I undo it?"},
+    ]
+    assert retrieval_question(messages) == (3, f"{FIRST}\nAnd how do I undo it?")
+    messages.append({"role": "user", "content": "How do I rotate the server log files daily?"})
+    assert retrieval_question(messages) == (4, messages[-1]["content"])
+    assert retrieval_question([{"role": "system", "content": "x"}]) == (0, "x")
