@@ -13,6 +13,9 @@ from appliance.config.paths import admin_key_file, data_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.engine.embedder import LlamaEmbedder
+from appliance.engine.external import ExternalEngine, build_external_engine, external_generator
+from appliance.engine.generator import LlamaGenerator
+from appliance.engine.openai_generator import DEFAULT_PARALLEL, OpenAIGenerator, public_url
 from appliance.fileutil import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.pipeline import IngestionService
@@ -63,20 +66,23 @@ def plan_for(settings: Settings, prepare: bool = True, verify: bool = True) -> S
 
 
 def plan_with(settings: Settings, chat: GgufInfo, embedding: GgufInfo) -> SizingPlan:
-    """Size these two models for this machine with the config's knobs."""
-    m = settings.models
+    """Size these two models for this machine with the config's knobs (the chat model
+    takes no RAM when an external server runs it)."""
+    m, g = settings.models, settings.generation
+    external = g.backend == "openai"
     return plan_models(
         chat,
         embedding,
         machine=MachineInfo.read(),
         budget_fraction=m.ram_budget_fraction,
         n_threads=m.n_threads,
-        chat_ctx=m.chat_ctx,
+        chat_ctx=g.n_ctx if external else m.chat_ctx,
         chat_batch=m.chat_batch,
         embed_batch=m.embed_batch,
-        parallel=settings.generation.parallel,
+        parallel=(g.parallel or DEFAULT_PARALLEL) if external else g.parallel,
         embed_contexts=2 if m.query_thread else 1,
         prompt_tokens=prompt_budget(settings),
+        chat_loaded=not external,
     )
 
 
@@ -140,7 +146,7 @@ class Services:
         settings: Settings,
         plan: SizingPlan,
         metrics: Metrics,
-        engine: Engine,
+        engine: Engine | ExternalEngine,
         store: QdrantStore | EdgeStore,
         journal: Journal,
         ingestion: IngestionService,
@@ -154,7 +160,7 @@ class Services:
         self.metrics = metrics
         self.engine = engine
         self.embedder = engine.embedder
-        self.generator = engine.generator
+        self.generator: LlamaGenerator | OpenAIGenerator = engine.generator
         self.store = store
         self.journal = journal
         self.ingestion = ingestion
@@ -194,6 +200,8 @@ class Services:
             await self.sources.stop()
         await self.ingestion.stop()
         self.engine.stop()
+        if isinstance(self.generator, OpenAIGenerator):
+            await self.generator.aclose()
         if self.embedder is not self.engine.embedder:
             await asyncio.to_thread(self.embedder.stop)
         for retired in self._retired:
@@ -242,6 +250,7 @@ async def build_services(settings: Settings, plan: SizingPlan | None = None) -> 
         unlock_data_dir(lock)
         raise
     services.data_dir_lock = lock
+    metrics.watch(services)  # appliance_ready, appliance_data_disk_*: read at each scrape
     return services
 
 
@@ -254,28 +263,30 @@ async def _build_the_rest(
     audit: AuditLog,
 ) -> Services:
     g = settings.generation
-    engine = build_engine(
-        EngineSpec(
-            chat_path=plan.chat.info.path,
-            embedding_path=plan.embedding.info.path,
-            chat_ctx=plan.chat.n_ctx,
-            chat_batch=plan.chat.n_batch,
-            slots=plan.chat.slots,
-            n_threads=plan.chat.n_threads,
-            embed_ctx=plan.embedding.n_ctx,
-            embed_train_ctx=plan.embedding.info.train_ctx,
-            embed_dim=plan.embedding.info.n_embd,
-            queue_size=g.queue_size,
-            thread_nice=settings.models.thread_nice,
-            query_thread=settings.models.query_thread,
-            extra_buffers=settings.models.extra_buffers,
-            unified_kv=g.unified_kv,
-            prefix_cache=g.prefix_cache,
-            repetition_stop=g.repetition_stop,
-        ),
-        on_step=metrics.observe_step,
+    spec = EngineSpec(
+        chat_path=plan.chat.info.path,
+        embedding_path=plan.embedding.info.path,
+        chat_ctx=plan.chat.n_ctx,
+        chat_batch=plan.chat.n_batch,
+        slots=plan.chat.slots,
+        n_threads=plan.chat.n_threads,
+        embed_ctx=plan.embedding.n_ctx,
+        embed_train_ctx=plan.embedding.info.train_ctx,
+        embed_dim=plan.embedding.info.n_embd,
+        queue_size=g.queue_size,
+        thread_nice=settings.models.thread_nice,
+        query_thread=settings.models.query_thread,
+        extra_buffers=settings.models.extra_buffers,
+        unified_kv=g.unified_kv,
+        prefix_cache=g.prefix_cache,
+        repetition_stop=g.repetition_stop,
     )
-    engine.generator.check_chat_template()  # before anything loads
+    engine: Engine | ExternalEngine
+    if g.backend == "openai":  # answers from an external server: no chat model here
+        engine = build_external_engine(spec, external_generator(g), on_step=metrics.observe_step)
+    else:
+        engine = build_engine(spec, on_step=metrics.observe_step)
+        engine.generator.check_chat_template()  # before anything loads
     index = await asyncio.to_thread(live_index, settings, plan.embedding.info.path)
     base = settings.storage.collection
     for name in await asyncio.to_thread(remove_retired_edge, root, index, base):
@@ -337,7 +348,12 @@ async def _build_the_rest(
         journal=journal, ingestion=ingestion, metrics=metrics, configured=settings.sources
     )
     await sources.start()
-    for model in (plan.chat, plan.embedding):
+    if isinstance(engine.generator, OpenAIGenerator):
+        metrics.model_info.labels("chat").info(
+            {"name": g.model, "file": "", "arch": "external", "server": public_url(g.url)}
+        )
+        metrics.model_context.labels("chat", g.model).set(g.n_ctx)
+    for model in (plan.chat, plan.embedding) if plan.chat.loaded else (plan.embedding,):
         metrics.model_info.labels(model.role).info(
             {"name": model.info.name, "file": model.info.path.name, "arch": model.info.architecture}
         )

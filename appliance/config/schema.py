@@ -7,6 +7,7 @@ that every field appears, commented, in the shipped file.
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -269,6 +270,66 @@ class RetrievalSettings(Base, frozen=True):
 
 
 class GenerationSettings(Base, frozen=True):
+    backend: Annotated[
+        Literal["local", "openai"],
+        Meta(
+            description=(
+                "Who generates answers: 'local' (the chat model of [models], in this process) "
+                "or 'openai' (an external OpenAI-compatible server at `url`: llama-server, "
+                "vLLM, Ollama; the chat model is then neither loaded nor counted in RAM)."
+            )
+        ),
+    ] = "local"
+    url: Annotated[
+        str,
+        Meta(
+            description=(
+                'Base URL of the OpenAI-compatible API for backend = "openai", with its /v1 '
+                "(e.g. http://10.0.0.5:8000/v1); required then."
+            )
+        ),
+    ] = ""
+    api_key: Annotated[
+        str,
+        Meta(
+            description=(
+                "Bearer token for `url`; empty for none. Never logged; better set with the "
+                "environment variable APPLIANCE__GENERATION__API_KEY than in this file."
+            )
+        ),
+    ] = ""
+    model: Annotated[
+        str,
+        Meta(
+            description=(
+                'Model name sent to the server (backend = "openai"; required then): '
+                "GET <url>/models lists what it serves."
+            )
+        ),
+    ] = ""
+    n_ctx: Annotated[
+        int,
+        Meta(
+            ge=256,
+            le=1_048_576,
+            description=(
+                'Context window of one request on the external server (backend = "openai"), '
+                "in tokens: prompts are fitted to 90% of it (token counts are estimated here). "
+                "llama-server: --ctx-size / --parallel; vLLM: --max-model-len; Ollama: num_ctx."
+            ),
+        ),
+    ] = 4096
+    timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=300,
+            description=(
+                'Seconds to connect to the external server (backend = "openai") and for its '
+                "readiness check (GET <url>/models, cached 5 s) to answer."
+            ),
+        ),
+    ] = 3.0
     max_tokens: Annotated[
         int,
         Meta(
@@ -293,7 +354,8 @@ class GenerationSettings(Base, frozen=True):
             le=64,
             description=(
                 "Answers generated at once (continuous-batching slots); 0 picks up to 16 "
-                "as the RAM budget allows (each slot holds a KV cache of models.chat_ctx)."
+                "as the RAM budget allows (each slot holds a KV cache of models.chat_ctx). "
+                'With backend = "openai": requests in flight to the server at most; 0 = 4.'
             ),
         ),
     ] = 0
@@ -376,6 +438,21 @@ class GenerationSettings(Base, frozen=True):
             ),
         ),
     ] = 0.8
+
+    def __post_init__(self) -> None:
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"`generation.url` must be an http:// or https:// URL such as "
+                    f"http://10.0.0.5:8000/v1, not {self.url!r}"
+                )
+        if self.backend == "openai":
+            for key, value in (("url", self.url), ("model", self.model)):
+                if not value:
+                    raise ValueError(
+                        f'`generation.{key}` is required when `generation.backend` = "openai"'
+                    )
 
 
 DEFAULT_INSTRUCTION = (

@@ -3,6 +3,8 @@
 The estimate of a model's RAM is its file size (weights are memory-mapped and
 touched in full) plus the KV cache for its context plus a compute-buffer margin.
 The appliance refuses to start, with the numbers, when the sum exceeds the budget.
+A chat model served by an external server (`generation.backend = "openai"`) is not
+loaded here: its plan says so and counts no bytes.
 """
 
 from __future__ import annotations
@@ -123,15 +125,18 @@ class ModelPlan:
     n_threads: int
     slots: int = 1
     contexts: int = 1  # contexts over the same memory-mapped weights
+    loaded: bool = True  # False: an external server runs it (n_ctx and slots are its)
 
     @property
     def kv_bytes(self) -> int:
-        if not self.info.causal:
+        if not self.info.causal or not self.loaded:
             return 0
         return self.info.kv_bytes_per_token() * self.n_ctx * self.slots
 
     @property
     def estimated_bytes(self) -> int:
+        if not self.loaded:
+            return 0
         return self.info.file_size + (self.kv_bytes + COMPUTE_MARGIN_BYTES) * self.contexts
 
 
@@ -151,10 +156,15 @@ class SizingPlan:
         return self.total_bytes <= self.budget_bytes
 
     def explain(self) -> str:
+        chat = (
+            f"chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx} "
+            f"x {self.chat.slots} slots"
+            if self.chat.loaded
+            else "chat on an external server, not loaded"
+        )
         return (
             f"models need ~{self.total_bytes / MiB:.0f} MiB "
-            f"(chat {self.chat.estimated_bytes / MiB:.0f} MiB with n_ctx={self.chat.n_ctx} "
-            f"x {self.chat.slots} slots, "
+            f"({chat}, "
             f"embedding {self.embedding.estimated_bytes / MiB:.0f} MiB"
             f" x {self.embedding.contexts} contexts, "
             f"runtime {RUNTIME_OVERHEAD_BYTES / MiB:.0f} MiB); the RAM budget is "
@@ -176,12 +186,16 @@ def plan_models(
     parallel: int = 0,
     embed_contexts: int = 1,
     prompt_tokens: int = 0,
+    chat_loaded: bool = True,
 ) -> SizingPlan:
     """Choose threads, contexts and batches; the plan says whether it fits.
 
     With `chat_ctx` 0 and `prompt_tokens` (document text + answer of the default
     prompt strategy) given, each slot gets that plus the instructions and question,
     rounded up to 256 cells, instead of up to 4096: the RAM goes to more slots.
+
+    With `chat_loaded` False an external server runs the chat model: its plan takes
+    `chat_ctx` and `parallel` as they are and no RAM.
     """
     threads = n_threads or machine.cores
     budget = int(machine.total_ram * budget_fraction)
@@ -195,6 +209,9 @@ def plan_models(
     embed_plan = ModelPlan("embedding", embedding, e_ctx, e_ctx, threads, contexts=embed_contexts)
 
     spare = budget - embed_plan.estimated_bytes - RUNTIME_OVERHEAD_BYTES
+    if not chat_loaded:
+        remote = ModelPlan("chat", chat, chat_ctx, 0, threads, max(1, parallel), loaded=False)
+        return SizingPlan(machine, budget, remote, embed_plan)
 
     def fits(ctx: int, slots: int) -> bool:
         need = chat.file_size + chat.kv_bytes_per_token() * ctx * slots + COMPUTE_MARGIN_BYTES

@@ -141,3 +141,54 @@ def test_cli_config_check_ok() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_generation_backend_defaults_to_the_local_model() -> None:
+    g = load_settings(SHIPPED, {}).generation
+    assert (g.backend, g.url, g.api_key, g.model) == ("local", "", "", "")
+
+
+def test_an_external_backend_takes_url_model_and_key_from_the_environment() -> None:
+    s = load_settings(
+        SHIPPED,
+        {
+            "APPLIANCE__GENERATION__BACKEND": "openai",
+            "APPLIANCE__GENERATION__URL": "http://10.0.0.5:8000/v1",
+            "APPLIANCE__GENERATION__MODEL": "qwen2.5-7b-instruct",
+            "APPLIANCE__GENERATION__API_KEY": "sk-local-0123",
+            "APPLIANCE__GENERATION__N_CTX": "32768",
+        },
+    )
+    g = s.generation
+    assert (g.backend, g.url, g.model, g.api_key, g.n_ctx) == (
+        "openai", "http://10.0.0.5:8000/v1", "qwen2.5-7b-instruct", "sk-local-0123", 32768,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"APPLIANCE__GENERATION__MODEL": "m"}, "`generation.url` is required"),
+        ({"APPLIANCE__GENERATION__URL": "http://gpu:8000/v1"}, "`generation.model` is required"),
+        (
+            {"APPLIANCE__GENERATION__URL": "gpu:8000/v1", "APPLIANCE__GENERATION__MODEL": "m"},
+            "`generation.url` must be an http:// or https:// URL",
+        ),
+    ],
+)
+def test_an_external_backend_names_the_missing_or_bad_key(
+    env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(SHIPPED, {"APPLIANCE__GENERATION__BACKEND": "openai", **env})
+    assert "key `generation`" in str(info.value) and expected in str(info.value)
+
+
+def test_an_unknown_generation_backend_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"`generation.backend`: Invalid enum value 'vllm'"):
+        load_settings(SHIPPED, {"APPLIANCE__GENERATION__BACKEND": "vllm"})
+
+
+def test_a_bad_generation_url_is_refused_even_for_the_local_backend() -> None:
+    with pytest.raises(ConfigError, match=r"`generation.url` must be an http"):
+        load_settings(SHIPPED, {"APPLIANCE__GENERATION__URL": "ftp://gpu/v1"})

@@ -15,6 +15,7 @@ from appliance.api.auth import ANY_KEY
 from appliance.api.openapi import errors
 from appliance.api.schemas import Health, Readiness
 from appliance.api.startup import start_error
+from appliance.engine.openai_generator import OpenAIGenerator
 from appliance.wiring import Services
 
 PING_TIMEOUT_S = 2.0
@@ -35,8 +36,9 @@ class HealthController(Controller):
 
     @get(
         "/readyz",
-        summary="Models loaded and store answering; 503 names the failing part, or `starting` "
-        "while the models load (no key needed)",
+        summary="Models loaded (or the external generation server answering) and store "
+        "answering; 503 names the failing part, or `starting` while the models load (no key "
+        "needed)",
         opt={"exclude_from_auth": True},
         security=[{}],
         responses={503: ResponseSpec(Readiness, description="A part is not running.")},
@@ -53,9 +55,14 @@ class HealthController(Controller):
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "2"},
             )
+        generator = services.generator
+        if isinstance(generator, OpenAIGenerator):  # GET <url>/models answers (cached 5 s)
+            chat = await generator.check()
+        else:
+            chat = "ok" if generator.alive else "not running"
         checks: dict[str, str] = {
             "embedding_model": "ok" if services.embedder.alive else "not running",
-            "chat_model": "ok" if services.generator.alive else "not running",
+            "chat_model": chat,
         }
         for name, ping in (
             ("vector_store", services.store.ping),
@@ -86,8 +93,12 @@ class HealthController(Controller):
         m.queue_depth.labels("embedding").set(services.embedder.queue_depth())
         m.queue_depth.labels("generation").set(services.generator.queue_depth())
         m.queue_depth.labels("store").set(services.store.queue_depth())
-        m.slots_active.set(services.engine.thread.active_generations)
-        m.slots_total.set(services.engine.thread.slots)
+        if isinstance(services.generator, OpenAIGenerator):  # requests in flight to it
+            m.slots_active.set(services.generator.active)
+            m.slots_total.set(services.generator.slots)
+        else:
+            m.slots_active.set(services.engine.thread.active_generations)
+            m.slots_total.set(services.engine.thread.slots)
         m.audit_dropped.set(services.audit.dropped)
         with contextlib.suppress(Exception):  # a slow store must not break the scrape
             m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))

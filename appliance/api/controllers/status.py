@@ -15,10 +15,25 @@ import appliance
 from appliance.api.auth import ANY_KEY
 from appliance.api.openapi import errors
 from appliance.api.schemas import LogPage, ModelStatus, StatusRead
+from appliance.config.schema import GenerationSettings
+from appliance.engine.openai_generator import DEFAULT_PARALLEL, public_url
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
 from appliance.models.sizing import ModelPlan
 from appliance.security.keys import Role
 from appliance.wiring import Services, data_dir
+
+
+def _external(g: GenerationSettings) -> ModelStatus:
+    """The chat model of an external server: its name, where, its context and the
+    requests in flight to it at most."""
+    return ModelStatus(
+        role="chat",
+        name=f"{g.model} ({public_url(g.url)})",
+        file_size_bytes=0,
+        context_tokens=g.n_ctx,
+        slots=g.parallel or DEFAULT_PARALLEL,
+        threads=0,
+    )
 
 
 def _model(plan: ModelPlan, role: Literal["chat", "embedding"]) -> ModelStatus:
@@ -49,7 +64,12 @@ class StatusController(Controller):
             version=appliance.__version__,
             started_at=services.started_at,
             uptime_s=time.time() - services.started_at,
-            models=[_model(plan.chat, "chat"), _model(plan.embedding, "embedding")],
+            models=[
+                _model(plan.chat, "chat")
+                if plan.chat.loaded
+                else _external(services.settings.generation),
+                _model(plan.embedding, "embedding"),
+            ],
             ram_budget_bytes=plan.budget_bytes,
             ram_planned_bytes=plan.total_bytes,
             store=(urlsplit(url).hostname or url) if url else "embedded",
