@@ -45,6 +45,7 @@ from appliance.store.active_index import (
 )
 from appliance.store.edge import EdgeStore
 from appliance.store.journal import Journal, count_documents
+from appliance.store.lexical import Bm25Params, LexicalEncoder
 from appliance.store.qdrant import QdrantStore
 
 log = logging.getLogger(__name__)
@@ -99,17 +100,23 @@ def make_store(
 ) -> QdrantStore | EdgeStore:
     """A Qdrant server by URL, else the configured embedded engine under data_dir.
     `collection`: the live one (index.json after an embedding switch), else the config's."""
-    s = settings.storage
+    s, r = settings.storage, settings.retrieval
     name = collection or s.collection
+    lexical = LexicalEncoder(Bm25Params(avg_len=r.bm25_avg_len, k=r.bm25_k, b=r.bm25_b))
     if s.qdrant_url:
-        return QdrantStore(collection=name, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key)
+        return QdrantStore(
+            collection=name, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key, lexical=lexical
+        )
     if s.embedded_engine == "edge":
         return EdgeStore(
             path=data_dir(settings) / "edge" / name,
             dim=dim,
             search_threads=s.edge_search_threads,
+            lexical=lexical,
         )
-    return QdrantStore(collection=name, dim=dim, path=data_dir(settings) / "qdrant")
+    return QdrantStore(
+        collection=name, dim=dim, path=data_dir(settings) / "qdrant", lexical=lexical
+    )
 
 
 def live_index(settings: Settings, embedding_path: Path) -> ActiveIndex:
@@ -339,6 +346,7 @@ async def _build_the_rest(
             evidence_sentences=g.evidence_sentences,
             support_cosine=g.support_cosine,
             support_overlap=g.support_overlap,
+            retrieval=r.mode,
         ),
         deadline_s=settings.generation.deadline_s,
         min_score=settings.retrieval.min_score,

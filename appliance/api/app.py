@@ -24,6 +24,7 @@ from litestar.static_files import create_static_files_router
 import appliance
 from appliance.api.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_identity, role_guard
 from appliance.api.controllers.admin import AdminController
+from appliance.api.controllers.conversations import ConversationController
 from appliance.api.controllers.documents import DocumentController
 from appliance.api.controllers.health import HealthController
 from appliance.api.controllers.keys import KeyController
@@ -106,6 +107,7 @@ def create_app(
         QueryController,
         KeyController,
         SourceController,
+        ConversationController,
         AdminController,
         ModelController,
         OpenAIController,
@@ -179,7 +181,7 @@ def create_app(
         request_max_body_size=settings.server.max_upload_mb * MiB,
         logging_config=LoggingConfig(
             log_exceptions="always",
-            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 415, 429, 503, 504},
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 415, 429, 502, 503, 504},
         ),
         debug=False,
     )

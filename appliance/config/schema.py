@@ -263,6 +263,33 @@ class RetrievalSettings(Base, frozen=True):
             )
         ),
     ] = True
+    mode: Annotated[
+        Literal["dense", "hybrid"],
+        Meta(
+            description=(
+                "Default search: 'dense' (nearest chunks by cosine) or 'hybrid' (dense and BM25 "
+                "rankings fused by reciprocal rank: finds exact tokens such as error codes, part "
+                "numbers, settings). A request may choose (`retrieval`); both use the same index."
+            )
+        ),
+    ] = "dense"
+    bm25_avg_len: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=100000,
+            description=(
+                "BM25 average chunk length, in words. Baked into the stored sparse vectors: a "
+                "change re-encodes every chunk at the next start (from the stored text)."
+            ),
+        ),
+    ] = 100.0
+    bm25_k: Annotated[
+        float, Meta(ge=0, le=10, description="BM25 term-frequency saturation k1 (as bm25_avg_len).")
+    ] = 1.2
+    bm25_b: Annotated[
+        float, Meta(ge=0, le=1, description="BM25 length normalisation b (as bm25_avg_len).")
+    ] = 0.75
 
     def __post_init__(self) -> None:
         if self.chunk_overlap >= self.chunk_tokens:

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import cast
 
 from appliance.config.schema import PromptStrategy
+from appliance.domain.errors import ApplianceError
 from appliance.domain.protocols import (
     DocumentCatalog,
     Embedder,
@@ -321,6 +322,10 @@ class PreparedAnswer:
             yield ErrorEvent(
                 f"the answer took longer than generation.deadline_s={self._deadline_s}s", 504
             )
+            return
+        except ApplianceError as exc:  # e.g. the external generation server: 502/503
+            outcome = "error"
+            yield ErrorEvent(f"generation failed: {exc.detail}", exc.status, exc.code)
             return
         except Exception as exc:
             outcome = "error"
