@@ -5,13 +5,16 @@ One server, one ingestion of the answer benchmark's corpus (50 pages of the Post
 `retrieval: "dense"` and once with `retrieval: "hybrid"`, so both columns come from the
 same index in the same run. Two question sets: the answer benchmark's 45 questions
 (in users' words) and 12 that hinge on an exact token (a setting, a type, a function,
-an option). Reported: recall@5 and MRR@10 of the answering page, and search latency.
+an option). Reported: recall@5 and MRR@10 of the answering page, and search latency;
+then every question is answered in both modes with the shipped defaults (`appliance
+eval`'s code): answer accuracy (the fact in the answer) and evidence hit.
 
-    python bench/hybrid.py
+    python bench/hybrid.py [--no-answers]
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import tempfile
@@ -23,6 +26,8 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from appliance.client import ApplianceClient  # noqa: E402
+from appliance.evaluation import EvalQuestion, evaluate  # noqa: E402
 from bench.answers import MODELS, ingest, load_questions  # noqa: E402
 from bench.harness import appliance_server  # noqa: E402
 
@@ -48,6 +53,25 @@ def measure(
             reciprocal += 1 / (files.index(q["file"]) + 1)
     n = len(questions)
     return found5 / n, reciprocal / n, statistics.median(latency), misses
+
+
+def answers(url: str, headers: dict[str, str], sets: dict[str, list[dict[str, str]]]) -> None:
+    print(f"\n{'questions':<28} {'retrieval':<8} {'accuracy':>9} {'evidence':>9} "
+          f"{'first token p50 ms':>19}")  # fmt: skip
+
+    async def run(questions: list[EvalQuestion], mode: str) -> tuple[float, float, float]:
+        key = headers.get("Authorization", "").removeprefix("Bearer ") or None
+        async with ApplianceClient(url, key, timeout=600) as client:
+            report = await evaluate(client, questions, retrieval=mode)
+        summary = report.summary()
+        return (float(summary["answer_accuracy"] or 0), float(summary["evidence_hit"] or 0),
+                float(summary["first_token_ms_p50"] or 0))  # fmt: skip
+
+    for title, raw in sets.items():
+        questions = [EvalQuestion(q["question"], q["file"], q["fact"]) for q in raw]
+        rows = {mode: asyncio.run(run(questions, mode)) for mode in MODES}
+        for mode, (accuracy, evidence, ttft) in rows.items():
+            print(f"{title:<28} {mode:<8} {accuracy:>9.2f} {evidence:>9.2f} {ttft:>19.0f}")
 
 
 def main() -> None:
@@ -83,6 +107,8 @@ def main() -> None:
                 for mode in MODES:
                     for question in rows[mode][3]:
                         print(f"missed at 5 ({mode}, {title}): {question}")
+            if "--no-answers" not in sys.argv:
+                answers(srv.url, srv.headers, sets)
     print(f"\n(hybrid.py: {time.monotonic() - t_start:.0f} s)")
 
 
