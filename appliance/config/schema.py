@@ -272,7 +272,7 @@ class RetrievalSettings(Base, frozen=True):
                 "numbers, settings). A request may choose (`retrieval`); both use the same index."
             )
         ),
-    ] = "dense"
+    ] = "hybrid"
     bm25_avg_len: Annotated[
         float,
         Meta(
