@@ -50,6 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # one line per request to an external inference server (and per readiness check of
+    # it) at info: the appliance logs what matters about those itself
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     try:  # fail fast, before uvicorn, with the numbers
         check_cpu()
         plan = plan_for(settings, verify=False)  # checksums: in the background start
