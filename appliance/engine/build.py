@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance.engine.embedder import EmbeddingModel, LlamaEmbedder, embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
@@ -38,33 +39,51 @@ class EngineSpec:
 
 
 @dataclass
-class Engine:
+class EngineCore:
+    """The owner thread and the embedding model: what every engine has."""
+
     spec: EngineSpec
     thread: LlamaEngineThread
     embedding: EmbeddingModel
     embedder: LlamaEmbedder
-    generator: LlamaGenerator
 
-    def start(self) -> Engine:
+    def _start_threads(self) -> None:
         self.thread.start()
         try:
             self.embedder.start()
         except BaseException:
             self.thread.stop()
             raise
+
+    def _stop_threads(self) -> None:
+        self.embedder.stop()
+        self.thread.stop()
+
+
+@dataclass
+class Engine(EngineCore):
+    generator: LlamaGenerator
+
+    def start(self) -> Engine:
+        self._start_threads()
         return self
 
     def stop(self) -> None:
         """Stop the owner threads, then close every model explicitly (a finalizer at
         interpreter exit runs against half torn-down modules: a TypeError in a bundle)."""
-        self.embedder.stop()
-        self.thread.stop()
+        self._stop_threads()
         self.generator.close()
         self.embedding.close()
 
 
-def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None = None) -> Engine:
-    """Validate the parameters (raising `EngineConfigError`) and assemble; `start()` loads."""
+def build_core(
+    spec: EngineSpec,
+    load_chat: Callable[[], Any],
+    *,
+    generation_queue_size: int,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[LlamaEngineThread, EmbeddingModel, LlamaEmbedder]:
+    """The embedding model, the owner thread (with `load_chat`'s model) and the embedder."""
     embedding = embedding_model(
         spec.embedding_path,
         n_ctx=spec.embed_ctx,
@@ -73,19 +92,9 @@ def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None
         extra_buffers=spec.extra_buffers,
     )
     thread = LlamaEngineThread(
-        load_chat=chat_loader(
-            spec.chat_path,
-            n_ctx=spec.chat_ctx,
-            n_batch=spec.chat_batch,
-            n_threads=spec.n_threads,
-            slots=spec.slots,
-            extra_buffers=spec.extra_buffers,
-            unified_kv=spec.unified_kv,
-            prefix_cache=spec.prefix_cache,
-            repetition_stop=spec.repetition_stop,
-        ),
+        load_chat=load_chat,
         load_embedder=embedding.context,
-        generation_queue_size=spec.queue_size,
+        generation_queue_size=generation_queue_size,
         thread_nice=spec.thread_nice,
         on_step=on_step,
     )
@@ -95,6 +104,25 @@ def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None
         dim=spec.embed_dim,
         query_thread=spec.query_thread,
         thread_nice=spec.thread_nice,
+    )
+    return thread, embedding, embedder
+
+
+def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None = None) -> Engine:
+    """Validate the parameters (raising `EngineConfigError`) and assemble; `start()` loads."""
+    load_chat = chat_loader(
+        spec.chat_path,
+        n_ctx=spec.chat_ctx,
+        n_batch=spec.chat_batch,
+        n_threads=spec.n_threads,
+        slots=spec.slots,
+        extra_buffers=spec.extra_buffers,
+        unified_kv=spec.unified_kv,
+        prefix_cache=spec.prefix_cache,
+        repetition_stop=spec.repetition_stop,
+    )
+    thread, embedding, embedder = build_core(
+        spec, load_chat, generation_queue_size=spec.queue_size, on_step=on_step
     )
     generator = LlamaGenerator(spec.chat_path, thread, n_ctx=spec.chat_ctx)
     return Engine(spec, thread, embedding, embedder, generator)

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.config.schema import GenerationSettings
-from appliance.engine.build import EngineSpec
-from appliance.engine.embedder import EmbeddingModel, LlamaEmbedder, embedding_model
-from appliance.engine.engine_thread import LlamaEngineThread
+from appliance.engine.build import EngineCore, EngineSpec, build_core
 from appliance.engine.openai_generator import OpenAIGenerator
 
 
@@ -44,29 +42,19 @@ class NoChat:
 
 
 @dataclass
-class ExternalEngine:
+class ExternalEngine(EngineCore):
     """The embedding engine plus the external server's generator; `Engine`'s shape."""
 
-    spec: EngineSpec
-    thread: LlamaEngineThread
-    embedding: EmbeddingModel
-    embedder: LlamaEmbedder
     generator: OpenAIGenerator
 
     def start(self) -> ExternalEngine:
-        self.thread.start()
-        try:
-            self.embedder.start()
-        except BaseException:
-            self.thread.stop()
-            raise
+        self._start_threads()
         return self
 
     def stop(self) -> None:
         """Stop the threads and free the embedding model (`generator.aclose()` closes the
         connections: it is async)."""
-        self.embedder.stop()
-        self.thread.stop()
+        self._stop_threads()
         self.embedding.close()
 
 
@@ -77,27 +65,7 @@ def build_external_engine(
     on_step: Callable[[int, int], None] | None = None,
 ) -> ExternalEngine:
     """`build_engine` without a chat model: `spec`'s chat fields are not read."""
-    embedding = embedding_model(
-        spec.embedding_path,
-        n_ctx=spec.embed_ctx,
-        n_threads=spec.n_threads,
-        train_ctx=spec.embed_train_ctx,
-        extra_buffers=spec.extra_buffers,
-    )
-    thread = LlamaEngineThread(
-        load_chat=NoChat,
-        load_embedder=embedding.context,
-        generation_queue_size=1,
-        thread_nice=spec.thread_nice,
-        on_step=on_step,
-    )
-    embedder = LlamaEmbedder(
-        embedding,
-        thread,
-        dim=spec.embed_dim,
-        query_thread=spec.query_thread,
-        thread_nice=spec.thread_nice,
-    )
+    thread, embedding, embedder = build_core(spec, NoChat, generation_queue_size=1, on_step=on_step)
     return ExternalEngine(spec, thread, embedding, embedder, generator)
 
 
