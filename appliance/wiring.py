@@ -105,18 +105,21 @@ def make_store(
     lexical = LexicalEncoder(Bm25Params(avg_len=r.bm25_avg_len, k=r.bm25_k, b=r.bm25_b))
     if s.qdrant_url:
         return QdrantStore(
-            collection=name, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key, lexical=lexical
-        )
+            collection=name, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key,
+            lexical=lexical, lexical_weight=r.bm25_weight,
+        )  # fmt: skip
     if s.embedded_engine == "edge":
         return EdgeStore(
             path=data_dir(settings) / "edge" / name,
             dim=dim,
             search_threads=s.edge_search_threads,
             lexical=lexical,
+            lexical_weight=r.bm25_weight,
         )
     return QdrantStore(
-        collection=name, dim=dim, path=data_dir(settings) / "qdrant", lexical=lexical
-    )
+        collection=name, dim=dim, path=data_dir(settings) / "qdrant", lexical=lexical,
+        lexical_weight=r.bm25_weight,
+    )  # fmt: skip
 
 
 def live_index(settings: Settings, embedding_path: Path) -> ActiveIndex:

@@ -9,7 +9,7 @@ an option). Reported: recall@5 and MRR@10 of the answering page, and search late
 then every question is answered in both modes with the shipped defaults (`appliance
 eval`'s code): answer accuracy (the fact in the answer) and evidence hit.
 
-    python bench/hybrid.py [--no-answers]
+    python bench/hybrid.py [--no-answers] [retrieval__bm25_weight=0.5 ...]
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as work:
         data = Path(work) / "data"
+        settings = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)  # section__key=value
         with (
-            appliance_server(data, MODELS, Path(work) / "server.log") as srv,
+            appliance_server(data, MODELS, Path(work) / "server.log", **settings) as srv,
             httpx.Client(base_url=srv.url, headers=srv.headers, timeout=600) as client,
         ):
             seconds = ingest(client, root, files)

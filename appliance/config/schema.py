@@ -273,6 +273,18 @@ class RetrievalSettings(Base, frozen=True):
             )
         ),
     ] = "hybrid"
+    bm25_weight: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=10,
+            description=(
+                "Weight of the BM25 ranking in the fusion, the dense ranking's being 1 "
+                "(reciprocal rank fusion, k = 60). 0.5 measured best on the project's questions "
+                "(bench/hybrid.py): exact tokens still found, fewer off-topic passages."
+            ),
+        ),
+    ] = 0.5
     bm25_avg_len: Annotated[
         float,
         Meta(

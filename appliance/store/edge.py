@@ -69,9 +69,11 @@ class EdgeStore(ThreadOwned):
         optimize_idle_s: float = 2.0,
         search_threads: int = 1,
         lexical: LexicalEncoder | None = None,
+        lexical_weight: float = 1.0,
     ) -> None:
         self.dim = dim
         self.lexical = lexical
+        self._weights = [1.0, lexical_weight]  # dense, BM25 in the fusion
         self._search_threads = search_threads
         self._path = path
         self._optimize_after_writes = optimize_after_writes
@@ -274,7 +276,7 @@ class EdgeStore(ThreadOwned):
                     qe.Prefetch(limit=limit, query=qe.Query.Nearest(_sparse(sparse),
                                 using=SPARSE_NAME), filter=where),
                 ],
-                query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub nests Rrf in Fusion
+                query=qe.Fusion.Rrf(k=RRF_K, weights=self._weights),  # type: ignore[arg-type]  # the stub nests Rrf in Fusion
                 with_payload=True,
             )  # fmt: skip
         else:

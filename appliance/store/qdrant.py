@@ -44,6 +44,7 @@ class QdrantStore(ThreadOwned):
         api_key: str = "",
         queue_size: int = 256,
         lexical: LexicalEncoder | None = None,
+        lexical_weight: float = 1.0,
     ) -> None:
         if (path is None) == (not url):
             raise ValueError("QdrantStore needs exactly one of path (embedded) or url (server)")
@@ -54,6 +55,7 @@ class QdrantStore(ThreadOwned):
         self._url = url
         self._api_key = api_key or None
         self.lexical = lexical
+        self._weights = [1.0, lexical_weight]  # dense, BM25 in the fusion
         self._worker: ThreadWorker[Any] = ThreadWorker("store", self._open, queue_size)
 
     def _open(self) -> Any:
@@ -167,7 +169,7 @@ class QdrantStore(ThreadOwned):
                             using=SPARSE_NAME, limit=limit, filter=query_filter,
                         ),
                     ],
-                    query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+                    query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=self._weights)),
                     limit=top_k,
                     with_payload=True,
                 )  # fmt: skip
