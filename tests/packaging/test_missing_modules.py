@@ -17,7 +17,7 @@ missing module named numpy._core.float32 - imported by numpy._core (top-level)
 missing module named 'multiprocessing.get_context' - imported by multiprocessing (top-level)
 missing module named winreg - imported by platform (delayed, optional)
 missing module named pytest - imported by anyio (delayed)
-missing module named PIL.Image - imported by pypdf._page (optional)
+missing module named matplotlib.pyplot - imported by somelib (optional)
 missing module named appliance.not_there - imported by appliance.cli (delayed)
 missing module named distutils._log - imported by setuptools (top-level)
 """
