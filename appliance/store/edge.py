@@ -34,7 +34,14 @@ from appliance.engine.worker import (
     ThreadWorker,
     WorkerStopped,
 )
-from appliance.store.lexical import RRF_K, SPARSE_NAME, LexicalEncoder, Sparse, indexed_text
+from appliance.store.lexical import (
+    RRF_K,
+    SPARSE_NAME,
+    LexicalEncoder,
+    Sparse,
+    indexed_text,
+    prefetch_limit,
+)
 from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
@@ -48,12 +55,6 @@ def _sparse(vector: Sparse) -> Any:
     import qdrant_edge as qe
 
     return qe.SparseVector(vector.indices, vector.values)
-
-
-def prefetch_limit(top_k: int) -> int:
-    """Candidates each ranking gives the fusion: enough that a passage ranked low by one
-    and high by the other still reaches the top."""
-    return max(4 * top_k, 20)
 
 
 class EdgeStore(ThreadOwned):

@@ -77,6 +77,12 @@ class LexicalEncoder:
         return checked(list(vector.indices), list(vector.values))
 
 
+def prefetch_limit(top_k: int) -> int:
+    """Candidates each ranking gives the fusion: enough that a passage ranked low by one
+    and high by the other still reaches the top."""
+    return max(4 * top_k, 20)
+
+
 def indexed_text(text: str, heading: str | None, file_name: str) -> str:
     """What BM25 indexes for a chunk: its text, its heading and its file's name."""
     return "\n".join(part for part in (file_name, heading, text) if part)

@@ -20,15 +20,17 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.engine.worker import INTERACTIVE, ThreadWorker
-from appliance.store.lexical import RRF_K, SPARSE_NAME, LexicalEncoder, indexed_text
+from appliance.store.lexical import (
+    RRF_K,
+    SPARSE_NAME,
+    LexicalEncoder,
+    indexed_text,
+    prefetch_limit,
+)
 from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
 log = logging.getLogger(__name__)
-
-
-def _prefetch_limit(top_k: int) -> int:
-    return max(4 * top_k, 20)
 
 
 class QdrantStore(ThreadOwned):
@@ -157,7 +159,7 @@ class QdrantStore(ThreadOwned):
         def job(client: Any) -> list[Hit]:
             sparse = self.lexical.query(text) if self.lexical is not None and text else None
             if sparse:
-                limit = _prefetch_limit(top_k)
+                limit = prefetch_limit(top_k)
                 result = client.query_points(
                     self.collection,
                     prefetch=[
