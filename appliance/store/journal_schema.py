@@ -182,6 +182,7 @@ def connect(path: Path) -> sqlite3.Connection:
     _add_columns(conn, "documents", _DOC_ADDED)
     _add_columns(conn, "files", (("extra", "TEXT NOT NULL DEFAULT '{}'"),))
     _add_columns(conn, "chunks", (("location", "TEXT"),))
+    _add_columns(conn, "sources", (("device", "INTEGER"),))  # st_dev at add
     conn.executescript(_INDEXES)
     return conn
 
