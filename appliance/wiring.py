@@ -21,6 +21,7 @@ from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
+from appliance.ingest.source_root import protected_folders
 from appliance.ingest.sources import SourceService
 from appliance.models.locate import ModelError, resolve_model
 from appliance.models.registry import Registry
@@ -356,8 +357,9 @@ async def _build_the_rest(
         catalog=journal,
     )
     sources = SourceService(
-        journal=journal, ingestion=ingestion, metrics=metrics, configured=settings.sources
-    )
+        journal=journal, ingestion=ingestion, metrics=metrics, configured=settings.sources,
+        protected=protected_folders(root),
+    )  # fmt: skip
     await sources.start()
     if isinstance(engine.generator, OpenAIGenerator):
         metrics.model_info.labels("chat").info(

@@ -9,6 +9,14 @@ released only when the new one is stored (`Journal.file_indexed`), so there is n
 moment without its chunks. After the walk, the files the scan did not see are
 forgotten and their documents deleted. The report is kept as the source's
 `last_scan`.
+
+The share is hostile ground: the root is opened once per scan and checked then
+(`source_root`), the walk and every copy go through directory fds without following a
+symlink, and a copy is taken from the very file the walk saw (`source_walk.open_file`).
+A scan deletes nothing when the folder is on another device than when it was added,
+or holds no file where the last scan found some (an unmounted share leaves an empty
+mount point): it says why in its report, and purging stays the admin's decision
+(remove the source, or scan with `accept_device`).
 """
 
 from __future__ import annotations
@@ -18,9 +26,12 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -29,18 +40,19 @@ from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ScanReport
 from appliance.ingest.jobs import FileTask, Job, SourceOrigin
 from appliance.ingest.pipeline import IngestionService
-from appliance.ingest.source_walk import Entry, next_batch, walk
+from appliance.ingest.source_root import SourceError, identities, open_root, root_device
+from appliance.ingest.source_walk import Entry, next_batch, open_file, shown, walk
 from appliance.observability.metrics import Metrics
 from appliance.store.journal import Journal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BATCH_PATHS = 500  # paths looked up in the journal at once
 BATCH_FILES = 200  # new or changed files copied into one job
 WATCH_DEBOUNCE_MS = 2000
 
 
-class SourceError(ApplianceError):
-    status, code = 400, "bad_source"
+__all__ = ["SourceConflict", "SourceError", "SourceNotFound", "SourceService", "check_path"]
 
 
 class SourceNotFound(ApplianceError):
@@ -58,6 +70,7 @@ class _Live:
     last_scan: ScanReport | None = None
     scan_task: asyncio.Task[None] | None = None
     rescan: bool = False  # a change arrived during a scan: scan again after it
+    accept_device: bool = False  # the next scan records the folder's device anew
     loops: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -69,7 +82,10 @@ class SourceService:
         ingestion: IngestionService,
         metrics: Metrics,
         configured: list[SourceSettings],
+        protected: Sequence[str] = (),
     ) -> None:
+        """`protected`: the folders no source may be inside (`source_root.protected_folders`)."""
+        self._protected = list(protected)
         self._journal = journal
         self._ingestion = ingestion
         self._metrics = metrics
@@ -80,7 +96,14 @@ class SourceService:
         """Record the configured sources, load every source, start schedules and watches."""
         now = time.time()
         for spec in self._configured:
-            await self._journal.save_source(spec.id, _encode(spec), "config", now)
+            try:  # recorded unless it is recorded already for the same settings
+                device: int | None = await asyncio.to_thread(
+                    root_device, spec.path, self._protected
+                )
+            except SourceError as exc:
+                log.error("source %s: %s", spec.id, exc)
+                device = None
+            await self._journal.save_source(spec.id, _encode(spec), "config", now, device)
         for record in await self._journal.sources():
             try:
                 spec = msgspec.json.decode(record.spec, type=SourceSettings)
@@ -110,8 +133,8 @@ class SourceService:
     async def add(self, spec: SourceSettings) -> None:
         if spec.id in self._sources:
             raise SourceConflict(f"`id`: a source named {spec.id!r} exists already", field="id")
-        check_path(spec.path, "path")
-        await self._journal.save_source(spec.id, _encode(spec), "api", time.time())
+        device = await asyncio.to_thread(root_device, spec.path, self._protected)
+        await self._journal.save_source(spec.id, _encode(spec), "api", time.time(), device)
         live = _Live(spec, "api")
         self._sources[spec.id] = live
         self._start_loops(live)
@@ -126,14 +149,18 @@ class SourceService:
             )
         await self._cancel(live)
         del self._sources[source_id]
+        await self._cancel_jobs(source_id)
         async with self._ingestion.quiet:
             released = await self._journal.remove_source(source_id)
             await self._ingestion.drop_documents(released)
         return len(released)
 
-    def scan(self, source_id: str) -> ScanReport:
-        """Start a scan (or note that one runs); returns the report it will fill."""
+    def scan(self, source_id: str, *, accept_device: bool = False) -> ScanReport:
+        """Start a scan (or note that one runs); returns the report it will fill.
+        `accept_device`: the folder moved to another device for good (admin): record the
+        new one, and delete what this scan does not see."""
         live = self._live(source_id)
+        live.accept_device = live.accept_device or accept_device
         if live.scan_task is None or live.scan_task.done():
             live.last_scan = ScanReport(started_at=time.time())
             live.scan_task = asyncio.create_task(self._scan(live, live.last_scan))
@@ -161,6 +188,15 @@ class SourceService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         live.loops.clear()
+
+    async def _cancel_jobs(self, source_id: str) -> None:
+        """Cancel the ingestion jobs of a removed source and wait for their end (a file
+        being stored finishes first; the journal then keeps nothing of it)."""
+        for job in self._ingestion.jobs():
+            if job.source_id == source_id and not job.finished:
+                await self._ingestion.cancel(job.id)
+                while not job.finished:
+                    await asyncio.sleep(0.05)
 
     def _start_loops(self, live: _Live) -> None:
         if live.settings.interval_s > 0:
@@ -194,7 +230,7 @@ class SourceService:
         try:
             while True:
                 live.rescan = False
-                await self._scan_once(spec, report)
+                await self._scan_once(live, report)
                 if not live.rescan:
                     break
             report.state = "done"
@@ -211,13 +247,26 @@ class SourceService:
             with contextlib.suppress(Exception):
                 await self._journal.set_last_scan(spec.id, msgspec.json.encode(report).decode())
 
-    async def _scan_once(self, spec: SourceSettings, report: ScanReport) -> None:
-        check_path(spec.path)
+    async def _scan_once(self, live: _Live, report: ScanReport) -> None:
+        spec = live.settings
+        root = _Root(await asyncio.to_thread(open_root, spec.path, self._protected))
+        try:
+            await self._walk(live, root, report)
+        finally:
+            await asyncio.to_thread(root.close)
+
+    async def _walk(self, live: _Live, root: _Root, report: ScanReport) -> None:
+        spec = live.settings
+        kept = await self._device_moved(live, root)
         number = await self._journal.last_scan_number(spec.id) + 1
         unreadable: list[str] = []
-        entries = walk(Path(spec.path), spec.include, spec.exclude, unreadable)
+        skip = await asyncio.to_thread(identities, self._protected)
+        root.entries = walk(root.fd, spec.include, spec.exclude, unreadable, skip)
         pending: list[tuple[Entry, str | None]] = []  # new or changed, and the old document
-        while batch := await asyncio.to_thread(next_batch, entries, BATCH_PATHS):
+        entries = root.entries
+        while batch := await asyncio.to_thread(
+            root.run, lambda _fd: next_batch(entries, BATCH_PATHS)
+        ):
             report.seen += len(batch)
             rows = await self._journal.source_files(spec.id, [e.path for e in batch])
             await self._journal.mark_seen(spec.id, list(rows), number)
@@ -232,13 +281,18 @@ class SourceService:
                     report.changed += 1
                 pending.append((entry, row.document_id if row else None))
                 if len(pending) >= BATCH_FILES:
-                    await self._ingest(spec, pending, number, report)
+                    await self._ingest(spec, root, pending, number, report)
                     pending = []
         if pending:
-            await self._ingest(spec, pending, number, report)
+            await self._ingest(spec, root, pending, number, report)
         if unreadable:  # their files were not seen, but may well be there: keep them
-            shown = ", ".join(unreadable[:5]) + (" …" if len(unreadable) > 5 else "")
-            report.error = f"folders not readable: {shown}; no file was deleted by this scan"
+            names = ", ".join(unreadable[:5]) + (" …" if len(unreadable) > 5 else "")
+            kept = f"folders not readable: {names}"
+        elif not report.seen and await self._journal.source_file_count(spec.id):
+            kept = "the folder holds no file where the last scan found some (not mounted?)"
+        if kept:
+            report.error = f"{kept}; no file was deleted by this scan"
+            log.warning("source %s: %s", spec.id, report.error)
             return
         while True:  # the files this scan did not see have vanished
             count, released = await self._journal.drop_unseen(spec.id, number)
@@ -249,9 +303,28 @@ class SourceService:
             async with self._ingestion.quiet:
                 await self._ingestion.drop_documents(released)
 
+    async def _device_moved(self, live: _Live, root: _Root) -> str | None:
+        """Why this scan must delete nothing if the folder is not on the device it was
+        added on (None if it is, or the admin accepts the new one)."""
+        device = os.fstat(root.fd).st_dev
+        recorded = next(
+            (r.device for r in await self._journal.sources() if r.id == live.settings.id), None
+        )
+        if recorded is None or live.accept_device:
+            live.accept_device = False
+            await self._journal.set_device(live.settings.id, device)
+            return None
+        if recorded == device:
+            return None
+        return (
+            f"the folder is on another device than when it was added ({device}, was "
+            f"{recorded}): a share not mounted, or moved; scan with accept_device if it moved"
+        )
+
     async def _ingest(
         self,
         spec: SourceSettings,
+        root: _Root,
         pending: list[tuple[Entry, str | None]],
         number: int,
         report: ScanReport,
@@ -260,19 +333,23 @@ class SourceService:
         job = Job(files=[])
         job.source_id = spec.id
         target = self._ingestion.new_job_dir(job)
-        root = Path(spec.path)
         for i, (entry, old_document) in enumerate(pending):
             copy = target / f"{i:05d}{Path(entry.path).suffix.lower()}"
             try:
-                await asyncio.to_thread(shutil.copyfile, root / entry.path, copy)
+                await asyncio.to_thread(root.run, lambda fd, e=entry, c=copy: _copy(fd, e, c))
             except OSError as exc:
                 report.failed += 1
-                log.warning("source %s: cannot read %s: %s", spec.id, entry.path, exc)
+                log.warning(
+                    "source %s: cannot read %s: %s", spec.id, shown(entry.path),
+                    exc.strerror or exc,
+                )  # fmt: skip
                 continue
             origin = SourceOrigin(spec.id, entry.path, entry.size, entry.mtime_ns, number,
                                   old_document)  # fmt: skip
             job.files.append(
-                FileTask(file_name=entry.path, path=copy, size_bytes=entry.size, origin=origin)
+                FileTask(
+                    file_name=shown(entry.path), path=copy, size_bytes=entry.size, origin=origin
+                )
             )
         if not job.files:
             shutil.rmtree(target, ignore_errors=True)
@@ -286,17 +363,42 @@ class SourceService:
         self._metrics.source_files.labels("ingested").inc(len(job.files) - failed)
 
 
-def check_path(path: str, field: str | None = None) -> None:
-    """A source's folder must be an absolute path to a directory the server can read."""
-    folder, name = Path(path), f"`{field}`: " if field else ""
-    if not folder.is_absolute():
-        raise SourceError(f"{name}{path!r} is not an absolute path", field=field)
-    if not folder.is_dir():
-        raise SourceError(
-            f"{name}{path!r} is not a directory (or not visible to the server)", field=field
-        )
-    if not os.access(folder, os.R_OK | os.X_OK):
-        raise SourceError(f"{name}{path!r} is not readable by the server's user", field=field)
+class _Root:
+    """The scan's directory fd of the folder, shared by the threads that walk and copy;
+    closed only once none of them uses it (a reused fd number must never be read)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.entries: Iterator[Entry] = iter(())
+        self._lock = threading.Lock()
+
+    def run(self, body: Callable[[int], T]) -> T:
+        with self._lock:
+            if self.fd < 0:
+                raise OSError(9, "the scan has ended")
+            return body(self.fd)
+
+    def close(self) -> None:
+        with self._lock:
+            close = getattr(self.entries, "close", None)
+            if close is not None:
+                close()  # the walk's own folder fds
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def _copy(root_fd: int, entry: Entry, target: Path) -> None:
+    """Copy the file the walk saw, from its own fd (see `source_walk.open_file`)."""
+    fd = open_file(root_fd, entry)
+    with os.fdopen(fd, "rb") as source, open(target, "xb") as copy:
+        shutil.copyfileobj(source, copy, 1 << 20)
+
+
+def check_path(path: str, field: str | None = None, protected: Sequence[str] = ()) -> None:
+    """A source's folder must be an absolute path to a directory the server can read,
+    and not inside a protected folder (SourceError naming `field` otherwise)."""
+    os.close(open_root(path, protected, field))
 
 
 def _encode(spec: SourceSettings) -> str:

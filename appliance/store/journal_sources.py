@@ -5,6 +5,10 @@ A document that came from a source lives while some source file refers to it
 changed and was re-ingested as another document) it is marked `deleting` in the same
 transaction, and the caller removes its chunks then forgets it (the reconciler
 finishes that after a crash). Uploaded documents are never deleted by a sync.
+
+A file's row is written only while its source exists: a job that ends after its source
+was removed (or resumes after a restart) records nothing, and the document it just
+stored is released at once instead of living on without a source.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class SourceRecord(msgspec.Struct, frozen=True):
     origin: str  # "config" or "api"
     created_at: float
     last_scan: str | None  # JSON of the last scan's report
+    device: int | None = None  # st_dev of the folder when it was added
 
 
 def _release(conn: sqlite3.Connection, document_ids: Sequence[str | None]) -> list[str]:
@@ -54,11 +59,21 @@ def _release(conn: sqlite3.Connection, document_ids: Sequence[str | None]) -> li
     return released
 
 
-def _upsert(conn: sqlite3.Connection, row: SourceFile) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO source_files VALUES (?,?,?,?,?,?,?,?)",
-        msgspec.structs.astuple(row),
+def _upsert(conn: sqlite3.Connection, row: SourceFile) -> bool:
+    """Record the file, if its source still exists; False if it does not."""
+    return bool(
+        conn.execute(
+            "INSERT OR REPLACE INTO source_files SELECT ?,?,?,?,?,?,?,? "
+            "WHERE EXISTS (SELECT 1 FROM sources WHERE id = ?)",
+            (*msgspec.structs.astuple(row), row.source_id),
+        ).rowcount
     )
+
+
+def _settle(conn: sqlite3.Connection, row: SourceFile, replaces: str | None) -> list[str]:
+    if not _upsert(conn, row):  # the source was removed meanwhile: keep nothing of it
+        return _release(conn, [row.document_id, replaces])
+    return _release(conn, [replaces] if replaces != row.document_id else [])
 
 
 class SourceJournal(JournalThread):
@@ -68,20 +83,40 @@ class SourceJournal(JournalThread):
     async def sources(self) -> list[SourceRecord]:
         rows = await self._worker.call(
             lambda c: c.execute(
-                "SELECT id, spec, origin, created_at, last_scan FROM sources ORDER BY id"
+                "SELECT id, spec, origin, created_at, last_scan, device FROM sources ORDER BY id"
             ).fetchall()
         )
         return [SourceRecord(*r) for r in rows]
 
-    async def save_source(self, source_id: str, spec: str, origin: str, now: float) -> None:
+    async def save_source(
+        self, source_id: str, spec: str, origin: str, now: float, device: int | None = None
+    ) -> None:
+        """Add or update a source; its recorded device is kept while its settings are
+        the same (a config source saved again at each start), else replaced."""
+
         def body(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO sources (id, spec, origin, created_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(id) DO UPDATE SET spec = excluded.spec, origin = excluded.origin",
-                (source_id, spec, origin, now),
+                "INSERT INTO sources (id, spec, origin, created_at, device) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET device = CASE WHEN sources.spec = excluded.spec "
+                "AND sources.device IS NOT NULL THEN sources.device ELSE excluded.device END, "
+                "spec = excluded.spec, origin = excluded.origin",
+                (source_id, spec, origin, now, device),
             )
 
         await self._transaction(body)
+
+    async def set_device(self, source_id: str, device: int) -> None:
+        await self._transaction(
+            lambda c: c.execute("UPDATE sources SET device = ? WHERE id = ?", (device, source_id))
+        )
+
+    async def source_file_count(self, source_id: str) -> int:
+        rows = await self._worker.call(
+            lambda c: c.execute(
+                "SELECT COUNT(*) FROM source_files WHERE source_id = ?", (source_id,)
+            ).fetchall()
+        )
+        return int(rows[0][0])
 
     async def set_last_scan(self, source_id: str, report: str) -> None:
         await self._transaction(
@@ -165,19 +200,14 @@ class SourceJournal(JournalThread):
         """Record what became of a scanned file (ingested, same content, or failed); the
         document it had before is released. Returns the documents now `deleting`."""
 
-        def body(conn: sqlite3.Connection) -> list[str]:
-            _upsert(conn, row)
-            return _release(conn, [replaces] if replaces != row.document_id else [])
-
-        return await self._transaction(body)
+        return await self._transaction(lambda conn: _settle(conn, row, replaces))
 
     @staticmethod
     def settle_statements(
         conn: sqlite3.Connection, row: SourceFile, replaces: str | None
     ) -> list[str]:
         """`settle_source_file` inside a transaction the caller holds."""
-        _upsert(conn, row)
-        return _release(conn, [replaces] if replaces != row.document_id else [])
+        return _settle(conn, row, replaces)
 
 
 def decode_spec(record: SourceRecord) -> dict[str, Any]:

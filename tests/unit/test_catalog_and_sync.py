@@ -74,6 +74,7 @@ async def test_a_source_document_lives_while_a_file_refers_to_it(tmp_path: Path)
     j = Journal(tmp_path / "j.sqlite3")
     j.start()
     try:
+        await j.save_source("s", "{}", "api", DAY)  # a file's row needs its source
         await j.add(DocumentRow("d1", "x.txt", "h1", "t", 1, 1, None, DAY, source_id="s"))
         await j.add(DocumentRow("up", "y.txt", "h2", "t", 1, 1, None, DAY))  # an upload
         # two files of the folder with the same content share one document

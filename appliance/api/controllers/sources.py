@@ -20,6 +20,10 @@ class SourcesOff(ApplianceError):
     status, code = 503, "starting"
 
 
+class AdminOnly(ApplianceError):
+    status, code = 403, "forbidden"
+
+
 def _sources(services: Services) -> SourceService:
     if services.sources is None:
         raise SourcesOff("synced folders are not started yet")
@@ -61,16 +65,28 @@ class SourceController(Controller):
     @post(
         "/{source_id:str}/scan", status_code=HTTP_202_ACCEPTED,
         summary="Scan a synced folder now (its role, or admin); poll GET /v1/sources",
-        responses=errors(404),
+        description=(
+            "A scan deletes nothing when the folder is on another device than when it was "
+            "added (a share not mounted) or holds no file where the last scan found some; "
+            "its report says why. `accept_device=true` (admin): the folder moved for good, "
+            "record its new device and delete what the scan does not see."
+        ),
+        responses=errors(403, 404),
     )  # fmt: skip
     async def scan_source(
-        self, source_id: str, services: Services, request: Request[Any, Any, Any]
-    ) -> SourceRead:
+        self, source_id: str, services: Services, request: Request[Any, Any, Any],
+        accept_device: bool = False,
+    ) -> SourceRead:  # fmt: skip
         sources = _sources(services)
         spec, origin, _ = sources.get(source_id)
         if not _visible(request, spec):
             raise SourceNotFound(f"no source named {source_id!r}")
-        report = sources.scan(source_id)
+        if accept_device and not allows(request.user.role, Role.ADMIN):
+            raise AdminOnly("`accept_device`: only an admin key may accept a new device",
+                            field="accept_device")  # fmt: skip
+        if accept_device:
+            services.audit.record("source_device_accepted", by=request.user.id, source=source_id)
+        report = sources.scan(source_id, accept_device=accept_device)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
     @delete(

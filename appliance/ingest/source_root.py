@@ -1,0 +1,99 @@
+"""A synced folder's root: opened once per scan, and never one of the appliance's own.
+
+The admin names the folder by path (symlinks in it are the admin's and are followed);
+what counts is the directory that path leads to at the moment it is opened, so its real
+path is read back from the open fd and checked then, at `add` and at every scan (a
+share's root can be swapped too). A folder inside the data dir (keys, journal, backups),
+a config dir, `/proc`, `/sys` or `/dev` is refused; a folder that contains one of them
+is walked without entering it (see `source_walk`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.config.loader import DEFAULT_CONFIG, INSTALLED_CONFIG
+from appliance.domain.errors import ApplianceError
+
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class SourceError(ApplianceError):
+    status, code = 400, "bad_source"
+
+
+def protected_folders(data_dir: Path) -> list[str]:
+    """The folders no source may be inside: the data dir, the config dirs, /proc, /sys
+    and /dev (real paths)."""
+    folders = [str(data_dir), str(DEFAULT_CONFIG.parent), str(INSTALLED_CONFIG.parent)]
+    folders += SYSTEM_FOLDERS
+    return sorted({os.path.realpath(f) for f in folders})
+
+
+def _inside(real: str, folder: str) -> bool:
+    return real == folder or real.startswith(folder.rstrip("/") + "/")
+
+
+def _real_path(fd: int, path: str) -> str:
+    """Where the open directory really is (from the kernel, not from the path again)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc: the path resolved now (the fd check below still holds)
+        return os.path.realpath(path)
+
+
+def open_root(path: str, protected: Sequence[str], field: str | None = None) -> int:
+    """A directory fd of the source's folder; SourceError (400, naming `field`) if it is
+    not an absolute path to a readable directory, or lies inside a protected folder."""
+    name = f"`{field}`: " if field else ""
+    if not os.path.isabs(path):
+        raise SourceError(f"{name}{path!r} is not an absolute path", field=field)
+    try:
+        fd = os.open(path, ROOT_FLAGS)
+    except (NotADirectoryError, FileNotFoundError):
+        raise SourceError(
+            f"{name}{path!r} is not a directory (or not visible to the server)", field=field
+        ) from None
+    except OSError as exc:
+        raise SourceError(
+            f"{name}{path!r} is not readable by the server's user ({exc.strerror})", field=field
+        ) from None
+    try:
+        real = _real_path(fd, path)
+        for folder in protected:
+            if _inside(real, folder):
+                raise SourceError(
+                    f"{name}{path!r} is inside {folder}, which holds the appliance's own "
+                    "data or the system's: it cannot be a synced folder",
+                    field=field,
+                )
+        if not os.access(real, os.R_OK | os.X_OK):
+            raise SourceError(f"{name}{path!r} is not readable by the server's user", field=field)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def identities(folders: Sequence[str]) -> frozenset[tuple[int, int]]:
+    """(st_dev, st_ino) of the protected folders that exist: the walk does not enter them."""
+    found = set()
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
+
+
+def root_device(path: str, protected: Sequence[str]) -> int:
+    """st_dev of the folder now (checked as `open_root` does)."""
+    fd = open_root(path, protected, "path")
+    try:
+        return os.fstat(fd).st_dev
+    finally:
+        os.close(fd)
