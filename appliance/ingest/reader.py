@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,28 +79,35 @@ def _parse_kind(kind: str, data: bytes, opts: ParseOptions, limits: Limits) -> P
     raise ParseError(f"no parser for `{kind}`")  # pragma: no cover - sniff knows the kinds
 
 
+def _read(path: Path | int, size: int = -1) -> bytes:
+    """The first `size` bytes (all: -1) of `path` or of a file descriptor open on a file."""
+    with open(path, "rb", closefd=not isinstance(path, int)) as fh:
+        fh.seek(0)
+        return fh.read(size)
+
+
 def parse_file(
-    path: Path,
+    path: Path | int,
     file_name: str,
     *,
     options: ParseOptions = ParseOptions(),
     limits: Limits | None = None,
 ) -> ParsedDocument:
-    """Parse `path` (uploaded as `file_name`), within `limits` (default: `Limits()`)."""
+    """Parse `path`, or a file descriptor (the sandbox's child gets no paths), uploaded as
+    `file_name`, within `limits` (default: `Limits()`)."""
     limits = limits or Limits()
-    with path.open("rb") as fh:
-        head = fh.read(8192)
+    head = _read(path, 8192)
     try:
         kind = sniff(head, file_name)
     except Refused as exc:
         raise ParseError(str(exc)) from None
-    size = path.stat().st_size
+    size = os.stat(path).st_size
     if kind in TEXT_KINDS and size > limits.max_text_mb * MiB:
         raise ParseError(
             f"the file holds {size / MiB:.0f} MiB of text, more than "
             f"ingest.max_text_mb={limits.max_text_mb}"
         )
-    parsed = _parse_kind(kind, path.read_bytes(), options, limits)
+    parsed = _parse_kind(kind, _read(path), options, limits)
     if not any(s.text.strip() for s in parsed.sections):
         raise ParseError("no text found in the file")
     text_chars = sum(len(s.text) for s in parsed.sections)
