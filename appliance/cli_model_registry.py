@@ -1,16 +1,20 @@
 """`appliance models add | use | list` (and the `probe` child): air-gapped model changes.
 
 `add FILE.gguf` checks, before anything is recorded, that the file is a GGUF with a
-known architecture, that llama.cpp loads it (in a child process: a failed assert in
-llama.cpp aborts the process that runs it), that a chat model has a chat template, and
-that it fits the RAM budget beside the other model; then it copies the file into the
-models dir with its SHA-256. `use NAME` makes it the active model of its role. No
-network is involved at any step.
+known architecture and that it fits the RAM budget beside the other model; copies it into
+the models dir under a temporary name (hashing it), checks that llama.cpp loads that copy
+(in a child process: a failed assert in llama.cpp aborts the process that runs it; the
+child runs as `nobody` when `add` runs as root, with limits and an empty environment,
+and reads the copy through an inherited descriptor) and that a chat model has a chat
+template; then renames the copy into place and records it with its SHA-256. `use NAME`
+makes it the active model of its role. No network is involved at any step.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from appliance.config.paths import data_dir
 from appliance.config.schema import Settings
+from appliance.fileutil import open_named_file
 from appliance.models.registry import Registry, RegistryError
 from appliance.models.sizing import GgufInfo, read_gguf_info
 
@@ -25,20 +30,59 @@ MiB = 1024 * 1024
 EMBEDDING_ARCHITECTURES = ("bert", "nomic-bert", "jina-bert-v2", "modern-bert", "t5encoder")
 
 
-def probe_command(path: Path) -> list[str]:
+NOBODY = "nobody"  # the user the probe runs as when `models add` runs as root
+PROBE_LIMITS = {  # resource: (soft, hard), set in the probe child before it reads a byte
+    "RLIMIT_CORE": 0,  # no core dump of a crash (it would hold the model's bytes)
+    "RLIMIT_FSIZE": 0,  # it writes no file
+    "RLIMIT_NOFILE": 256,
+    "RLIMIT_NPROC": 512,  # llama.cpp's threads, not a fork bomb
+    "RLIMIT_CPU": 1200,  # seconds of CPU, beside the 600 s wall-clock timeout
+}
+
+
+def probe_command(path: str) -> list[str]:
     if getattr(sys, "frozen", False):  # the bundle: its own executable
-        return [sys.executable, "models", "probe", str(path)]
-    return [sys.executable, "-m", "appliance", "models", "probe", str(path)]
+        return [sys.executable, "models", "probe", path]
+    return [sys.executable, "-m", "appliance", "models", "probe", path]
+
+
+def _confine_probe() -> None:
+    """The probe child, after loading its libraries and before llama.cpp reads a byte of
+    the untrusted GGUF: resource limits; as root, become `nobody` (all of real, effective
+    and saved ids; no supplementary groups); and no_new_privs (no setuid program it could
+    run gains its owner's rights)."""
+    import ctypes
+    import resource
+
+    for name, limit in PROBE_LIMITS.items():
+        which = getattr(resource, name)
+        hard = resource.getrlimit(which)[1]
+        capped = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(which, (capped, capped))
+    if os.geteuid() == 0:
+        uid, gid = _nobody()
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
+            raise OSError("the probe could not give up root")
+    pr_set_no_new_privs = 38
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
 def probe(path: Path) -> int:
-    """Child process: load the model's weights with llama.cpp, print what it says."""
+    """Child process: load the model's weights with llama.cpp, print what it says. It
+    starts as its parent's user (the interpreter and libraries may be where only root
+    can read) and confines itself before it opens `path`."""
     import llama_cpp
 
     from appliance.engine.cpu_backends import ensure_loaded
 
     ensure_loaded()
     llama_cpp.llama_backend_init()
+    _confine_probe()
     params = llama_cpp.llama_model_default_params()
     params.use_extra_bufts = False
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
@@ -50,15 +94,49 @@ def probe(path: Path) -> int:
         "loaded": True,
         "n_params": int(llama_cpp.llama_model_n_params(model)),
         "chat_template": bool(template),
+        "uid": os.getuid(),
     }))  # fmt: skip
     llama_cpp.llama_model_free(model)
     return 0
 
 
-def _probe_in_child(path: Path) -> dict[str, object]:
-    run = subprocess.run(
-        probe_command(path), capture_output=True, text=True, timeout=600, check=False
+def _nobody() -> tuple[int, int]:
+    """The unprivileged user the probe becomes when started as root."""
+    try:
+        user = pwd.getpwnam(NOBODY)
+    except KeyError:
+        return 65534, 65534
+    return user.pw_uid, user.pw_gid
+
+
+def _probe_env() -> dict[str, str]:
+    """A minimal environment: none of the caller's (sudo's) variables reach the child."""
+    env = {"PATH": os.defpath, "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    if not getattr(sys, "frozen", False):  # `-m appliance` from wherever it is installed
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    if "LLAMA_CPP_LIB_PATH" in os.environ:
+        env["LLAMA_CPP_LIB_PATH"] = os.environ["LLAMA_CPP_LIB_PATH"]
+    return env
+
+
+def _probe_in_child(path: Path, fd: int | None = None) -> dict[str, object]:
+    """Load the model in a child that confines itself (`nobody` when we are root, no new
+    privileges, limits) before it reads the file, in a minimal environment. It reads the
+    file through the descriptor `fd` (the staged copy: exactly the bytes that get
+    registered), else through `path`."""
+    # read-only, whatever `fd` was opened for: the child cannot change what was hashed
+    readable = (
+        open_named_file(path)
+        if fd is None
+        else os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
     )
+    try:
+        run = subprocess.run(
+            probe_command(f"/proc/self/fd/{readable}"), pass_fds=(readable,), cwd="/",
+            env=_probe_env(), capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(readable)
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     result: dict[str, object] = json.loads(lines[-1]) if lines else {"loaded": False}
     if run.returncode != 0 or not result.get("loaded"):
@@ -102,16 +180,18 @@ def add(settings: Settings, path: Path, name: str | None, role: str | None) -> i
             raise RegistryError(f"{path}: no such file")
         info = read_gguf_info(path)  # ValueError naming the file when it is not a GGUF
         role = _role_of(info, role)
-        probed = _probe_in_child(path)
-        if role == "chat" and not probed.get("chat_template"):
-            raise RegistryError(
-                f"{path}: no chat template in the GGUF (tokenizer.chat_template): the "
-                "appliance needs an instruct/chat model"
-            )
         fits, numbers = _fit(settings, replace(info, path=path), role)
         if not fits:
             raise RegistryError(f"{path}: does not fit: {numbers}")
-        entry = _registry(settings).add(path, name or path.stem, role, info.architecture)
+        registry = _registry(settings)
+        with registry.staging(path, name or path.stem, role) as staged:
+            probed = _probe_in_child(path, staged.fd)  # the copy: what gets registered
+            if role == "chat" and not probed.get("chat_template"):
+                raise RegistryError(
+                    f"{path}: no chat template in the GGUF (tokenizer.chat_template): the "
+                    "appliance needs an instruct/chat model"
+                )
+            entry = registry.commit(staged, role, info.architecture)
     except (RegistryError, ValueError, OSError) as exc:
         print(f"appliance models add: {exc}", file=sys.stderr)
         return 1

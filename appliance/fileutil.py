@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -19,27 +22,173 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+Owner = tuple[int, int]  # (uid, gid) for fchown
+
+
+class PlantedFileError(OSError):
+    """A name the appliance is about to write is taken by something it did not make (a
+    symbolic link, another user's file, a directory): refused, and left untouched."""
+
+
+class Directory:
+    """A directory opened once, so that every name below is resolved inside it: a file is
+    created with O_EXCL | O_NOFOLLOW (a link planted at the name is never followed), its
+    mode and owner are set on the descriptor (fchmod, fchown), and it is renamed into
+    place with both names relative to the directory. `follow=False` also refuses the
+    directory itself being a symbolic link (a directory whose parent another user owns)."""
+
+    def __init__(self, path: Path, *, follow: bool = False) -> None:
+        self.path = path
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        try:
+            self.fd = os.open(path, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise PlantedFileError(
+                    exc.errno, f"{path}: not a directory (a symbolic link?): refusing to use it"
+                ) from None
+            raise
+
+    def __enter__(self) -> Directory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def create(self, name: str, mode: int = 0o600) -> int:
+        """A new file `name`, open for writing. A leftover regular file of this user (an
+        interrupted write) is removed first; anything else there is refused, untouched."""
+        try:
+            found = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
+                raise self._planted(name, found)
+            os.unlink(name, dir_fd=self.fd)  # unlink never follows a link
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            return os.open(name, flags, mode, dir_fd=self.fd)
+        except FileExistsError:  # planted between the check and the open
+            raise self._planted(name, None) from None
+
+    def _planted(self, name: str, found: os.stat_result | None) -> PlantedFileError:
+        what = "something" if found is None else _kind(found)
+        return PlantedFileError(
+            errno.EEXIST,
+            f"{self.path / name}: {what} is in the way of a file the appliance writes; "
+            "refusing to write through it (left untouched: check who put it there, remove it, "
+            "and retry)",
+        )
+
+    def open_read(self, name: str) -> int:
+        """`name` for reading, refused unless it is a regular file (never through a link)."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO: no wait
+        fd = os.open(name, flags, dir_fd=self.fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise PlantedFileError(errno.EINVAL, f"{self.path / name}: not a regular file")
+        return fd
+
+    def discard(self, name: str) -> None:
+        """Remove `name` if present (a link is removed, never its target)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def publish(self, fd: int, tmp: str, name: str, mode: int, owner: Owner | None) -> None:
+        """Give the new file `tmp` (open as `fd`) its mode and owner, sync it, rename it
+        over `name` and sync the directory: a crash leaves the old file or the new one."""
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fsync(fd)
+        os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        os.fsync(self.fd)
+
+    def write_replacing(
+        self, name: str, data: bytes, mode: int = 0o644, owner: Owner | None = None
+    ) -> None:
+        """Write `data` to `name` through a new temporary file beside it."""
+        tmp = f".{name}.{os.getpid()}.tmp"
+        fd = self.create(tmp)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                out.write(data)
+            self.publish(fd, tmp, name, mode, owner)
+        except BaseException:
+            self.discard(tmp)
+            raise
+        finally:
+            os.close(fd)
+
+
+def _kind(found: os.stat_result) -> str:
+    if stat.S_ISLNK(found.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(found.st_mode):
+        return "a non-regular file"
+    return f"a file of uid {found.st_uid}"
+
+
+def open_named_file(path: Path) -> int:
+    """Open, for reading, a regular file whose path a sysadmin typed. Its symbolic links
+    are followed only when root or this user owns them (so, run as root, a link another
+    user planted on the way is refused, like the kernel's protected_symlinks), and the
+    file opened must be the one that walk found (no directory swapped in between)."""
+    resolved = _resolve_trusted_links(path, {0, os.geteuid()})
+    found = os.stat(resolved, follow_symlinks=False)
+    fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (
+        found.st_dev,
+        found.st_ino,
+    ):
+        os.close(fd)
+        raise PlantedFileError(errno.EINVAL, f"{path}: not a regular file")
+    return fd
+
+
+def _resolve_trusted_links(path: Path, trusted: set[int]) -> Path:
+    pending = list(reversed(Path(os.path.abspath(path)).parts[1:]))
+    resolved = Path("/")
+    for _hop in range(256):
+        if not pending:
+            return resolved
+        part = pending.pop()
+        if part == "..":
+            resolved = resolved.parent
+            continue
+        candidate = resolved / part
+        found = os.stat(candidate, follow_symlinks=False)
+        if not stat.S_ISLNK(found.st_mode):
+            resolved = candidate
+            continue
+        if found.st_uid not in trusted:
+            raise PlantedFileError(
+                errno.EPERM,
+                f"{path}: goes through {candidate}, a symbolic link of uid {found.st_uid}: "
+                "refusing to follow it as root (name the file it points to, if you trust it)",
+            )
+        target = Path(os.readlink(candidate))
+        if target.is_absolute():
+            resolved = Path("/")
+        pending.extend(p for p in reversed(target.parts) if p not in ("/", "."))
+    raise OSError(errno.ELOOP, f"{path}: too many symbolic links")
+
+
 def write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
     """Write `data` to `path` so that a crash leaves the old file or the new one:
-    a temp file beside it, fsynced, renamed over, then the directory fsynced."""
+    a new temp file beside it (O_EXCL | O_NOFOLLOW), fsynced, renamed over, then the
+    directory fsynced. The directory's own path is the caller's; names in it are not
+    trusted."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with Directory(path.parent, follow=True) as directory:
+        directory.write_replacing(path.name, data.encode(), mode)
 
 
 def write_private(path: Path, data: str) -> None:
