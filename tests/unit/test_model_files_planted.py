@@ -115,3 +115,24 @@ def test_the_probe_of_an_untrusted_gguf_runs_unprivileged(chat_model: Path) -> N
     expected = pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else os.getuid()
     probed = _probe_in_child(chat_model)
     assert probed["loaded"] and probed.get("uid") == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ["chat", "embedding"])
+def test_preparing_a_default_model_writes_through_no_planted_link(
+    role: str, models: Path, victim: Path, models_dir: Path
+) -> None:
+    from appliance.models import locate
+
+    (models / "wheels").mkdir()
+    for wheel in (models_dir / "wheels").glob("*.whl"):
+        (models / "wheels" / wheel.name).symlink_to(wheel)  # the sysadmin's offline copy
+    file = locate.CHAT_FILE if role == "chat" else locate.EMBED_FILE
+    before = victim.stat()
+    for temporary in (f".{file}.part", f"{file}.tmp", Path(file).with_suffix(".part").name):
+        (models / temporary).symlink_to(victim)  # whatever name the writer picks
+    prepare = locate.prepare_default_chat if role == "chat" else locate.prepare_default_embedding
+    with pytest.raises(OSError, match="symbolic link"):
+        prepare(models)
+    assert untouched(victim, before)
+    assert not (models / file).exists()
