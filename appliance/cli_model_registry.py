@@ -145,6 +145,15 @@ def _probe_in_child(path: Path, fd: int | None = None) -> dict[str, object]:
     return result
 
 
+def _check_source(path: Path) -> None:
+    """The file exists, is a regular file, and its path follows no link another user
+    owns (run as root): refused before even its header is read."""
+    try:
+        os.close(open_named_file(path))
+    except FileNotFoundError:
+        raise RegistryError(f"{path}: no such file") from None
+
+
 def _role_of(info: GgufInfo, asked: str | None) -> str:
     if asked:
         return asked
@@ -176,8 +185,7 @@ def _registry(settings: Settings) -> Registry:
 
 def add(settings: Settings, path: Path, name: str | None, role: str | None) -> int:
     try:
-        if not path.is_file():
-            raise RegistryError(f"{path}: no such file")
+        _check_source(path)
         info = read_gguf_info(path)  # ValueError naming the file when it is not a GGUF
         role = _role_of(info, role)
         fits, numbers = _fit(settings, replace(info, path=path), role)
