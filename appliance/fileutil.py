@@ -89,15 +89,6 @@ class Directory:
             "and retry)",
         )
 
-    def open_read(self, name: str) -> int:
-        """`name` for reading, refused unless it is a regular file (never through a link)."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO: no wait
-        fd = os.open(name, flags, dir_fd=self.fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise PlantedFileError(errno.EINVAL, f"{self.path / name}: not a regular file")
-        return fd
-
     def discard(self, name: str) -> None:
         """Remove `name` if present (a link is removed, never its target)."""
         with contextlib.suppress(FileNotFoundError):
