@@ -1,9 +1,9 @@
 """`appliance doctor`: can this machine run the appliance, and what should change.
 
 It reads the machine (CPU and the llama.cpp kernels it gets, cores, RAM, disk, port,
-glibc), sizes the configured models against the RAM budget, and estimates which larger
-chat GGUFs would fit and how fast they would answer. The verdict lists what blocks a
-start (exit 1) and what to change.
+glibc, the parser sandbox's confinement as a real child reports it), sizes the configured
+models against the RAM budget, and estimates which larger chat GGUFs would fit and how
+fast they would answer. The verdict lists what blocks a start (exit 1) and what to change.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from appliance.build_info import read_build_info
 from appliance.config.paths import data_dir
@@ -137,6 +138,57 @@ def check_host(report: Report, settings: Settings) -> MachineInfo:
     return machine
 
 
+def sandbox_verdict(confined: dict[str, Any], secret_probe: str | None) -> tuple[str, str]:
+    """The doctor's line on the parser sandbox, and advice ("" if none), from what a real
+    child reported (`appliance.ingest.confine.Confined`) and whether it could open the
+    admin key."""
+    abi = int(confined.get("landlock_abi") or 0)
+    uid = confined.get("uid")
+    parts = [f"uid {uid}", "NoNewPrivs" if confined.get("no_new_privs") else "-NoNewPrivs"]
+    if abi:
+        kinds = "files" + (", TCP" if abi >= 4 else "") + (", signals" if abi >= 6 else "")
+        parts.insert(0, f"Landlock ABI {abi} ({kinds})")
+    else:
+        parts.insert(0, "NO Landlock")
+    if secret_probe is not None:
+        parts.append(f"admin.key {'readable!' if secret_probe == 'ok' else 'unreadable'}")
+    advice = ""
+    if not abi:
+        advice = (
+            f"the parser sandbox has no file-system confinement: "
+            f"{confined.get('landlock_error') or 'no Landlock'}; a parser exploit could read "
+            f"what uid {uid} reads (Landlock needs Linux 5.13+ with `landlock` in the lsm= "
+            "boot list): run the appliance as its systemd unit, whose sandboxing confines "
+            "the server and its children, or use a newer kernel"
+        )
+    elif secret_probe == "ok":
+        advice = "the parser sandbox's child can read secrets/admin.key: report this bug"
+    return ", ".join(parts) + "; no seccomp filter", advice
+
+
+def check_sandbox(report: Report, settings: Settings) -> None:
+    """Start a parser child the way the server does and ask it what it can open."""
+    from appliance.config.paths import admin_key_file
+    from appliance.ingest.parsers import ParseError
+    from appliance.ingest.sandbox import ParseSandbox
+
+    box = ParseSandbox(settings.ingest)
+    try:
+        confined = box.status()
+        key = admin_key_file(settings)
+        probe = box.probe(key) if key.exists() else None
+    except (ParseError, OSError) as exc:
+        report.add("sandbox", f"the parser child did not start: {exc}")
+        report.advice.append(f"the parser sandbox cannot start its child: {exc}")
+        return
+    finally:
+        box.close()
+    line, advice = sandbox_verdict(confined, probe)
+    report.add("sandbox", line)
+    if advice:
+        report.advice.append(advice)
+
+
 def check_models(report: Report, settings: Settings, machine: MachineInfo) -> None:
     from appliance.cli_models import format_plan
     from appliance.models.locate import ModelError
@@ -193,6 +245,7 @@ def run_doctor(settings: Settings) -> tuple[Report, int]:
     report.lines.append(read_build_info().line())
     check_cpu(report)
     machine = check_host(report, settings)
+    check_sandbox(report, settings)
     if not report.blockers:  # sizing loads GGUF headers only, never a kernel
         check_models(report, settings, machine)
     report.lines.append("")

@@ -1,21 +1,30 @@
-"""Parse files in a child process with memory, CPU and wall-clock limits.
+"""Parse files in a confined child process with memory, CPU and wall-clock limits.
 
 A file that costs too much (a zip bomb, a quadratic HTML tree, a crafted PDF)
 takes down only the child: the server's memory stays its own, the failure names
-the limit, and the next file gets a fresh child. The limits are on resources, not
-privileges: the child runs as the server's user (the systemd unit's sandboxing is
-what confines both). One child is kept between files, so a
-folder of small files pays the interpreter start once. `abort()` kills the child
-(a cancelled job). Blocking: call `parse` from a thread.
+the limit, and the next file gets a fresh child. A file that subverts a parser
+(pypdfium2, Pillow, onnxruntime, lxml) finds itself in a process that holds no server
+secret (its environment is built here, not inherited), cannot gain privileges
+(no_new_privs), is not root (an unprivileged uid when the server is), and under
+Landlock reads only the runtime and writes only its own scratch directory: no path of
+the data directory, no TCP (`ingest/confine.py`). It never opens a path: the server
+opens each file and passes the descriptor. The child reports its confinement first;
+a kernel without Landlock is logged once (and shown by `appliance doctor`), and parsing
+goes on. One child is kept between files, so a folder of small files pays the
+interpreter start once. `abort()` kills the child (a cancelled job). Blocking: call
+`parse` from a thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import socket
+import stat
 import subprocess
-import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +33,7 @@ import msgspec
 
 from appliance.config.ingest import IngestSettings
 from appliance.domain.types import Section
+from appliance.ingest.confine import Policy, python_command, unprivileged_ids
 from appliance.ingest.parse_worker import read_frame, write_frame
 from appliance.ingest.parsers import ParsedDocument, ParseError
 
@@ -34,17 +44,53 @@ class ParseCancelled(Exception):
     """`abort()` stopped the parse (the job was cancelled)."""
 
 
-def worker_env() -> dict[str, str]:
-    """The child's environment: few malloc arenas (OCR's threads would each reserve a
-    64 MiB arena of the capped address space) and one BLAS thread (numpy's, beside ONNX
-    Runtime's own pool). A value the sysadmin set wins."""
-    return {"MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"} | dict(os.environ)
+# what the parsers may take from the server's environment (a value the sysadmin set wins)
+PASSED_ENV = ("LANG", "LC_ALL", "TZ", "MALLOC_ARENA_MAX", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
-def worker_command(memory_mb: int) -> list[str]:
-    if getattr(sys, "frozen", False):  # the PyInstaller bundle: its own entry point
-        return [sys.executable, "parse-worker", str(memory_mb)]
-    return [sys.executable, "-m", "appliance.ingest.parse_worker", str(memory_mb)]
+def worker_env(scratch: Path) -> dict[str, str]:
+    """The child's whole environment: none of the server's (it holds API keys), but a
+    locale, its scratch directory as home and temp, few malloc arenas (OCR's threads would
+    each reserve a 64 MiB arena of the capped address space) and one BLAS thread (numpy's,
+    beside ONNX Runtime's own pool)."""
+    env = {
+        "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(scratch), "TMPDIR": str(scratch),
+        "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1",
+    }  # fmt: skip
+    return env | {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+
+
+def worker_command(memory_mb: int, policy: Policy, socket_fd: int) -> list[str]:
+    base = python_command("appliance.ingest.parse_worker", "parse-worker")
+    return [*base, str(memory_mb), policy.dumps(), str(socket_fd)]
+
+
+def open_input(path: Path) -> int:
+    """`path` opened for the child: a regular file, not through a final symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ParseError(f"cannot open the file: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ParseError("not a regular file")
+    return fd
+
+
+def write_attachments(out_dir: Path, attachments: list[list[Any]]) -> list[str]:
+    """Write the child's `[name, bytes]` pairs into `out_dir`: plain new files only."""
+    written = []
+    for name, data in attachments:
+        if not isinstance(name, str) or "/" in name or "\0" in name or name in ("", ".", ".."):
+            continue
+        try:
+            with (out_dir / name).open("xb") as fh:  # O_EXCL: never through a symlink
+                fh.write(data)
+        except OSError as exc:
+            log.warning("attachment %r not written: %s", name, exc.strerror)
+            continue
+        written.append(name)
+    return written
 
 
 class ParseSandbox:
@@ -52,19 +98,60 @@ class ParseSandbox:
         self._limits = limits
         self._lock = threading.Lock()  # one file at a time
         self._proc: subprocess.Popen[bytes] | None = None
+        self._files: socket.socket | None = None  # passes each file's descriptor
+        self._scratch: Path | None = None
         self._why_killed: str | None = None
         self._busy: subprocess.Popen[bytes] | None = None  # the child parsing right now
         self._ocr_page: int | None = None  # the page being read by OCR, if any
         self._encoder = msgspec.msgpack.Encoder()
+        self.confinement: dict[str, Any] | None = None  # what the last child reported
+        self._warned = False
 
     def _child(self) -> subprocess.Popen[bytes]:
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self._discard()
+        self._scratch = Path(tempfile.mkdtemp(prefix="appliance-parse-"))
+        if os.geteuid() == 0:  # the child drops to this user: its scratch is its own
+            os.chown(self._scratch, *unprivileged_ids())
+        policy = Policy(write=[str(self._scratch)], fsize_mb=max(64, self._limits.max_unzipped_mb))
+        self._files, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
             self._proc = subprocess.Popen(
-                worker_command(self._limits.parse_memory_mb),
+                worker_command(self._limits.parse_memory_mb, policy, theirs.fileno()),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-                env=worker_env(),
+                pass_fds=[theirs.fileno()], env=worker_env(self._scratch), cwd="/",
             )  # fmt: skip
+        self.confinement = None
         return self._proc
+
+    def _greeted(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Read the new child's report of its confinement; False if it died first."""
+        if self.confinement is not None:
+            return True
+        assert proc.stdout is not None
+        frame = read_frame(proc.stdout)
+        hello = msgspec.msgpack.decode(frame) if frame is not None else None
+        if not isinstance(hello, dict) or not hello.get("confined"):
+            why = hello.get("error") if isinstance(hello, dict) else None
+            raise ParseError(f"the parser sandbox could not confine its child: {why or 'died'}")
+        self.confinement = dict(hello["confined"])
+        if not self._warned and self.confinement.get("landlock_error"):
+            self._warned = True
+            log.warning(
+                "parser sandbox without file-system confinement: %s (a parser exploit could "
+                "read what uid %s can read)", self.confinement["landlock_error"],
+                self.confinement["uid"],
+            )  # fmt: skip
+        return True
+
+    def _discard(self) -> None:
+        if self._files is not None:
+            self._files.close()
+            self._files = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _kill(self, why: str, proc: subprocess.Popen[bytes] | None = None) -> None:
         """Kill `proc` (default: the child parsing now) if it is still that parse's."""
@@ -78,10 +165,34 @@ class ParseSandbox:
         self._kill("cancelled")
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            self._discard()
+
+    def status(self) -> dict[str, Any]:
+        """Start the child if need be; what it reported of its confinement (`Confined`)."""
+        with self._lock:
+            proc = self._child()
+            self._greeted(proc)
+            assert self.confinement is not None
+            return self.confinement
+
+    def probe(self, path: Path, *, write: bool = False) -> str:
+        """Whether the child, confined, can open `path` (for writing if `write`): "ok" or
+        the errno name (EACCES: Landlock or the uid said no)."""
+        with self._lock:
+            proc = self._child()
+            assert proc.stdin is not None and proc.stdout is not None
+            self._greeted(proc)
+            write_frame(proc.stdin, self._encoder.encode({"probe": str(path), "write": write}))
+            frame = read_frame(proc.stdout)
+            if frame is None:
+                self._proc = None
+                raise ParseError("the parser child died")
+            return str(msgspec.msgpack.decode(frame)["probe"])
 
     def parse(
         self,
@@ -94,12 +205,11 @@ class ParseSandbox:
         """Parse in the child. A mail's attachments are written into `out_dir`."""
         lim = self._limits
         request = {
-            "path": str(path),
             "file_name": file_name,
             "html_main_content": html_main_content,
             "ocr": lim.ocr,
             "ocr_page_cpu_s": max(1, int(lim.ocr_page_timeout_s)),
-            "out_dir": str(out_dir) if out_dir else None,
+            "attachments": out_dir is not None,
             "cpu_s": lim.parse_cpu_s,
             "limits": {
                 "max_pages": lim.max_pages,
@@ -110,14 +220,17 @@ class ParseSandbox:
                 "max_mime_depth": lim.max_mime_depth,
             },
         }
+        source = open_input(path)
         with self._lock:
             self._why_killed = None
             self._ocr_page = None
             proc = self._child()
-            assert proc.stdin is not None and proc.stdout is not None
+            assert proc.stdin is not None and proc.stdout is not None and self._files
             timer = self._arm(lim.parse_timeout_s, "timeout", proc)
             self._busy = proc
             try:
+                self._greeted(proc)
+                socket.send_fds(self._files, [b"f"], [source])
                 write_frame(proc.stdin, self._encoder.encode(request))
                 while True:
                     frame = read_frame(proc.stdout)
@@ -132,6 +245,7 @@ class ParseSandbox:
             finally:
                 self._busy = None  # from here no kill can reach this child
                 timer.cancel()
+                os.close(source)
             if frame is None:
                 self._proc = None
                 raise self._died(proc)
@@ -151,7 +265,7 @@ class ParseSandbox:
             pages=answer["pages"],
             metadata=dict(answer["metadata"]),
             ocr_pages=list(answer["ocr_pages"]),
-            attachments=list(answer["attachments"]),
+            attachments=write_attachments(out_dir, answer["attachments"]) if out_dir else [],
         )
 
     def _arm(self, seconds: float, why: str, proc: subprocess.Popen[bytes]) -> threading.Timer:

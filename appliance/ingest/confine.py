@@ -1,0 +1,303 @@
+"""Confine this process before it reads hostile input (the parser child, a model probe).
+
+`confine(policy)` applies, in this order: when started as root, no supplementary groups
+and an unprivileged uid/gid (keeping only CAP_DAC_READ_SEARCH when the Python runtime is
+not readable by other users, so it can still load its modules); PR_SET_NO_NEW_PRIVS;
+RLIMIT_NPROC, RLIMIT_FSIZE and RLIMIT_NOFILE; then a Landlock domain (Linux 5.13+,
+through its three system calls, no library or host tool): read-only beneath the runtime's
+directories, read-write beneath the policy's `write` directories, nothing anywhere else;
+on ABI 4+ no TCP bind or connect; on ABI 6+ no signal or abstract unix socket out of the
+domain. A kernel without Landlock leaves the file system open (the report says so).
+`run_confined(argv, read=..., write=...)` runs any command so, via `python -m` this module.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import stat
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# asm-generic syscall numbers: the same on x86_64 and aarch64
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 8, 38, 47, 2
+CAP_DAC_READ_SEARCH = 2
+UNPRIVILEGED_USER = "appliance"  # the service user, if it exists; else nobody (65534)
+NOBODY = 65534
+NPROC = 256  # tasks of the child's uid (threads count): stops a fork bomb, not OCR's threads
+NOFILE = 128
+
+# file-system access rights by Landlock ABI: 13 in ABI 1, REFER (2), TRUNCATE (3), IOCTL_DEV (5)
+EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FILE_RIGHTS_V5 = EXECUTE | WRITE_FILE | READ_FILE | 1 << 14 | 1 << 15
+READ_RIGHTS = EXECUTE | READ_FILE | READ_DIR
+
+
+def _fs_rights(abi: int) -> int:
+    bits = 13 + (abi >= 2) + (abi >= 3)
+    return (1 << bits) - 1 | ((1 << 15) if abi >= 5 else 0)
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 without Landlock (Linux < 5.13, or not in `lsm=`)."""
+    libc = _libc()
+    version = libc.syscall(
+        SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+        ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
+    )  # fmt: skip
+    return max(0, int(version))
+
+
+@dataclass
+class Policy:
+    """What the confined process may reach beyond the runtime (given by its parent)."""
+
+    write: list[str] = field(default_factory=list)  # read-write beneath these
+    read: list[str] = field(default_factory=list)  # read-only beneath these (and the runtime's)
+    fsize_mb: int = 1024
+    drop_uid: bool = True  # when root: become the unprivileged user
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> Policy:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Confined:
+    """What `confine` achieved (the child reports it to its parent)."""
+
+    uid: int
+    no_new_privs: bool
+    landlock_abi: int
+    dac_read_kept: bool = False
+    landlock_error: str = ""
+
+
+def unprivileged_ids() -> tuple[int, int]:
+    import pwd
+
+    try:
+        user = pwd.getpwnam(UNPRIVILEGED_USER)
+        return user.pw_uid, user.pw_gid
+    except KeyError:
+        return NOBODY, NOBODY
+
+
+def runtime_dirs() -> list[str]:
+    """What the Python runtime reads: prefixes, the bundle, this package, the shared
+    libraries loaded so far, system libraries, fonts, time zones, MIME tables, CPU facts."""
+    import mimetypes
+
+    import appliance
+
+    paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    paths |= {str(Path(sys.executable).parent), str(Path(sys.executable).resolve().parent)}
+    paths.add(str(Path(appliance.__file__).resolve().parent))
+    if hasattr(sys, "_MEIPASS"):
+        paths.add(str(sys._MEIPASS))
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                name = line.split(maxsplit=5)[5:]
+                if name and name[0].startswith("/"):
+                    paths.add(str(Path(name[0].strip()).parent))
+    except OSError:
+        pass
+    paths |= {
+        "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/usr/share",
+        "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/dev/urandom", "/dev/random",
+        "/dev/zero", "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
+        "/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/fs/cgroup",
+    }  # fmt: skip
+    paths.update(map(str, mimetypes.knownfiles))  # read when a mail's attachments are named
+    return sorted(p for p in paths if p and p != "/" and os.path.exists(p))
+
+
+def readable_by_others(paths: list[str]) -> bool:
+    """Whether a user other than the owner can reach and read each of `paths` (mode bits)."""
+    for path in paths:
+        parts = Path(path).resolve()
+        for ancestor in [*reversed(parts.parents), parts]:
+            try:
+                mode = os.stat(ancestor).st_mode
+            except OSError:
+                return False
+            needed = stat.S_IXOTH if stat.S_ISDIR(mode) else 0
+            needed |= stat.S_IROTH if ancestor == parts else 0
+            if mode & needed != needed:
+                return False
+    return True
+
+
+def _drop_to(uid: int, gid: int, keep_dac_read: bool) -> None:
+    libc = _libc()
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    if keep_dac_read:
+        _check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+    os.setresuid(uid, uid, uid)
+    if keep_dac_read:  # kept over execve too (ambient), for run_confined's command
+        bit = 1 << CAP_DAC_READ_SEARCH
+        header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        data = (_CapData * 2)(_CapData(bit, bit, bit), _CapData(0, 0, 0))
+        _check(libc.capset(ctypes.byref(header), data), "capset")
+        _check(
+            libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0),
+            "prctl(PR_CAP_AMBIENT)",
+        )
+
+
+def _add_rule(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # gone since listed: nothing to allow
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            rights &= FILE_RIGHTS_V5
+        rule = _PathBeneath(rights, fd)
+        _check(
+            libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH,
+                         ctypes.byref(rule), 0),
+            f"landlock_add_rule({path})",
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+
+
+def _landlock(abi: int, read: list[str], write: list[str]) -> None:
+    libc = _libc()
+    handled = _fs_rights(abi)
+    attr = _RulesetAttr(handled, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = _check(
+        libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0),
+        "landlock_create_ruleset",
+    )
+    try:
+        for path in read:
+            _add_rule(libc, ruleset, path, READ_RIGHTS & handled)
+        for path in ("/dev/null", *write):
+            _add_rule(libc, ruleset, path, handled)
+        _check(libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+
+
+def confine(policy: Policy) -> Confined:
+    """Confine this process for good (see the module's docstring). Raises OSError if a
+    step the kernel offers fails; a kernel without Landlock is reported, not an error."""
+    read = sorted({*runtime_dirs(), *policy.read})
+    keep_dac_read = False
+    if os.geteuid() == 0 and policy.drop_uid:
+        uid, gid = unprivileged_ids()
+        keep_dac_read = not readable_by_others([d for d in read if not d.startswith("/proc")])
+        _drop_to(uid, gid, keep_dac_read)
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    fsize = policy.fsize_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    abi, error = landlock_abi(), ""
+    if abi:
+        _landlock(abi, read, policy.write)
+    else:
+        error = f"no Landlock in this kernel ({os.uname().release})"
+    return Confined(os.getuid(), no_new_privs(), abi, keep_dac_read, error)
+
+
+def no_new_privs() -> bool:
+    try:
+        with open("/proc/self/status") as status:
+            return any(line.split() == ["NoNewPrivs:", "1"] for line in status)
+    except OSError:
+        return False
+
+
+def run_confined(
+    argv: list[str],
+    *,
+    read: Sequence[str | Path] = (),
+    write: Sequence[str | Path] = (),
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `argv` confined: read-only access to the runtime and `read`, read-write to
+    `write`, nothing else; an environment of `env` only (default: PATH and LANG); as an
+    unprivileged user when root. Blocking; output captured."""
+    policy = Policy(write=[str(p) for p in write], read=[str(p) for p in read])
+    base = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    launcher = [*python_command("appliance.ingest.confine", "confine"), policy.dumps(), "--"]
+    return subprocess.run(
+        [*launcher, *argv], env=env if env is not None else base, capture_output=True,
+        timeout=timeout, check=False, close_fds=True, cwd="/", **popen,
+    )  # fmt: skip
+
+
+def python_command(module: str, bundle_verb: str) -> list[str]:
+    """How to start `module` as a program: `python -P -m module`, or the bundle's verb."""
+    if getattr(sys, "frozen", False):  # the PyInstaller bundle: its own entry point
+        return [sys.executable, bundle_verb]
+    return [sys.executable, "-P", "-m", module]
+
+
+def main(argv: list[str]) -> None:
+    """`confine POLICY_JSON -- COMMAND...`: confine, then exec the command."""
+    policy, command = Policy.loads(argv[0]), argv[2:]
+    confine(policy)
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
