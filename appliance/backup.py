@@ -2,10 +2,10 @@
 
 `write_backup` runs in the live server (`GET /v1/backup`, admin): the journal and the
 key table through SQLite's online backup, the vector store copied on its own thread
-after a flush (no write can land halfway), the effective settings, and a manifest
-with the SHA-256 of every archived file and of the models. `restore_backup` runs
-with the server stopped (`appliance restore`): it checks the archive against its
-manifest, moves the current data aside, and unpacks the archive in its place.
+after a flush (no write can land halfway), the effective settings with their secrets
+redacted, and a manifest with the size and SHA-256 of every archived file and of the
+models. Keys travel as hashes only: the bootstrap admin key (`secrets/admin.key`) is
+left out. `appliance.restore` puts an archive back (server stopped).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import shutil
 import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,21 +24,56 @@ import msgspec
 import appliance
 from appliance.domain.errors import ApplianceError
 from appliance.fileutil import sha256_file
+from appliance.restore.archive import FORMAT, MANIFEST
 from appliance.store.active_index import INDEX_FILE
 
 if TYPE_CHECKING:
+    from appliance.config import Settings
     from appliance.wiring import Services
 
-MANIFEST = "manifest.json"
-FORMAT = 1
+SECRET_WORDS = frozenset(
+    {"key", "secret", "secrets", "password", "passwd", "token", "credential", "credentials"}
+)
+REDACTED = "<redacted>"
 
 
-def _files_under(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+def _regular_files(root: Path) -> list[Path]:
+    """The regular files under `root`, never through a link (a link is left out)."""
+    return [
+        p for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink() and p.name != MANIFEST
+    ]  # fmt: skip
+
+
+def _redacted(value: Any, name: str = "") -> Any:
+    """`value` with every secret-looking setting blanked: a name with one of SECRET_WORDS
+    among its words (`api_key`, `qdrant_api_key`, `password`), and the user and password
+    part of any URL."""
+    if isinstance(value, dict):
+        return {k: _redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, name) for v in value]
+    if isinstance(value, str) and value:
+        if SECRET_WORDS & set(name.lower().split("_")):
+            return REDACTED
+        scheme, sep, rest = value.partition("://")
+        if sep and "@" in rest.split("/", 1)[0]:
+            return f"{scheme}://{REDACTED}@{rest.split('@', 1)[1]}"
+    return value
+
+
+def settings_for_backup(settings: Settings) -> bytes:
+    """The effective settings, for reading: restore never uses them (the config file
+    stays the truth), and secrets are redacted."""
+    return json.dumps(_redacted(msgspec.to_builtins(settings)), indent=2).encode()
+
+
+def _only_files_and_folders(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if not (info.isreg() or info.isdir()):
+        return None  # what restore refuses is never written
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 async def write_backup(services: Services, work_dir: Path) -> Path:
@@ -73,14 +107,13 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
             if index.is_file():  # which collection and embedding model the vectors are
                 shutil.copy2(index, staging / INDEX_FILE)
             uploads = root / "uploads"
-            if uploads.is_dir():
-                await asyncio.to_thread(shutil.copytree, uploads, staging / "uploads")
+            if uploads.is_dir():  # links are copied as links, then left out
+                await asyncio.to_thread(
+                    shutil.copytree, uploads, staging / "uploads", symlinks=True
+                )
         (staging / "secrets").mkdir(mode=0o700)
-        await services.keys.backup_to(staging / "secrets" / "keys.sqlite3")
-        admin_key = root / "secrets" / "admin.key"
-        if admin_key.is_file():
-            shutil.copy2(admin_key, staging / "secrets" / "admin.key")
-        (staging / "settings.json").write_bytes(msgspec.json.encode(settings))
+        await services.keys.backup_to(staging / "secrets" / "keys.sqlite3")  # hashes only
+        (staging / "settings.json").write_bytes(settings_for_backup(settings))
 
         def finish() -> Path:
             # the embedding model of the live collection (after a switch, not the plan's)
@@ -90,20 +123,22 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
                  "sha256": sha256_file(path)}
                 for role, path in files
             ]  # fmt: skip
+            archived = {str(p.relative_to(staging)): p for p in _regular_files(staging)}
             manifest = {
                 "format": FORMAT,
                 "appliance": appliance.__version__,
                 "created_at": time.time(),
                 "store": str(store_dir),
-                "files": _files_under(staging),
+                "files": {name: sha256_file(p) for name, p in archived.items()},
+                "sizes": {name: p.stat().st_size for name, p in archived.items()},
                 "models": models,
             }
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
             fd, name = tempfile.mkstemp(
                 prefix=f"appliance-backup-{stamp}-", suffix=".tar.gz", dir=work_dir
-            )  # mode 0600: it holds the key hashes and the admin key
+            )  # mode 0600: it holds the documents and the key hashes
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                tar.add(staging, arcname=".")
+                tar.add(staging, arcname=".", filter=_only_files_and_folders)
             return Path(name)
 
         archive = await asyncio.to_thread(finish)
@@ -125,70 +160,3 @@ def sweep(work_dir: Path) -> None:
 class BackupUnsupported(ApplianceError):
     status = 409
     code = "not_supported"
-
-
-class RestoreError(Exception):
-    """The archive cannot be restored; the message says why."""
-
-
-@dataclass(frozen=True)
-class Restored:
-    files: int
-    moved_aside: Path | None
-    model_warnings: list[str]
-
-
-def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) -> Restored:
-    """Unpack `archive` as `data_dir` (server stopped). The previous data dir, if any,
-    is kept beside it as `<data_dir>.before-restore-<time>`."""
-    os.umask(0o077)  # the staging copy holds secrets too
-    if not archive.is_file():
-        raise RestoreError(f"{archive}: no such file")
-    staging = data_dir.with_name(f".{data_dir.name}.restoring-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(staging, filter="data")  # no absolute paths, links or ..
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise RestoreError(f"{archive}: not a readable backup archive ({exc})") from exc
-        manifest_path = staging / MANIFEST
-        if not manifest_path.is_file():
-            raise RestoreError(f"{archive}: no {MANIFEST}: not an appliance backup")
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise RestoreError(f"{archive}: backup format {manifest.get('format')} unknown")
-        found = _files_under(staging)
-        if found != manifest["files"]:
-            bad = sorted(set(found.items()) ^ set(manifest["files"].items()))[:3]
-            raise RestoreError(f"{archive}: files differ from the manifest: {bad}")
-        warnings = []
-        for model in manifest["models"]:
-            current = model_files.get(model["role"])
-            if current is None or not current.is_file():
-                warnings.append(f"{model['role']} model {model['file']} is not on this machine")
-            elif sha256_file(current) != model["sha256"]:
-                warnings.append(
-                    f"the {model['role']} model differs from the backup's ({model['file']}): "
-                    "answers and search scores may differ"
-                )
-        (staging / "settings.json").unlink(missing_ok=True)  # the config file stays the truth
-        os.chmod(staging / "secrets", 0o700)
-        moved = None
-        lock_only = data_dir.exists() and [p.name for p in data_dir.iterdir()] == [".lock"]
-        if lock_only:
-            (data_dir / ".lock").unlink()
-        if data_dir.exists() and any(data_dir.iterdir()):
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            moved = data_dir.with_name(f"{data_dir.name}.before-restore-{stamp}")
-            os.replace(data_dir, moved)
-            models = moved / "models"  # the prepared default models: keep using them
-            if models.is_dir() and not (staging / "models").exists():
-                os.replace(models, staging / "models")
-        elif data_dir.exists():
-            data_dir.rmdir()
-        os.replace(staging, data_dir)
-        return Restored(len(found), moved, warnings)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -22,32 +22,14 @@ def backup(url: str, key: str | None, target: Path) -> int:
     except ApiError as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {target} ({size / 2**20:.1f} MiB, mode 0600: it holds the "
-          "key hashes and the admin key)")  # fmt: skip
+    print(f"wrote {target} ({size / 2**20:.1f} MiB, mode 0600: it holds the documents "
+          "and the key hashes; the admin key itself is not in it)")  # fmt: skip
     return 0
 
 
 def restore(settings: Settings, url: str, archive: Path) -> int:
-    from appliance.fileutil import DataDirBusy, lock_data_dir, unlock_data_dir
-    from appliance.wiring import data_dir
-
-    root = data_dir(settings)
-    if not root.exists():  # no server has run on it: nothing to hold
-        return _restore(settings, url, archive)
-    try:  # a server holds this lock for its whole life; held here until restored
-        lock = lock_data_dir(root)
-    except DataDirBusy as exc:
-        print(f"appliance: cannot restore: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return _restore(settings, url, archive)
-    finally:
-        unlock_data_dir(lock)
-
-
-def _restore(settings: Settings, url: str, archive: Path) -> int:
-    from appliance.backup import RestoreError, restore_backup
     from appliance.models.locate import ModelError
+    from appliance.restore import RestoreError, restore_backup
     from appliance.wiring import data_dir, plan_for
 
     try:
@@ -63,14 +45,21 @@ def _restore(settings: Settings, url: str, archive: Path) -> int:
         models = {"chat": plan.chat.info.path, "embedding": plan.embedding.info.path}
     except (ModelError, ValueError, OSError):
         models = {}
-    try:
-        done = restore_backup(archive, data_dir(settings), models)
+    root = data_dir(settings)
+    try:  # holds the data dir's lock (a server's) from the first write to the last
+        done = restore_backup(archive, root, models)
     except RestoreError as exc:
         print(f"appliance: cannot restore: {exc}", file=sys.stderr)
         return 1
-    print(f"restored {done.files} files into {data_dir(settings)}")
+    print(f"restored {done.files} files into {root}")
     if done.moved_aside:
         print(f"the previous data is kept in {done.moved_aside}")
+    key_file = root / "secrets" / "admin.key"
+    if done.admin_key == "kept":
+        print(f"{key_file}: the previous admin key, which the backup's keys accept, is kept")
+    elif done.admin_key == "new":
+        print(f"{key_file}: a new admin key (backups hold no key, only their hashes); "
+              "every key of the backup works too")  # fmt: skip
     for warning in done.model_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

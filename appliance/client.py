@@ -9,6 +9,7 @@ A test passes an `httpx.ASGITransport` to talk to an app in process.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -273,23 +274,50 @@ class ApplianceClient:
         await self._send("DELETE", f"/v1/keys/{key_id}")
 
     async def backup(self, target: Path) -> int:
-        """Stream a backup archive into `target` (mode 0600: it holds secrets); its size."""
+        """Stream a backup archive into `target` (mode 0600: it holds secrets); its size.
+        It is written to a new `.<name>.part` beside it (O_EXCL | O_NOFOLLOW: a link or
+        another user's file planted at that name is refused, never written through)."""
         tmp = target.with_name(f".{target.name}.part")
+        fd = -1
         try:
             async with self._http.stream("POST", "/v1/backup", timeout=None) as resp:
                 if not resp.is_success:
                     await resp.aread()
                     raise refusal(resp, self.base_url)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                fd = _create_part(tmp)
                 with os.fdopen(fd, "wb") as out:
                     async for block in resp.aiter_bytes(1 << 20):
                         out.write(block)
                     out.flush()
                     os.fsync(out.fileno())
-        except httpx.TransportError as exc:
-            raise unreachable(self.base_url, exc) from exc
-        os.replace(tmp, target)
+            os.replace(tmp, target)
+        except BaseException as exc:
+            if fd >= 0:  # ours: an interrupted download leaves nothing behind
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, httpx.TransportError):
+                raise unreachable(self.base_url, exc) from exc
+            raise
         return target.stat().st_size
+
+
+def _create_part(tmp: Path) -> int:
+    """A new file `tmp` (0600). A leftover regular file of this user (a download killed
+    halfway) is replaced; anything else at that name is refused, untouched."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(tmp, flags, 0o600)
+    except FileExistsError:
+        found = os.lstat(tmp)
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
+            raise ApiError(
+                f"{tmp}: something this user did not write is in the way of the download "
+                "(a link, or another user's file): refusing to write through it"
+            ) from None
+        tmp.unlink()
+    try:
+        return os.open(tmp, flags, 0o600)
+    except FileExistsError:
+        raise ApiError(f"{tmp}: planted while the download started: refused") from None
 
 
 def server_url(settings: Settings, url: str | None = None) -> str:

@@ -14,9 +14,12 @@ rm -f "$UNIT_DIR/appliance.service"
 [ -L "$BIN_LINK" ] && rm -f "$BIN_LINK"
 rm -rf "$PREFIX"
 if [ "$purge" = 1 ]; then
-  rm -rf "$DATA_DIR" "$ETC_DIR"
+  # also the previous data kept by `appliance restore` and any restore left half-done
+  data_parent=$(dirname "$DATA_DIR")
+  data_name=$(basename "$DATA_DIR")
+  rm -rf "$DATA_DIR" "$ETC_DIR" "$DATA_DIR".before-restore-* "$data_parent/.$data_name".restoring-*
   userdel "$SERVICE_USER" >/dev/null 2>&1 || true
-  echo "uninstall: removed the program, its data ($DATA_DIR), config ($ETC_DIR) and user"
+  echo "uninstall: removed the program, its data ($DATA_DIR and its before-restore copies), config ($ETC_DIR) and user"
 else
   echo "uninstall: removed the program; kept $DATA_DIR and $ETC_DIR (--purge removes them)"
 fi

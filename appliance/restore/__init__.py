@@ -1,0 +1,170 @@
+"""`appliance restore PATH`: put a backup archive in place of the data dir (server stopped).
+
+The archive is checked member by member before anything is written (archive.py), then
+unpacked into a fresh folder beside the data dir. The data dir itself is never moved:
+its `.lock` (the flock a server holds for its whole life) is held from before the
+unpacking until the restored files are in, so a server that starts meanwhile is refused
+(systemd restarts it) and only ever opens the restored data. The previous files are
+moved into `<data_dir>.before-restore-<time>-<random>` beside it; `models/` stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.fileutil import DataDirBusy, lock_data_dir, sha256_file, unlock_data_dir
+from appliance.restore.admin_key import previous_admin_key, provide_admin_key
+from appliance.restore.archive import (
+    READ_ERRORS,
+    CheckedArchive,
+    Manifest,
+    Owner,
+    RestoreError,
+    check_archive,
+    extract,
+    shown,
+)
+
+__all__ = ["RestoreError", "Restored", "restore_backup"]
+
+LOCK_FILE = ".lock"
+STAYS = frozenset({LOCK_FILE, "models"})  # the lock, and the prepared default models
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Restored:
+    files: int
+    moved_aside: Path | None
+    model_warnings: list[str]
+    admin_key: str  # 'kept' (the previous one), 'new', or 'archive' (an older archive's)
+
+
+def model_warnings(manifest: Manifest, model_files: dict[str, Path]) -> list[str]:
+    warnings = []
+    for model in manifest.models:
+        current = model_files.get(model.role)
+        if current is None or not current.is_file():
+            warnings.append(f"{shown(model.role)} model {shown(model.file)} is not on this machine")
+        elif sha256_file(current) != model.sha256:
+            warnings.append(
+                f"the {shown(model.role)} model differs from the backup's ({shown(model.file)}): "
+                "answers and search scores may differ"
+            )
+    return warnings
+
+
+def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) -> Restored:
+    """Put `archive` in place of `data_dir`'s contents; the previous ones are kept beside it."""
+    try:
+        tar = tarfile.open(archive, "r:gz")  # noqa: SIM115 (closed by `with tar` below)
+    except FileNotFoundError:
+        raise RestoreError(f"{archive}: no such file") from None
+    except READ_ERRORS as exc:
+        raise RestoreError(f"{archive}: not a readable backup archive ({exc})") from exc
+    umask = os.umask(0o077)
+    try:
+        with tar:
+            checked = check_archive(tar, str(archive))  # nothing is written before this
+            warnings = model_warnings(checked.manifest, model_files)
+            created = not data_dir.exists()
+            try:  # a server holds this lock for its whole life
+                lock = lock_data_dir(data_dir)
+            except DataDirBusy as exc:
+                raise RestoreError(str(exc)) from None
+            try:
+                moved, admin_key = _restore_locked(tar, checked, data_dir, lock)
+            except BaseException:
+                if created:  # leave no trace of a refused restore
+                    with contextlib.suppress(OSError):
+                        (data_dir / LOCK_FILE).unlink()
+                        data_dir.rmdir()
+                raise
+            finally:
+                unlock_data_dir(lock)
+    finally:
+        os.umask(umask)
+    return Restored(len(checked.manifest.files), moved, warnings, admin_key)
+
+
+def _restore_locked(
+    tar: tarfile.TarFile, checked: CheckedArchive, data_dir: Path, lock: int
+) -> tuple[Path | None, str]:
+    data_fd = os.open(data_dir, DIR_FLAGS)
+    try:
+        found = os.fstat(data_fd)
+        owner: Owner | None = (found.st_uid, found.st_gid) if os.geteuid() == 0 else None
+        if owner is not None:  # made here by root when no server had run: the server's
+            os.fchown(lock, *owner)
+        free = shutil.disk_usage(data_dir.parent).free
+        if checked.total_bytes > free:
+            raise RestoreError(
+                f"the archive unpacks to {checked.total_bytes >> 20} MiB, and "
+                f"{data_dir.parent} has {free >> 20} MiB free"
+            )
+        staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
+        try:
+            staging_fd = os.open(staging, DIR_FLAGS)
+            try:
+                if owner is not None:
+                    os.fchown(staging_fd, *owner)
+                extract(tar, checked, staging_fd, owner)
+                with contextlib.suppress(FileNotFoundError):  # the config file stays the truth
+                    os.unlink("settings.json", dir_fd=staging_fd)
+                admin_key = provide_admin_key(staging, previous_admin_key(data_fd), owner)
+                os.sync()  # the restored files are on disk before they replace the old ones
+                return _swap(data_dir, data_fd, staging_fd, owner), admin_key
+            finally:
+                os.close(staging_fd)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        os.close(data_fd)
+
+
+def _swap(data_dir: Path, data_fd: int, staging_fd: int, owner: Owner | None) -> Path | None:
+    """Move the data dir's files aside and the staged ones in; the data dir and its
+    `.lock` stay where they are. A failure moves everything back."""
+    old = sorted(set(os.listdir(data_fd)) - STAYS)
+    moved: Path | None = None
+    aside_fd = -1
+    done: list[tuple[int, int, str]] = []
+    try:
+        if old:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            moved = Path(
+                tempfile.mkdtemp(
+                    prefix=f"{data_dir.name}.before-restore-{stamp}-", dir=data_dir.parent
+                )
+            )
+            aside_fd = os.open(moved, DIR_FLAGS)
+            if owner is not None:
+                os.fchown(aside_fd, *owner)
+            for name in old:
+                os.rename(name, name, src_dir_fd=data_fd, dst_dir_fd=aside_fd)
+                done.append((data_fd, aside_fd, name))
+        for name in sorted(os.listdir(staging_fd)):
+            os.rename(name, name, src_dir_fd=staging_fd, dst_dir_fd=data_fd)
+            done.append((staging_fd, data_fd, name))
+        os.fsync(data_fd)
+        if aside_fd >= 0:
+            os.fsync(aside_fd)
+        return moved
+    except BaseException:
+        for source, target, name in reversed(done):
+            with contextlib.suppress(OSError):
+                os.rename(name, name, src_dir_fd=target, dst_dir_fd=source)
+        if moved is not None:
+            with contextlib.suppress(OSError):
+                moved.rmdir()
+        raise
+    finally:
+        if aside_fd >= 0:
+            os.close(aside_fd)
