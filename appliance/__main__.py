@@ -7,6 +7,11 @@ if getattr(sys, "frozen", False) and sys.argv[1:2] == ["parse-worker"]:
 
     parse_worker(sys.argv[2:])
     raise SystemExit(0)
+if getattr(sys, "frozen", False) and sys.argv[1:2] == ["confine"]:
+    # the bundle's confined launcher (appliance.ingest.confine.run_confined): confine, exec
+    from appliance.ingest.confine import main as confine_and_exec
+
+    confine_and_exec(sys.argv[2:])
 
 from appliance.cli import main
 
