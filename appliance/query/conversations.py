@@ -8,7 +8,8 @@ rule, not a model call: the default 135M chat model rewrites unreliably, and the
 costs nothing before the first token.
 
 History is kept in the journal per API key, bounded (`TurnLimits`); a key sees and
-continues only its own conversations.
+continues only its own conversations: conversations are keyed by (key, id), so an id
+another key uses starts a conversation of this key's own.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class TurnLimits:
 
 
 class UnknownConversation(FieldError):
-    """The id names a conversation of another key."""
+    """This key has no conversation of this id (another key's is no different)."""
 
     code = "unknown_conversation"
     status = 404
@@ -94,13 +95,11 @@ class ConversationService:
         self._limits = limits
 
     async def begin(self, key_id: str, conversation_id: str, question: str) -> Turn:
-        """The turn for `question`: a new conversation if the id is new to the journal."""
-        row = await self._journal.conversation(conversation_id)
-        history: list[TurnRow] = []
-        if row is not None:
-            if row.key_id != key_id:
-                raise UnknownConversation()
-            history = await self._journal.turns(conversation_id, last=self._limits.history_turns)
+        """The turn for `question`: a new conversation if the key has none of this id
+        (whether or not another key has one)."""
+        history = await self._journal.turns(
+            key_id, conversation_id, last=self._limits.history_turns
+        )
         return Turn(conversation_id, key_id, question, searched_question(question, history))
 
     async def record(self, turn: Turn, done: DoneEvent) -> None:

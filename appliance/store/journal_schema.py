@@ -2,7 +2,8 @@
 
 `documents`, `jobs`, `files` and `chunks` hold the ingestion state (`journal.py`);
 `sources` and `source_files` the synced folders and what each scan saw
-(`journal_sources.py`). An older journal gains the newer columns when it is opened.
+(`journal_sources.py`); `conversations` and their turns are in `conversation_tables.py`.
+An older journal gains the newer columns when it is opened.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from appliance.fileutil import copy_sqlite
+from appliance.store.conversation_tables import create_conversation_tables
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -76,23 +78,6 @@ CREATE TABLE IF NOT EXISTS source_files (
     seen INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     PRIMARY KEY (source_id, path)
-);
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS conversation_turns (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    turn INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    searched TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    files TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL,
-    PRIMARY KEY (conversation_id, turn)
 );
 """
 DOC_COLUMNS = (
@@ -183,6 +168,7 @@ def connect(path: Path) -> sqlite3.Connection:
     _add_columns(conn, "files", (("extra", "TEXT NOT NULL DEFAULT '{}'"),))
     _add_columns(conn, "chunks", (("location", "TEXT"),))
     _add_columns(conn, "sources", (("device", "INTEGER"),))  # st_dev at add
+    create_conversation_tables(conn)  # keyed by (key, id); older journals rebuilt
     conn.executescript(_INDEXES)
     return conn
 

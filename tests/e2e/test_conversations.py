@@ -1,6 +1,6 @@
 """Conversations through the real server: a follow-up finds the right document only with
-its history; history is per key, listable and deletable; the stream and the WebSocket
-carry the conversation too."""
+its history; history is per key (keyed by key and id), listable and deletable; the stream
+and the WebSocket carry the conversation too."""
 
 from __future__ import annotations
 
@@ -123,15 +123,21 @@ def test_history_belongs_to_its_key(server: ServerProcess) -> None:
         ask(admin, FIRST, conversation_id="c-private")
     with httpx.Client(base_url=server.url, headers=other, timeout=180) as client:
         assert client.get("/v1/conversations").json()["conversations"] == []
-        assert client.get("/v1/conversations/c-private").status_code == 404
-        refused = client.post(
-            "/v1/ask", json={"query": FOLLOW_UP, "max_tokens": 8, "conversation_id": "c-private"}
-        )
-        assert refused.status_code == 404 and "conversation_id" in refused.text
+        unknown = client.get("/v1/conversations/c-nobody")
+        theirs = client.get("/v1/conversations/c-private")
+        assert (theirs.status_code, theirs.json()) == (404, unknown.json())  # same as unknown
         assert client.delete("/v1/conversations/c-private").status_code == 404
+        # the same id under this key is a conversation of its own: the admin's not searched
+        mine = ask(client, FOLLOW_UP, conversation_id="c-private")
+        assert mine["searched"] == FOLLOW_UP
+        assert mine["citations"][0]["file_name"] == "lights.md"
         bad = client.post("/v1/ask", json={"query": "x", "conversation_id": "no spaces allowed"})
         assert bad.status_code == 400 and "conversation_id" in bad.text
     with server.client() as admin:
+        history = admin.get("/v1/conversations/c-private").json()["history"]
+        assert [t["question"] for t in history] == [FIRST]  # the admin's own, untouched
         assert admin.delete("/v1/conversations/c-private").status_code == 204
         assert admin.get("/v1/conversations/c-private").status_code == 404
         assert admin.get("/readyz").status_code == 200
+    with httpx.Client(base_url=server.url, headers=other, timeout=180) as client:
+        assert client.get("/v1/conversations/c-private").json()["turns"] == 1  # still there

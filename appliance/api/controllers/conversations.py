@@ -1,4 +1,8 @@
-"""Conversations: a key lists, reads and deletes its own (an admin key: everyone's)."""
+"""Conversations: a key lists, reads and deletes its own (an admin key: everyone's).
+
+A conversation is named by its key and its id: the same id under another key is another
+conversation. Reading or deleting takes the caller's own; an admin key names another
+key's with `?key_id=`. Whatever another key holds answers exactly like an unknown id."""
 
 from __future__ import annotations
 
@@ -22,9 +26,19 @@ def _read(row: ConversationRow, history: list[ConversationTurn] | None = None) -
     )
 
 
-async def _own(services: Services, key: KeyRecord, conversation_id: str) -> ConversationRow:
-    row = await services.journal.conversation(conversation_id)
-    if row is None or (row.key_id != key.id and key.role is not Role.ADMIN):
+OWNER = Parameter(
+    query="key_id", default=None, min_length=1, max_length=64,
+    description="An admin key's way to another key's conversation (default: the caller's)",
+)  # fmt: skip
+
+
+async def _own(
+    services: Services, key: KeyRecord, conversation_id: str, owner: str | None
+) -> ConversationRow:
+    """The conversation `conversation_id` of the caller (or, for an admin, of `owner`)."""
+    key_id = key.id if owner is None or key.role is not Role.ADMIN else owner
+    row = await services.journal.conversation(key_id, conversation_id)
+    if row is None or (owner is not None and owner != row.key_id):
         raise UnknownConversation()
     return row
 
@@ -51,10 +65,14 @@ class ConversationController(Controller):
     @get("/{conversation_id:str}", summary="A conversation and its turns (query)",
          responses=errors(404))  # fmt: skip
     async def get_conversation(
-        self, conversation_id: str, services: Services, request: Request[KeyRecord, Any, Any]
+        self,
+        conversation_id: str,
+        services: Services,
+        request: Request[KeyRecord, Any, Any],
+        key_id: str | None = OWNER,
     ) -> ConversationRead:
-        row = await _own(services, request.user, conversation_id)
-        turns = await services.journal.turns(conversation_id)
+        row = await _own(services, request.user, conversation_id, key_id)
+        turns = await services.journal.turns(row.key_id, conversation_id)
         history = [
             ConversationTurn(t.turn, t.question, t.searched, t.answer, t.files, t.created_at)
             for t in turns
@@ -65,10 +83,15 @@ class ConversationController(Controller):
             summary="Delete a conversation and its history (query)",
             responses=errors(404))  # fmt: skip
     async def delete_conversation(
-        self, conversation_id: str, services: Services, request: Request[KeyRecord, Any, Any]
+        self,
+        conversation_id: str,
+        services: Services,
+        request: Request[KeyRecord, Any, Any],
+        key_id: str | None = OWNER,
     ) -> None:
-        await _own(services, request.user, conversation_id)
-        await services.journal.delete_conversation(conversation_id)
+        row = await _own(services, request.user, conversation_id, key_id)
+        await services.journal.delete_conversation(row.key_id, conversation_id)
         services.audit.record(
-            "conversation_deleted", by=request.user.id, conversation=conversation_id
-        )
+            "conversation_deleted", by=request.user.id, key_id=row.key_id,
+            conversation=conversation_id,
+        )  # fmt: skip
