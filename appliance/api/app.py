@@ -14,7 +14,6 @@ from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.cors import CORSConfig
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -22,7 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 
 import appliance
-from appliance.api.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_identity, role_guard
+from appliance.api.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_config, role_guard
 from appliance.api.controllers.admin import AdminController
 from appliance.api.controllers.conversations import ConversationController
 from appliance.api.controllers.documents import DocumentController
@@ -131,13 +130,7 @@ def create_app(
     security = settings.security
     middleware: list[Any] = [prometheus.middleware]
     if security.rate_limit_per_minute:
-        middleware.append(
-            RateLimitConfig(
-                rate_limit=("minute", security.rate_limit_per_minute),
-                exclude=["^/healthz$", "^/readyz$"],
-                identifier_for_request=rate_limit_identity,
-            ).middleware
-        )
+        middleware.append(rate_limit_config(security.rate_limit_per_minute).middleware)
     middleware.append(DefineMiddleware(ApiKeyMiddleware))
     return Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]

@@ -9,13 +9,20 @@
 * `role_guard` (on the app) reads the role each route declares in `opt["role"]`;
   the wrong role is 403. A route that declares none is refused to every key.
 * Routes with `opt={"exclude_from_auth": True}` (`/healthz`, `/readyz`) skip both.
+* Each key has a budget of requests (`security.rate_limit_per_minute`). Litestar's
+  `RateLimitMiddleware` counts HTTP requests (429 with RateLimit-* headers) but not
+  WebSocket scopes, and one socket carries any number of questions: `SocketBudget`
+  counts each question of a socket, with the middleware's own bookkeeping, against the
+  same budget (same store, same per-key entry). Over it, the question gets an error
+  event with the status and code of the HTTP refusal, and the socket stays open.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
@@ -27,15 +34,22 @@ from litestar.exceptions import (
 )
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 
 from appliance.api.startup import running_services
+from appliance.domain.types import ErrorEvent
 from appliance.security.keys import KeyRecord, Role, allows, key_id_of
+
+if TYPE_CHECKING:
+    from litestar import Request, WebSocket
+    from litestar.types import Receive, Scope, Send
 
 ANY_KEY = "any"  # opt["role"] of routes open to every valid key (/metrics, /docs)
 SCRAPER = KeyRecord("scraper", "metrics scraper (security.metrics_scrapers)", Role.QUERY, "", 0)
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
+RATE_LIMITED = "rate_limit_exceeded"  # the code of a 429, whatever the transport
 
 
 def presented_key(headers: Any) -> str | None:
@@ -149,3 +163,45 @@ def rate_limit_identity(request: Any) -> str:
     if record is not None:
         return f"key:{record.id}"
     return f"addr:{request.client.host if request.client else 'unknown'}"
+
+
+def rate_limit_config(per_minute: int) -> RateLimitConfig:
+    """The limit of the app's middleware, and of every socket's questions."""
+    return RateLimitConfig(
+        rate_limit=("minute", per_minute),
+        exclude=["^/healthz$", "^/readyz$"],
+        identifier_for_request=rate_limit_identity,
+    )
+
+
+async def _not_called(scope: Scope, receive: Receive, send: Send) -> None:
+    """`SocketBudget` asks the middleware for its counting only."""
+
+
+class SocketBudget:
+    """Counts the questions of one socket against its key's budget (none if unlimited)."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], per_minute: int) -> None:
+        self._socket = socket
+        self._counter = (
+            RateLimitMiddleware(_not_called, rate_limit_config(per_minute)) if per_minute else None
+        )
+
+    async def refusal(self) -> ErrorEvent | None:
+        """Count one question; the event refusing it if the key's budget is spent."""
+        counter = self._counter
+        if counter is None:
+            return None
+        store = counter.config.get_store_from_app(self._socket.app)
+        entry = counter.cache_key_from_request(cast("Request[Any, Any, Any]", self._socket))
+        spent = await counter.retrieve_cached_history(entry, store)
+        if len(spent.history) >= counter.max_requests:
+            wait_s = max(1, spent.reset - int(time.time()))
+            return ErrorEvent(
+                f"too many requests for this key (security.rate_limit_per_minute = "
+                f"{counter.max_requests}); retry in {wait_s} s",
+                429,
+                RATE_LIMITED,
+            )
+        await counter.set_cached_history(entry, spent, store)
+        return None

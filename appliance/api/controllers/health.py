@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
@@ -18,6 +19,7 @@ from appliance.api.startup import start_error
 from appliance.engine.openai_generator import OpenAIGenerator
 from appliance.wiring import Services
 
+log = logging.getLogger(__name__)
 PING_TIMEOUT_S = 2.0
 
 
@@ -37,31 +39,34 @@ class HealthController(Controller):
     @get(
         "/readyz",
         summary="Models loaded (or the external generation server answering) and store "
-        "answering; 503 names the failing part, or `starting` while the models load (no key "
-        "needed)",
+        "answering; 503 names the failing part with a code (the reason is in the log), or "
+        "`starting` while the models load (no key needed)",
         opt={"exclude_from_auth": True},
         security=[{}],
         responses={503: ResponseSpec(Readiness, description="A part is not running.")},
     )
     async def readyz(self, state: State) -> Response[Readiness]:
+        """Codes only (ok, loading, failed, not_running, unreachable, timeout, error): no
+        key is needed here, so the reasons behind them (exception texts, paths, the
+        generation server's address) go to the log, which an admin reads."""
         services: Services | None = getattr(state, "services", None)
-        if services is None:  # the lifespan is still loading the models (or failed to)
-            error = start_error(state)
+        if services is None:  # still loading the models, or failed to (the start logs why)
+            failed = start_error(state) is not None
             return Response(
                 Readiness(
-                    status="unavailable" if error else "starting",
-                    checks={"models": f"failed: {error}" if error else "loading"},
+                    status="unavailable" if failed else "starting",
+                    checks={"models": "failed" if failed else "loading"},
                 ),
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "2"},
             )
         generator = services.generator
-        if isinstance(generator, OpenAIGenerator):  # GET <url>/models answers (cached 5 s)
-            chat = await generator.check()
+        if isinstance(generator, OpenAIGenerator):  # GET <url>/models (cached 5 s; logs why not)
+            chat = "ok" if await generator.check() == "ok" else "unreachable"
         else:
-            chat = "ok" if generator.alive else "not running"
+            chat = "ok" if generator.alive else "not_running"
         checks: dict[str, str] = {
-            "embedding_model": "ok" if services.embedder.alive else "not running",
+            "embedding_model": "ok" if services.embedder.alive else "not_running",
             "chat_model": chat,
         }
         for name, ping in (
@@ -72,9 +77,11 @@ class HealthController(Controller):
                 await asyncio.wait_for(ping(), PING_TIMEOUT_S)
                 checks[name] = "ok"
             except TimeoutError:
-                checks[name] = f"no answer within {PING_TIMEOUT_S}s"
+                log.warning("readiness: the %s gave no answer within %ss", name, PING_TIMEOUT_S)
+                checks[name] = "timeout"
             except Exception as exc:
-                checks[name] = f"error: {exc}"
+                log.warning("readiness: the %s failed its ping: %s", name, exc)
+                checks[name] = "error"
         ready = all(v == "ok" for v in checks.values())
         return Response(
             Readiness(status="ready" if ready else "unavailable", checks=checks),

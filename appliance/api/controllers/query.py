@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
-from appliance.api.auth import WS_UNAUTHORIZED
+from appliance.api.auth import WS_UNAUTHORIZED, SocketBudget
 from appliance.api.errors import ApplianceError, error_event, field_error
 from appliance.api.openapi import SseEvent, errors
 from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
@@ -228,9 +228,12 @@ async def ask_websocket(
     services: Services,
 ) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
-    messages (`type` is token, done or error). Several questions may follow one another."""
+    messages (`type` is token, done or error). Several questions may follow one another;
+    each counts against the key's rate limit (over it: an error event, status 429, code
+    `rate_limit_exceeded`, and the socket stays open)."""
     await socket.accept()
     draining = query_service.draining
+    budget = SocketBudget(socket, settings.security.rate_limit_per_minute)
     try:
         while not draining.started:
             receive = asyncio.ensure_future(socket.receive_data(mode="text"))
@@ -245,6 +248,9 @@ async def ask_websocket(
             if key is None or not key.active:  # revoked while the socket was open
                 await socket.close(code=WS_UNAUTHORIZED, reason="the API key was revoked")
                 return
+            if refused := await budget.refusal():
+                await socket.send_data(_encoder.encode(refused).decode(), mode="text")
+                continue
             await _answer_over_socket(socket, raw, query_service, settings, services)
         await socket.close(code=WS_1001_GOING_AWAY, reason=SHUTTING_DOWN)
     except WebSocketDisconnect:
