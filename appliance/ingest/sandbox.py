@@ -45,7 +45,10 @@ class ParseCancelled(Exception):
 
 
 # what the parsers may take from the server's environment (a value the sysadmin set wins)
-PASSED_ENV = ("LANG", "LC_ALL", "TZ", "MALLOC_ARENA_MAX", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+PASSED_ENV = (
+    "LANG", "LC_ALL", "TZ", "MALLOC_ARENA_MAX", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+    "PYTHONPATH",  # a source checkout: the child runs the same code as the server
+)  # fmt: skip
 
 
 def worker_env(scratch: Path) -> dict[str, str]:
@@ -126,15 +129,18 @@ class ParseSandbox:
         return self._proc
 
     def _greeted(self, proc: subprocess.Popen[bytes]) -> bool:
-        """Read the new child's report of its confinement; False if it died first."""
+        """Read a new child's report of its confinement; False if it died first. A child
+        that could not confine itself is an error: no file is parsed unconfined."""
         if self.confinement is not None:
             return True
         assert proc.stdout is not None
         frame = read_frame(proc.stdout)
-        hello = msgspec.msgpack.decode(frame) if frame is not None else None
+        if frame is None:
+            return False
+        hello = msgspec.msgpack.decode(frame)
         if not isinstance(hello, dict) or not hello.get("confined"):
             why = hello.get("error") if isinstance(hello, dict) else None
-            raise ParseError(f"the parser sandbox could not confine its child: {why or 'died'}")
+            raise ParseError(f"the parser sandbox could not confine its child: {why}")
         self.confinement = dict(hello["confined"])
         if not self._warned and self.confinement.get("landlock_error"):
             self._warned = True
@@ -174,24 +180,33 @@ class ParseSandbox:
 
     def status(self) -> dict[str, Any]:
         """Start the child if need be; what it reported of its confinement (`Confined`)."""
-        with self._lock:
-            proc = self._child()
-            self._greeted(proc)
-            assert self.confinement is not None
-            return self.confinement
+        self.probe(Path("/"))
+        assert self.confinement is not None
+        return self.confinement
 
     def probe(self, path: Path, *, write: bool = False) -> str:
         """Whether the child, confined, can open `path` (for writing if `write`): "ok" or
-        the errno name (EACCES: Landlock or the uid said no)."""
+        the errno name (EACCES: Landlock or the uid said no). For `doctor` and tests."""
         with self._lock:
+            self._why_killed = None
             proc = self._child()
             assert proc.stdin is not None and proc.stdout is not None
-            self._greeted(proc)
-            write_frame(proc.stdin, self._encoder.encode({"probe": str(path), "write": write}))
-            frame = read_frame(proc.stdout)
+            timer = self._arm(self._limits.parse_timeout_s, "timeout", proc)
+            self._busy = proc
+            try:
+                frame = None
+                if self._greeted(proc):
+                    request = {"probe": str(path), "write": write}
+                    write_frame(proc.stdin, self._encoder.encode(request))
+                    frame = read_frame(proc.stdout)
+            except OSError:
+                frame = None
+            finally:
+                self._busy = None
+                timer.cancel()
             if frame is None:
                 self._proc = None
-                raise ParseError("the parser child died")
+                raise self._died(proc)
             return str(msgspec.msgpack.decode(frame)["probe"])
 
     def parse(
@@ -229,17 +244,18 @@ class ParseSandbox:
             timer = self._arm(lim.parse_timeout_s, "timeout", proc)
             self._busy = proc
             try:
-                self._greeted(proc)
-                socket.send_fds(self._files, [b"f"], [source])
-                write_frame(proc.stdin, self._encoder.encode(request))
-                while True:
-                    frame = read_frame(proc.stdout)
-                    note = msgspec.msgpack.decode(frame) if frame is not None else None
-                    if not (isinstance(note, dict) and "page" in note and len(note) == 1):
-                        break
-                    timer.cancel()  # an OCR page starts: it gets its own allowance
-                    self._ocr_page = int(note["page"])
-                    timer = self._arm(lim.ocr_page_timeout_s, "ocr_timeout", proc)
+                frame = note = None
+                if self._greeted(proc):
+                    socket.send_fds(self._files, [b"f"], [source])
+                    write_frame(proc.stdin, self._encoder.encode(request))
+                    while True:
+                        frame = read_frame(proc.stdout)
+                        note = msgspec.msgpack.decode(frame) if frame is not None else None
+                        if not (isinstance(note, dict) and "page" in note and len(note) == 1):
+                            break
+                        timer.cancel()  # an OCR page starts: it gets its own allowance
+                        self._ocr_page = int(note["page"])
+                        timer = self._arm(lim.ocr_page_timeout_s, "ocr_timeout", proc)
             except (BrokenPipeError, OSError):
                 frame = None
             finally:
