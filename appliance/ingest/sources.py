@@ -16,7 +16,7 @@ symlink, and a copy is taken from the very file the walk saw (`source_walk.open_
 A scan deletes nothing when the folder is on another device than when it was added,
 or holds no file where the last scan found some (an unmounted share leaves an empty
 mount point): it says why in its report, and purging stays the admin's decision
-(remove the source, or scan with `accept_device`).
+(remove the source, or scan with `purge`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class _Live:
     last_scan: ScanReport | None = None
     scan_task: asyncio.Task[None] | None = None
     rescan: bool = False  # a change arrived during a scan: scan again after it
-    accept_device: bool = False  # the next scan records the folder's device anew
+    purge: bool = False  # the next scan takes the folder as it is (the admin says so)
     loops: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -155,12 +155,13 @@ class SourceService:
             await self._ingestion.drop_documents(released)
         return len(released)
 
-    def scan(self, source_id: str, *, accept_device: bool = False) -> ScanReport:
+    def scan(self, source_id: str, *, purge: bool = False) -> ScanReport:
         """Start a scan (or note that one runs); returns the report it will fill.
-        `accept_device`: the folder moved to another device for good (admin): record the
-        new one, and delete what this scan does not see."""
+        `purge` (an admin's call): the folder as it is now is the truth, even on another
+        device or empty: its device is recorded anew, and what the scan does not see is
+        deleted."""
         live = self._live(source_id)
-        live.accept_device = live.accept_device or accept_device
+        live.purge = live.purge or purge
         if live.scan_task is None or live.scan_task.done():
             live.last_scan = ScanReport(started_at=time.time())
             live.scan_task = asyncio.create_task(self._scan(live, live.last_scan))
@@ -253,11 +254,16 @@ class SourceService:
         try:
             await self._walk(live, root, report)
         finally:
-            await asyncio.to_thread(root.close)
+            try:
+                await asyncio.to_thread(root.close)
+            except asyncio.CancelledError:  # cancelled twice: close it here all the same
+                root.close()
+                raise
 
     async def _walk(self, live: _Live, root: _Root, report: ScanReport) -> None:
         spec = live.settings
-        kept = await self._device_moved(live, root)
+        purge, live.purge = live.purge, False
+        kept = await self._device_moved(live, root, purge)
         number = await self._journal.last_scan_number(spec.id) + 1
         unreadable: list[str] = []
         skip = await asyncio.to_thread(identities, self._protected)
@@ -288,7 +294,7 @@ class SourceService:
         if unreadable:  # their files were not seen, but may well be there: keep them
             names = ", ".join(unreadable[:5]) + (" …" if len(unreadable) > 5 else "")
             kept = f"folders not readable: {names}"
-        elif not report.seen and await self._journal.source_file_count(spec.id):
+        elif not report.seen and not purge and await self._journal.source_file_count(spec.id):
             kept = "the folder holds no file where the last scan found some (not mounted?)"
         if kept:
             report.error = f"{kept}; no file was deleted by this scan"
@@ -303,22 +309,21 @@ class SourceService:
             async with self._ingestion.quiet:
                 await self._ingestion.drop_documents(released)
 
-    async def _device_moved(self, live: _Live, root: _Root) -> str | None:
+    async def _device_moved(self, live: _Live, root: _Root, purge: bool) -> str | None:
         """Why this scan must delete nothing if the folder is not on the device it was
-        added on (None if it is, or the admin accepts the new one)."""
+        added on (None if it is, or the admin purges: the new device is recorded)."""
         device = os.fstat(root.fd).st_dev
         recorded = next(
             (r.device for r in await self._journal.sources() if r.id == live.settings.id), None
         )
-        if recorded is None or live.accept_device:
-            live.accept_device = False
+        if recorded is None or purge:
             await self._journal.set_device(live.settings.id, device)
             return None
         if recorded == device:
             return None
         return (
             f"the folder is on another device than when it was added ({device}, was "
-            f"{recorded}): a share not mounted, or moved; scan with accept_device if it moved"
+            f"{recorded}): a share not mounted, or moved (an admin may scan with purge)"
         )
 
     async def _ingest(

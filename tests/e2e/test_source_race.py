@@ -183,10 +183,16 @@ async def test_an_emptied_or_moved_folder_deletes_nothing(
         assert "another device" in (report.error or ""), report
         assert len(documents_of(services.data_dir, "share")) == 3
         # the admin says it moved for good: the new device is recorded, c.txt is gone
-        report = await scan(services, "share", accept_device=True)
+        report = await scan(services, "share", purge=True)
         assert (report.state, report.deleted, report.error) == ("done", 1, None), report
         assert len(documents_of(services.data_dir, "share")) == 2
         assert (await scan(services, "share")).error is None
+        # emptied on purpose: only the admin's purge deletes everything
+        for name in ("a.txt", "b.txt"):
+            (share / name).unlink()
+        assert (await scan(services, "share")).deleted == 0
+        assert (await scan(services, "share", purge=True)).deleted == 2
+        assert documents_of(services.data_dir, "share") == []
 
 
 async def test_removing_a_source_while_its_job_runs_leaves_nothing(

@@ -84,6 +84,10 @@ def test_bad_sources_are_refused_naming_the_field(server: ServerProcess, share: 
         assert resp.status_code == 400 and "`path`" in resp.text, resp.text
         resp = client.post("/v1/sources", json={"id": "x", "path": str(share / "nope")})
         assert resp.status_code == 400 and "not a directory" in resp.text
+        for own in (server.data_dir / "secrets", server.data_dir, Path("/proc/self")):
+            resp = client.post("/v1/sources", json={"id": "x", "path": str(own)})
+            assert resp.status_code == 400 and "`path`" in resp.text, resp.text
+            assert "inside" in resp.json()["detail"], resp.text
         resp = client.post("/v1/sources", json={"id": "Bad Name!", "path": str(share)})
         assert resp.status_code == 400 and "id" in resp.text
         resp = client.post("/v1/sources/none/scan")

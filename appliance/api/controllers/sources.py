@@ -68,25 +68,25 @@ class SourceController(Controller):
         description=(
             "A scan deletes nothing when the folder is on another device than when it was "
             "added (a share not mounted) or holds no file where the last scan found some; "
-            "its report says why. `accept_device=true` (admin): the folder moved for good, "
-            "record its new device and delete what the scan does not see."
+            "its report says why. `purge=true` (admin): the folder as it is now is the truth "
+            "(a share moved for good, or emptied on purpose): its device is recorded anew and "
+            "what the scan does not see is deleted."
         ),
         responses=errors(403, 404),
     )  # fmt: skip
     async def scan_source(
         self, source_id: str, services: Services, request: Request[Any, Any, Any],
-        accept_device: bool = False,
+        purge: bool = False,
     ) -> SourceRead:  # fmt: skip
         sources = _sources(services)
         spec, origin, _ = sources.get(source_id)
         if not _visible(request, spec):
             raise SourceNotFound(f"no source named {source_id!r}")
-        if accept_device and not allows(request.user.role, Role.ADMIN):
-            raise AdminOnly("`accept_device`: only an admin key may accept a new device",
-                            field="accept_device")  # fmt: skip
-        if accept_device:
-            services.audit.record("source_device_accepted", by=request.user.id, source=source_id)
-        report = sources.scan(source_id, accept_device=accept_device)
+        if purge and not allows(request.user.role, Role.ADMIN):
+            raise AdminOnly("`purge`: only an admin key may purge a source", field="purge")
+        if purge:
+            services.audit.record("source_purged", by=request.user.id, source=source_id)
+        report = sources.scan(source_id, purge=purge)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
     @delete(
