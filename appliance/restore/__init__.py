@@ -19,7 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.fileutil import DataDirBusy, lock_data_dir, sha256_file, unlock_data_dir
+from appliance.fileutil import (
+    DataDirBusy,
+    lock_data_dir,
+    open_named_file,
+    sha256_file,
+    unlock_data_dir,
+)
 from appliance.restore.admin_key import previous_admin_key, provide_admin_key
 from appliance.restore.archive import (
     READ_ERRORS,
@@ -61,17 +67,26 @@ def model_warnings(manifest: Manifest, model_files: dict[str, Path]) -> list[str
     return warnings
 
 
-def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) -> Restored:
-    """Put `archive` in place of `data_dir`'s contents; the previous ones are kept beside it."""
+def _open_archive(archive: Path, stack: contextlib.ExitStack) -> tarfile.TarFile:
+    """The archive a sysadmin named (as root: through no other user's link)."""
     try:
-        tar = tarfile.open(archive, "r:gz")  # noqa: SIM115 (closed by `with tar` below)
+        raw = stack.enter_context(os.fdopen(open_named_file(archive), "rb"))
     except FileNotFoundError:
         raise RestoreError(f"{archive}: no such file") from None
+    except OSError as exc:
+        raise RestoreError(f"{archive}: {exc.strerror or exc}") from None
+    try:
+        return stack.enter_context(tarfile.open(fileobj=raw, mode="r:gz"))
     except READ_ERRORS as exc:
         raise RestoreError(f"{archive}: not a readable backup archive ({exc})") from exc
+
+
+def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) -> Restored:
+    """Put `archive` in place of `data_dir`'s contents; the previous ones are kept beside it."""
     umask = os.umask(0o077)
     try:
-        with tar:
+        with contextlib.ExitStack() as stack:
+            tar = _open_archive(archive, stack)
             checked = check_archive(tar, str(archive))  # nothing is written before this
             warnings = model_warnings(checked.manifest, model_files)
             created = not data_dir.exists()

@@ -1,8 +1,9 @@
 """Backup while the server runs, restore into a fresh data dir: the same searches give
-the same results; a damaged archive is refused."""
+the same results; the archive holds no key in the clear; a damaged archive is refused."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tarfile
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import REPO, server_env
@@ -19,6 +21,7 @@ from tests.e2e.server import ServerProcess
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 QUERIES = [*FACTS.values(), "printer", "backups kept", "generator"]
+GENERATION_KEY = "sk-must-not-travel-in-backups"
 
 
 def searches(server: ServerProcess) -> list[list[tuple[str, float, str]]]:
@@ -40,7 +43,8 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_backup_then_restore_gives_identical_search_results(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    first = ServerProcess(server_env(tmp_path / "a", models_dir), tmp_path / "a.log").start()
+    env = server_env(tmp_path / "a", models_dir, APPLIANCE__GENERATION__API_KEY=GENERATION_KEY)
+    first = ServerProcess(env, tmp_path / "a.log").start()
     archive = tmp_path / "backup.tar.gz"
     try:
         with first.client() as client:
@@ -52,9 +56,24 @@ def test_backup_then_restore_gives_identical_search_results(
                 time.sleep(0.1)
             listing: dict[str, Any] = client.get("/v1/documents").json()
         before = searches(first)
+        # a link planted at the download's temporary name is refused, never written through
+        sentinel = tmp_path / "sentinel"
+        sentinel.write_text("not to be overwritten")
+        (tmp_path / ".backup.tar.gz.part").symlink_to(sentinel)
+        planted = cli(first.env, "backup", "--url", first.url, str(archive))
+        assert planted.returncode == 1 and "refusing to write through it" in planted.stderr
+        assert sentinel.read_text() == "not to be overwritten" and not archive.exists()
+        (tmp_path / ".backup.tar.gz.part").unlink()
         made = cli(first.env, "backup", "--url", first.url, str(archive))
         assert made.returncode == 0, made.stderr
         assert (archive.stat().st_mode & 0o777) == 0o600
+        first_key = first.key
+        with tarfile.open(archive) as tar:  # keys travel as hashes only
+            names = tar.getnames()
+            settings = tar.extractfile("./settings.json").read().decode()  # type: ignore[union-attr]
+        assert "./secrets/keys.sqlite3" in names and "./secrets/admin.key" not in names
+        assert GENERATION_KEY not in settings
+        assert json.loads(settings)["generation"]["api_key"] == "<redacted>"
         refused = cli(first.env, "restore", "--url", first.url, str(archive))
         assert refused.returncode == 1 and "stop it" in refused.stderr
     finally:
@@ -66,13 +85,16 @@ def test_backup_then_restore_gives_identical_search_results(
     restored = cli(second.env, "restore", "--url", second.url, str(archive))
     assert restored.returncode == 0, restored.stderr
     assert "before-restore" in restored.stdout
+    assert "a new admin key" in restored.stdout  # a new machine: the backup held none
     second.start()
     try:
         assert searches(second) == before
-        with second.client() as client:
+        with second.client() as client:  # with the new admin key
             assert client.get("/v1/documents").json() == listing
-        # the restored admin key is the one of the first server
-        assert second.key == first.key
+        # the first server's admin key is one of the restored keys: it works too
+        assert second.key != first_key
+        headers = {"Authorization": f"Bearer {first_key}"}
+        assert httpx.get(f"{second.url}/v1/keys", headers=headers, timeout=30).status_code == 200
     finally:
         second.stop()
 

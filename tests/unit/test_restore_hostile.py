@@ -150,8 +150,8 @@ def test_a_crafted_archive_is_refused_naming_the_member_and_nothing_changes(
     before = listing(site)
     with pytest.raises(RestoreError) as refused:
         restore_backup(archive, site / "data", {})
+    assert listing(site) == before  # nothing written outside, nor in the data dir
     assert f"member {named.format(site=site)}:" in str(refused.value)
-    assert listing(site) == before
 
 
 # a backup as write_backup lays it out
@@ -317,8 +317,8 @@ def test_an_archive_that_disagrees_with_its_manifest_is_refused(
     before = listing(site)
     with pytest.raises(RestoreError) as refused:
         restore_backup(archive, site / "data", {})
-    assert f"member {named}:" in str(refused.value)
     assert listing(site) == before
+    assert f"member {named}:" in str(refused.value)
 
 
 def test_a_refused_archive_leaves_no_data_dir_behind(tmp_path: Path) -> None:
