@@ -101,7 +101,7 @@ def test_questions_on_a_socket_spend_the_keys_rate_limit(app: TestClient[Any]) -
         for _ in range(2):  # over the limit: refused, the socket stays open
             ws.send_text(json.dumps({"query": "Where are backups kept?", "max_tokens": 4}))
             refused = json.loads(ws.receive_text())
-            assert (refused["type"], refused["status"], refused["code"]) == (
+            assert (refused["type"], refused.get("status"), refused.get("code")) == (
                 "error", 429, "rate_limit_exceeded",
             )  # fmt: skip
             assert "rate_limit_per_minute" in refused["message"]
