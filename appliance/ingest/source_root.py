@@ -6,17 +6,27 @@ path is read back from the open fd and checked then, at `add` and at every scan 
 share's root can be swapped too). A folder inside the data dir (keys, journal, backups),
 a config dir, `/proc`, `/sys` or `/dev` is refused; a folder that contains one of them
 is walked without entering it (see `source_walk`).
+
+`ScanRoot` holds that fd for one scan: the threads that walk and copy use it under a
+lock, and it is closed only when none does (a reused fd number must never be read).
+`copy_entry` snapshots a file from its own fd (`source_walk.open_file`), never by path.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Sequence
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from appliance.config.loader import DEFAULT_CONFIG, INSTALLED_CONFIG
 from appliance.domain.errors import ApplianceError
+from appliance.ingest.source_walk import Entry, open_file
 
+T = TypeVar("T")
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -97,3 +107,35 @@ def root_device(path: str, protected: Sequence[str]) -> int:
         return os.fstat(fd).st_dev
     finally:
         os.close(fd)
+
+
+class ScanRoot:
+    """The scan's directory fd of the folder, shared by the threads that walk and copy;
+    closed only once none of them uses it (a reused fd number must never be read)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.entries: Iterator[Entry] = iter(())
+        self._lock = threading.Lock()
+
+    def run(self, body: Callable[[int], T]) -> T:
+        with self._lock:
+            if self.fd < 0:
+                raise OSError(errno.EBADF, "the scan has ended")
+            return body(self.fd)
+
+    def close(self) -> None:
+        with self._lock:
+            close = getattr(self.entries, "close", None)
+            if close is not None:
+                close()  # the walk's own folder fds
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def copy_entry(root_fd: int, entry: Entry, target: Path) -> None:
+    """Copy the file the walk saw, from its own fd (see `source_walk.open_file`)."""
+    fd = open_file(root_fd, entry)
+    with os.fdopen(fd, "rb") as source, open(target, "xb") as copy:
+        shutil.copyfileobj(source, copy, 1 << 20)

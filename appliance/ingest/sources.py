@@ -26,12 +26,10 @@ import contextlib
 import logging
 import os
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 
@@ -40,19 +38,25 @@ from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ScanReport
 from appliance.ingest.jobs import FileTask, Job, SourceOrigin
 from appliance.ingest.pipeline import IngestionService
-from appliance.ingest.source_root import SourceError, identities, open_root, root_device
-from appliance.ingest.source_walk import Entry, next_batch, open_file, shown, walk
+from appliance.ingest.source_root import (
+    ScanRoot,
+    SourceError,
+    copy_entry,
+    identities,
+    open_root,
+    root_device,
+)
+from appliance.ingest.source_walk import Entry, next_batch, shown, walk
 from appliance.observability.metrics import Metrics
 from appliance.store.journal import Journal
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 BATCH_PATHS = 500  # paths looked up in the journal at once
 BATCH_FILES = 200  # new or changed files copied into one job
 WATCH_DEBOUNCE_MS = 2000
 
 
-__all__ = ["SourceConflict", "SourceError", "SourceNotFound", "SourceService", "check_path"]
+__all__ = ["SourceConflict", "SourceError", "SourceNotFound", "SourceService"]
 
 
 class SourceNotFound(ApplianceError):
@@ -250,7 +254,7 @@ class SourceService:
 
     async def _scan_once(self, live: _Live, report: ScanReport) -> None:
         spec = live.settings
-        root = _Root(await asyncio.to_thread(open_root, spec.path, self._protected))
+        root = ScanRoot(await asyncio.to_thread(open_root, spec.path, self._protected))
         try:
             await self._walk(live, root, report)
         finally:
@@ -260,7 +264,7 @@ class SourceService:
                 root.close()
                 raise
 
-    async def _walk(self, live: _Live, root: _Root, report: ScanReport) -> None:
+    async def _walk(self, live: _Live, root: ScanRoot, report: ScanReport) -> None:
         spec = live.settings
         purge, live.purge = live.purge, False
         kept = await self._device_moved(live, root, purge)
@@ -309,7 +313,7 @@ class SourceService:
             async with self._ingestion.quiet:
                 await self._ingestion.drop_documents(released)
 
-    async def _device_moved(self, live: _Live, root: _Root, purge: bool) -> str | None:
+    async def _device_moved(self, live: _Live, root: ScanRoot, purge: bool) -> str | None:
         """Why this scan must delete nothing if the folder is not on the device it was
         added on (None if it is, or the admin purges: the new device is recorded)."""
         device = os.fstat(root.fd).st_dev
@@ -329,7 +333,7 @@ class SourceService:
     async def _ingest(
         self,
         spec: SourceSettings,
-        root: _Root,
+        root: ScanRoot,
         pending: list[tuple[Entry, str | None]],
         number: int,
         report: ScanReport,
@@ -341,7 +345,7 @@ class SourceService:
         for i, (entry, old_document) in enumerate(pending):
             copy = target / f"{i:05d}{Path(entry.path).suffix.lower()}"
             try:
-                await asyncio.to_thread(root.run, lambda fd, e=entry, c=copy: _copy(fd, e, c))
+                await asyncio.to_thread(root.run, lambda fd, e=entry, c=copy: copy_entry(fd, e, c))
             except OSError as exc:
                 report.failed += 1
                 log.warning(
@@ -366,44 +370,6 @@ class SourceService:
         failed = sum(1 for t in job.files if t.state.value == "failed")
         report.failed += failed
         self._metrics.source_files.labels("ingested").inc(len(job.files) - failed)
-
-
-class _Root:
-    """The scan's directory fd of the folder, shared by the threads that walk and copy;
-    closed only once none of them uses it (a reused fd number must never be read)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.entries: Iterator[Entry] = iter(())
-        self._lock = threading.Lock()
-
-    def run(self, body: Callable[[int], T]) -> T:
-        with self._lock:
-            if self.fd < 0:
-                raise OSError(9, "the scan has ended")
-            return body(self.fd)
-
-    def close(self) -> None:
-        with self._lock:
-            close = getattr(self.entries, "close", None)
-            if close is not None:
-                close()  # the walk's own folder fds
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
-
-
-def _copy(root_fd: int, entry: Entry, target: Path) -> None:
-    """Copy the file the walk saw, from its own fd (see `source_walk.open_file`)."""
-    fd = open_file(root_fd, entry)
-    with os.fdopen(fd, "rb") as source, open(target, "xb") as copy:
-        shutil.copyfileobj(source, copy, 1 << 20)
-
-
-def check_path(path: str, field: str | None = None, protected: Sequence[str] = ()) -> None:
-    """A source's folder must be an absolute path to a directory the server can read,
-    and not inside a protected folder (SourceError naming `field` otherwise)."""
-    os.close(open_root(path, protected, field))
 
 
 def _encode(spec: SourceSettings) -> str:
