@@ -80,14 +80,18 @@ chmod -R go-w "$PREFIX"
 rm -rf "$PREFIX.old"
 ln -sf "$PREFIX/appliance" "$BIN_LINK"
 
-# the config: written once, never overwritten by an upgrade
+# the config: written once, never overwritten by an upgrade. It may hold secrets (the
+# Qdrant and generation servers' API keys): root writes it, the service's group reads it,
+# no one else (an older install's world-readable one is closed too)
 if [ ! -f "$ETC_DIR/appliance.toml" ]; then
-  sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" "$here/appliance.toml" > "$ETC_DIR/appliance.toml"
-  chmod 0644 "$ETC_DIR/appliance.toml"
+  (umask 077 && sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" "$here/appliance.toml" > "$ETC_DIR/appliance.toml")
   say "wrote $ETC_DIR/appliance.toml"
 else
   say "kept $ETC_DIR/appliance.toml"
 fi
+chown "root:$SERVICE_USER" "$ETC_DIR/appliance.toml" \
+  || die "cannot give $ETC_DIR/appliance.toml to the group $SERVICE_USER"
+chmod 0640 "$ETC_DIR/appliance.toml"
 "$PREFIX/appliance" --config "$ETC_DIR/appliance.toml" config check >/dev/null \
   || die "$ETC_DIR/appliance.toml does not validate (appliance config check)"
 

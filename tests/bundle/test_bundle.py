@@ -108,6 +108,8 @@ def test_install_lays_out_the_server(installed: Installed) -> None:
     assert installed.bin_link.resolve() == installed.exe.resolve()
     assert (installed.data.stat().st_mode & 0o777) == 0o700
     assert f'data_dir = "{installed.data}"' in installed.config.read_text()
+    config = installed.config.stat()  # it may hold API keys: root's, the service group's
+    assert (config.st_mode & 0o777, config.st_uid) == (0o640, 0), oct(config.st_mode)
     unit = (installed.units / "appliance.service").read_text()
     for line in ("User=", "StateDirectory=appliance", "ProtectSystem=strict", "ProtectHome=true",
                  "NoNewPrivileges=true", "PrivateTmp=true", "Restart=on-failure"):  # fmt: skip
@@ -131,6 +133,47 @@ def test_systemd_accepts_the_unit(installed: Installed) -> None:
         and "not running" not in line.lower()
     ]  # fmt: skip
     assert not problems, run.stdout + run.stderr
+
+
+# `systemd-analyze security --offline=true` of packaging/appliance.service: 3.2 before
+# ProtectProc=invisible and SystemCallFilter=@system-service (issue 19), 1.7 after
+EXPOSURE_AT_MOST = 1.7
+HARDENED = (  # systemd's own checks the unit must pass (ProcSubset=pid would hide
+    # /proc/meminfo and /proc/cpuinfo from the start: left out)
+    "ProtectProc=", "SystemCallFilter=~@mount", "SystemCallFilter=~@module",
+    "SystemCallFilter=~@raw-io", "SystemCallFilter=~@reboot", "SystemCallFilter=~@debug",
+    "SystemCallArchitectures=", "RestrictAddressFamilies=~AF_PACKET",
+    "RestrictAddressFamilies=~AF_NETLINK", "RestrictAddressFamilies=~…", "LockPersonality=",
+    "RestrictNamespaces=~user", "RestrictNamespaces=~mnt", "RestrictNamespaces=~net",
+    "CapabilityBoundingSet=~CAP_SYS_ADMIN", "CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)",
+    "CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)", "NoNewPrivileges=",
+)  # fmt: skip
+
+
+def test_the_unit_is_hardened_to_its_measured_exposure() -> None:
+    """The shipped unit as systemd scores it (needs no bundle: runs on its own)."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing (make system-deps installs systemd)"
+    unit = PACKAGING / "appliance.service"
+
+    def security(*options: str) -> str:
+        return subprocess.run(
+            [analyze, "security", "--offline=true", *options, str(unit)],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+
+    checks = {c["name"]: c for c in json.loads(security("--json=short"))}
+    failing = [name for name in HARDENED if not checks[name]["set"]]
+    assert not failing, failing
+    overall = security().rsplit("Overall exposure level for appliance.service:", 1)[1]
+    assert float(overall.split()[0]) <= EXPOSURE_AT_MOST, overall
+    # the parser child confines itself with Landlock: @system-service lacks its calls
+    allowed = " ".join(
+        line.split("=", 1)[1] for line in unit.read_text().splitlines()
+        if line.startswith("SystemCallFilter=")
+    ).split()  # fmt: skip
+    for call in ("landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"):
+        assert call in allowed, call
 
 
 def test_version_names_the_lock(installed: Installed) -> None:
@@ -297,6 +340,7 @@ def test_an_upgrade_keeps_config_data_and_keys(installed: Installed, tmp_path: P
     key = key_file.read_text()  # written by the first start (the test above)
     config = installed.config.read_text().replace('log_level = "info"', 'log_level = "debug"')
     installed.config.write_text(config)
+    installed.config.chmod(0o644)  # as installs before issue 19 left it
     with tarfile.open(tarball()) as tar:
         tar.extractall(tmp_path, filter="tar")
     unpacked = next(tmp_path.iterdir())
@@ -307,6 +351,7 @@ def test_an_upgrade_keeps_config_data_and_keys(installed: Installed, tmp_path: P
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "upgrading" in run.stdout and "kept" in run.stdout
     assert installed.config.read_text() == config
+    assert installed.config.stat().st_mode & 0o777 == 0o640  # closed on upgrade too
     assert key_file.read_text() == key
     assert installed.exe.is_file() and not Path(f"{installed.prefix}.old").exists()
 
