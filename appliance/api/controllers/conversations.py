@@ -27,7 +27,7 @@ def _read(row: ConversationRow, history: list[ConversationTurn] | None = None) -
 
 
 OWNER = Parameter(
-    query="key_id", default=None, min_length=1, max_length=64,
+    query="key_id", default=None,
     description="An admin key's way to another key's conversation (default: the caller's)",
 )  # fmt: skip
 
@@ -62,7 +62,7 @@ class ConversationController(Controller):
         )
         return ConversationList([_read(r) for r in rows])
 
-    @get("/{conversation_id:str}", summary="A conversation and its turns (query)",
+    @get("/{conversation_id:str}", summary="A conversation and its turns (query; admin: any key's)",
          responses=errors(404))  # fmt: skip
     async def get_conversation(
         self,
