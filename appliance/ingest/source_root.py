@@ -72,14 +72,16 @@ def open_root(path: str, protected: Sequence[str], field: str | None = None) -> 
             f"{name}{path!r} is not readable by the server's user ({exc.strerror})", field=field
         ) from None
     try:
-        real = _real_path(fd, path)
-        for folder in protected:
-            if _inside(real, folder):
-                raise SourceError(
-                    f"{name}{path!r} is inside {folder}, which holds the appliance's own "
-                    "data or the system's: it cannot be a synced folder",
-                    field=field,
-                )
+        real, st = _real_path(fd, path), os.fstat(fd)
+        inside = next((f for f in protected if _inside(real, f)), None)
+        if inside is None and (st.st_dev, st.st_ino) in identities(protected):
+            inside = "a protected folder (mounted here again)"
+        if inside is not None:
+            raise SourceError(
+                f"{name}{path!r} is inside {inside}, which holds the appliance's own data "
+                "or the system's: it cannot be a synced folder",
+                field=field,
+            )
         if not os.access(real, os.R_OK | os.X_OK):
             raise SourceError(f"{name}{path!r} is not readable by the server's user", field=field)
     except BaseException:
