@@ -280,7 +280,7 @@ async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[s
             prompt = build_prompt(
                 strategy=PromptStrategy(context="passages", instruction="Answer from the context."),
                 question=q, excerpts=[Excerpt(1, hits[0], hits[0].text)],
-                render=generator.render, tokenize=generator.tokenize, n_ctx=CHAT_CTX,
+                render=generator.render, encode=generator.encode, n_ctx=CHAT_CTX,
                 max_tokens=MAX_TOKENS, context_tokens=CHAT_CTX,
             )  # fmt: skip
             first = None

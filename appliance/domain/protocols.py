@@ -54,7 +54,14 @@ class Generator(Protocol):
 
     def render(self, messages: list[dict[str, str]]) -> str: ...
 
-    def tokenize(self, text: str) -> list[int]: ...
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        """The tokens of `render(messages)`: the chat template's own markers as special
+        tokens, message contents (untrusted) as plain text."""
+        ...
+
+    def tokenize(self, text: str) -> list[int]:
+        """BOS and the tokens of `text` as plain text (special-token strings stay text)."""
+        ...
 
     def stream(
         self,
@@ -65,7 +72,7 @@ class Generator(Protocol):
         messages: list[dict[str, str]] | None = None,
     ) -> TokenStream:
         """Queue a generation at once (may raise `Overloaded`); iterate the text pieces.
-        `prompt_tokens` are `render(messages)` tokenized: the in-process model reads the
+        `prompt_tokens` are `encode(messages)`: the in-process model reads the
         tokens, an external server the messages."""
         ...
 

@@ -2,7 +2,9 @@
 
 This facade renders prompts with the model's own chat template, tokenizes them
 with a vocab-only model (thread-safe, no context) and streams pieces of text
-from the engine thread. Callers see only `render`, `tokenize`, `stream`.
+from the engine thread. Callers see only `render`, `encode`, `tokenize`, `stream`.
+Message contents are tokenized as plain text (`engine/chat_prompt.py`): a document
+cannot write the template's control tokens.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from appliance.engine.batching import BatchedChat
+from appliance.engine.chat_prompt import ChatPromptEncoder
 from appliance.engine.engine_thread import GenerateJob, LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError, check_common
@@ -59,26 +62,18 @@ class LlamaGenerator:
     """Implements `domain.protocols.Generator`."""
 
     def __init__(self, path: Path, engine: LlamaEngineThread, *, n_ctx: int) -> None:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         self._engine = engine
         self._n_ctx = n_ctx
         vocab = load_llama(str(path), vocab_only=True)
         template = vocab.metadata.get("tokenizer.chat_template")
         self._path = path
-        eos = vocab.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace")
-        bos = vocab.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace")
         self._vocab: Any = vocab
         # A base model (no template) still serves raw completions (the engine benchmark);
         # the appliance refuses it at start (`check_chat_template`).
-        self._formatter = (
-            Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-            if template
-            else None
-        )
+        self._prompts = ChatPromptEncoder(vocab, template) if template else None
 
     def check_chat_template(self) -> None:
-        if self._formatter is None:
+        if self._prompts is None:
             raise EngineConfigError(
                 f"{self._path}: the GGUF has no chat template (tokenizer.chat_template); "
                 "use an instruct/chat model"
@@ -104,12 +99,20 @@ class LlamaGenerator:
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text of `messages` in the model's chat template, ready for an answer."""
         self.check_chat_template()
-        assert self._formatter is not None
-        prompt: str = self._formatter(messages=cast(Any, messages)).prompt
-        return prompt
+        assert self._prompts is not None
+        return self._prompts.render(messages)
+
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt tokens of `messages` (what `render` writes): the template's markers
+        as special tokens, the message contents as plain text."""
+        self.check_chat_template()
+        assert self._prompts is not None
+        return self._prompts.encode(messages)
 
     def tokenize(self, text: str) -> list[int]:
-        tokens: list[int] = self._vocab.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        """BOS and the tokens of `text` read as plain text (a special-token string in it
+        stays text)."""
+        tokens: list[int] = self._vocab.tokenize(text.encode("utf-8"), add_bos=True, special=False)
         return tokens
 
     def stream(

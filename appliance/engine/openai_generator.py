@@ -13,6 +13,10 @@ lines until `[DONE]`. What the in-process engine gives, it gives the same way:
   (a failed connection or readiness check, retried after `RECHECK_S`), `stream()`
   refuses at once with a 503 instead of queueing.
 
+Message contents go with the chat-template markers of known model families
+neutralized (`engine/remote_markers.py`): the server parses special tokens in the text
+its template renders, so a document must not carry them.
+
 Token counts are estimates: the server's tokenizer is not known here, and asking it
 (`/tokenize` of llama-server and vLLM; Ollama has none) would put a round trip per
 sentence into every prompt. `estimate_tokens` counts words, digits, punctuation and
@@ -37,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from appliance.domain.errors import ApplianceError, Overloaded
+from appliance.engine.remote_markers import outgoing_messages
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +216,11 @@ class OpenAIGenerator:
         return self._n_ctx
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return render_chatml(messages)
+        return render_chatml(outgoing_messages(messages))
+
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        """Stand-in tokens of the prompt, as `tokenize` gives them."""
+        return self.tokenize(self.render(messages))
 
     def tokenize(self, text: str) -> list[int]:
         """Stand-in tokens (their count is all that is read): one per estimated token,
@@ -249,15 +258,21 @@ class OpenAIGenerator:
                 retry_after=int(RECHECK_S),
             )
         place = self.admission.reserve()
-        body: dict[str, Any] = {
+        body = self.request_body(messages, max_tokens=max_tokens, temperature=temperature)
+        return RemoteTokenStream(self, body, len(prompt_tokens), place)
+
+    def request_body(
+        self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
+    ) -> dict[str, Any]:
+        """The JSON body of `POST /chat/completions` (contents' markers neutralized)."""
+        return {
             "model": self.model,
-            "messages": messages,
+            "messages": outgoing_messages(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        return RemoteTokenStream(self, body, len(prompt_tokens), place)
 
     # ---- readiness ------------------------------------------------------------
     @property

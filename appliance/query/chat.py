@@ -24,7 +24,7 @@ from appliance.observability.metrics import Metrics
 from appliance.query.conversations import join_follow_up
 from appliance.query.draining import SHUTTING_DOWN, Draining
 
-Message = dict[str, str]  # {"role": ..., "content": ...}, as `Generator.render` reads
+Message = dict[str, str]  # {"role": ..., "content": ...}, as `Generator.encode` reads
 
 
 def retrieval_question(messages: Sequence[Message]) -> tuple[int, str]:
@@ -90,7 +90,7 @@ class ChatService:
         gen = self._generator
         t0 = time.perf_counter()
         try:
-            tokens = await asyncio.to_thread(lambda: gen.tokenize(gen.render(messages)))
+            tokens = await asyncio.to_thread(gen.encode, messages)
         except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
             raise FieldError(
                 "messages", f"the chat model's template refuses these messages: {exc}"

@@ -182,7 +182,7 @@ class QueryService:
             question=params.question,
             excerpts=excerpts,
             render=gen.render,
-            tokenize=gen.tokenize,
+            encode=gen.encode,
             n_ctx=gen.n_ctx,
             max_tokens=self._max_tokens(params, strategy),
             context_tokens=budget,

@@ -4,8 +4,10 @@ A strategy (`config.schema.PromptStrategy`) says what the model reads: whole
 passages or selected sentences (`query.context` picks them), in the user turn
 before the question or in the system turn. Document text is wrapped in one
 `<documents>` block and the instruction says it is data, not instructions; a tag
-inside a document is defused so a file cannot close the block. (`legacy` keeps the
-old numbered passages, for the benchmark's before/after.)
+inside a document is defused so a file cannot close the block, and the generator
+tokenizes message contents as plain text (`Generator.encode`) so a file cannot write
+the chat template's control tokens either. (`legacy` keeps the old numbered
+passages, for the benchmark's before/after.)
 
 Context goes in rank order (passages are numbered [1]..[n], as the citations);
 when it would overflow the budget or leave no room for the answer, the lowest-
@@ -104,7 +106,7 @@ def build_prompt(
     question: str,
     excerpts: Sequence[Excerpt],
     render: Callable[[list[dict[str, str]]], str],
-    tokenize: Callable[[str], list[int]],
+    encode: Callable[[list[dict[str, str]]], list[int]],
     n_ctx: int,
     max_tokens: int,
     context_tokens: int,
@@ -113,14 +115,15 @@ def build_prompt(
     """Fit the top-ranked excerpts within `context_tokens` and leave `max_tokens`.
 
     If even the question alone leaves less than `max_tokens`, the answer budget
-    shrinks (down to `min_answer_tokens`) rather than failing.
+    shrinks (down to `min_answer_tokens`) rather than failing. `render` gives the
+    prompt's text, `encode` its tokens (message contents as plain text).
     """
     kept = list(excerpts)
-    bare = len(tokenize(render(messages_for(strategy, question, []))))
+    bare = len(encode(messages_for(strategy, question, [])))
     while True:
         messages = messages_for(strategy, question, kept)
         text = render(messages)
-        tokens = tokenize(text)
+        tokens = encode(messages)
         room = n_ctx - len(tokens)
         within_budget = len(tokens) - bare <= context_tokens
         if room >= max_tokens and within_budget:

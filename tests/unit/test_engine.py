@@ -70,8 +70,7 @@ def test_only_the_llama_threads_are_niced(engine: Engine) -> None:
 
 
 def prompt(engine: Engine, question: str) -> list[int]:
-    text = engine.generator.render([{"role": "user", "content": question}])
-    return engine.generator.tokenize(text)
+    return engine.generator.encode([{"role": "user", "content": question}])
 
 
 def test_embeddings_are_unit_vectors(engine: Engine) -> None:
@@ -133,10 +132,8 @@ def test_prefix_cache_answers_match_a_cold_run(chat_model: Path, embedding_model
 
     def prompts(e: Engine) -> list[list[int]]:
         return [
-            e.generator.tokenize(
-                e.generator.render(
-                    [{"role": "system", "content": system}, {"role": "user", "content": q}]
-                )
+            e.generator.encode(
+                [{"role": "system", "content": system}, {"role": "user", "content": q}]
             )
             for q in questions
         ]

@@ -26,13 +26,17 @@ def tokenize(text: str) -> list[int]:
     return list(range(len(text.split())))
 
 
+def encode(messages: list[dict[str, str]]) -> list[int]:
+    return tokenize(render(messages))
+
+
 PASSAGES = PromptStrategy(context="passages", passages=5)
 
 
 def build(hits: list[Hit], **kw: object) -> object:
     args: dict[str, object] = dict(
         strategy=PASSAGES, question="q?", excerpts=passages(hits, PASSAGES), render=render,
-        tokenize=tokenize, n_ctx=1000, max_tokens=100, context_tokens=10_000,
+        encode=encode, n_ctx=1000, max_tokens=100, context_tokens=10_000,
     )  # fmt: skip
     args.update(kw)
     return build_prompt(**args)  # type: ignore[arg-type]
@@ -57,7 +61,7 @@ def test_lowest_ranked_hits_are_dropped_first() -> None:
 
 def test_the_context_budget_is_kept() -> None:
     hits = [hit(i, 40) for i in range(5)]
-    bare = len(tokenize(render(messages_for(PASSAGES, "q?", []))))
+    bare = len(encode(messages_for(PASSAGES, "q?", [])))
     built = build(hits, context_tokens=100)
     assert len(built.tokens) - bare <= 100  # type: ignore[attr-defined]
     assert len(built.hits) == 2  # type: ignore[attr-defined]
