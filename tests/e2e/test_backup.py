@@ -4,6 +4,7 @@ the same results; the archive holds no key in the clear; a damaged archive is re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.backup_factory import backup_tree, pack
 from tests.conftest import REPO, server_env
 from tests.docs_factory import FACTS, make_all
 from tests.e2e.server import ServerProcess
@@ -108,8 +110,48 @@ def test_a_damaged_archive_is_refused(models_dir: Path, tmp_path: Path) -> None:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(staging, arcname=".")
     env = {**server_env(tmp_path / "c", models_dir)}
-    import os
-
     result = cli({**os.environ, **env}, "restore", "--url", "http://127.0.0.1:9", str(archive))
     assert result.returncode == 1 and "differ from the manifest" in result.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_a_server_started_during_a_restore_refuses_and_makes_no_fresh_data_dir(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`appliance serve` started (as systemd would) at the worst moment of a restore, the
+    previous files moved aside and the restored ones not yet in, exits 1 on the data
+    dir's lock; it never runs on the emptied data dir with a new admin key."""
+    from appliance.restore import restore_backup
+
+    backup_tree(tmp_path / "b")
+    archive = pack(tmp_path / "b", tmp_path / "backup.tar.gz")
+    server = ServerProcess(server_env(tmp_path / "data", models_dir), tmp_path / "serve.log")
+    server.data_dir.mkdir()
+    (server.data_dir / "journal.sqlite3").write_bytes(b"the previous journal")
+    started: list[subprocess.CompletedProcess[str]] = []
+
+    def serve() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "appliance", "serve"], env=server.env, cwd=REPO,
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    def then_serve(real: Any) -> Any:
+        def rename(*args: Any, **kwargs: Any) -> None:
+            real(*args, **kwargs)
+            root = server.data_dir
+            if not started and (not root.exists() or set(os.listdir(root)) <= {".lock"}):
+                started.append(serve())
+
+        return rename
+
+    monkeypatch.setattr(os, "rename", then_serve(os.rename))
+    monkeypatch.setattr(os, "replace", then_serve(os.replace))
+    done = restore_backup(archive, server.data_dir, {})
+
+    assert started, "the hook never ran between the two halves of the swap"
+    assert started[0].returncode == 1, started[0].stderr[-2000:]
+    assert "in use by a running appliance" in started[0].stderr + started[0].stdout
+    assert "First start" not in started[0].stderr  # no admin key of its own
+    assert done.admin_key == "new" and done.moved_aside is not None
+    assert (server.data_dir / "journal.sqlite3").read_bytes() == b"the backup's journal"

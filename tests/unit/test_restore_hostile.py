@@ -21,6 +21,7 @@ from appliance.fileutil import DataDirBusy, lock_data_dir, unlock_data_dir
 from appliance.restore import RestoreError, restore_backup
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import Role
+from tests.backup_factory import backup_tree, pack
 
 Member = tuple[tarfile.TarInfo, bytes | None]
 
@@ -152,50 +153,6 @@ def test_a_crafted_archive_is_refused_naming_the_member_and_nothing_changes(
         restore_backup(archive, site / "data", {})
     assert listing(site) == before  # nothing written outside, nor in the data dir
     assert f"member {named.format(site=site)}:" in str(refused.value)
-
-
-# a backup as write_backup lays it out
-
-
-def make_keys(folder: Path) -> str:
-    """A real key table under `folder` (as the server makes it); its bootstrap admin key."""
-
-    async def start() -> None:
-        store = KeyStore(folder)
-        await store.start()
-        await store.close()
-
-    asyncio.run(start())
-    key = (folder / "admin.key").read_text().strip()
-    (folder / "admin.key").unlink()
-    return key
-
-
-def backup_tree(root: Path) -> str:
-    """The files of a backup under `root`; the admin key its key table holds."""
-    (root / "edge" / "documents").mkdir(parents=True)
-    (root / "edge" / "documents" / "segment.bin").write_bytes(os.urandom(3000))
-    (root / "uploads").mkdir()
-    (root / "uploads" / "waiting.txt").write_text("an upload of an unfinished job")
-    (root / "journal.sqlite3").write_bytes(b"the backup's journal")
-    (root / "index.json").write_text('{"collection": "documents"}')
-    (root / "settings.json").write_text('{"generation": {"api_key": "<redacted>"}}')
-    return make_keys(root / "secrets")
-
-
-def pack(root: Path, archive: Path, manifest: dict[str, Any] | None = None) -> Path:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
-    names = {str(p.relative_to(root)): p for p in files}
-    manifest = manifest or {
-        "format": 1,
-        "files": {n: hashlib.sha256(p.read_bytes()).hexdigest() for n, p in names.items()},
-        "sizes": {n: p.stat().st_size for n, p in names.items()},
-        "models": [{"role": "chat", "file": "chat.gguf", "size": 1, "sha256": "00"}],
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(root, arcname=".")
-    return archive
 
 
 def authenticates(secrets: Path, key: str) -> bool:
