@@ -26,6 +26,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ class ParseSandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._files: socket.socket | None = None  # passes each file's descriptor
         self._scratch: Path | None = None
+        self._remove_scratch: weakref.finalize[Any, Any] | None = None  # also at exit
         self._why_killed: str | None = None
         self._busy: subprocess.Popen[bytes] | None = None  # the child parsing right now
         self._ocr_page: int | None = None  # the page being read by OCR, if any
@@ -115,6 +117,7 @@ class ParseSandbox:
             return self._proc
         self._discard()
         self._scratch = Path(tempfile.mkdtemp(prefix="appliance-parse-"))
+        self._remove_scratch = weakref.finalize(self, shutil.rmtree, self._scratch, True)
         if os.geteuid() == 0:  # the child drops to this user: its scratch is its own
             os.chown(self._scratch, *unprivileged_ids())
         policy = Policy(write=[str(self._scratch)], fsize_mb=max(64, self._limits.max_unzipped_mb))
@@ -155,9 +158,9 @@ class ParseSandbox:
         if self._files is not None:
             self._files.close()
             self._files = None
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        if self._remove_scratch is not None:
+            self._remove_scratch()
+            self._remove_scratch = self._scratch = None
 
     def _kill(self, why: str, proc: subprocess.Popen[bytes] | None = None) -> None:
         """Kill `proc` (default: the child parsing now) if it is still that parse's."""
