@@ -29,6 +29,7 @@ from appliance.fileutil import (
 from appliance.restore.admin_key import previous_admin_key, provide_admin_key
 from appliance.restore.archive import (
     READ_ERRORS,
+    BoundedGzip,
     CheckedArchive,
     Manifest,
     Owner,
@@ -76,7 +77,8 @@ def _open_archive(archive: Path, stack: contextlib.ExitStack) -> tarfile.TarFile
     except OSError as exc:
         raise RestoreError(f"{archive}: {exc.strerror or exc}") from None
     try:
-        return stack.enter_context(tarfile.open(fileobj=raw, mode="r:gz"))
+        stream = stack.enter_context(BoundedGzip(fileobj=raw, mode="rb"))
+        return stack.enter_context(tarfile.open(fileobj=stream, mode="r:"))
     except READ_ERRORS as exc:
         raise RestoreError(f"{archive}: not a readable backup archive ({exc})") from exc
 

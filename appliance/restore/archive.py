@@ -12,6 +12,7 @@ computed while it is written and compared with the manifest's.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tarfile
@@ -33,6 +34,7 @@ MAX_DEPTH = 32
 MAX_MANIFEST_BYTES = 16 << 20
 NAME_MAX = 255
 BLOCK = 1 << 20
+MAX_READ = 32 << 20  # the manifest's bound, and more than any block read here
 READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 Owner = tuple[int, int]
 
@@ -49,6 +51,17 @@ _KINDS = {
 
 class RestoreError(Exception):
     """The archive cannot be restored; the message says why (and names the member)."""
+
+
+class BoundedGzip(gzip.GzipFile):
+    """The archive's gzip stream, read at most MAX_READ bytes at a time: tarfile reads a
+    pax or GNU long-name header whole, so one claiming gigabytes (a few MiB once
+    compressed) is refused instead of filling memory."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_READ:
+            raise RestoreError(f"a tar header or read of more than {MAX_READ >> 20} MiB: refused")
+        return super().read(size)
 
 
 class ModelEntry(msgspec.Struct):

@@ -5,6 +5,7 @@ a real backup's layout restores; the data dir's lock is held through the swap.""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import io
 import json
@@ -328,3 +329,19 @@ def test_a_server_starting_during_the_swap_is_refused_and_then_finds_the_restore
     assert (data / ".lock").stat().st_ino == lock_inode
     unlock_data_dir(lock_data_dir(data))  # free once restored
     assert (data / "journal.sqlite3").read_bytes() == b"the backup's journal"
+
+
+def test_a_header_claiming_gigabytes_is_refused_before_it_is_read(
+    site: Path, tmp_path: Path
+) -> None:
+    """tarfile reads a GNU long-name (or pax) header whole: one claiming 1 GiB."""
+    header = tarfile.TarInfo("./journal.sqlite3")
+    header.type = tarfile.GNUTYPE_LONGNAME
+    header.size = 1 << 30
+    archive = tmp_path / "huge-header.tar.gz"
+    with gzip.open(archive, "wb") as out:
+        out.write(header.tobuf(tarfile.USTAR_FORMAT) + bytes(1 << 20))
+    before = listing(site)
+    with pytest.raises(RestoreError, match="a tar header or read of more than 32 MiB"):
+        restore_backup(archive, site / "data", {})
+    assert listing(site) == before
