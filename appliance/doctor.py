@@ -162,7 +162,10 @@ def sandbox_verdict(confined: dict[str, Any], secret_probe: str | None) -> tuple
             "the server and its children, or use a newer kernel"
         )
     elif secret_probe == "ok":
-        advice = "the parser sandbox's child can read secrets/admin.key: report this bug"
+        advice = (
+            "the parser sandbox's child can read secrets/admin.key: move the data dir out of "
+            "the directories of the appliance and of its Python runtime (the child reads those)"
+        )
     return ", ".join(parts) + "; no seccomp filter", advice
 
 

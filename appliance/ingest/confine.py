@@ -141,7 +141,8 @@ def runtime_dirs() -> list[str]:
     import appliance
 
     paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
-    paths |= {str(Path(sys.executable).parent), str(Path(sys.executable).resolve().parent)}
+    paths |= {sys.executable, str(Path(sys.executable).resolve())}  # not its directory:
+    # the bundle's holds more than the program (a data dir there would be readable)
     paths.add(str(Path(appliance.__file__).resolve().parent))
     if hasattr(sys, "_MEIPASS"):
         paths.add(str(sys._MEIPASS))

@@ -161,7 +161,8 @@ def test_doctor_says_when_the_kernel_has_no_landlock() -> None:
     line, advice = sandbox_verdict(no_landlock, "EACCES")
     assert line.startswith("NO Landlock, uid 65534, NoNewPrivs")
     assert "no file-system confinement" in advice and "4.18.0" in advice
-    line, advice = sandbox_verdict(
-        {"uid": 65534, "no_new_privs": True, "landlock_abi": 7}, "EACCES"
-    )
+    landlock = {"uid": 65534, "no_new_privs": True, "landlock_abi": 7}
+    line, advice = sandbox_verdict(landlock, "EACCES")
     assert line.startswith("Landlock ABI 7 (files, TCP, signals)") and not advice
+    line, advice = sandbox_verdict(landlock, "ok")  # a data dir inside the runtime's
+    assert "admin.key readable!" in line and "move the data dir" in advice
