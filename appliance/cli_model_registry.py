@@ -4,9 +4,10 @@
 known architecture and that it fits the RAM budget beside the other model; copies it into
 the models dir under a temporary name (hashing it), checks that llama.cpp loads that copy
 (in a child process: a failed assert in llama.cpp aborts the process that runs it; the
-child runs as `nobody` when `add` runs as root, with limits and an empty environment,
-and reads the copy through an inherited descriptor) and that a chat model has a chat
-template; then renames the copy into place and records it with its SHA-256. `use NAME`
+child confines itself like the parser child before it reads a byte: unprivileged when
+`add` runs as root, no_new_privs, Landlock, limits, an empty environment; it reads the
+copy through an inherited descriptor) and that a chat model has a chat template; then
+renames the copy into place and records it with its SHA-256. `use NAME`
 makes it the active model of its role. No network is involved at any step.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import subprocess
 import sys
 from dataclasses import replace
@@ -28,16 +28,7 @@ from appliance.models.sizing import GgufInfo, read_gguf_info
 
 MiB = 1024 * 1024
 EMBEDDING_ARCHITECTURES = ("bert", "nomic-bert", "jina-bert-v2", "modern-bert", "t5encoder")
-
-
-NOBODY = "nobody"  # the user the probe runs as when `models add` runs as root
-PROBE_LIMITS = {  # resource: (soft, hard), set in the probe child before it reads a byte
-    "RLIMIT_CORE": 0,  # no core dump of a crash (it would hold the model's bytes)
-    "RLIMIT_FSIZE": 0,  # it writes no file
-    "RLIMIT_NOFILE": 256,
-    "RLIMIT_NPROC": 512,  # llama.cpp's threads, not a fork bomb
-    "RLIMIT_CPU": 1200,  # seconds of CPU, beside the 600 s wall-clock timeout
-}
+PROBE_CPU_S = 1200  # CPU seconds for the load, beside the 600 s wall-clock timeout
 
 
 def probe_command(path: str) -> list[str]:
@@ -46,30 +37,22 @@ def probe_command(path: str) -> list[str]:
     return [sys.executable, "-m", "appliance", "models", "probe", path]
 
 
-def _confine_probe() -> None:
+def _confine_probe(path: Path) -> dict[str, object]:
     """The probe child, after loading its libraries and before llama.cpp reads a byte of
-    the untrusted GGUF: resource limits; as root, become `nobody` (all of real, effective
-    and saved ids; no supplementary groups); and no_new_privs (no setuid program it could
-    run gains its owner's rights)."""
-    import ctypes
+    the untrusted GGUF: the parser's confinement (appliance/ingest/confine.py: as root,
+    an unprivileged user; no_new_privs; Landlock: the runtime and this one file
+    read-only, nothing else, no TCP), writing no file, and CPU and core-dump limits."""
     import resource
 
-    for name, limit in PROBE_LIMITS.items():
-        which = getattr(resource, name)
+    from appliance.ingest.confine import Policy, confine
+
+    for which, limit in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_CPU, PROBE_CPU_S)):
         hard = resource.getrlimit(which)[1]
         capped = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
         resource.setrlimit(which, (capped, capped))
-    if os.geteuid() == 0:
-        uid, gid = _nobody()
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-        if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
-            raise OSError("the probe could not give up root")
-    pr_set_no_new_privs = 38
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    confined = confine(Policy(read=[str(path)], fsize_mb=0))
+    return {"uid": confined.uid, "no_new_privs": confined.no_new_privs,
+            "landlock_abi": confined.landlock_abi}  # fmt: skip
 
 
 def probe(path: Path) -> int:
@@ -82,7 +65,7 @@ def probe(path: Path) -> int:
 
     ensure_loaded()
     llama_cpp.llama_backend_init()
-    _confine_probe()
+    confined = _confine_probe(path)
     params = llama_cpp.llama_model_default_params()
     params.use_extra_bufts = False
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
@@ -94,19 +77,10 @@ def probe(path: Path) -> int:
         "loaded": True,
         "n_params": int(llama_cpp.llama_model_n_params(model)),
         "chat_template": bool(template),
-        "uid": os.getuid(),
+        **confined,
     }))  # fmt: skip
     llama_cpp.llama_model_free(model)
     return 0
-
-
-def _nobody() -> tuple[int, int]:
-    """The unprivileged user the probe becomes when started as root."""
-    try:
-        user = pwd.getpwnam(NOBODY)
-    except KeyError:
-        return 65534, 65534
-    return user.pw_uid, user.pw_gid
 
 
 def _probe_env() -> dict[str, str]:
@@ -120,10 +94,10 @@ def _probe_env() -> dict[str, str]:
 
 
 def _probe_in_child(path: Path, fd: int | None = None) -> dict[str, object]:
-    """Load the model in a child that confines itself (`nobody` when we are root, no new
-    privileges, limits) before it reads the file, in a minimal environment. It reads the
-    file through the descriptor `fd` (the staged copy: exactly the bytes that get
-    registered), else through `path`."""
+    """Load the model in a child that confines itself (unprivileged when we are root, no
+    new privileges, Landlock, limits) before it reads the file, in a minimal environment.
+    It reads the file through the descriptor `fd` (the staged copy: exactly the bytes
+    that get registered), else through `path`."""
     # read-only, whatever `fd` was opened for: the child cannot change what was hashed
     readable = (
         open_named_file(path)

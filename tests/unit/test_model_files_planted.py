@@ -5,7 +5,6 @@ it points to keeps its bytes, mode and owner. Real files and real syscalls."""
 from __future__ import annotations
 
 import os
-import pwd
 import stat
 from pathlib import Path
 
@@ -60,9 +59,7 @@ def test_a_link_planted_at_the_part_name_is_refused(
     assert not (models / "smol.gguf").exists() and not (models / "registry.json").exists()
 
 
-def test_a_link_planted_at_the_registry_temp_name_is_refused(
-    models: Path, victim: Path
-) -> None:
+def test_a_link_planted_at_the_registry_temp_name_is_refused(models: Path, victim: Path) -> None:
     before = victim.stat()
     (models / f".registry.json.{os.getpid()}.tmp").symlink_to(victim)
     registry = Registry.load(models)
@@ -111,10 +108,12 @@ def test_root_follows_no_link_of_another_user_to_the_source(
 @pytest.mark.slow
 def test_the_probe_of_an_untrusted_gguf_runs_unprivileged(chat_model: Path) -> None:
     from appliance.cli_model_registry import _probe_in_child
+    from appliance.ingest.confine import unprivileged_ids
 
-    expected = pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else os.getuid()
+    expected = unprivileged_ids()[0] if os.geteuid() == 0 else os.getuid()
     probed = _probe_in_child(chat_model)
-    assert probed["loaded"] and probed.get("uid") == expected
+    assert probed["loaded"] and probed.get("no_new_privs") is True
+    assert probed.get("uid") == expected  # as root: not root (nobody here)
 
 
 @pytest.mark.slow
