@@ -54,13 +54,20 @@ class Restored:
     admin_key: str  # 'kept' (the previous one), 'new', or 'archive' (an older archive's)
 
 
+def _digest(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError:  # unreadable here: the server will say why
+        return ""
+
+
 def model_warnings(manifest: Manifest, model_files: dict[str, Path]) -> list[str]:
     warnings = []
     for model in manifest.models:
         current = model_files.get(model.role)
         if current is None or not current.is_file():
             warnings.append(f"{shown(model.role)} model {shown(model.file)} is not on this machine")
-        elif sha256_file(current) != model.sha256:
+        elif _digest(current) != model.sha256:
             warnings.append(
                 f"the {shown(model.role)} model differs from the backup's ({shown(model.file)}): "
                 "answers and search scores may differ"
@@ -96,8 +103,13 @@ def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) 
                 lock = lock_data_dir(data_dir)
             except DataDirBusy as exc:
                 raise RestoreError(str(exc)) from None
+            except OSError as exc:
+                raise RestoreError(f"{data_dir}: cannot lock it ({exc})") from None
             try:
-                moved, admin_key = _restore_locked(tar, checked, data_dir, lock)
+                try:
+                    moved, admin_key = _restore_locked(tar, checked, data_dir, lock)
+                except OSError as exc:  # (the archive's own faults name their member)
+                    raise RestoreError(f"{data_dir}: cannot restore into it ({exc})") from exc
             except BaseException:
                 if created:  # leave no trace of a refused restore
                     with contextlib.suppress(OSError):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
 import time
 from pathlib import Path
 
-from appliance.restore.archive import Owner
+from appliance.restore.archive import Owner, RestoreError
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import Role
 
@@ -64,7 +65,10 @@ def provide_admin_key(staging: Path, previous: str | None, owner: Owner | None) 
     secrets = staging / "secrets"
     if (secrets / KEY_FILE).exists():
         return "archive"
-    key, kept = asyncio.run(_admin_key_for(secrets, previous))
+    try:
+        key, kept = asyncio.run(_admin_key_for(secrets, previous))
+    except sqlite3.Error as exc:
+        raise RestoreError(f"secrets/keys.sqlite3: not a key table ({exc})") from None
     if key is not None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(secrets / KEY_FILE, flags, 0o600), "w") as out:

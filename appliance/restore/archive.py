@@ -115,9 +115,11 @@ def _relative(member: tarfile.TarInfo) -> str:
 def _is_folder(member: tarfile.TarInfo) -> bool:
     if member.type == tarfile.DIRTYPE:
         return True
-    if member.type in (tarfile.REGTYPE, tarfile.AREGTYPE):
+    if member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and member.sparse is None:
         return False
     kind = _KINDS.get(member.type, f"a member of tar type {member.type!r}")
+    if member.sparse is not None:  # a pax GNU.sparse map: its size is made up of holes
+        kind = "a sparse file"
     raise _refuse(member, f"{kind}: a backup holds only files and folders")
 
 
@@ -153,7 +155,7 @@ class _Tree:
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
             if not self.kinds.setdefault(parent, True):
-                raise _refuse(member, f"inside {parent}, which is a file")
+                raise _refuse(member, f"inside {shown(parent)}, which is a file")
         if self.kinds.get(relative, folder) != folder:
             raise _refuse(member, "a file and a folder of the same name")
         self.kinds[relative] = folder
