@@ -345,3 +345,22 @@ def test_a_header_claiming_gigabytes_is_refused_before_it_is_read(
     with pytest.raises(RestoreError, match="a tar header or read of more than 32 MiB"):
         restore_backup(archive, site / "data", {})
     assert listing(site) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="restore as root gives files to the data dir's owner")
+def test_restore_as_root_gives_every_file_to_the_data_dirs_owner(
+    site: Path, tmp_path: Path
+) -> None:
+    data = site / "data"
+    backup_tree(tmp_path / "b")
+    archive = pack(tmp_path / "b", tmp_path / "backup.tar.gz")
+    service = (65534, 65534)  # nobody: the service user of a real install
+    for path in [data, data / ".lock", data / "journal.sqlite3"]:
+        os.chown(path, *service)
+
+    done = restore_backup(archive, data, {})
+
+    assert done.moved_aside is not None
+    for root in [data, done.moved_aside]:
+        owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [root, *root.rglob("*")]}
+        assert owners == {service}, root
