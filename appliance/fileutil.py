@@ -30,7 +30,8 @@ Owner = tuple[int, int]  # (uid, gid) for fchown
 
 class PlantedFileError(OSError):
     """A name the appliance is about to write is taken by something it did not make (a
-    symbolic link, another user's file, a directory): refused, and left untouched."""
+    symbolic link, another user's file, a directory), or a path to read goes through
+    another user's link: refused, and left untouched. Its text is the message alone."""
 
 
 class Directory:
@@ -48,7 +49,7 @@ class Directory:
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise PlantedFileError(
-                    exc.errno, f"{path}: not a directory (a symbolic link?): refusing to use it"
+                    f"{path}: not a directory (a symbolic link?): refusing to use it"
                 ) from None
             raise
 
@@ -83,7 +84,6 @@ class Directory:
     def _planted(self, name: str, found: os.stat_result | None) -> PlantedFileError:
         what = "something" if found is None else _kind(found)
         return PlantedFileError(
-            errno.EEXIST,
             f"{self.path / name}: {what} is in the way of a file the appliance writes; "
             "refusing to write through it (left untouched: check who put it there, remove it, "
             "and retry)",
@@ -161,7 +161,7 @@ def open_named_file(path: Path) -> int:
         found.st_ino,
     ):
         os.close(fd)
-        raise PlantedFileError(errno.EINVAL, f"{path}: not a regular file")
+        raise PlantedFileError(f"{path}: not a regular file")
     return fd
 
 
@@ -182,7 +182,6 @@ def _resolve_trusted_links(path: Path, trusted: set[int]) -> Path:
             continue
         if found.st_uid not in trusted:
             raise PlantedFileError(
-                errno.EPERM,
                 f"{path}: goes through {candidate}, a symbolic link of uid {found.st_uid}: "
                 "refusing to follow it as root (name the file it points to, if you trust it)",
             )
