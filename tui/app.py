@@ -15,6 +15,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -32,6 +33,7 @@ from tui.screens.search import SearchScreen
 from tui.screens.sources import SourcesScreen
 from tui.state import Connection, State
 from tui.widgets.nav import SCREENS
+from tui.widgets.plain import clean
 
 HEARTBEAT_S = 2.0
 
@@ -108,6 +110,21 @@ class AdminApp(App[None]):
             self.connection = Connection(
                 "not_ready", f"The appliance at {url} answers but is not ready ({down}). {retry}"
             )
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification is plain text, whatever `markup` says: they name files,
+        keys and the server's errors, which must never be parsed as markup."""
+        super().notify(
+            clean(message), title=clean(title), severity=severity, timeout=timeout, markup=False
+        )
 
     def on_call_failed(self, message: CallFailed) -> None:
         link_lost = message.error.unreachable or message.error.key_refused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,6 +14,7 @@ from textual.widgets import DataTable, Input, Static
 from appliance.domain.types import Citation, DoneEvent, ErrorEvent, Evidence, TokenEvent
 from tui.messages import AnswerDone, AnswerFailed, AnswerToken
 from tui.screens.base import ConsoleScreen
+from tui.widgets.plain import cell, plain
 
 
 def where(item: Citation | Evidence) -> str:
@@ -58,7 +60,7 @@ class AskScreen(ConsoleScreen):
             yield Static("", id="answer")
             yield Static("", id="stats")
             yield Static("", id="evidence")
-            table: DataTable[str] = DataTable(id="citations", cursor_type="row")
+            table: DataTable[Text] = DataTable(id="citations", cursor_type="row")
             yield table
         yield from self.compose_footer()
 
@@ -102,18 +104,18 @@ class AskScreen(ConsoleScreen):
 
     def on_answer_token(self, message: AnswerToken) -> None:
         self.answer += message.text
-        self.query_one("#answer", Static).update(self.answer)
+        self.query_one("#answer", Static).update(plain(self.answer))
 
     def on_answer_done(self, message: AnswerDone) -> None:
         done = message.done
-        self.query_one("#answer", Static).update(done.answer or self.answer)
-        self.query_one("#stats", Static).update(stats_line(done))
-        self.query_one("#evidence", Static).update(evidence_text(done))
+        self.query_one("#answer", Static).update(plain(done.answer or self.answer))
+        self.query_one("#stats", Static).update(plain(stats_line(done)))
+        self.query_one("#evidence", Static).update(plain(evidence_text(done)))
         table = self.query_one("#citations", DataTable)
         for c in done.citations:
-            table.add_row(
-                f"[{c.index}]", c.file_name, str(c.page or ""), f"{c.score:.3f}", key=str(c.index)
-            )
+            row = (f"[{c.index}]", c.file_name, str(c.page or ""), f"{c.score:.3f}")
+            table.add_row(*map(cell, row), key=str(c.index))
 
     def on_answer_failed(self, message: AnswerFailed) -> None:
-        self.query_one("#stats", Static).update(f"the answer failed: {message.error.message}")
+        failed = f"the answer failed: {message.error.message}"
+        self.query_one("#stats", Static).update(plain(failed))

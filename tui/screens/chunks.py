@@ -13,6 +13,7 @@ from textual.widgets import Footer, Static
 
 from appliance.client import ApiError
 from tui.messages import CallFailed, ChunksLoaded
+from tui.widgets.plain import plain
 
 PAGE = 200
 
@@ -32,7 +33,7 @@ class ChunksScreen(Screen[None]):
         self.total: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Chunks of {self.file_name}: loading…", id="chunks-title")
+        yield Static(plain(f"Chunks of {self.file_name}: loading…"), id="chunks-title")
         yield VerticalScroll(id="chunks")
         yield Footer()
 
@@ -64,10 +65,11 @@ class ChunksScreen(Screen[None]):
                 x for x in (f"page {c.page}" if c.page else "", c.heading or "") if x
             )
             head = f"#{c.index}" + (f" · {where}" if where else "")
-            blocks.append(Static(f"{head}\n{c.text}", classes="chunk"))
+            blocks.append(Static(plain(f"{head}\n{c.text}"), classes="chunk"))
         await self.query_one("#chunks", VerticalScroll).mount_all(blocks)
         self.loaded += len(page.chunks)
         more = " · n: more" if self.loaded < page.total else ""
         self.query_one("#chunks-title", Static).update(
-            f"Chunks of {self.file_name}: {self.loaded} of {page.total} shown{more} · Escape: back"
-        )
+            plain(f"Chunks of {self.file_name}: {self.loaded} of {page.total} shown{more}"
+                  " · Escape: back")
+        )  # fmt: skip

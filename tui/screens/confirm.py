@@ -10,9 +10,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.widgets.plain import plain
+
 
 class ConfirmScreen(ModalScreen[bool]):
-    """`y` answers yes, `n` or Escape no."""
+    """`y` answers yes, `n` or Escape no. The question names what it touches (a file,
+    a key), shown as it is."""
 
     CSS_PATH = "modal.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -27,7 +30,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"{self.question}\n\ny: {self.yes}    n: keep", id="confirm-text")
+            yield Static(plain(f"{self.question}\n\ny: {self.yes}    n: keep"), id="confirm-text")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

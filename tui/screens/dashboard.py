@@ -15,6 +15,7 @@ from tui.messages import MetricsScraped
 from tui.metrics import MetricsWindow, Scrape
 from tui.screens.base import ConsoleScreen
 from tui.widgets.chart import Chart
+from tui.widgets.plain import plain
 
 PARTS = {
     "embedding_model": "embedding model",
@@ -89,8 +90,8 @@ class DashboardScreen(ConsoleScreen):
         yield from self.compose_chrome()
         with VerticalScroll(id="dashboard-body"):
             with Horizontal(id="dashboard-top"):
-                yield Static(readiness_text(None), id="readiness")
-                yield Static(status_text(None, 0), id="status")
+                yield Static(plain(readiness_text(None)), id="readiness")
+                yield Static(plain(status_text(None, 0)), id="status")
             with Grid(id="charts"):
                 for key, series in self.window.series.items():
                     yield Chart(key, series)
@@ -102,11 +103,11 @@ class DashboardScreen(ConsoleScreen):
         self.watch(self.console, "server_status", self.show_status)
 
     def show_readiness(self, ready: Readiness | None) -> None:
-        self.query_one("#readiness", Static).update(readiness_text(ready))
+        self.query_one("#readiness", Static).update(plain(readiness_text(ready)))
 
     def show_status(self, status: StatusRead | None) -> None:
         text = status_text(status, self.window.requests_total)
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(plain(text))
 
     def poll(self) -> None:
         self.scrape()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -15,6 +16,7 @@ from tui.messages import DocumentsLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.chunks import ChunksScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.plain import plain
 from tui.widgets.tables import selected_key, sync_rows
 
 COLUMNS = ("name", "type", "pages", "chunks", "ingested")
@@ -59,7 +61,7 @@ class DocumentsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
         yield Input(placeholder="Filter by name or type (/)", id="filter")
-        table: DataTable[str] = DataTable(id="documents", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="documents", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="summary")
         yield from self.compose_footer()
@@ -93,7 +95,7 @@ class DocumentsScreen(ConsoleScreen):
         text = f"{len(self.documents)} documents · {chunks} chunks"
         if needle.strip():
             text += f" · {len(shown)} match “{needle.strip()}”"
-        self.query_one("#summary", Static).update(text)
+        self.query_one("#summary", Static).update(plain(text))
 
     def _selected(self) -> DocumentRead | None:
         key = selected_key(self.query_one("#documents", DataTable))

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
 from appliance.evaluation import EvalQuestion, EvalSetError, read_questions
+from tui.widgets.plain import plain
 
 
 class EvaluateScreen(ModalScreen[tuple[list[EvalQuestion], bool, str] | None]):
@@ -43,6 +44,6 @@ class EvaluateScreen(ModalScreen[tuple[list[EvalQuestion], bool, str] | None]):
         try:
             questions = read_questions(path)
         except EvalSetError as exc:
-            self.query_one("#eval-error", Static).update(str(exc))
+            self.query_one("#eval-error", Static).update(plain(str(exc)))
             return
         self.dismiss((questions, self.query_one("#eval-answers", Checkbox).value, path.name))

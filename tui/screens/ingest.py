@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text, TextType
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,6 +17,7 @@ from textual.widgets import DirectoryTree, Input, Label, ProgressBar, Static
 from appliance.client import UPLOAD_GROUP, collect_files
 from tui.messages import JobsUpdated
 from tui.screens.base import ConsoleScreen
+from tui.widgets.plain import clean, plain
 
 FINISHED = ("done", "failed", "cancelled")
 
@@ -32,6 +34,16 @@ def eta(done: int, total: int, started: float, now: float) -> tuple[float, str]:
     return rate, f"ETA {left:.0f} s" if left < 120 else f"ETA {left / 60:.0f} min"
 
 
+class FolderTree(DirectoryTree):
+    """The file browser: a name on disk (a share's, say) is text like any other, its
+    control characters made visible rather than sent to the terminal."""
+
+    def process_label(self, label: TextType) -> Text:
+        return super().process_label(
+            clean(label, one_line=True) if isinstance(label, str) else label
+        )
+
+
 class FileRow(Vertical):
     """One file's name, state and a bar of its chunks."""
 
@@ -40,14 +52,14 @@ class FileRow(Vertical):
         self.file_name = name
 
     def compose(self) -> ComposeResult:
-        yield Label(f"{self.file_name}: queued", classes="file-label")
+        yield Label(plain(f"{self.file_name}: queued"), classes="file-label")
         yield ProgressBar(total=None, show_eta=False, classes="file-bar")
 
     def show(self, state: str, done: int, total: int, why: str | None) -> None:
         text = f"{self.file_name}: {state} {done}/{total} chunks"
         if why:
             text += f" — {why}"
-        self.query_one(Label).update(text)
+        self.query_one(Label).update(plain(text))
         bar = self.query_one(ProgressBar)
         if state in ("done", "skipped"):
             bar.update(total=max(total, 1), progress=max(total, 1))
@@ -77,7 +89,7 @@ class IngestScreen(ConsoleScreen):
         with Horizontal(id="ingest-body"):
             with Vertical(id="pick"):
                 yield Input(placeholder="A file or directory path, Enter", id="path")
-                yield DirectoryTree(self.console.browse_root, id="tree")
+                yield FolderTree(self.console.browse_root, id="tree")
                 yield Static("Enter/a add · u upload · / path", id="pick-help")
             with Vertical(id="progress"):
                 yield Static("Nothing chosen: type a path, or pick in the tree (a).", id="chosen")
@@ -106,7 +118,7 @@ class IngestScreen(ConsoleScreen):
             shown = "\n".join(f"  {p}{'/' if p.is_dir() else ''}" for p in self.chosen[:6])
             more = f"\n  … and {len(self.chosen) - 6} more" if len(self.chosen) > 6 else ""
             text = f"To upload (u):\n{shown}{more}"
-        self.query_one("#chosen", Static).update(text)
+        self.query_one("#chosen", Static).update(plain(text))  # local names: hostile too
 
     @on(Input.Submitted, "#path")
     def path_typed(self, event: Input.Submitted) -> None:
@@ -203,7 +215,7 @@ class IngestScreen(ConsoleScreen):
         overall = self.query_one("#overall", ProgressBar)
         overall.display = True
         overall.update(total=max(total, 1), progress=done)
-        self.query_one("#failures", Static).update("\n".join(failures))
+        self.query_one("#failures", Static).update(plain("\n".join(failures)))
 
     @work(group="cancel", exit_on_error=False)
     async def action_cancel(self) -> None:

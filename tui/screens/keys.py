@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar, Literal, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,6 +17,7 @@ from appliance.api.schemas import KeyCreated, KeyRead
 from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.plain import plain
 from tui.widgets.tables import selected_key, sync_rows
 
 COLUMNS = ("id", "role", "name", "created", "revoked")
@@ -67,11 +69,13 @@ class SecretScreen(ModalScreen[None]):
         c = self.created
         with Vertical(classes="dialog"):
             yield Static(
-                f"Made {c.role} key {c.id} ({c.name}). Copy it now: it is not shown again "
-                "(only its hash is stored).\n\n"
-                f"{c.key}\n\n"
-                "c: copy to the clipboard (OSC 52: most terminals, also over SSH) · or select "
-                "it with the mouse (shift+drag in tmux) · Escape: close",
+                plain(
+                    f"Made {c.role} key {c.id} ({c.name}). Copy it now: it is not shown again "
+                    "(only its hash is stored).\n\n"
+                    f"{c.key}\n\n"
+                    "c: copy to the clipboard (OSC 52: most terminals, also over SSH) · or "
+                    "select it with the mouse (shift+drag in tmux) · Escape: close"
+                ),
                 id="secret",
             )
 
@@ -95,7 +99,7 @@ class KeysScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
-        table: DataTable[str] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="keys-summary")
         yield from self.compose_footer()

@@ -14,6 +14,7 @@ from textual.widgets import RichLog, Select, Static
 from appliance.api.schemas import LogLine
 from tui.messages import LogsLoaded
 from tui.screens.base import ConsoleScreen
+from tui.widgets.plain import plain
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -65,7 +66,7 @@ class LogsScreen(ConsoleScreen):
             return
         log = self.query_one("#log", RichLog)
         for line in message.page.lines:
-            log.write(format_line(line))
+            log.write(plain(format_line(line)))
         self.shown += len(message.page.lines)
         self.after = message.page.last_seq
         self._show_state()

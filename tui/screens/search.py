@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,6 +18,7 @@ from appliance.evaluation import EvalQuestion, QuestionResult, evaluate, format_
 from tui.messages import EvalFinished, EvalProgress, SearchDone
 from tui.screens.base import ConsoleScreen
 from tui.screens.evaluate import EvaluateScreen
+from tui.widgets.plain import cell, plain
 
 SEARCH_COLUMNS = ("#", "score", "file", "page", "text")
 EVAL_COLUMNS = ("#", "rank", "expected file", "answer", "question")
@@ -35,7 +37,7 @@ class SearchScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
         yield Input(placeholder="Search the index (no model), then Enter", id="query")
-        table: DataTable[str] = DataTable(id="hits", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="hits", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="hit-text")
         yield from self.compose_footer()
@@ -45,9 +47,9 @@ class SearchScreen(ConsoleScreen):
         self._columns(SEARCH_COLUMNS)
         self.query_one("#query", Input).focus()
 
-    def _columns(self, names: tuple[str, ...]) -> DataTable[str]:
+    def _columns(self, names: tuple[str, ...]) -> DataTable[Text]:
         """The table emptied, with these columns (search hits or evaluation results)."""
-        table: DataTable[str] = self.query_one("#hits", DataTable)
+        table: DataTable[Text] = self.query_one("#hits", DataTable)
         if tuple(str(c.label) for c in table.columns.values()) != names:
             table.clear(columns=True)
             for column in names:
@@ -72,10 +74,8 @@ class SearchScreen(ConsoleScreen):
         self.hits = {}
         for rank, hit in enumerate(message.response.hits, 1):
             snippet = " ".join(hit.text.split())[:60]
-            table.add_row(
-                str(rank), f"{hit.score:.3f}", hit.file_name, str(hit.page or ""), snippet,
-                key=hit.point_id,
-            )  # fmt: skip
+            row = (str(rank), f"{hit.score:.3f}", hit.file_name, str(hit.page or ""), snippet)
+            table.add_row(*map(cell, row), key=hit.point_id)
             self.hits[hit.point_id] = hit
         r = message.response
         self.query_one("#hit-text", Static).update(
@@ -88,7 +88,7 @@ class SearchScreen(ConsoleScreen):
         if hit is not None:
             where = hit.file_name + (f", page {hit.page}" if hit.page else "")
             self.query_one("#hit-text", Static).update(
-                f"{where} · chunk {hit.chunk_index}\n{hit.text}"
+                plain(f"{where} · chunk {hit.chunk_index}\n{hit.text}")
             )
 
     # ---- evaluation ---------------------------------------------------------
@@ -121,14 +121,13 @@ class SearchScreen(ConsoleScreen):
     def on_eval_progress(self, message: EvalProgress) -> None:
         r = message.result
         verdict = {True: "right", False: "wrong", None: "-"}[r.right]
-        self.query_one("#hits", DataTable).add_row(
-            str(message.done), f"#{r.rank}" if r.rank else "miss", r.question.file,
-            verdict if not r.error else "error", r.question.question[:60],
-        )  # fmt: skip
+        row = (str(message.done), f"#{r.rank}" if r.rank else "miss", r.question.file,
+               verdict if not r.error else "error", r.question.question[:60])  # fmt: skip
+        self.query_one("#hits", DataTable).add_row(*map(cell, row))
         self.query_one("#hit-text", Static).update(
             f"evaluating: {message.done} of {message.total} questions"
         )
 
     def on_eval_finished(self, message: EvalFinished) -> None:
         summary = format_report(message.report).replace("\n", " · ")
-        self.query_one("#hit-text", Static).update(f"{message.name}: {summary}")
+        self.query_one("#hit-text", Static).update(plain(f"{message.name}: {summary}"))

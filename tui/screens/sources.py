@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,6 +15,7 @@ from appliance.api.schemas import SourceRead
 from appliance.domain.types import ScanReport
 from tui.messages import SourcesLoaded
 from tui.screens.base import ConsoleScreen
+from tui.widgets.plain import plain
 from tui.widgets.tables import selected_key, sync_rows
 
 COLUMNS = ("id", "path", "schedule", "last scan", "result")
@@ -59,7 +61,7 @@ class SourcesScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
-        table: DataTable[str] = DataTable(id="sources", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="sources", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="sources-summary")
         yield from self.compose_footer()
@@ -93,7 +95,7 @@ class SourcesScreen(ConsoleScreen):
         if not rows:
             summary = "no synced folders: add one with [[sources]] in the config or " \
                 "`appliance sources add`"  # fmt: skip
-        self.query_one("#sources-summary", Static).update(summary)
+        self.query_one("#sources-summary", Static).update(plain(summary))
 
     def action_scan(self) -> None:
         source_id = selected_key(self.query_one("#sources", DataTable))

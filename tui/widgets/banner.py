@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from tui.state import Connection
+from tui.widgets.plain import plain
 
 
 class ConnectionBanner(Static):
@@ -14,4 +15,4 @@ class ConnectionBanner(Static):
     def show(self, connection: Connection) -> None:
         self.display = connection.state != "ok"
         self.set_class(connection.state in ("unreachable", "key_refused"), "-down")
-        self.update(connection.text)
+        self.update(plain(connection.text))  # holds server words
