@@ -130,6 +130,7 @@ async def test_every_screen_shows_server_strings_as_plain_text(
     local.mkdir()
     (local / f"{QUIT}i.txt").write_text(hostile_text("i"))
     (local / "[bold red]bad.pdf").write_text("not a PDF at all")
+    (local / "\x1b[2Jesc.bin").write_text("not uploaded: not a supported type")
     questions = tmp_path / f"{QUIT}qa.jsonl"
     questions.write_text(
         json.dumps({"question": f"[/] {QUIT} When is the generator tested?", "file": "[/]x.txt"})
@@ -176,7 +177,7 @@ async def test_every_screen_shows_server_strings_as_plain_text(
         await pilot.press("2")
         ingest = app.screen
         assert isinstance(ingest, IngestScreen)
-        await shows(pilot, f"{QUIT}i.txt", "[bold red]bad.pdf")
+        await shows(pilot, f"{QUIT}i.txt", "[bold red]bad.pdf", "␛[2Jesc.bin")
         ingest.query_one("#path", Input).value = str(local)
         await pilot.press("enter", "u")
 
