@@ -14,6 +14,7 @@ domain. A kernel without Landlock leaves the file system open (the report says s
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import resource
@@ -253,7 +254,9 @@ def confine(policy: Policy) -> Confined:
     if abi:
         _landlock(abi, read, policy.write)
     else:
-        error = f"no Landlock in this kernel ({os.uname().release})"
+        why = ctypes.get_errno()  # ENOSYS/EOPNOTSUPP: not in the kernel; EPERM: a filter
+        cause = "refused by a system-call filter" if why == errno.EPERM else "not in this kernel"
+        error = f"no Landlock: {cause} ({os.uname().release})"
     return Confined(os.getuid(), no_new_privs(), abi, keep_dac_read, error)
 
 

@@ -156,7 +156,7 @@ def test_doctor_says_when_the_kernel_has_no_landlock() -> None:
     # the report a child gives on a kernel without Landlock (RHEL 8's 4.18), as data
     no_landlock = {
         "uid": 65534, "no_new_privs": True, "landlock_abi": 0,
-        "landlock_error": "no Landlock in this kernel (4.18.0-553.el8_10.x86_64)",
+        "landlock_error": "no Landlock: not in this kernel (4.18.0-553.el8_10.x86_64)",
     }  # fmt: skip
     line, advice = sandbox_verdict(no_landlock, "EACCES")
     assert line.startswith("NO Landlock, uid 65534, NoNewPrivs")
