@@ -76,6 +76,26 @@ def _only_files_and_folders(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info
 
 
+def archive_staging(staging: Path, work_dir: Path, stamp: str, header: dict[str, Any]) -> Path:
+    """Write the manifest (`header`, and the SHA-256 and size of every file under
+    `staging`) into `staging`, then `staging` as a tar.gz under `work_dir`."""
+    import tempfile
+
+    archived = {str(p.relative_to(staging)): p for p in _regular_files(staging)}
+    manifest = {
+        **header,
+        "files": {name: sha256_file(p) for name, p in archived.items()},
+        "sizes": {name: p.stat().st_size for name, p in archived.items()},
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    fd, name = tempfile.mkstemp(
+        prefix=f"appliance-backup-{stamp}-", suffix=".tar.gz", dir=work_dir
+    )  # mode 0600: it holds the documents and the key hashes
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.add(staging, arcname=".", filter=_only_files_and_folders)
+    return Path(name)
+
+
 async def write_backup(services: Services, work_dir: Path) -> Path:
     """A consistent archive of the appliance's data, written under `work_dir`."""
 
@@ -123,23 +143,14 @@ async def write_backup(services: Services, work_dir: Path) -> Path:
                  "sha256": sha256_file(path)}
                 for role, path in files
             ]  # fmt: skip
-            archived = {str(p.relative_to(staging)): p for p in _regular_files(staging)}
-            manifest = {
+            header = {
                 "format": FORMAT,
                 "appliance": appliance.__version__,
                 "created_at": time.time(),
                 "store": str(store_dir),
-                "files": {name: sha256_file(p) for name, p in archived.items()},
-                "sizes": {name: p.stat().st_size for name, p in archived.items()},
                 "models": models,
             }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            fd, name = tempfile.mkstemp(
-                prefix=f"appliance-backup-{stamp}-", suffix=".tar.gz", dir=work_dir
-            )  # mode 0600: it holds the documents and the key hashes
-            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                tar.add(staging, arcname=".", filter=_only_files_and_folders)
-            return Path(name)
+            return archive_staging(staging, work_dir, stamp, header)
 
         archive = await asyncio.to_thread(finish)
         return archive
