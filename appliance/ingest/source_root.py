@@ -115,10 +115,22 @@ class ScanRoot:
     """The scan's directory fd of the folder, shared by the threads that walk and copy;
     closed only once none of them uses it (a reused fd number must never be read)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, device: int = 0) -> None:
         self.fd = fd
+        self.device = device  # st_dev of the folder when it was opened
         self.entries: Iterator[Entry] = iter(())
         self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str, protected: Sequence[str]) -> ScanRoot:
+        """The folder opened and checked as `open_root` does, with its device (a thread
+        runs this: on a hung share every one of these calls may block)."""
+        fd = open_root(path, protected)
+        try:
+            return cls(fd, os.fstat(fd).st_dev)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def run(self, body: Callable[[int], T]) -> T:
         with self._lock:

@@ -16,7 +16,11 @@ symlink, and a copy is taken from the very file the walk saw (`source_walk.open_
 A scan deletes nothing when the folder is on another device than when it was added,
 or holds no file where the last scan found some (an unmounted share leaves an empty
 mount point): it says why in its report, and purging stays the admin's decision
-(remove the source, or scan with `purge`).
+(remove the source, or scan with `purge`). A purge applies only to the scan it starts:
+asked while a scan runs, it is refused (409), never left for a later scan to find.
+
+Nothing on the share is touched from the event loop (a hung NFS share blocks every
+system call on it): see `source_threads`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -38,14 +42,8 @@ from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ScanReport
 from appliance.ingest.jobs import FileTask, Job, SourceOrigin
 from appliance.ingest.pipeline import IngestionService
-from appliance.ingest.source_root import (
-    ScanRoot,
-    SourceError,
-    copy_entry,
-    identities,
-    open_root,
-    root_device,
-)
+from appliance.ingest.source_root import ScanRoot, SourceError, copy_entry, identities, root_device
+from appliance.ingest.source_threads import run_owned, watch_changes
 from appliance.ingest.source_walk import Entry, next_batch, shown, walk
 from appliance.observability.metrics import Metrics
 from appliance.store.journal import Journal
@@ -56,7 +54,7 @@ BATCH_FILES = 200  # new or changed files copied into one job
 WATCH_DEBOUNCE_MS = 2000
 
 
-__all__ = ["SourceConflict", "SourceError", "SourceNotFound", "SourceService"]
+__all__ = ["ScanRunning", "SourceConflict", "SourceError", "SourceNotFound", "SourceService"]
 
 
 class SourceNotFound(ApplianceError):
@@ -67,6 +65,10 @@ class SourceConflict(ApplianceError):
     status, code = 409, "conflict"
 
 
+class ScanRunning(SourceConflict):
+    """A purge asked while a scan runs: that scan read its settings at its start."""
+
+
 @dataclass
 class _Live:
     settings: SourceSettings
@@ -74,7 +76,6 @@ class _Live:
     last_scan: ScanReport | None = None
     scan_task: asyncio.Task[None] | None = None
     rescan: bool = False  # a change arrived during a scan: scan again after it
-    purge: bool = False  # the next scan takes the folder as it is (the admin says so)
     loops: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -163,13 +164,19 @@ class SourceService:
         """Start a scan (or note that one runs); returns the report it will fill.
         `purge` (an admin's call): the folder as it is now is the truth, even on another
         device or empty: its device is recorded anew, and what the scan does not see is
-        deleted."""
+        deleted. It applies to the scan it starts only: ScanRunning (409) if one runs."""
         live = self._live(source_id)
-        live.purge = live.purge or purge
-        if live.scan_task is None or live.scan_task.done():
-            live.last_scan = ScanReport(started_at=time.time())
-            live.scan_task = asyncio.create_task(self._scan(live, live.last_scan))
-        return live.last_scan or ScanReport()
+        if live.scan_task is not None and not live.scan_task.done():
+            if purge:
+                raise ScanRunning(
+                    f"`purge`: a scan of {source_id!r} is running and purges nothing; "
+                    "ask again once it has ended (GET /v1/sources shows its state)",
+                    field="purge",
+                )
+            return live.last_scan or ScanReport()
+        live.last_scan = ScanReport(started_at=time.time())
+        live.scan_task = asyncio.create_task(self._scan(live, live.last_scan, purge))
+        return live.last_scan
 
     async def wait(self, source_id: str) -> ScanReport | None:
         """The report once the running scan (if any) has ended (tests, the CLI)."""
@@ -215,12 +222,8 @@ class SourceService:
             await asyncio.sleep(live.settings.interval_s)
 
     async def _watch(self, live: _Live) -> None:
-        import watchfiles
-
         await self._scan_now(live)
-        async for _changes in watchfiles.awatch(
-            live.settings.path, debounce=WATCH_DEBOUNCE_MS, recursive=True
-        ):
+        async for _ in watch_changes(live.settings.path, WATCH_DEBOUNCE_MS):
             if live.scan_task is not None and not live.scan_task.done():
                 live.rescan = True
             else:
@@ -230,12 +233,13 @@ class SourceService:
         self.scan(live.settings.id)
         await self.wait(live.settings.id)
 
-    async def _scan(self, live: _Live, report: ScanReport) -> None:
+    async def _scan(self, live: _Live, report: ScanReport, purge: bool) -> None:
         spec = live.settings
         try:
             while True:
                 live.rescan = False
-                await self._scan_once(live, report)
+                await self._scan_once(live, report, purge)
+                purge = False  # a rescan (a change came meanwhile) is an ordinary scan
                 if not live.rescan:
                     break
             report.state = "done"
@@ -252,22 +256,18 @@ class SourceService:
             with contextlib.suppress(Exception):
                 await self._journal.set_last_scan(spec.id, msgspec.json.encode(report).decode())
 
-    async def _scan_once(self, live: _Live, report: ScanReport) -> None:
+    async def _scan_once(self, live: _Live, report: ScanReport, purge: bool) -> None:
         spec = live.settings
-        root = ScanRoot(await asyncio.to_thread(open_root, spec.path, self._protected))
+        # cancelled meanwhile: the root is closed once the thread has opened it
+        root = await run_owned(partial(ScanRoot.open, spec.path, self._protected), ScanRoot.close)
         try:
-            await self._walk(live, root, report)
-        finally:
-            try:
-                await asyncio.to_thread(root.close)
-            except asyncio.CancelledError:  # cancelled twice: close it here all the same
-                root.close()
-                raise
+            await self._walk(live, root, report, purge)
+        finally:  # closed in a thread that runs to its end, even if cancelled (again)
+            await run_owned(root.close)
 
-    async def _walk(self, live: _Live, root: ScanRoot, report: ScanReport) -> None:
+    async def _walk(self, live: _Live, root: ScanRoot, report: ScanReport, purge: bool) -> None:
         spec = live.settings
-        purge, live.purge = live.purge, False
-        kept = await self._device_moved(live, root, purge)
+        kept = await self._device_moved(live, root.device, purge)
         number = await self._journal.last_scan_number(spec.id) + 1
         unreadable: list[str] = []
         skip = await asyncio.to_thread(identities, self._protected)
@@ -313,10 +313,9 @@ class SourceService:
             async with self._ingestion.quiet:
                 await self._ingestion.drop_documents(released)
 
-    async def _device_moved(self, live: _Live, root: ScanRoot, purge: bool) -> str | None:
+    async def _device_moved(self, live: _Live, device: int, purge: bool) -> str | None:
         """Why this scan must delete nothing if the folder is not on the device it was
         added on (None if it is, or the admin purges: the new device is recorded)."""
-        device = os.fstat(root.fd).st_dev
         recorded = next(
             (r.device for r in await self._journal.sources() if r.id == live.settings.id), None
         )
@@ -361,7 +360,7 @@ class SourceService:
                 )
             )
         if not job.files:
-            shutil.rmtree(target, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, target, ignore_errors=True)
             return
         report.job_ids.append(job.id)
         await self._ingestion.submit(job, wait_for_room=True)

@@ -70,9 +70,10 @@ class SourceController(Controller):
             "added (a share not mounted) or holds no file where the last scan found some; "
             "its report says why. `purge=true` (admin): the folder as it is now is the truth "
             "(a share moved for good, or emptied on purpose): its device is recorded anew and "
-            "what the scan does not see is deleted."
+            "what the scan does not see is deleted. A purge applies to the scan it starts "
+            "only: asked while a scan of the folder runs, it is refused (409)."
         ),
-        responses=errors(403, 404),
+        responses=errors(403, 404, 409),
     )  # fmt: skip
     async def scan_source(
         self, source_id: str, services: Services, request: Request[Any, Any, Any],
@@ -84,9 +85,9 @@ class SourceController(Controller):
             raise SourceNotFound(f"no source named {source_id!r}")
         if purge and not allows(request.user.role, Role.ADMIN):
             raise AdminOnly("`purge`: only an admin key may purge a source", field="purge")
+        report = sources.scan(source_id, purge=purge)  # ScanRunning (409) if purge comes late
         if purge:
             services.audit.record("source_purged", by=request.user.id, source=source_id)
-        report = sources.scan(source_id, purge=purge)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
     @delete(
