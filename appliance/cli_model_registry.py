@@ -86,6 +86,9 @@ def probe(path: Path) -> int:
 def _probe_env() -> dict[str, str]:
     """A minimal environment: none of the caller's (sudo's) variables reach the child."""
     env = {"PATH": os.defpath, "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    # numpy's OpenBLAS (imported with llama_cpp) would start a thread per CPU: the child
+    # must have one thread when it confines itself (Landlock binds the calling thread)
+    env["OPENBLAS_NUM_THREADS"] = "1"
     if not getattr(sys, "frozen", False):  # `-m appliance` from wherever it is installed
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     if "LLAMA_CPP_LIB_PATH" in os.environ:

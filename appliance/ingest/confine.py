@@ -1,13 +1,17 @@
 """Confine this process before it reads hostile input (the parser child, a model probe).
 
-`confine(policy)` applies, in this order: when started as root, no supplementary groups
-and an unprivileged uid/gid (keeping only CAP_DAC_READ_SEARCH when the Python runtime is
-not readable by other users, so it can still load its modules); PR_SET_NO_NEW_PRIVS;
+`confine(policy)` first checks that the process has one thread (no_new_privs, capset and
+Landlock act on the calling thread only), then applies, in this order: when started as
+root, no supplementary groups and uid/gid `nobody` (never the service user, who owns the
+data directory), keeping only CAP_DAC_READ_SEARCH when the Python runtime is not readable
+by other users, so it can still load its modules, and only under Landlock (without it
+the capability would read every file: `confine` refuses); PR_SET_NO_NEW_PRIVS;
 RLIMIT_NPROC, RLIMIT_FSIZE and RLIMIT_NOFILE; then a Landlock domain (Linux 5.13+,
 through its three system calls, no library or host tool): read-only beneath the runtime's
 directories, read-write beneath the policy's `write` directories, nothing anywhere else;
 on ABI 4+ no TCP bind or connect; on ABI 6+ no signal or abstract unix socket out of the
-domain. A kernel without Landlock leaves the file system open (the report says so).
+domain. A kernel without Landlock leaves the file system open to the uid (the report
+says so).
 `run_confined(argv, read=..., write=...)` runs any command so, via `python -m` this module.
 """
 
@@ -32,9 +36,9 @@ LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 8, 38, 47, 2
 CAP_DAC_READ_SEARCH = 2
-UNPRIVILEGED_USER = "appliance"  # the service user, if it exists; else nobody (65534)
-NOBODY = 65534
-NPROC = 256  # tasks of the child's uid (threads count): stops a fork bomb, not OCR's threads
+NOBODY = 65534  # the uid and gid a root parent drops to: owns nothing of the appliance
+NPROC_HEADROOM = 256  # tasks the child may add to its uid's: stops a fork bomb, not OCR
+NPROC_PER_CPU = 16  # room for the tasks the uid's other processes start later
 NOFILE = 128
 
 # file-system access rights by Landlock ABI: 13 in ABI 1, REFER (2), TRUNCATE (3), IOCTL_DEV (5)
@@ -124,14 +128,98 @@ class Confined:
     landlock_error: str = ""
 
 
-def unprivileged_ids() -> tuple[int, int]:
-    import pwd
+class ConfinementError(OSError):
+    """The process cannot be confined as required: it must not read hostile input."""
 
+
+def unprivileged_ids() -> tuple[int, int]:
+    """The uid and gid a root parent's child drops to: `nobody`, not the service user
+    (who owns the data directory: without Landlock its keys and journal would be open)."""
+    return NOBODY, NOBODY
+
+
+def keep_dac_read(is_root: bool, runtime_readable_by_others: bool, abi: int) -> bool:
+    """Whether the dropped uid must keep CAP_DAC_READ_SEARCH (to load a runtime that only
+    its owner can read). The capability bypasses every read check: only Landlock then
+    keeps the data directory out, so without Landlock this raises ConfinementError."""
+    if not is_root or runtime_readable_by_others:
+        return False
+    if not abi:
+        raise ConfinementError(
+            "cannot confine the parser: the Python runtime is not readable by other users, "
+            "so the unprivileged child would need CAP_DAC_READ_SEARCH, which reads every "
+            "file, and this kernel has no Landlock to fence it in; run the server as its "
+            "service user, install the runtime readable by other users, or use a kernel "
+            "with Landlock"
+        )
+    return True
+
+
+def nproc_limit(tasks_of_uid: int, cpus: int) -> int:
+    """RLIMIT_NPROC for the child. The kernel counts every task (thread) of the real uid,
+    the server's too when the child keeps its uid (the systemd unit): llama.cpp's threads
+    per model, Qdrant's, the executors'. So: the tasks the uid has now, plus the child's
+    own room (a fork bomb stops there, OCR's threads fit), plus room for the threads the
+    server may start later (a model loaded after the child started), which grow with the
+    CPUs."""
+    return tasks_of_uid + NPROC_HEADROOM + NPROC_PER_CPU * max(1, cpus)
+
+
+def tasks_of(uid: int) -> int:
+    """How many tasks (threads) the processes owned by `uid` have now (from /proc)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry.name}/task"))
+        except OSError:
+            continue  # gone meanwhile
+    return count
+
+
+def thread_count() -> int:
+    """This process's threads (`Threads:` of /proc/self/status); 0 if unknown."""
     try:
-        user = pwd.getpwnam(UNPRIVILEGED_USER)
-        return user.pw_uid, user.pw_gid
-    except KeyError:
-        return NOBODY, NOBODY
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+LIB_DIR_NAMES = ("lib", "lib32", "lib64", "lib-dynload", "site-packages", "dist-packages")
+
+
+def _is_lib_dir(folder: Path, roots: Sequence[str]) -> bool:
+    if any(folder.is_relative_to(root) for root in roots if root and root != "/"):
+        return True
+    name = folder.name
+    return name in LIB_DIR_NAMES or name.endswith(".libs") or name.endswith("-linux-gnu")
+
+
+def mapped_rules(maps_text: str, lib_roots: Sequence[str]) -> tuple[set[str], set[str]]:
+    """From /proc/self/maps text: (folders, files) to keep readable. A mapped file in a
+    library folder (beneath one of `lib_roots`: the prefixes, the bundle's _MEIPASS; or a
+    folder named like `lib64`, `x86_64-linux-gnu`, `*.libs`) gives its folder, so a later
+    dlopen of a sibling works; any other (the bundle's executable beside its data) only
+    itself. Deleted files, pseudo entries ([heap], memfd:) and relative names give none."""
+    folders: set[str] = set()
+    files: set[str] = set()
+    for line in maps_text.splitlines():
+        fields = line.split(maxsplit=5)[5:]
+        name = fields[0].strip() if fields else ""
+        if not name.startswith("/") or name.endswith(" (deleted)"):
+            continue
+        path = Path(name)
+        if _is_lib_dir(path.parent, lib_roots):
+            folders.add(str(path.parent))
+        else:
+            files.add(name)
+    return folders, files
 
 
 def runtime_dirs() -> list[str]:
@@ -147,12 +235,12 @@ def runtime_dirs() -> list[str]:
     paths.add(str(Path(appliance.__file__).resolve().parent))
     if hasattr(sys, "_MEIPASS"):
         paths.add(str(sys._MEIPASS))
+    roots = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
+    roots += [str(sys._MEIPASS)] if hasattr(sys, "_MEIPASS") else []
     try:
         with open("/proc/self/maps") as maps:
-            for line in maps:
-                name = line.split(maxsplit=5)[5:]
-                if name and name[0].startswith("/"):
-                    paths.add(str(Path(name[0].strip()).parent))
+            folders, files = mapped_rules(maps.read(), roots)
+        paths |= folders | files
     except OSError:
         pass
     paths |= {
@@ -181,14 +269,14 @@ def readable_by_others(paths: list[str]) -> bool:
     return True
 
 
-def _drop_to(uid: int, gid: int, keep_dac_read: bool) -> None:
+def _drop_to(uid: int, gid: int, keep_dac: bool) -> None:
     libc = _libc()
     os.setgroups([])
     os.setresgid(gid, gid, gid)
-    if keep_dac_read:
+    if keep_dac:
         _check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
     os.setresuid(uid, uid, uid)
-    if keep_dac_read:  # kept over execve too (ambient), for run_confined's command
+    if keep_dac:  # kept over execve too (ambient), for run_confined's command
         bit = 1 << CAP_DAC_READ_SEARCH
         header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
         data = (_CapData * 2)(_CapData(bit, bit, bit), _CapData(0, 0, 0))
@@ -238,26 +326,38 @@ def _landlock(abi: int, read: list[str], write: list[str]) -> None:
 
 def confine(policy: Policy) -> Confined:
     """Confine this process for good (see the module's docstring). Raises OSError if a
-    step the kernel offers fails; a kernel without Landlock is reported, not an error."""
+    step the kernel offers fails, ConfinementError if the process has more than one
+    thread or would need CAP_DAC_READ_SEARCH without Landlock; a kernel without Landlock
+    is otherwise reported, not an error."""
+    threads = thread_count()
+    if threads != 1:
+        raise ConfinementError(
+            f"cannot confine a process of {threads} threads: no_new_privs, the uid and "
+            "Landlock would bind only the calling one"
+        )
     read = sorted({*runtime_dirs(), *policy.read})
-    keep_dac_read = False
-    if os.geteuid() == 0 and policy.drop_uid:
-        uid, gid = unprivileged_ids()
-        keep_dac_read = not readable_by_others([d for d in read if not d.startswith("/proc")])
-        _drop_to(uid, gid, keep_dac_read)
-    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
-    resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-    fsize = policy.fsize_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     abi, error = landlock_abi(), ""
-    if abi:
-        _landlock(abi, read, policy.write)
-    else:
+    if not abi:
         why = ctypes.get_errno()  # ENOSYS/EOPNOTSUPP: not in the kernel; EPERM: a filter
         cause = "refused by a system-call filter" if why == errno.EPERM else "not in this kernel"
         error = f"no Landlock: {cause} ({os.uname().release})"
-    return Confined(os.getuid(), no_new_privs(), abi, keep_dac_read, error)
+    keep_dac = False
+    if os.geteuid() == 0 and policy.drop_uid:
+        uid, gid = unprivileged_ids()
+        readable = readable_by_others([d for d in read if not d.startswith("/proc")])
+        keep_dac = keep_dac_read(True, readable, abi)
+        _drop_to(uid, gid, keep_dac)
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    nproc = nproc_limit(tasks_of(os.getuid()), os.cpu_count() or 1)
+    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = nproc if hard == resource.RLIM_INFINITY else min(nproc, hard)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    fsize = policy.fsize_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    if abi:
+        _landlock(abi, read, policy.write)
+    return Confined(os.getuid(), no_new_privs(), abi, keep_dac, error)
 
 
 def no_new_privs() -> bool:

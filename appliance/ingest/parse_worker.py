@@ -37,11 +37,19 @@ from appliance.ingest.confine import Policy, confine
 MiB = 1024 * 1024
 
 
-def read_frame(stream: IO[bytes]) -> bytes | None:
+class FrameTooLarge(Exception):
+    """A frame announced more bytes than its reader accepts (a subverted child)."""
+
+
+def read_frame(stream: IO[bytes], limit: int | None = None) -> bytes | None:
+    """The next frame's body; None at the end of the stream. A frame announcing more than
+    `limit` bytes raises FrameTooLarge before anything is read or allocated for it."""
     head = stream.read(4)
     if len(head) < 4:
         return None
     (size,) = struct.unpack(">I", head)
+    if limit is not None and size > limit:
+        raise FrameTooLarge(f"a frame of {size} bytes (the limit is {limit})")
     body = stream.read(size)
     if len(body) < size:
         return None

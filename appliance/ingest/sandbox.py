@@ -35,10 +35,13 @@ import msgspec
 from appliance.config.ingest import IngestSettings
 from appliance.domain.types import Section
 from appliance.ingest.confine import Policy, python_command, unprivileged_ids
-from appliance.ingest.parse_worker import read_frame, write_frame
+from appliance.ingest.parse_worker import FrameTooLarge, read_frame, write_frame
 from appliance.ingest.parsers import ParsedDocument, ParseError
 
 log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+FRAME_SLACK_MB = 16  # metadata, headings, msgpack's own bytes
 
 
 class ParseCancelled(Exception):
@@ -67,6 +70,13 @@ def worker_env(scratch: Path) -> dict[str, str]:
 def worker_command(memory_mb: int, policy: Policy, socket_fd: int) -> list[str]:
     base = python_command("appliance.ingest.parse_worker", "parse-worker")
     return [*base, str(memory_mb), policy.dumps(), str(socket_fd)]
+
+
+def frame_limit(limits: IngestSettings) -> int:
+    """The most bytes the server reads in one frame from the child: the text a document
+    may yield (twice: sections repeat headings and locations), a mail's attachments, and
+    slack. A bigger frame comes from a subverted child: it is killed, nothing allocated."""
+    return (2 * limits.max_text_mb + limits.max_unzipped_mb + FRAME_SLACK_MB) * MiB
 
 
 def open_input(path: Path) -> int:
@@ -100,6 +110,7 @@ def write_attachments(out_dir: Path, attachments: list[list[Any]]) -> list[str]:
 class ParseSandbox:
     def __init__(self, limits: IngestSettings) -> None:
         self._limits = limits
+        self._frame_limit = frame_limit(limits)
         self._lock = threading.Lock()  # one file at a time
         self._proc: subprocess.Popen[bytes] | None = None
         self._files: socket.socket | None = None  # passes each file's descriptor
@@ -136,8 +147,7 @@ class ParseSandbox:
         that could not confine itself is an error: no file is parsed unconfined."""
         if self.confinement is not None:
             return True
-        assert proc.stdout is not None
-        frame = read_frame(proc.stdout)
+        frame = self._read(proc)
         if frame is None:
             return False
         hello = msgspec.msgpack.decode(frame)
@@ -153,6 +163,18 @@ class ParseSandbox:
                 self.confinement["uid"],
             )  # fmt: skip
         return True
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> bytes | None:
+        """The child's next frame; None if it died, or if it sent a frame bigger than
+        `frame_limit` (then it is killed, and the file fails naming that)."""
+        assert proc.stdout is not None
+        try:
+            return read_frame(proc.stdout, self._frame_limit)
+        except FrameTooLarge:
+            self._why_killed = "oversized"
+            if proc.poll() is None:
+                proc.kill()
+            return None
 
     def _discard(self) -> None:
         if self._files is not None:
@@ -201,7 +223,7 @@ class ParseSandbox:
                 if self._greeted(proc):
                     request = {"probe": str(path), "write": write}
                     write_frame(proc.stdin, self._encoder.encode(request))
-                    frame = read_frame(proc.stdout)
+                    frame = self._read(proc)
             except OSError:
                 frame = None
             finally:
@@ -239,36 +261,10 @@ class ParseSandbox:
             },
         }
         source = open_input(path)
-        with self._lock:
-            self._why_killed = None
-            self._ocr_page = None
-            proc = self._child()
-            assert proc.stdin is not None and proc.stdout is not None and self._files
-            timer = self._arm(lim.parse_timeout_s, "timeout", proc)
-            self._busy = proc
-            try:
-                frame = note = None
-                if self._greeted(proc):
-                    socket.send_fds(self._files, [b"f"], [source])
-                    write_frame(proc.stdin, self._encoder.encode(request))
-                    while True:
-                        frame = read_frame(proc.stdout)
-                        note = msgspec.msgpack.decode(frame) if frame is not None else None
-                        if not (isinstance(note, dict) and "page" in note and len(note) == 1):
-                            break
-                        timer.cancel()  # an OCR page starts: it gets its own allowance
-                        self._ocr_page = int(note["page"])
-                        timer = self._arm(lim.ocr_page_timeout_s, "ocr_timeout", proc)
-            except (BrokenPipeError, OSError):
-                frame = None
-            finally:
-                self._busy = None  # from here no kill can reach this child
-                timer.cancel()
-                os.close(source)
-            if frame is None:
-                self._proc = None
-                raise self._died(proc)
-            answer: dict[str, Any] = note if isinstance(note, dict) else {}
+        try:
+            answer, proc = self._exchange(request, source)
+        finally:
+            os.close(source)  # also when the child could not start (Popen, mkdtemp)
         if answer.get("fatal"):
             proc.wait(5)
             raise ParseError(
@@ -287,6 +283,41 @@ class ParseSandbox:
             attachments=write_attachments(out_dir, answer["attachments"]) if out_dir else [],
         )
 
+    def _exchange(
+        self, request: dict[str, Any], source: int
+    ) -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
+        """Send `request` and the file open on `source` to the child; its answer, and it."""
+        lim = self._limits
+        with self._lock:
+            self._why_killed = None
+            self._ocr_page = None
+            proc = self._child()
+            assert proc.stdin is not None and proc.stdout is not None and self._files
+            timer = self._arm(lim.parse_timeout_s, "timeout", proc)
+            self._busy = proc
+            try:
+                frame = note = None
+                if self._greeted(proc):
+                    socket.send_fds(self._files, [b"f"], [source])
+                    write_frame(proc.stdin, self._encoder.encode(request))
+                    while True:
+                        frame = self._read(proc)
+                        note = msgspec.msgpack.decode(frame) if frame is not None else None
+                        if not (isinstance(note, dict) and "page" in note and len(note) == 1):
+                            break
+                        timer.cancel()  # an OCR page starts: it gets its own allowance
+                        self._ocr_page = int(note["page"])
+                        timer = self._arm(lim.ocr_page_timeout_s, "ocr_timeout", proc)
+            except (BrokenPipeError, OSError):
+                frame = None
+            finally:
+                self._busy = None  # from here no kill can reach this child
+                timer.cancel()
+            if frame is None:
+                self._proc = None
+                raise self._died(proc)
+            return (note if isinstance(note, dict) else {}), proc
+
     def _arm(self, seconds: float, why: str, proc: subprocess.Popen[bytes]) -> threading.Timer:
         timer = threading.Timer(seconds, self._kill, args=(why, proc))
         timer.daemon = True
@@ -302,6 +333,12 @@ class ParseSandbox:
             return ParseError(
                 f"OCR of page {self._ocr_page} took longer than "
                 f"ingest.ocr_page_timeout_s={lim.ocr_page_timeout_s:g} s"
+            )
+        if self._why_killed == "oversized":
+            return ParseError(
+                f"the parser child sent an answer of more than {self._frame_limit // MiB} MiB "
+                "(ingest.max_text_mb twice, plus ingest.max_unzipped_mb and slack): it was "
+                "killed"
             )
         if self._why_killed == "timeout":
             return ParseError(
