@@ -38,10 +38,11 @@ REDACTED = "<redacted>"
 
 
 def _regular_files(root: Path) -> list[Path]:
-    """The regular files under `root`, never through a link (a link is left out)."""
+    """The regular files under `root`, never through a link (a link is left out), but the
+    top folder's manifest (a store file of that name deeper down is archived and listed)."""
     return [
         p for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.is_symlink() and p.name != MANIFEST
+        if p.is_file() and not p.is_symlink() and str(p.relative_to(root)) != MANIFEST
     ]  # fmt: skip
 
 

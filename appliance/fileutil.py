@@ -15,14 +15,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO
 
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC  # a FIFO never blocks
+
+
+def sha256_fd(fd: int) -> str:
+    """Hex sha256 of the open file `fd` from its current offset, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    while block := os.read(fd, 1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
+
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of the regular file at `path` (its links followed: the caller's path
+    means them). Anything else is refused unread: a FIFO would block the read forever."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PlantedFileError(f"{path}: not a regular file")
+        return sha256_fd(fd)
+    finally:
+        os.close(fd)
 
 
 Owner = tuple[int, int]  # (uid, gid) for fchown
@@ -211,13 +224,38 @@ class DataDirBusy(Exception):
     """Another process (a running server) holds the data directory."""
 
 
+LOCK_FILE = ".lock"
+LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
 def lock_data_dir(root: Path) -> int:
     """Hold `<root>/.lock` (flock, exclusive) for the life of the process: a second
     server, or a restore, on the same data cannot start. Returns the fd to release."""
+    root.mkdir(parents=True, exist_ok=True)
+    with Directory(root, follow=True) as directory:  # the data dir's path is the config's
+        return lock_in(directory.fd, root)
+
+
+def lock_in(dir_fd: int, root: Path) -> int:
+    """`lock_data_dir` for the data dir `root` already open as `dir_fd`. The service user
+    owns the data dir, so `.lock` may be anything: it is opened below `dir_fd` with
+    O_NOFOLLOW | O_NONBLOCK and must be a regular file with no other name (not a link to
+    a file outside, created through it, nor a FIFO); anything else is refused, untouched."""
     import fcntl
 
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    path = root / LOCK_FILE
+    try:
+        fd = os.open(LOCK_FILE, LOCK_FLAGS, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise
+        found = os.stat(LOCK_FILE, dir_fd=dir_fd, follow_symlinks=False)
+        raise _planted_lock(path, _kind(found)) from None
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+        os.close(fd)
+        what = "a hard link to another file" if found.st_nlink != 1 else _kind(found)
+        raise _planted_lock(path, what)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -226,8 +264,39 @@ def lock_data_dir(root: Path) -> int:
     return fd
 
 
+def _planted_lock(path: Path, what: str) -> PlantedFileError:
+    return PlantedFileError(
+        f"{path}: {what} is where the data dir's lock file belongs; refusing to open it "
+        "(left untouched: check who put it there, remove it, and retry)"
+    )
+
+
 def unlock_data_dir(fd: int) -> None:
     os.close(fd)  # closing the descriptor releases the flock
+
+
+def chown_below(dir_fd: int, owner: Owner) -> None:
+    """Give everything below the open folder `dir_fd` (not the folder itself) to `owner`
+    through descriptors: each name opened below its folder's descriptor with O_NOFOLLOW,
+    a folder's contents before the folder (no folder is another user's while it is
+    walked). Only folders and regular files are expected; anything else is refused."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    for name in sorted(os.listdir(dir_fd)):
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise PlantedFileError(f"{name}: a symbolic link: refusing to give it away") from None
+        try:
+            found = os.fstat(fd)
+            if stat.S_ISDIR(found.st_mode):
+                chown_below(fd, owner)
+            elif not stat.S_ISREG(found.st_mode):
+                raise PlantedFileError(f"{name}: {_kind(found)}: refusing to give it away")
+            os.fchown(fd, *owner)
+        finally:
+            os.close(fd)
 
 
 def copy_sqlite(conn: sqlite3.Connection, target: Path) -> None:

@@ -41,7 +41,9 @@ def backup_tree(root: Path) -> str:
 
 
 def pack(root: Path, archive: Path, manifest: dict[str, Any] | None = None) -> Path:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and str(p.relative_to(root)) != "manifest.json"
+    )
     names = {str(p.relative_to(root)): p for p in files}
     manifest = manifest or {
         "format": 1,

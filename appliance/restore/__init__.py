@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.fileutil import (
+    LOCK_FILE,
     DataDirBusy,
-    lock_data_dir,
+    PlantedFileError,
+    chown_below,
+    lock_in,
     open_named_file,
-    sha256_file,
+    sha256_fd,
     unlock_data_dir,
 )
 from appliance.restore.admin_key import previous_admin_key, provide_admin_key
@@ -41,7 +45,6 @@ from appliance.restore.archive import (
 
 __all__ = ["RestoreError", "Restored", "restore_backup"]
 
-LOCK_FILE = ".lock"
 STAYS = frozenset({LOCK_FILE, "models"})  # the lock, and the prepared default models
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -55,19 +58,32 @@ class Restored:
 
 
 def _digest(path: Path) -> str:
+    """The model file's SHA-256. The models folder is the service user's: as root, its
+    links are not followed, and a FIFO or anything else not a regular file is refused
+    (PlantedFileError) without blocking on it."""
+    fd = open_named_file(path)
     try:
-        return sha256_file(path)
-    except OSError:  # unreadable here: the server will say why
-        return ""
+        return sha256_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def model_warnings(manifest: Manifest, model_files: dict[str, Path]) -> list[str]:
     warnings = []
     for model in manifest.models:
         current = model_files.get(model.role)
-        if current is None or not current.is_file():
+        try:
+            digest = None if current is None else _digest(current)
+        except FileNotFoundError:
+            digest = None
+        except PlantedFileError as exc:
+            warnings.append(f"the {shown(model.role)} model is not checked: {shown(str(exc))}")
+            continue
+        except OSError:  # unreadable here: the server will say why
+            digest = ""
+        if digest is None:
             warnings.append(f"{shown(model.role)} model {shown(model.file)} is not on this machine")
-        elif _digest(current) != model.sha256:
+        elif digest != model.sha256:
             warnings.append(
                 f"the {shown(model.role)} model differs from the backup's ({shown(model.file)}): "
                 "answers and search scores may differ"
@@ -99,21 +115,23 @@ def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) 
             checked = check_archive(tar, str(archive))  # nothing is written before this
             warnings = model_warnings(checked.manifest, model_files)
             created = not data_dir.exists()
+            data_fd = _open_data_dir(data_dir)
+            stack.callback(os.close, data_fd)
             try:  # a server holds this lock for its whole life
-                lock = lock_data_dir(data_dir)
-            except DataDirBusy as exc:
+                lock = lock_in(data_fd, data_dir)
+            except (DataDirBusy, PlantedFileError) as exc:
                 raise RestoreError(str(exc)) from None
             except OSError as exc:
                 raise RestoreError(f"{data_dir}: cannot lock it ({exc})") from None
             try:
                 try:
-                    moved, admin_key = _restore_locked(tar, checked, data_dir, lock)
+                    moved, admin_key = _restore_locked(tar, checked, data_dir, data_fd, lock)
                 except OSError as exc:  # (the archive's own faults name their member)
                     raise RestoreError(f"{data_dir}: cannot restore into it ({exc})") from exc
             except BaseException:
                 if created:  # leave no trace of a refused restore
                     with contextlib.suppress(OSError):
-                        (data_dir / LOCK_FILE).unlink()
+                        os.unlink(LOCK_FILE, dir_fd=data_fd)
                         data_dir.rmdir()
                 raise
             finally:
@@ -123,39 +141,55 @@ def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) 
     return Restored(len(checked.manifest.files), moved, warnings, admin_key)
 
 
-def _restore_locked(
-    tar: tarfile.TarFile, checked: CheckedArchive, data_dir: Path, lock: int
-) -> tuple[Path | None, str]:
-    data_fd = os.open(data_dir, DIR_FLAGS)
+def _open_data_dir(data_dir: Path) -> int:
     try:
-        found = os.fstat(data_fd)
-        owner: Owner | None = (found.st_uid, found.st_gid) if os.geteuid() == 0 else None
-        if owner is not None:  # made here by root when no server had run: the server's
-            os.fchown(lock, *owner)
-        free = shutil.disk_usage(data_dir.parent).free
-        if checked.total_bytes > free:
-            raise RestoreError(
-                f"the archive unpacks to {checked.total_bytes >> 20} MiB, and "
-                f"{data_dir.parent} has {free >> 20} MiB free"
-            )
-        staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return os.open(data_dir, DIR_FLAGS)
+    except OSError as exc:
+        raise RestoreError(f"{data_dir}: cannot open it ({exc.strerror or exc})") from None
+
+
+def _give_lock(lock: int, data_dir: Path, owner: Owner) -> None:
+    """The lock file (made here by root when no server had run) is the server's: given
+    only when it is what `lock_in` checked, a regular file with no other name, and
+    root's or the data dir owner's already."""
+    found = os.fstat(lock)
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_uid not in (0, owner[0]):
+        raise RestoreError(f"{data_dir / LOCK_FILE}: not the lock file it was: refusing to give it")
+    os.fchown(lock, *owner)
+
+
+def _restore_locked(
+    tar: tarfile.TarFile, checked: CheckedArchive, data_dir: Path, data_fd: int, lock: int
+) -> tuple[Path | None, str]:
+    found = os.fstat(data_fd)
+    owner: Owner | None = (found.st_uid, found.st_gid) if os.geteuid() == 0 else None
+    if owner is not None:
+        _give_lock(lock, data_dir, owner)
+    free = shutil.disk_usage(data_dir.parent).free
+    if checked.total_bytes > free:
+        raise RestoreError(
+            f"the archive unpacks to {checked.total_bytes >> 20} MiB, and "
+            f"{data_dir.parent} has {free >> 20} MiB free"
+        )
+    # root's alone (0700) until the admin key is in: nothing in it is another user's
+    # while it is written by name; then given away through descriptors, just before the swap
+    staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
+    try:
+        staging_fd = os.open(staging, DIR_FLAGS)
         try:
-            staging_fd = os.open(staging, DIR_FLAGS)
-            try:
-                if owner is not None:
-                    os.fchown(staging_fd, *owner)
-                extract(tar, checked, staging_fd, owner)
-                with contextlib.suppress(FileNotFoundError):  # the config file stays the truth
-                    os.unlink("settings.json", dir_fd=staging_fd)
-                admin_key = provide_admin_key(staging, previous_admin_key(data_fd), owner)
-                os.sync()  # the restored files are on disk before they replace the old ones
-                return _swap(data_dir, data_fd, staging_fd, owner), admin_key
-            finally:
-                os.close(staging_fd)
+            extract(tar, checked, staging_fd, None)
+            with contextlib.suppress(FileNotFoundError):  # the config file stays the truth
+                os.unlink("settings.json", dir_fd=staging_fd)
+            admin_key = provide_admin_key(staging, previous_admin_key(data_fd))
+            if owner is not None:
+                chown_below(staging_fd, owner)
+            os.sync()  # the restored files are on disk before they replace the old ones
+            return _swap(data_dir, data_fd, staging_fd, owner), admin_key
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            os.close(staging_fd)
     finally:
-        os.close(data_fd)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _swap(data_dir: Path, data_fd: int, staging_fd: int, owner: Owner | None) -> Path | None:

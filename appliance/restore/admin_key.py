@@ -16,7 +16,7 @@ import stat
 import time
 from pathlib import Path
 
-from appliance.restore.archive import Owner, RestoreError
+from appliance.restore.archive import RestoreError
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import Role
 
@@ -59,9 +59,10 @@ async def _admin_key_for(secrets: Path, previous: str | None) -> tuple[str | Non
         await store.close()
 
 
-def provide_admin_key(staging: Path, previous: str | None, owner: Owner | None) -> str:
+def provide_admin_key(staging: Path, previous: str | None) -> str:
     """Write `secrets/admin.key` under `staging`: 'archive' (an older archive carries it),
-    'kept' (the previous data's) or 'new'."""
+    'kept' (the previous data's) or 'new'. `staging` is root's alone while this runs (its
+    paths are followed by name); the caller gives the tree to the service user after."""
     secrets = staging / "secrets"
     if (secrets / KEY_FILE).exists():
         return "archive"
@@ -73,7 +74,4 @@ def provide_admin_key(staging: Path, previous: str | None, owner: Owner | None) 
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(secrets / KEY_FILE, flags, 0o600), "w") as out:
             out.write(key + "\n")
-    if owner is not None:  # the key store may have made files of its own here
-        for entry in [secrets, *secrets.iterdir()]:
-            os.chown(entry, *owner, follow_symlinks=False)
     return "kept" if kept else "new"
