@@ -17,8 +17,9 @@ is tokenized with `special=False`. Without a special-token string in the content
 ids are exactly what llama.cpp gives the whole rendered prompt with `special=True`.
 
 A template that rewrites contents otherwise (e.g. drops a `<think>` part of an assistant
-turn) fails that check; then each control-token string in a content gets a zero-width
-space after its first character and the rendering is tokenized whole.
+turn) fails that check; then each special-token string in a content (control and
+user-defined ones alike: Qwen's `<think>` and `<tool_call>` are user-defined) gets a
+zero-width space after its first character and the rendering is tokenized whole.
 """
 
 from __future__ import annotations
@@ -95,9 +96,7 @@ class ChatPromptEncoder:
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._specials = special_tokens(vocab)
         self._special_text = _alternation(list(self._specials))
-        self._control_text = _alternation(
-            [text for text, t in self._specials.items() if t.control and len(text) > 1]
-        )
+        self._neutralized_text = _alternation([text for text in self._specials if len(text) > 1])
         model = vocab._model
         self._prefix = [vocab.token_bos()] if model.add_bos_token() else []
         self._suffix = [vocab.token_eos()] if model.add_eos_token() else []
@@ -167,7 +166,7 @@ class ChatPromptEncoder:
         if not self._warned:
             self._warned = True
             log.warning(
-                "the chat template rewrites message contents: control-token strings in "
+                "the chat template rewrites message contents: special-token strings in "
                 "them are neutralized (a zero-width space) instead of tokenized as text"
             )
         neutralized = [{**m, "content": self.neutralize(m["content"])} for m in messages]
@@ -176,10 +175,11 @@ class ChatPromptEncoder:
         return ids
 
     def neutralize(self, text: str) -> str:
-        """`text` with a zero-width space inside each control-token string of the
-        vocabulary (the text reads the same; no tokenizer matches the token)."""
-        if self._control_text is None:
+        """`text` with a zero-width space inside each special-token string of the
+        vocabulary, control or user-defined (the text reads the same; no tokenizer matches
+        the token). One-character ones stay: a zero-width space cannot split them."""
+        if self._neutralized_text is None:
             return text
-        return self._control_text.sub(
+        return self._neutralized_text.sub(
             lambda m: m.group()[0] + ZERO_WIDTH_SPACE + m.group()[1:], text
         )

@@ -164,6 +164,28 @@ def test_other_templates_keep_contents_plain(
     assert encoder.encode(benign) == generator._vocab.tokenize(whole, add_bos=True, special=True)
 
 
+@pytest.mark.slow
+def test_the_fallback_neutralizes_user_defined_tokens_too(
+    generator: RecordingGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qwen's `<think>` and `<tool_call>` are user-defined tokens, which llama.cpp matches
+    in text as it matches control ones; SmolLM2's special tokens are all control ones, so
+    a stand-in adds those two (as user-defined) to its real list. The fallback for a
+    template that rewrites contents breaks every one of them in the contents."""
+    from appliance.engine import chat_prompt
+
+    real = chat_prompt.special_tokens(generator._vocab)
+    assert all(t.control for t in real.values())  # why the stand-in
+    user_defined = chat_prompt.SpecialToken(len(real) + 90000, False, False, False)
+    stand_in = {**real, "<think>": user_defined, "<tool_call>": user_defined}
+    monkeypatch.setattr(chat_prompt, "special_tokens", lambda vocab: stand_in)
+    encoder = chat_prompt.ChatPromptEncoder(generator._vocab, REWRITING)
+    for text in (t for t in stand_in if len(t) > 1):  # one character cannot be split
+        neutralized = encoder.neutralize(f"a{text}b")
+        assert text not in neutralized, text
+        assert neutralized.replace(ZERO_WIDTH_SPACE, "") == f"a{text}b"
+
+
 class ChatServer:
     """A loopback HTTP server answering `POST /chat/completions` with a one-piece stream;
     it keeps the JSON bodies it was sent. (Stands in for llama-server: what matters is
