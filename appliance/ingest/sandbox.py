@@ -5,13 +5,17 @@ takes down only the child: the server's memory stays its own, the failure names
 the limit, and the next file gets a fresh child. A file that subverts a parser
 (pypdfium2, Pillow, onnxruntime, lxml) finds itself in a process that holds no server
 secret (its environment is built here, not inherited), cannot gain privileges
-(no_new_privs), is not root (an unprivileged uid when the server is), and under
-Landlock reads only the runtime and writes only its own scratch directory: no path of
-the data directory, no TCP (`ingest/confine.py`). It never opens a path: the server
-opens each file and passes the descriptor. The child reports its confinement first;
-a kernel without Landlock is logged once (and shown by `appliance doctor`), and parsing
-goes on. One child is kept between files, so a folder of small files pays the
-interpreter start once. `abort()` kills the child (a cancelled job). Blocking: call
+(no_new_privs), is not root (`nobody` when the server is root: not the service user,
+who owns the data directory), and under Landlock reads only the runtime and writes only
+its own scratch directory: no path of the data directory, no TCP (`ingest/confine.py`).
+It never opens a path: the server opens each file and passes the descriptor. The child
+reports its confinement first; a kernel without Landlock is logged once (and shown by
+`appliance doctor`), and parsing goes on, unless the child would need
+CAP_DAC_READ_SEARCH (a root server whose runtime only root can read): then it refuses,
+and each file fails saying why. A frame bigger than the ingest limits allow
+(`frame_limit`) kills the child before it is read. One child is kept between files, so
+a folder of small files pays the interpreter start once. `abort()` kills the child (a
+cancelled job). Blocking: call
 `parse` from a thread.
 """
 
