@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import TypeVar
 
@@ -53,7 +53,7 @@ def _quietly(release: Callable[[T], object], result: T) -> None:
         log.exception("releasing what a cancelled scan opened failed")
 
 
-async def watch_changes(path: str, debounce_ms: int) -> AsyncIterator[None]:
+async def watch_changes(path: str, debounce_ms: int) -> AsyncGenerator[None, None]:
     """Yields after each batch of changes below `path` (those that came during the
     caller's work are one batch); raises what the watch raised (the folder gone). The
     watch runs in its own thread, asked to stop when the iterator is closed."""

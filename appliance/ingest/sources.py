@@ -223,11 +223,13 @@ class SourceService:
 
     async def _watch(self, live: _Live) -> None:
         await self._scan_now(live)
-        async for _ in watch_changes(live.settings.path, WATCH_DEBOUNCE_MS):
-            if live.scan_task is not None and not live.scan_task.done():
-                live.rescan = True
-            else:
-                await self._scan_now(live)
+        changes = watch_changes(live.settings.path, WATCH_DEBOUNCE_MS)
+        async with contextlib.aclosing(changes):  # its thread stops, even if cancelled here
+            async for _ in changes:
+                if live.scan_task is not None and not live.scan_task.done():
+                    live.rescan = True
+                else:
+                    await self._scan_now(live)
 
     async def _scan_now(self, live: _Live) -> None:
         self.scan(live.settings.id)

@@ -159,10 +159,11 @@ async def test_the_share_is_not_touched_from_the_event_loop(
     set_up: list[bool] = []
 
     def watched_rust_notify(*args: Any, **kwargs: Any) -> Any:
-        set_up.append(True)
         if threading.get_ident() == loop_thread:
             in_loop.append("the watch's set-up (a walk of the whole folder)")
-        return rust_notify(*args, **kwargs)
+        watcher = rust_notify(*args, **kwargs)
+        set_up.append(True)  # its inotify watches are in place
+        return watcher
 
     monkeypatch.setattr(os, "fstat", watched_fstat)
     monkeypatch.setattr(watchfiles.main, "RustNotify", watched_rust_notify)
@@ -187,6 +188,11 @@ async def test_the_share_is_not_touched_from_the_event_loop(
         assert report is not None and (report.state, report.unchanged) == ("done", 2), report
     finally:
         await sources.stop()
+    for _ in range(1000):  # the watch's thread is asked to stop (it looks every 50 ms)
+        if not [t for t in threading.enumerate() if t.name == "source-watch"]:
+            break
+        await asyncio.sleep(0.01)
+    assert not [t for t in threading.enumerate() if t.name == "source-watch"]
     assert in_loop == [], "; ".join(in_loop)
 
 
