@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC  # a FIFO never blocks
+# What another user may have planted is opened through no final symlink, never blocks
+# on a FIFO and never becomes a controlling terminal; new files are new (O_EXCL).
+DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def sha256_fd(fd: int) -> str:
@@ -88,7 +93,7 @@ class Directory:
             if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
                 raise self._planted(name, found)
             os.unlink(name, dir_fd=self.fd)  # unlink never follows a link
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags = CREATE_NEW
         try:
             return os.open(name, flags, mode, dir_fd=self.fd)
         except FileExistsError:  # planted between the check and the open
@@ -167,7 +172,7 @@ def open_named_file(path: Path) -> int:
     file opened must be the one that walk found (no directory swapped in between)."""
     resolved = _resolve_trusted_links(path, {0, os.geteuid()})
     found = os.stat(resolved, follow_symlinks=False)
-    fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(resolved, READ_NOFOLLOW)
     opened = os.fstat(fd)
     if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (
         found.st_dev,
@@ -280,7 +285,7 @@ def chown_below(dir_fd: int, owner: Owner) -> None:
     through descriptors: each name opened below its folder's descriptor with O_NOFOLLOW,
     a folder's contents before the folder (no folder is another user's while it is
     walked). Only folders and regular files are expected; anything else is refused."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    flags = READ_NOFOLLOW
     for name in sorted(os.listdir(dir_fd)):
         try:
             fd = os.open(name, flags, dir_fd=dir_fd)

@@ -38,6 +38,7 @@ import msgspec
 
 from appliance.config.ingest import IngestSettings
 from appliance.domain.types import Section
+from appliance.fileutil import READ_NOFOLLOW
 from appliance.ingest.confine import Policy, python_command, unprivileged_ids
 from appliance.ingest.parse_worker import FrameTooLarge, read_frame, write_frame
 from appliance.ingest.parsers import ParsedDocument, ParseError
@@ -86,7 +87,7 @@ def frame_limit(limits: IngestSettings) -> int:
 def open_input(path: Path) -> int:
     """`path` opened for the child: a regular file, not through a final symlink."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, READ_NOFOLLOW)
     except OSError as exc:
         raise ParseError(f"cannot open the file: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):

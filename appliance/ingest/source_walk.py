@@ -25,12 +25,11 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
+from appliance.fileutil import DIR_NOFOLLOW, READ_NOFOLLOW
 from appliance.ingest.names import display_name
 from appliance.ingest.sniff import KINDS
 
 log = logging.getLogger(__name__)
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class Entry(NamedTuple):
@@ -69,7 +68,7 @@ def open_dir(root_fd: int, relative: str) -> int:
     fd = os.dup(root_fd)
     try:
         for name in _components(relative):
-            child = os.open(name, DIR_FLAGS, dir_fd=fd)
+            child = os.open(name, DIR_NOFOLLOW, dir_fd=fd)
             os.close(fd)
             fd = child
     except BaseException:
@@ -84,7 +83,7 @@ def open_file(root_fd: int, entry: Entry) -> int:
     folder, _, name = entry.path.rpartition("/")
     parent = open_dir(root_fd, folder)
     try:
-        fd = os.open(name, FILE_FLAGS, dir_fd=parent)
+        fd = os.open(name, READ_NOFOLLOW, dir_fd=parent)
     finally:
         os.close(parent)
     try:

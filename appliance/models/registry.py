@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from appliance.fileutil import Directory, Owner, open_named_file, sha256_file
+from appliance.fileutil import READ_NOFOLLOW, Directory, Owner, open_named_file, sha256_file
 
 REGISTRY = "registry.json"
 ROLES = ("chat", "embedding")
@@ -69,7 +69,7 @@ class Registry:
     def load(cls, directory: Path) -> Registry:
         path = directory / REGISTRY
         try:  # the models dir is the service user's: never read through a link as root
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(path, READ_NOFOLLOW)
         except FileNotFoundError:
             return cls(directory, {}, {})
         except OSError as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.fileutil import (
+    DIR_NOFOLLOW,
     LOCK_FILE,
     DataDirBusy,
     PlantedFileError,
@@ -46,7 +47,6 @@ from appliance.restore.archive import (
 __all__ = ["RestoreError", "Restored", "restore_backup"]
 
 STAYS = frozenset({LOCK_FILE, "models"})  # the lock, and the prepared default models
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def restore_backup(archive: Path, data_dir: Path, model_files: dict[str, Path]) 
 def _open_data_dir(data_dir: Path) -> int:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        return os.open(data_dir, DIR_FLAGS)
+        return os.open(data_dir, DIR_NOFOLLOW)
     except OSError as exc:
         raise RestoreError(f"{data_dir}: cannot open it ({exc.strerror or exc})") from None
 
@@ -176,7 +176,7 @@ def _restore_locked(
     # while it is written by name; then given away through descriptors, just before the swap
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
     try:
-        staging_fd = os.open(staging, DIR_FLAGS)
+        staging_fd = os.open(staging, DIR_NOFOLLOW)
         try:
             extract(tar, checked, staging_fd, None)
             with contextlib.suppress(FileNotFoundError):  # the config file stays the truth
@@ -207,7 +207,7 @@ def _swap(data_dir: Path, data_fd: int, staging_fd: int, owner: Owner | None) ->
                     prefix=f"{data_dir.name}.before-restore-{stamp}-", dir=data_dir.parent
                 )
             )
-            aside_fd = os.open(moved, DIR_FLAGS)
+            aside_fd = os.open(moved, DIR_NOFOLLOW)
             if owner is not None:
                 os.fchown(aside_fd, *owner)
             for name in old:

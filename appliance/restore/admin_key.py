@@ -16,6 +16,7 @@ import stat
 import time
 from pathlib import Path
 
+from appliance.fileutil import CREATE_NEW, READ_NOFOLLOW
 from appliance.restore.archive import RestoreError
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import Role
@@ -25,7 +26,7 @@ KEY_FILE = "admin.key"
 
 def previous_admin_key(data_fd: int) -> str | None:
     """`secrets/admin.key` of the data dir open as `data_fd`, read without following links."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags = READ_NOFOLLOW
     try:
         secrets = os.open("secrets", flags | os.O_DIRECTORY, dir_fd=data_fd)
     except OSError:
@@ -71,7 +72,7 @@ def provide_admin_key(staging: Path, previous: str | None) -> str:
     except sqlite3.Error as exc:
         raise RestoreError(f"secrets/keys.sqlite3: not a key table ({exc})") from None
     if key is not None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags = CREATE_NEW
         with os.fdopen(os.open(secrets / KEY_FILE, flags, 0o600), "w") as out:
             out.write(key + "\n")
     return "kept" if kept else "new"

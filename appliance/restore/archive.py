@@ -22,6 +22,7 @@ from typing import IO
 
 import msgspec
 
+from appliance.fileutil import CREATE_NEW, DIR_NOFOLLOW
 from appliance.store.active_index import INDEX_FILE
 
 MANIFEST = "manifest.json"
@@ -228,9 +229,7 @@ def _mkdir(parent_fd: int, name: str, owner: Owner | None) -> None:
         os.mkdir(name, 0o700, dir_fd=parent_fd)
     except FileExistsError:
         return  # made earlier as a parent of a member listed before its folder
-    fd = os.open(
-        name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd
-    )
+    fd = os.open(name, DIR_NOFOLLOW, dir_fd=parent_fd)
     try:
         os.fchmod(fd, 0o700)
         if owner is not None:
@@ -245,8 +244,7 @@ def _open_folder(root_fd: int, parts: list[str], owner: Owner | None) -> int:
     for part in parts:
         try:
             _mkdir(fd, part, owner)
-            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-            child = os.open(part, flags, dir_fd=fd)
+            child = os.open(part, DIR_NOFOLLOW, dir_fd=fd)
         finally:
             os.close(fd)
         fd = child
@@ -256,8 +254,7 @@ def _open_folder(root_fd: int, parts: list[str], owner: Owner | None) -> int:
 def _write_file(
     source: IO[bytes], folder_fd: int, name: str, owner: Owner | None
 ) -> tuple[int, str]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(name, flags, 0o600, dir_fd=folder_fd)
+    fd = os.open(name, CREATE_NEW, 0o600, dir_fd=folder_fd)
     digest = hashlib.sha256()
     written = 0
     with os.fdopen(fd, "wb") as out:
