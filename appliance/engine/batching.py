@@ -111,6 +111,10 @@ class BatchedChat:
         self.last_batch_tokens = 0
         self.last_batch_sequences = 0
 
+    def set_threads(self, n_threads: int) -> None:
+        """Compute threads for the next decodes (cheap: llama.cpp reads it per graph)."""
+        self._ll.llama_set_n_threads(self._ctx, n_threads, n_threads)
+
     # ---- capacity ---------------------------------------------------------
     @property
     def active(self) -> int:
