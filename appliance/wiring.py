@@ -286,6 +286,7 @@ async def _build_the_rest(
         embed_dim=plan.embedding.info.n_embd,
         queue_size=g.queue_size,
         thread_nice=settings.models.thread_nice,
+        adaptive_threads=settings.models.adaptive_threads,
         query_thread=settings.models.query_thread,
         extra_buffers=settings.models.extra_buffers,
         unified_kv=g.unified_kv,

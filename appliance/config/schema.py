@@ -148,8 +148,25 @@ class ModelSettings(Base, frozen=True):
         Meta(gt=0.0, le=1.0, description="Share of total RAM the models may use (0 < x <= 1)."),
     ] = 0.75
     n_threads: Annotated[
-        NonNegInt, Meta(description="CPU threads for llama.cpp; 0 picks the core count.")
+        NonNegInt,
+        Meta(
+            description=(
+                "CPU threads for llama.cpp; 0 picks the usable cores (the affinity mask, "
+                "capped by the cgroup's CPU quota, e.g. systemd's CPUQuota=)."
+            )
+        ),
     ] = 0
+    adaptive_threads: Annotated[
+        bool,
+        Meta(
+            description=(
+                "Run llama.cpp on one thread fewer for each core other processes keep busy "
+                "(read from /proc every 0.5 s), at least one: its threads spin at every "
+                "barrier, so a thread sharing a core with a busy process stalls the others "
+                "(measured 0.18x vs 0.71x; docs/architecture.md, CPU share)."
+            )
+        ),
+    ] = True
     thread_nice: Annotated[
         int,
         Meta(
@@ -157,11 +174,14 @@ class ModelSettings(Base, frozen=True):
             le=19,
             description=(
                 "How much nicer than the API the llama.cpp threads run (a nice increment, "
-                "0-19). Above 0 the API (health checks, search, uploads) runs ahead of "
-                "decoding when every core is busy; 0 = equal."
+                "0-19). Leave it at 0: above it, every nice-0 process on the server (a "
+                "backup, an antivirus scan, the parse child) takes the threads' share "
+                "(embedding 25x slower beside one busy loop at 10). The API still goes "
+                "first: the threads are SCHED_BATCH. The service's own share against other "
+                "services is the systemd unit's CPUWeight=/Nice= (README)."
             ),
         ),
-    ] = 10
+    ] = 0
     query_thread: Annotated[
         bool,
         Meta(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.embedder import EmbeddingModel, LlamaEmbedder, embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.generator import LlamaGenerator, chat_loader
@@ -31,6 +32,7 @@ class EngineSpec:
     embed_dim: int = 384
     queue_size: int = 64
     thread_nice: int = 0
+    adaptive_threads: bool = True
     query_thread: bool = False
     extra_buffers: bool = False
     unified_kv: bool = False
@@ -84,18 +86,21 @@ def build_core(
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[LlamaEngineThread, EmbeddingModel, LlamaEmbedder]:
     """The embedding model, the owner thread (with `load_chat`'s model) and the embedder."""
+    budget = ThreadBudget(spec.n_threads, adaptive=spec.adaptive_threads)
     embedding = embedding_model(
         spec.embedding_path,
         n_ctx=spec.embed_ctx,
         n_threads=spec.n_threads,
         train_ctx=spec.embed_train_ctx,
         extra_buffers=spec.extra_buffers,
+        budget=budget,
     )
     thread = LlamaEngineThread(
         load_chat=load_chat,
         load_embedder=embedding.context,
         generation_queue_size=generation_queue_size,
         thread_nice=spec.thread_nice,
+        budget=budget,
         on_step=on_step,
     )
     embedder = LlamaEmbedder(

@@ -15,20 +15,29 @@ from typing import Any
 
 import numpy as np
 
+from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import check_common, check_encoder
-from appliance.engine.priority import lower_this_thread
+from appliance.engine.priority import prepare_compute_thread
 from appliance.engine.worker import BACKGROUND, INTERACTIVE, ThreadWorker
 
 
 def embedding_model(
-    path: Path, *, n_ctx: int, n_threads: int, train_ctx: int, extra_buffers: bool = False
+    path: Path,
+    *,
+    n_ctx: int,
+    n_threads: int,
+    train_ctx: int,
+    extra_buffers: bool = False,
+    budget: ThreadBudget | None = None,
 ) -> EmbeddingModel:
     """Validate the parameters now; the model itself loads on first use."""
     check_common(path, n_ctx, n_ctx, n_threads)
     check_encoder(n_ctx, n_ctx, n_ctx, train_ctx)
-    return EmbeddingModel(path, n_ctx=n_ctx, n_threads=n_threads, extra_buffers=extra_buffers)
+    return EmbeddingModel(
+        path, n_ctx=n_ctx, n_threads=n_threads, extra_buffers=extra_buffers, budget=budget
+    )
 
 
 class EmbeddingModel:
@@ -40,10 +49,19 @@ class EmbeddingModel:
     only the vocabulary and is safe from any thread.
     """
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, extra_buffers: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        extra_buffers: bool,
+        budget: ThreadBudget | None = None,
+    ) -> None:
         self._path = path
         self._n_ctx = n_ctx
         self._threads = n_threads
+        self._budget = budget if budget is not None else ThreadBudget(n_threads, adaptive=False)
         self._extra_buffers = extra_buffers
         self._lock = threading.Lock()
         self._llama: Any = None
@@ -72,13 +90,13 @@ class EmbeddingModel:
             first = not self._first_context_taken
             self._first_context_taken = True
         if first:
-            return EmbeddingContext(llama, llama._ctx, self._threads, own=False)
+            return EmbeddingContext(llama, llama._ctx, self._budget, own=False)
         # llama-cpp-python's context wrapper registers itself with the model, so
         # closing the model frees the context first, as llama.cpp requires.
         ctx = _internals.LlamaContext(
             model=llama._model, params=llama.context_params, verbose=False
         )
-        return EmbeddingContext(llama, ctx, self._threads, own=True)
+        return EmbeddingContext(llama, ctx, self._budget, own=True)
 
     def close(self) -> None:
         """Free the model (and the contexts registered with it) now, not in `__del__` at
@@ -108,7 +126,7 @@ class EmbeddingContext:
     per text than llama-cpp-python's multi-sequence batches.
     """
 
-    def __init__(self, llama: Any, ctx: Any, n_threads: int, *, own: bool) -> None:
+    def __init__(self, llama: Any, ctx: Any, budget: ThreadBudget, *, own: bool) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -126,8 +144,8 @@ class EmbeddingContext:
         self._batch: Any = _internals.LlamaBatch(
             n_tokens=self._n_ctx, embd=0, n_seq_max=1, verbose=False
         )
-        self._threads = n_threads
-        self._current = n_threads
+        self._budget = budget
+        self._current = budget.most
 
     @property
     def threads(self) -> int:
@@ -142,7 +160,7 @@ class EmbeddingContext:
     def embed_one(self, text: str) -> list[float]:
         """The normalized embedding of `text`, truncated to the context."""
         tokens = self._llama.tokenize(text.encode("utf-8"))[: self._n_ctx]
-        threads = 1 if len(tokens) <= SHORT_TEXT_TOKENS else self._threads
+        threads = 1 if len(tokens) <= SHORT_TEXT_TOKENS else self._budget.threads()
         if threads != self._current:
             self._ll.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self._current = threads
@@ -180,7 +198,8 @@ class LlamaEmbedder:
         if query_thread or engine is None:
 
             def load() -> EmbeddingContext:
-                lower_this_thread(thread_nice)
+                if engine is None:  # this thread embeds every ingested text too
+                    prepare_compute_thread(thread_nice)
                 return model.context()
 
             name = "query-embeddings" if engine is not None else "switched-embeddings"

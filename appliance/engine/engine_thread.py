@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.engine.batching import BatchedChat
-from appliance.engine.priority import lower_this_thread
+from appliance.engine.cpu_share import ThreadBudget
+from appliance.engine.priority import prepare_compute_thread
 from appliance.engine.scheduler import Finished, Request
 from appliance.engine.worker import Overloaded, WorkerStopped, resolve_future
 
@@ -90,6 +91,7 @@ class LlamaEngineThread:
         embed_queue_size: int = 256,
         background_every: int = 8,
         thread_nice: int = 0,
+        budget: ThreadBudget | None = None,
         on_step: Callable[[int, int], None] | None = None,
     ) -> None:
         self._load_chat = load_chat
@@ -107,6 +109,8 @@ class LlamaEngineThread:
         self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
         self._on_step = on_step
         self._nice = thread_nice
+        self._budget = budget
+        self._chat_threads = 0
         self._seeds = itertools.count(1)
         self._chat: BatchedChat | None = None
         self.slots = 0
@@ -195,7 +199,7 @@ class LlamaEngineThread:
 
     # ---- the owner thread ---------------------------------------------------
     def _run(self) -> None:
-        lower_this_thread(self._nice)
+        prepare_compute_thread(self._nice)
         try:
             embedder = self._load_embedder()
             chat: BatchedChat = self._load_chat()
@@ -242,6 +246,7 @@ class LlamaEngineThread:
                     continue
                 if chat.active:
                     steps_since_background += 1
+                    self._fit_threads(chat)
                     try:
                         chat.step()
                     except Exception as exc:  # a Python-side bug: fail the streams, go on
@@ -258,6 +263,20 @@ class LlamaEngineThread:
             for gen in self._waiting:
                 gen.emit(stopped)
             chat.close()
+
+    def _fit_threads(self, chat: BatchedChat) -> None:
+        """Give the next decode the threads the machine has free now (cpu_share.py)."""
+        if self._budget is None:
+            return
+        threads = self._budget.threads()
+        if threads != self._chat_threads:
+            chat.set_threads(threads)
+            self._chat_threads = threads
+
+    @property
+    def chat_threads(self) -> int:
+        """Compute threads of the last decode step (0 before the first)."""
+        return self._chat_threads
 
     def _has_work(self, chat: BatchedChat) -> bool:
         if self._interactive or self._background or chat.active:

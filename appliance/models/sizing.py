@@ -9,13 +9,13 @@ loaded here: its plan says so and counts no bytes.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import psutil
 
+from appliance.engine.cpu_share import usable_cores
 from appliance.models.gguf_header import read_header
 
 MiB = 1024 * 1024
@@ -42,10 +42,7 @@ class MachineInfo:
     @classmethod
     def read(cls) -> MachineInfo:
         mem = psutil.virtual_memory()
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cores = os.cpu_count() or 1
+        cores = usable_cores()  # the affinity mask, capped by the cgroup's CPU quota
         physical = psutil.cpu_count(logical=False) or cores
         return cls(mem.total, mem.available, max(1, min(cores, physical)))
 
