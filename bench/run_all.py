@@ -19,9 +19,11 @@ from bench.store_engines import CACHE  # noqa: E402
 RESULTS = REPO / "bench" / "RESULTS.md"
 EARLIER = "\n\n(the section above is from an earlier `make bench`, not rerun in the last one)"
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
-SCRIPTS = ["serve_load", "answers", "askers", "hostile", "ocr", "hybrid", "query_thread", "query_path",
-           "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
+SCRIPTS = ["serve_load", "contention", "answers", "askers", "hostile", "ocr", "hybrid",
+           "query_thread", "query_path", "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
+MARKDOWN = {"contention"}  # these print their section as markdown; the others' output is fenced
 TITLES = {
+    "contention": "Beside a CPU hog on every core: hog / idle (bench/contention.py)",
     "answers": "Answers: accuracy, evidence and latency per prompt strategy (bench/answers.py)",
     "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
     "hostile": "Hostile files against the shipped limits (bench/hostile.py)",
@@ -92,7 +94,9 @@ def main() -> None:
     for name in SCRIPTS[1:]:
         title = TITLES[name]
         out = outputs[name]
-        if out is not None:
+        if out is not None and name in MARKDOWN:
+            parts.append(f"## {title}\n\n{out.strip()}")
+        elif out is not None:
             parts.append(f"## {title}\n\n```\n{out.strip()}\n```")
         elif title in earlier:
             parts.append(earlier[title] + EARLIER)
