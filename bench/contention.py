@@ -100,7 +100,11 @@ SMOKE = Sizes(sections=3, tokens=16, search_seconds=2.0, restart_parts=8)
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(description="The same work idle and beside a CPU hog.")
+    p = argparse.ArgumentParser(
+        description="The same work idle and beside a CPU hog (issue 20).",
+        epilog="Each size also reads BENCH_CONTENTION_<NAME> (SECTIONS, TOKENS, SEARCH_SECONDS, "
+        "RESTART_PARTS); BENCH_CONTENTION_SMOKE=1 is --smoke.",
+    )
     p.add_argument("--smoke", action="store_true", help="small sizes: a run of 1-2 minutes")
     p.add_argument("--sections", type=int, default=env("BENCH_CONTENTION_SECTIONS"),
                    help=f"sections per topic document (8 documents; {FULL.sections})")  # fmt: skip
@@ -200,6 +204,12 @@ def cpu_seconds(pid: int) -> float:
     except psutil.Error:
         return 0.0
     return float(total)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent on anything but idling, so far."""
+    t = psutil.cpu_times()  # Linux: guest time is inside user and nice; steal is not ours
+    return float(t.user + t.nice + t.system + t.irq + t.softirq)
 
 
 # ------------------------------------------------------------------ answers
@@ -312,6 +322,7 @@ class Side:
     errors: dict[str, int] = field(default_factory=dict)
     server_cores: float = 0.0  # CPU seconds of the server / wall seconds while measuring
     hog_cores: float = 0.0
+    other_cores: float = 0.0  # the rest of the machine: this bench's client, the probe, others
     restart: tuple[Ingest, Ingest] | None = None  # fresh, resumed
 
     @property
@@ -354,11 +365,13 @@ def run_side(work: Path, sizes: Sizes, hog: bool) -> Side:
         with hog_or_not(hog) as hog_pids:
             side.hogs = len(hog_pids)
             t0, server0 = time.monotonic(), cpu_seconds(server.proc.pid)
-            hog0 = sum(cpu_seconds(p) for p in hog_pids)
+            hog0, busy0 = sum(cpu_seconds(p) for p in hog_pids), machine_busy_seconds()
             measure(server, sizes, side)
             wall = time.monotonic() - t0
             side.server_cores = (cpu_seconds(server.proc.pid) - server0) / wall
             side.hog_cores = (sum(cpu_seconds(p) for p in hog_pids) - hog0) / wall
+            busy = (machine_busy_seconds() - busy0) / wall
+            side.other_cores = max(0.0, busy - side.server_cores - side.hog_cores)
     if sizes.restart_parts:
         docs = [handbook(n, sizes.restart_parts) for n in range(3)]
         kill_after = min(32, max(1, sizes.restart_parts // 4))
@@ -440,7 +453,9 @@ def render(idle: Side, hog: Side, sizes: Sizes, seconds: float) -> str:
         f"- /healthz: {len(idle.healthz)} / {len(hog.healthz)} probes, p50 {pct(idle.healthz, 50):.1f} / "
         f"{pct(hog.healthz, 50):.1f} ms",
         f"- CPU while measuring (cores): server and its children {idle.server_cores:.2f} / {hog.server_cores:.2f}, "
-        f"hog - / {hog.hog_cores:.2f} (of {len(os.sched_getaffinity(0))})",
+        f"hog - / {hog.hog_cores:.2f}, everything else (this bench's client and probe, other "
+        f"users) {idle.other_cores:.2f} / {hog.other_cores:.2f}, of {psutil.cpu_count()} "
+        f"({len(os.sched_getaffinity(0))} in this process's affinity)",
     ]  # fmt: skip
     for name, side in (("idle", idle), ("beside the hog", hog)):
         if side.error_total:
