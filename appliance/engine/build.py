@@ -86,7 +86,9 @@ def build_core(
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[LlamaEngineThread, EmbeddingModel, LlamaEmbedder]:
     """The embedding model, the owner thread (with `load_chat`'s model) and the embedder."""
-    budget = ThreadBudget(spec.n_threads, adaptive=spec.adaptive_threads)
+    budget = ThreadBudget(
+        spec.n_threads, adaptive=spec.adaptive_threads, thread_nice=spec.thread_nice
+    )
     embedding = embedding_model(
         spec.embedding_path,
         n_ctx=spec.embed_ctx,

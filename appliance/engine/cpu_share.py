@@ -70,8 +70,12 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
-def parse_proc_stat(text: str, cpus: frozenset[int]) -> tuple[int, int]:
-    """(busy, total) jiffies summed over the CPUs in `cpus` from /proc/stat's `cpuN` lines."""
+def parse_proc_stat(text: str, cpus: frozenset[int], *, niced: bool = True) -> tuple[int, int]:
+    """(busy, total) jiffies summed over the CPUs in `cpus` from /proc/stat's `cpuN` lines.
+
+    `niced=False` leaves out the time of processes at a nice above 0 (the `nice` column):
+    they take little from threads at nice 0 (a nice-10 loop gets ~10% of a shared core),
+    so a backup the sysadmin niced does not cost the appliance a thread."""
     busy = total = 0
     for line in text.splitlines():
         name, _, rest = line.partition(" ")
@@ -81,7 +85,7 @@ def parse_proc_stat(text: str, cpus: frozenset[int]) -> tuple[int, int]:
             continue
         fields = [int(v) for v in rest.split()]
         line_total = sum(fields[:8])  # guest time is already inside user/nice
-        busy += line_total - fields[3] - fields[4]  # minus idle and iowait
+        busy += line_total - fields[3] - fields[4] - (0 if niced else fields[1])
         total += line_total
     return busy, total
 
@@ -99,9 +103,9 @@ class CpuSample:
     own: int  # jiffies this process used
 
 
-def read_sample(cpus: frozenset[int]) -> CpuSample:
+def read_sample(cpus: frozenset[int], niced: bool) -> CpuSample:
     with open("/proc/stat") as f:
-        busy, total = parse_proc_stat(f.read(), cpus)
+        busy, total = parse_proc_stat(f.read(), cpus, niced=niced)
     with open("/proc/self/stat") as f:
         own = parse_self_stat(f.read())
     return CpuSample(busy, total, own)
@@ -133,7 +137,8 @@ class ThreadBudget:
         most: int,
         *,
         adaptive: bool = True,
-        sample: Callable[[frozenset[int]], CpuSample] = read_sample,
+        sample: Callable[[frozenset[int], bool], CpuSample] = read_sample,
+        thread_nice: int = 0,
         clock: Callable[[], float] = time.monotonic,
         cpus: frozenset[int] | None = None,
     ) -> None:
@@ -142,6 +147,9 @@ class ThreadBudget:
         self._sample = sample
         self._clock = clock
         self._cpus = cpus if cpus is not None else frozenset(os.sched_getaffinity(0))
+        # When any of our own time lands in the `nice` column, count that column
+        # (else our time would be subtracted from a sum that leaves it out).
+        self._niced = thread_nice > 0 or os.getpriority(os.PRIO_PROCESS, 0) > 0
         self._lock = threading.Lock()
         self._last: CpuSample | None = None
         self._last_at = -math.inf
@@ -162,7 +170,7 @@ class ThreadBudget:
 
     def _update(self, now: float) -> None:
         try:
-            sample = self._sample(self._cpus)
+            sample = self._sample(self._cpus, self._niced)
         except (OSError, ValueError, IndexError):  # no /proc: keep the configured count
             self._adaptive = False
             self._threads = self.most

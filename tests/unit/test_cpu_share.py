@@ -42,6 +42,12 @@ def test_proc_stat_sums_only_the_cpus_of_the_mask() -> None:
     assert parse_proc_stat(PROC_STAT, frozenset({2})) == (14, 21)
 
 
+def test_niced_processes_can_be_left_out() -> None:
+    text = "cpu0 100 40 50 300 0 0 0 0 0 0\n"
+    assert parse_proc_stat(text, frozenset({0})) == (190, 490)
+    assert parse_proc_stat(text, frozenset({0}), niced=False) == (150, 490)
+
+
 def test_self_stat_reads_utime_and_stime_after_a_hostile_name() -> None:
     # a thread name may hold spaces and ")": fields are counted from the last ")"
     fields = ["S"] + ["0"] * 10 + ["70", "30"] + ["0"] * 30
@@ -89,7 +95,7 @@ class FakeProc:
         self.own += int(own_cores * 50)
         self.total += 100
 
-    def read(self, cpus: frozenset[int]) -> CpuSample:
+    def read(self, cpus: frozenset[int], niced: bool) -> CpuSample:
         return CpuSample(self.busy, self.total, self.own)
 
 
@@ -115,9 +121,9 @@ def test_budget_reads_proc_at_most_every_half_second() -> None:
     proc = FakeProc()
     reads = []
 
-    def read(cpus: frozenset[int]) -> CpuSample:
+    def read(cpus: frozenset[int], niced: bool) -> CpuSample:
         reads.append(proc.now)
-        return proc.read(cpus)
+        return proc.read(cpus, niced)
 
     budget = ThreadBudget(2, sample=read, clock=lambda: proc.now, cpus=frozenset({0, 1}))
     for _ in range(100):
@@ -126,7 +132,7 @@ def test_budget_reads_proc_at_most_every_half_second() -> None:
 
 
 def test_a_fixed_budget_never_reads_proc() -> None:
-    def read(cpus: frozenset[int]) -> CpuSample:
+    def read(cpus: frozenset[int], niced: bool) -> CpuSample:
         raise AssertionError("read /proc")
 
     assert ThreadBudget(3, adaptive=False, sample=read).threads() == 3
