@@ -172,7 +172,7 @@ def sandbox_verdict(confined: dict[str, Any], secret_probe: str | None) -> tuple
 def check_sandbox(report: Report, settings: Settings) -> None:
     """Start a parser child the way the server does and ask it what it can open."""
     from appliance.config.paths import admin_key_file
-    from appliance.ingest.parsers import ParseError
+    from appliance.ingest.formats.base import ParseError
     from appliance.ingest.sandbox import ParseSandbox
 
     box = ParseSandbox(settings.ingest)

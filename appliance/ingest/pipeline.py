@@ -26,9 +26,9 @@ from appliance.domain.types import ChunkRecord, Section
 from appliance.engine.worker import Overloaded
 from appliance.fileutil import sha256_file
 from appliance.ingest.chunker import chunk_sections
+from appliance.ingest.formats.base import ParseError
 from appliance.ingest.job_rows import document_row, file_row, job_of, source_file
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
-from appliance.ingest.parsers import ParseError
 from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
 from appliance.store.journal import JobRow, Journal

@@ -1,5 +1,5 @@
 """Read one file into a `ParsedDocument`: its kind from content and name together
-(`sniff`), then the parser of that kind (`parsers`, `formats.*`). Runs in the sandbox."""
+(`sniff`), then the parser of that kind (`formats.*`). Runs in the sandbox."""
 
 from __future__ import annotations
 
@@ -8,18 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.ingest.parsers import (
-    Limits,
-    MiB,
-    OcrMode,
-    ParsedDocument,
-    ParseError,
-    parse_docx,
-    parse_html,
-    parse_markdown,
-    parse_pdf,
-    parse_text,
-)
+from appliance.ingest.formats import documents, html, mail, ocr, pdf, slides, tables, text
+from appliance.ingest.formats.base import Limits, MiB, ParsedDocument, ParseError
+from appliance.ingest.formats.pdf import OcrMode
 from appliance.ingest.sniff import TEXT_KINDS, Refused, sniff
 
 __all__ = ["Limits", "ParseError", "ParseOptions", "ParsedDocument", "file_type", "parse_file"]
@@ -39,19 +30,17 @@ def file_type(file_name: str) -> str:
 
 
 def _parse_kind(kind: str, data: bytes, opts: ParseOptions, limits: Limits) -> ParsedDocument:
-    from appliance.ingest.formats import documents, mail, ocr, slides, tables
-
     match kind:
         case "text":
-            return parse_text(data)
+            return text.parse_text(data)
         case "markdown":
-            return parse_markdown(data)
+            return text.parse_markdown(data)
         case "html":
-            return parse_html(data, main_content=opts.html_main_content)
+            return html.parse_html(data, main_content=opts.html_main_content)
         case "pdf":
-            return parse_pdf(data, limits, ocr=opts.ocr, on_page=opts.on_page)
+            return pdf.parse_pdf(data, limits, ocr=opts.ocr, on_page=opts.on_page)
         case "docx":
-            return parse_docx(data, limits)
+            return documents.parse_docx(data, limits)
         case "xlsx":
             return tables.parse_xlsx(data, limits)
         case "ods":

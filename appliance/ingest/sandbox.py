@@ -40,8 +40,8 @@ from appliance.config.ingest import IngestSettings
 from appliance.domain.types import Section
 from appliance.fileutil import READ_NOFOLLOW
 from appliance.ingest.confine import Policy, python_command, unprivileged_ids
+from appliance.ingest.formats.base import ParsedDocument, ParseError
 from appliance.ingest.parse_worker import FrameTooLarge, read_frame, write_frame
-from appliance.ingest.parsers import ParsedDocument, ParseError
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from appliance.ingest.formats.documents import decode_text, parse_odt, parse_rtf
+from appliance.ingest.formats.base import Limits, ParseError
+from appliance.ingest.formats.documents import parse_odt, parse_rtf
 from appliance.ingest.formats.slides import parse_odp, parse_pptx
 from appliance.ingest.formats.tables import parse_delimited, parse_ods, parse_xlsx
-from appliance.ingest.parsers import Limits, ParseError
+from appliance.ingest.formats.text import decode_text
 
 LIMITS = Limits()
 

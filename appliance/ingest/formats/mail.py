@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.domain.types import Section
+from appliance.ingest.formats.base import Limits, MiB, ParsedDocument, ParseError, clean_text
+from appliance.ingest.formats.html import parse_html
 from appliance.ingest.formats.mime_nesting import check_nesting
 from appliance.ingest.formats.mime_nesting import depth_error as _depth_error
-from appliance.ingest.parsers import Limits, MiB, ParsedDocument, ParseError, _clean, parse_html
 
 EML_TYPE = "message/rfc822"
 MSG_TYPE = "application/vnd.ms-outlook"
@@ -108,7 +109,7 @@ def _document(mail: _Mail, content_type: str, out_dir: Path | None) -> ParsedDoc
     subject = " ".join(mail.subject.split())
     fields = {"From": mail.sender, "To": mail.to, "Date": mail.date, "Subject": subject}
     header = "\n".join(f"{label}: {value}" for label, value in fields.items() if value)
-    text = _clean(header + "\n\n" + mail.body)
+    text = clean_text(header + "\n\n" + mail.body)
     location = f"mail: {subject}" if subject else "mail"
     meta = {"title": subject, "from": mail.sender, "to": mail.to, "date": mail.date}
     meta |= {"author": mail.author, "created": mail.date}

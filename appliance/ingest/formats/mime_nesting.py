@@ -12,7 +12,7 @@ import re
 from email import policy
 from email.parser import BytesHeaderParser
 
-from appliance.ingest.parsers import Limits, ParseError
+from appliance.ingest.formats.base import Limits, ParseError
 
 
 def depth_error(limits: Limits) -> ParseError:

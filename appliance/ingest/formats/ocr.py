@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from appliance.domain.types import Section
-from appliance.ingest.parsers import Limits, ParsedDocument, ParseError, _clean
+from appliance.ingest.formats.base import Limits, ParsedDocument, ParseError, clean_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,7 +127,7 @@ def ocr_image_array(img: Image.Image | np.ndarray[Any, Any]) -> str:
             raise ParseError("OCR ran out of memory (the parser's address-space limit)") from exc
         reason = (str(exc).strip().splitlines() or [""])[-1][-200:]
         raise ParseError(f"OCR failed ({type(exc).__name__}: {reason})") from exc
-    return _clean("\n".join(_lines(results or [])))
+    return clean_text("\n".join(_lines(results or [])))
 
 
 def _refuse_large(size: tuple[int, int]) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from appliance.domain.types import Section
-from appliance.ingest.formats.documents import (
+from appliance.ingest.formats.base import Limits, ParsedDocument, ParseError, clean_text
+from appliance.ingest.formats.office_package import (
     PRESENTATION,
     blocks,
     check_package,
@@ -24,7 +25,6 @@ from appliance.ingest.formats.documents import (
     odf_metadata,
     ooxml_metadata,
 )
-from appliance.ingest.parsers import Limits, ParsedDocument, ParseError, _clean
 
 _DRAW = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
 
@@ -38,10 +38,10 @@ def _check_count(count: int, limits: Limits) -> None:
 
 def _slide_sections(number: int, title: str | None, body: list[str], notes: str) -> list[Section]:
     sections: list[Section] = []
-    text = _clean("\n".join(([title] if title else []) + body))
+    text = clean_text("\n".join(([title] if title else []) + body))
     if text:
         sections.append(Section(text, page=number, heading=title, location=f"slide {number}"))
-    notes = _clean(notes)
+    notes = clean_text(notes)
     if notes:
         sections.append(
             Section(notes, page=number, heading=title, location=f"notes of slide {number}")

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from appliance.domain.types import Section
-from appliance.ingest.formats.documents import (
+from appliance.ingest.formats.base import Limits, MiB, ParsedDocument, ParseError
+from appliance.ingest.formats.office_package import (
     TABLE,
     TEXT,
     check_package,
-    decode_text,
     elements,
     inline_text,
     load_odf,
@@ -30,7 +30,7 @@ from appliance.ingest.formats.documents import (
     odf_metadata,
     ooxml_metadata,
 )
-from appliance.ingest.parsers import Limits, MiB, ParsedDocument, ParseError
+from appliance.ingest.formats.text import decode_text
 
 REGION_ROWS = 40
 REGION_CHARS = 2000
