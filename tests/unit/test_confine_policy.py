@@ -25,7 +25,7 @@ from appliance.ingest.confine import (
     tasks_of,
     unprivileged_ids,
 )
-from appliance.ingest.parsers import ParseError
+from appliance.ingest.formats.base import ParseError
 from appliance.ingest.sandbox import ParseSandbox, frame_limit
 
 # A stand-in for /proc/self/maps of the PyInstaller onedir bundle unpacked in /opt/appliance

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from appliance.ingest.formats import mail, ocr
-from appliance.ingest.parsers import Limits, ParseError, parse_pdf
+from appliance.ingest.formats.base import Limits, ParseError
+from appliance.ingest.formats.pdf import parse_pdf
 from tests.msg_writer import MsgAttachment, MsgSpec, build_msg
 
 FACT = "The depot in Tampere holds 42 forklifts."
