@@ -22,7 +22,7 @@ PROMTOOL_DIR := $(HOME)/.cache/rag-appliance/promtool
 export PROMTOOL ?= $(PROMTOOL_DIR)/usr/bin/promtool
 
 .DEFAULT_GOAL := help
-.PHONY: lock help run test test-fast lint format typecheck bench models system-deps clean bundle bundle-test
+.PHONY: lock help run test test-fast soak lint format typecheck bench models system-deps clean bundle bundle-test
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -77,11 +77,23 @@ test: $(STAMP) ## Run the whole test suite (real models, store, server, console 
 	@test -x $(PROMTOOL) || (mkdir -p $(PROMTOOL_DIR) && cd $(PROMTOOL_DIR) && \
 	  apt-get download prometheus >/dev/null 2>&1 && dpkg -x prometheus_*.deb . && rm -f prometheus_*.deb) || \
 	  echo "promtool unavailable (apt-get download prometheus failed): the rule unit tests are skipped"
-	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/bundle
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 --ignore=tests/bundle
 	@$(MAKE) --no-print-directory bundle-test
 
 bundle-test: bundle ## Build the bundle, then install and run it as a sysadmin would (tests/bundle)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -s tests/bundle
+
+# The long soaks. `make test` runs a cut of each (tests/e2e/test_crash.py: 8 SIGKILLs;
+# tests/e2e/test_schema.py: every phase, 10 random examples per operation; the reasons are
+# in those files); here they run at full length: the issue's 50 kills, schemathesis's own
+# default of 100 examples.
+SOAK_CRASH_CYCLES ?= 50
+SOAK_SCHEMATHESIS_EXAMPLES ?= 100
+soak: $(STAMP) ## The long soaks: the crash test with 50 SIGKILLs, schemathesis with 100 examples per operation
+	CRASH_CYCLES=$(SOAK_CRASH_CYCLES) $(BIN)/python -m pytest -q -p no:cacheprovider -s \
+	  --durations=0 tests/e2e/test_crash.py
+	SCHEMATHESIS_EXAMPLES=$(SOAK_SCHEMATHESIS_EXAMPLES) $(BIN)/python -m pytest -q \
+	  -p no:cacheprovider --durations=0 tests/e2e/test_schema.py
 
 test-fast: $(STAMP) ## Run only the tests that load no model
 	$(BIN)/python -m pytest -q -m "not slow"

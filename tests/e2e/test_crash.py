@@ -1,8 +1,10 @@
 """The crash test: ingest while the server is killed with SIGKILL at random moments.
 
 Afterwards every document the API acknowledged (202) is indexed and searchable exactly
-once: 0 lost, 0 duplicated, 0 orphan chunks. `CRASH_CYCLES` sets the number of kills
-(default 8 here; the issue note reports a run of 50).
+once: 0 lost, 0 duplicated, 0 orphan chunks. `CRASH_CYCLES` sets the number of kills:
+8 in `make test` (CI's cut: every kill lands at a random moment of the same upload loop,
+so 8 already kill mid-upload, mid-embedding of a large document and mid-resume),
+50 in `make soak` (the issue's acceptance: three runs in a row).
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ import pytest
 from tests.conftest import server_env
 from tests.e2e.server import ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.crash, pytest.mark.timeout(7200)]
-
 CYCLES = int(os.environ.get("CRASH_CYCLES", "8"))
+# Hang guards, not speed checks. The resumed work after the last kill is at most a few
+# thousand chunks (~15 chunks/s alone: ~1 min at 8 kills); 120 s a kill leaves room for a
+# CPU hog beside the suite. The test's own limit adds the kills (a few seconds each).
+RESUME_WAIT_S = max(900, 120 * CYCLES)
+pytestmark = [
+    pytest.mark.e2e, pytest.mark.slow, pytest.mark.crash,
+    pytest.mark.timeout(RESUME_WAIT_S + 60 * CYCLES + 600),
+]  # fmt: skip
 FILLER = (
     "Facilities staff log every visit in the building register, and the register is "
     "checked each month by the office manager. "
@@ -65,7 +73,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
                 if counter % 3 == 0:
                     files.append(large_doc(counter))
                 try:
-                    with server.client(30) as client:
+                    # hang guard: an upload is journaled and acknowledged in milliseconds
+                    with server.client(120) as client:
                         resp = client.post("/v1/documents", files=[("files", f) for f in files])
                 except httpx.HTTPError:
                     return  # killed mid-request: not acknowledged
@@ -78,14 +87,14 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         time.sleep(rng.uniform(0.3, 4.0))
         assert server.proc is not None
         server.proc.kill()  # SIGKILL: no shutdown code runs
-        server.proc.wait(30)
+        server.proc.wait(30)  # hang guard: SIGKILL cannot be caught
         stop.set()
-        uploader.join(60)
+        uploader.join(180)  # hang guard: its request fails at once, the server is gone
 
     server.start()
     try:
-        with server.client(60) as client:
-            deadline = time.monotonic() + 900
+        with server.client(120) as client:  # hang guard per request
+            deadline = time.monotonic() + RESUME_WAIT_S
             while time.monotonic() < deadline:
                 jobs = client.get("/v1/jobs").json()
                 if all(j["state"] not in ("queued", "running") for j in jobs):
