@@ -75,7 +75,7 @@ def app_client(
     data = tmp_path_factory.mktemp("access-data")
     env = server_env(data, models_dir, APPLIANCE__SECURITY__RATE_LIMIT_PER_MINUTE="150")
     settings = load_settings(REPO / "configs" / "appliance.toml", env)
-    with TestClient(create_app(settings), timeout=120) as c:
+    with TestClient(create_app(settings), timeout=120) as c:  # hang guard per request
         yield c, data
 
 

@@ -29,7 +29,7 @@ def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     data = tmp_path_factory.mktemp("data")
     settings = load_settings(REPO / "configs" / "appliance.toml", server_env(data, models_dir))
-    with TestClient(create_app(settings), timeout=120) as c:
+    with TestClient(create_app(settings), timeout=120) as c:  # hang guard per request
         c.headers["Authorization"] = f"Bearer {admin_key(data)}"
         yield c
 
@@ -48,7 +48,7 @@ def ingested(client: TestClient[Any], tmp_path_factory: pytest.TempPathFactory) 
 
 
 def wait_for_job(client: TestClient[Any], job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # hang guard: the largest job here takes ~10 s alone
     while time.monotonic() < deadline:
         job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
         if job["state"] in ("done", "failed", "cancelled"):
@@ -393,9 +393,10 @@ def test_a_deadline_during_generation_is_504_not_500(
     from appliance.config import load_settings
     from tests.conftest import REPO, server_env
 
+    # the deadline under test: far shorter than any 300-token answer, on any machine
     env = server_env(tmp_path / "data", models_dir, APPLIANCE__GENERATION__DEADLINE_S="0.05")
     settings = load_settings(REPO / "configs" / "appliance.toml", env)
-    with TestClient(create_app(settings), timeout=120) as slow:
+    with TestClient(create_app(settings), timeout=120) as slow:  # hang guard per request
         slow.headers["Authorization"] = f"Bearer {admin_key(tmp_path / 'data')}"
         resp = slow.post("/v1/ask", json={"query": "Tell me a long story.", "max_tokens": 300})
         assert resp.status_code == 504, resp.text

@@ -31,7 +31,7 @@ def app(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     data = tmp_path_factory.mktemp("boundaries-data")
     env = server_env(data, models_dir, APPLIANCE__SECURITY__RATE_LIMIT_PER_MINUTE=str(PER_MINUTE))
     settings = load_settings(REPO / "configs" / "appliance.toml", env)
-    with TestClient(create_app(settings), timeout=120) as client:
+    with TestClient(create_app(settings), timeout=120) as client:  # hang guard per request
         client.headers["Authorization"] = f"Bearer {admin_key(data)}"
         yield client
 
@@ -143,8 +143,8 @@ def test_a_failed_start_is_a_code_on_readyz_and_its_reason_logged(
     starting = create_app(settings_for(), load_in_background=True)
     failures: list[str] = []
     starting.state.on_start_failure = failures.append
-    with TestClient(starting, timeout=60) as client:
-        for _ in range(600):  # the start fails in the background
+    with TestClient(starting, timeout=120) as client:  # hang guard per request
+        for _ in range(2400):  # the start fails in the background (120 s: a hang guard)
             if failures:
                 break
             time.sleep(0.05)

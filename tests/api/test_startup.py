@@ -28,12 +28,12 @@ def test_routes_say_starting_until_the_services_are_built(
     real_build = app_module.build_services
 
     async def gated_build(settings: Any, plan: Any) -> Any:
-        await asyncio.to_thread(gate.wait, 60)
+        await asyncio.to_thread(gate.wait, 300)  # hang guard: the test opens the gate
         return await real_build(settings, plan)
 
     monkeypatch.setattr(app_module, "build_services", gated_build)
     app = create_app(settings_for(), load_in_background=True)
-    with TestClient(app, timeout=120) as client:
+    with TestClient(app, timeout=120) as client:  # hang guard per request
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "starting"
@@ -42,7 +42,7 @@ def test_routes_say_starting_until_the_services_are_built(
         assert busy.status_code == 503 and busy.json()["code"] == "starting", busy.text
         assert busy.headers["retry-after"] == "2"
         gate.set()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # hang guard: the models load in ~2 s alone
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, "the services never came up"
             time.sleep(0.1)
@@ -59,8 +59,8 @@ def test_a_failed_start_is_reported_and_ends_the_server(
     app = create_app(settings_for(), load_in_background=True)
     failures: list[str] = []
     app.state.on_start_failure = failures.append  # ApplianceServer exits 1 on this
-    with TestClient(app, timeout=60) as client:
-        deadline = time.monotonic() + 30
+    with TestClient(app, timeout=120) as client:  # hang guard per request
+        deadline = time.monotonic() + 120  # hang guard: the start fails at once
         while not failures:
             assert time.monotonic() < deadline
             time.sleep(0.05)

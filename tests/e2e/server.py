@@ -47,13 +47,16 @@ class ServerProcess:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
 
-    def client(self, timeout: float = 60) -> httpx.Client:
-        """An HTTP client with the admin key."""
+    def client(self, timeout: float = 120) -> httpx.Client:
+        """An HTTP client with the admin key. `timeout`: a hang guard per request (a
+        request the server works on, such as an answer, takes seconds; 120 s leaves room
+        for a CPU hog beside the suite), never a speed check."""
         return httpx.Client(
             base_url=self.url, timeout=timeout, headers=self.headers, verify=self.verify
         )
 
-    def start(self, timeout: float = 180) -> ServerProcess:
+    def start(self, timeout: float = 300) -> ServerProcess:
+        """`timeout`: a hang guard; a start loads both models in ~2 s alone."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve"],
@@ -64,7 +67,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                ready = httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify)
+                # a probe: one that stalls is retried until the deadline above
+                ready = httpx.get(f"{self.url}/readyz", timeout=5, verify=self.verify)
                 if ready.status_code == 200:
                     return self
             except httpx.HTTPError:
@@ -79,8 +83,8 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(60)  # a graceful stop drains answers: room for a busy CPU
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                self.proc.kill()  # hung: the test that checks a clean stop says so itself
+                self.proc.wait(10)  # SIGKILL cannot be ignored: only a hang guard
         return self.proc.returncode

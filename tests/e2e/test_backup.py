@@ -38,6 +38,7 @@ def searches(server: ServerProcess) -> list[list[tuple[str, float, str]]]:
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "appliance", *args],
+        # hang guard: a backup or restore of a few documents takes seconds
         capture_output=True, text=True, cwd=REPO, timeout=300, check=False, env=env,
     )  # fmt: skip
 
@@ -96,7 +97,8 @@ def test_backup_then_restore_gives_identical_search_results(
         # the first server's admin key is one of the restored keys: it works too
         assert second.key != first_key
         headers = {"Authorization": f"Bearer {first_key}"}
-        assert httpx.get(f"{second.url}/v1/keys", headers=headers, timeout=30).status_code == 200
+        keys = httpx.get(f"{second.url}/v1/keys", headers=headers, timeout=60)  # hang guard
+        assert keys.status_code == 200
     finally:
         second.stop()
 
@@ -133,6 +135,7 @@ def test_a_server_started_during_a_restore_refuses_and_makes_no_fresh_data_dir(
     def serve() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "appliance", "serve"], env=server.env, cwd=REPO,
+            # hang guard: a server start and stop (seconds)
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
 

@@ -45,14 +45,14 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         server_env(data, models_dir), tmp_path_factory.mktemp("logs") / "server.log"
     ).start()
     try:
-        with proc.client(120) as client:
+        with proc.client(120) as client:  # hang guard per request
             resp = client.post(
                 "/v1/documents",
                 files=[("files", (name, text.encode())) for name, text in DOCS.items()],
             )
             assert resp.status_code == 202, resp.text
             job_id = resp.json()["job_id"]
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 300  # hang guard: three short documents (~2 s)
             while client.get(f"/v1/jobs/{job_id}").json()["state"] in ("queued", "running"):
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
@@ -107,6 +107,7 @@ def test_the_stream_and_the_websocket_carry_the_conversation(server: ServerProce
     with connect(url, additional_headers=server.headers) as socket:
         socket.send(json.dumps({"query": FOLLOW_UP, "max_tokens": 8, "top_k": 1,
                                 "conversation_id": "c-stream"}))  # fmt: skip
+        # timeout: a hang guard per event (an 8-token answer takes well under a second)
         while (event := json.loads(socket.recv(timeout=120)))["type"] == "token":
             pass
     assert event["type"] == "done" and event["citations"][0]["file_name"] == "checksums.md"
@@ -116,11 +117,12 @@ def test_the_stream_and_the_websocket_carry_the_conversation(server: ServerProce
 
 
 def test_history_belongs_to_its_key(server: ServerProcess) -> None:
-    with server.client(180) as admin:
+    with server.client(180) as admin:  # hang guard per request (answers: ~1 s alone)
         made = admin.post("/v1/keys", json={"name": "helpdesk", "role": "query"})
         assert made.status_code == 201, made.text
         other = {"X-API-Key": made.json()["key"]}
         ask(admin, FIRST, conversation_id="c-private")
+    # timeout: a hang guard per request, as above
     with httpx.Client(base_url=server.url, headers=other, timeout=180) as client:
         assert client.get("/v1/conversations").json()["conversations"] == []
         unknown = client.get("/v1/conversations/c-nobody")
@@ -139,5 +141,5 @@ def test_history_belongs_to_its_key(server: ServerProcess) -> None:
         assert admin.delete("/v1/conversations/c-private").status_code == 204
         assert admin.get("/v1/conversations/c-private").status_code == 404
         assert admin.get("/readyz").status_code == 200
-    with httpx.Client(base_url=server.url, headers=other, timeout=180) as client:
+    with httpx.Client(base_url=server.url, headers=other, timeout=180) as client:  # as above
         assert client.get("/v1/conversations/c-private").json()["turns"] == 1  # still there

@@ -51,6 +51,7 @@ def test_switch_reembeds_swaps_and_survives_a_restart(
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "appliance", "models", *args], cwd=REPO, env=server.env,
+            # hang guard: `models use` re-embeds a few small documents (seconds)
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
 

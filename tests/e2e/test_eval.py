@@ -42,7 +42,7 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         tmp_path_factory.mktemp("logs") / "server.log",
     ).start()
     try:
-        with proc.client(120) as client:
+        with proc.client(120) as client:  # hang guard per request
             resp = client.post(
                 "/v1/documents",
                 files=[("files", (name, text.encode())) for name, text in DOCS.items()],
@@ -59,6 +59,7 @@ def run_eval(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-m", "appliance", "eval", *args, "--url", server.url,
          "--key", server.key],
+        # hang guard: an evaluation with answers takes ~20 s alone
         capture_output=True, text=True, cwd=REPO, timeout=600, check=False, env=server.env,
     )  # fmt: skip
 

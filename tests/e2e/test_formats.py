@@ -29,14 +29,15 @@ def loaded(
         server_env(data, models_dir), tmp_path_factory.mktemp("logs") / "server.log"
     ).start()
     files = make_formats(tmp_path_factory.mktemp("formats"))
-    with proc.client(120) as client:
+    with proc.client(120) as client:  # hang guard per request
         resp = client.post(
             "/v1/documents",
             files=[("files", (p.name, p.read_bytes())) for p in files.values()],
         )
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["job_id"]
-        deadline = time.monotonic() + 300
+        # hang guard: every format, OCR of a scan included, takes ~30 s alone
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
             if job["state"] not in ("queued", "running"):

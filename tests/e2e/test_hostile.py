@@ -35,6 +35,8 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     data = tmp_path_factory.mktemp("hostile-data")
     env = server_env(
         data, models_dir,
+        # the hostile files' limits: CPU seconds (a CPU hog beside the suite does not count
+        # against them); the wall-clock limit is a hang guard well past any fair parse
         APPLIANCE__INGEST__PARSE_CPU_S="3",
         APPLIANCE__INGEST__PARSE_TIMEOUT_S="60",
         APPLIANCE__INGEST__MAX_TEXT_MB="20",
@@ -45,13 +47,14 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def upload(server: ServerProcess, *files: tuple[str, bytes]) -> httpx.Response:
-    with server.client(120) as client:
+    with server.client(120) as client:  # hang guard: an upload returns 202 at once
         return client.post("/v1/documents", files=[("files", f) for f in files])
 
 
 def finished_job(server: ServerProcess, job_id: str) -> dict[str, Any]:
     with server.client() as client:
-        deadline = time.monotonic() + 180
+        # hang guard: each hostile file fails within its 3 CPU s, or 60 s of wall clock
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
             if job["state"] not in ("queued", "running"):
@@ -81,7 +84,7 @@ def test_zip_bomb_fails_and_server_memory_stays_put(server: ServerProcess, tmp_p
 
     def sample() -> None:
         nonlocal peak
-        while not stop.wait(0.05):
+        while not stop.wait(0.05):  # the sampling period, not a deadline
             peak = max(peak, proc.memory_info().rss)
 
     sampler = threading.Thread(target=sample)

@@ -24,6 +24,7 @@ def test_a_scanned_pdf_is_read_by_ocr_offline(models_dir: Path, tmp_path: Path) 
         ["unshare", "--net", "sh", "-c",
          'ip link set lo up && exec "$0" -m tests.e2e.offline_ocr "$1" "$2"',
          sys.executable, str(tmp_path), str(models_dir)],
+        # hang guard: a server start, OCR of two pages, a search (~30 s alone)
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

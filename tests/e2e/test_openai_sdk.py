@@ -54,7 +54,7 @@ def keys(server: ServerProcess) -> dict[str, str]:
         resp = client.post("/v1/documents", files=[("files", (DOC_NAME, DOC.encode()))])
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["job_id"]
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # hang guard: one small document (~1 s alone)
         while time.monotonic() < deadline:
             job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
             if job["state"] not in ("queued", "running"):
@@ -65,6 +65,7 @@ def keys(server: ServerProcess) -> dict[str, str]:
 
 
 def sdk(server: ServerProcess, key: str) -> openai.OpenAI:
+    """`timeout`: a hang guard per request (the longest, an answer, takes ~1 s alone)."""
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
 
 
@@ -179,7 +180,7 @@ def test_rag_false_is_plain_chat_without_citations(client: openai.OpenAI) -> Non
 
 
 async def test_async_client_streams_plain_chat(server: ServerProcess, keys: dict[str, str]) -> None:
-    async with openai.AsyncOpenAI(
+    async with openai.AsyncOpenAI(  # timeout: a hang guard, as in sdk()
         base_url=f"{server.url}/v1", api_key=keys["query"], max_retries=0, timeout=120
     ) as client:
         stream = await client.chat.completions.create(
@@ -203,8 +204,8 @@ def test_the_stream_is_plain_data_events_ending_with_done(
         "model": "any", "messages": [{"role": "user", "content": QUESTION}],
         "max_tokens": 12, "stream": True,
     }  # fmt: skip
-    with httpx.stream(
-        "POST", f"{server.url}/v1/chat/completions", json=body, timeout=60,
+    with httpx.stream(  # timeout: a hang guard per read (12 tokens take well under 1 s)
+        "POST", f"{server.url}/v1/chat/completions", json=body, timeout=120,
         headers={"Authorization": f"Bearer {keys['query']}"},
     ) as resp:  # fmt: skip
         assert resp.status_code == 200

@@ -206,7 +206,8 @@ async def test_removing_a_source_while_its_job_runs_leaves_nothing(
         sources = sources_of(services)
         await sources.add(SourceSettings(id="share", path=str(share)))
         sources.scan("share")
-        for _ in range(6000):  # until the job has stored a file or two, and goes on
+        # until the job has stored a file or two, and goes on; 30000 x 10 ms: a hang guard
+        for _ in range(30000):
             jobs = [j for j in services.ingestion.jobs() if j.source_id == "share"]
             if jobs and sum(t.state.value == "done" for t in jobs[0].files) >= 1:
                 break
@@ -214,7 +215,8 @@ async def test_removing_a_source_while_its_job_runs_leaves_nothing(
         else:
             pytest.fail("the scan's job never stored a file")
         await sources.remove("share")
-        for _ in range(6000):  # the job may have run on: wait for its end either way
+        # the job may have run on: wait for its end either way (a hang guard, as above)
+        for _ in range(30000):
             if all(j.finished for j in services.ingestion.jobs()):
                 break
             await asyncio.sleep(0.01)

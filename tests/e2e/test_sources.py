@@ -51,6 +51,7 @@ def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "APPLIANCE_API_KEY": server.key}
     return subprocess.run(
         [sys.executable, "-m", "appliance", "sources", "--url", server.url, *args],
+        # hang guard: a CLI call; `scan --wait` ingests a few small files (seconds)
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

@@ -65,8 +65,9 @@ def install(folder: Path, root: Path, user: str) -> subprocess.CompletedProcess[
     for directory in (root / "units", root / "bin"):
         directory.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
+        # timeout: a hang guard (install.sh copies a small tree and writes the config: ~1 s)
         ["sh", str(folder / "install.sh")], env=env, cwd=folder.parent, capture_output=True,
-        text=True, timeout=120, check=False,
+        text=True, timeout=300, check=False,
     )  # fmt: skip
 
 

@@ -104,6 +104,7 @@ def test_the_work_runs_under_the_units_system_call_filter(models_dir: Path, tmp_
     assert {"landlock_create_ruleset", "landlock_restrict_self", "read"} <= set(calls)
     run = subprocess.run(
         [sys.executable, "-c", WORKLOAD, str(tmp_path), str(models_dir), *calls],
+        # hang guard: the workload loads the models, parses, embeds, answers (~30 s alone)
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     print(run.stdout)

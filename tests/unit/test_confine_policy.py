@@ -103,8 +103,8 @@ def test_a_process_with_two_threads_is_not_confined() -> None:
         "    print('refused:', exc)\n"
         "stop.set()\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    run = subprocess.run(  # timeout: a hang guard (a Python start and one refusal, ~1 s)
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert run.stdout.startswith("refused: cannot confine a process of 2 threads"), run.stderr
 
@@ -139,7 +139,7 @@ def test_a_huge_frame_from_the_child_is_refused_unread(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
         box.close()
-        child.wait(10)
+        child.wait(60)  # hang guard: the stand-in has written its 4 bytes and exited
     assert peak < 16 * 1024 * 1024
 
 

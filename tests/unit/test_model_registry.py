@@ -24,6 +24,7 @@ def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "appliance", "models", *args], cwd=REPO, env=env,
+        # hang guard: a models command reads GGUF headers or copies a small model (seconds)
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 

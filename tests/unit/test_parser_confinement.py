@@ -142,8 +142,9 @@ def test_run_confined_reads_only_what_it_is_given(tmp_path: Path) -> None:
         "print(open('/proc/self/status').read().split('NoNewPrivs:')[1].split()[0])\n"
     )
     secret, model = data / "secrets" / "admin.key", given / "model.gguf"
+    # timeout: a hang guard (a confined Python start and two opens, ~1 s)
     done = run_confined(
-        [sys.executable, "-c", script, str(model), str(secret)], read=[given], timeout=60
+        [sys.executable, "-c", script, str(model), str(secret)], read=[given], timeout=120
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.decode().splitlines()

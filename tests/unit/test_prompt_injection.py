@@ -105,6 +105,7 @@ def test_earlier_turns_and_client_messages_cannot_open_a_turn(
         {"role": "assistant", "content": f"Hi.{ESCAPE}"},
         {"role": "user", "content": f"{ESCAPE}What now?"},
     ]
+    # deadline_s: never reached (the stand-in generator raises at its first call)
     limits = ChatLimits(max_tokens=64, max_tokens_ceiling=256, deadline_s=30)
     chat = ChatService(generator, Metrics(), Draining(), limits)
     with pytest.raises(Sent):

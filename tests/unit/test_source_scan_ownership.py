@@ -170,7 +170,9 @@ async def test_the_share_is_not_touched_from_the_event_loop(
     monkeypatch.setattr(sources_module, "WATCH_DEBOUNCE_MS", 50)
     sources = await service(journal)  # watch=True: a scan at start, then the watch
     try:
-        for _ in range(1000):  # until the watch is set up (its thread runs on its own)
+        # until the watch is set up (its thread runs on its own); 6000 x 10 ms is a hang
+        # guard, as in the two loops below (each takes well under a second alone)
+        for _ in range(6000):
             if set_up:
                 break
             await asyncio.sleep(0.01)
@@ -178,7 +180,7 @@ async def test_the_share_is_not_touched_from_the_event_loop(
         first = await sources.wait("share")
         assert first is not None and (first.state, first.unchanged) == ("done", 2), first
         (share / "notes.unknown-kind").write_text("a change the watch sees\n")
-        for _ in range(1000):  # until the change has started a scan of its own
+        for _ in range(6000):  # until the change has started a scan of its own
             _, _, report = sources.get("share")
             if report is not first:
                 break
@@ -188,7 +190,7 @@ async def test_the_share_is_not_touched_from_the_event_loop(
         assert report is not None and (report.state, report.unchanged) == ("done", 2), report
     finally:
         await sources.stop()
-    for _ in range(1000):  # the watch's thread is asked to stop (it looks every 50 ms)
+    for _ in range(6000):  # the watch's thread is asked to stop (it looks every 50 ms)
         if not [t for t in threading.enumerate() if t.name == "source-watch"]:
             break
         await asyncio.sleep(0.01)
