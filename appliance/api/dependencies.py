@@ -7,7 +7,7 @@ from litestar.di import Provide
 
 from appliance.api.startup import running_services
 from appliance.config.schema import Settings
-from appliance.ingest.pipeline import IngestionService
+from appliance.ingest.service import IngestionService
 from appliance.query.pipeline import QueryService
 from appliance.store.journal import Journal
 from appliance.wiring import Services

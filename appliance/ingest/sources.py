@@ -41,7 +41,7 @@ from appliance.config.sources import SourceSettings
 from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ScanReport
 from appliance.ingest.jobs import FileTask, Job, SourceOrigin
-from appliance.ingest.pipeline import IngestionService
+from appliance.ingest.service import IngestionService
 from appliance.ingest.source_root import ScanRoot, SourceError, copy_entry, identities, root_device
 from appliance.ingest.source_threads import run_owned, watch_changes
 from appliance.ingest.source_walk import Entry, next_batch, shown, walk

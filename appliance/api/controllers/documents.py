@@ -31,7 +31,7 @@ from appliance.api.schemas import (
 from appliance.config.schema import Settings
 from appliance.ingest.jobs import FileState, FileTask, Job
 from appliance.ingest.names import display_name
-from appliance.ingest.pipeline import IngestionService
+from appliance.ingest.service import IngestionService
 from appliance.ingest.sniff import HEAD_BYTES, Refused, sniff
 from appliance.security.keys import Role
 from appliance.store.journal import DocumentRow, Journal
