@@ -18,9 +18,9 @@ from appliance.engine.generator import LlamaGenerator
 from appliance.engine.openai_generator import DEFAULT_PARALLEL, OpenAIGenerator, public_url
 from appliance.fileutil import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.ingest.embedding_switch import EmbeddingSwitch
-from appliance.ingest.pipeline import IngestionService
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
+from appliance.ingest.service import IngestionService
 from appliance.ingest.source_root import protected_folders
 from appliance.ingest.sources import SourceService
 from appliance.models.locate import ModelError, resolve_model
