@@ -1,6 +1,6 @@
 """Backup and restore of everything the appliance holds, as one tar.gz archive.
 
-`write_backup` runs in the live server (`GET /v1/backup`, admin): the journal and the
+`write_backup` runs in the live server (`POST /v1/backup`, admin): the journal and the
 key table through SQLite's online backup, the vector store copied on its own thread
 after a flush (no write can land halfway), the effective settings with their secrets
 redacted, and a manifest with the size and SHA-256 of every archived file and of the
@@ -17,11 +17,12 @@ import shutil
 import tarfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 import appliance
+from appliance.config.paths import data_dir
 from appliance.domain.errors import ApplianceError
 from appliance.fileutil import sha256_file
 from appliance.restore.archive import FORMAT, MANIFEST
@@ -29,12 +30,46 @@ from appliance.store.active_index import INDEX_FILE
 
 if TYPE_CHECKING:
     from appliance.config import Settings
-    from appliance.wiring import Services
+    from appliance.models.sizing import SizingPlan
 
 SECRET_WORDS = frozenset(
     {"key", "secret", "secrets", "password", "passwd", "token", "credential", "credentials"}
 )
 REDACTED = "<redacted>"
+
+
+class _OnlineCopy(Protocol):  # the journal and the key table: SQLite's online backup
+    async def backup_to(self, target: Path) -> None: ...
+
+
+class _Snapshot(Protocol):  # the vector store, flushed and copied on its own thread
+    async def snapshot_to(self, target: Path) -> None: ...
+
+
+class _Quiet(Protocol):  # ingestion: held, no document is half-ingested or half-deleted
+    @property
+    def quiet(self) -> asyncio.Lock: ...
+
+
+class BackupSource(Protocol):
+    """What a backup reads of the running server (the services container)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def plan(self) -> SizingPlan: ...
+    @property
+    def ingestion(self) -> _Quiet: ...
+    @property
+    def journal(self) -> _OnlineCopy: ...
+    @property
+    def store(self) -> _Snapshot: ...
+    @property
+    def keys(self) -> _OnlineCopy: ...
+    @property
+    def collection(self) -> str: ...  # the live one, read under `ingestion.quiet`
+    @property
+    def embedding_path(self) -> Path: ...  # the live collection's model
 
 
 def _regular_files(root: Path) -> list[Path]:
@@ -97,12 +132,10 @@ def archive_staging(staging: Path, work_dir: Path, stamp: str, header: dict[str,
     return Path(name)
 
 
-async def write_backup(services: Services, work_dir: Path) -> Path:
+async def write_backup(services: BackupSource, work_dir: Path) -> Path:
     """A consistent archive of the appliance's data, written under `work_dir`."""
 
     import tempfile
-
-    from appliance.wiring import data_dir
 
     settings = services.settings
     if settings.storage.qdrant_url:

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from appliance.backup import sweep
-from appliance.config.paths import admin_key_file, data_dir, secrets_dir
+from appliance.config.paths import admin_key_file, data_dir, models_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.engine.embedder import LlamaEmbedder
 from appliance.engine.external import ExternalEngine, build_external_engine, external_generator
 from appliance.engine.generator import LlamaGenerator
-from appliance.engine.openai_generator import DEFAULT_PARALLEL, OpenAIGenerator, public_url
+from appliance.engine.openai_generator import OpenAIGenerator, public_url
 from appliance.fileutil import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.reconcile import reconcile
@@ -23,16 +23,10 @@ from appliance.ingest.sandbox import ParseSandbox
 from appliance.ingest.service import IngestionService
 from appliance.ingest.source_root import protected_folders
 from appliance.ingest.sources import SourceService
-from appliance.models.locate import ModelError, resolve_model
+from appliance.models.configured import plan_for
+from appliance.models.locate import ModelError
 from appliance.models.registry import Registry
-from appliance.models.sizing import (
-    GgufInfo,
-    MachineInfo,
-    SizingError,
-    SizingPlan,
-    plan_models,
-    read_gguf_info,
-)
+from appliance.models.sizing import SizingError, SizingPlan
 from appliance.observability.log_buffer import LogBuffer
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
@@ -51,49 +45,6 @@ from appliance.store.qdrant import QdrantStore
 
 log = logging.getLogger(__name__)
 __all__ = ["Services", "admin_key_file", "build_services", "data_dir", "plan_for", "secrets_dir"]
-
-
-def models_dir(settings: Settings) -> Path:
-    configured = settings.models.models_dir
-    return Path(configured).expanduser().resolve() if configured else data_dir(settings) / "models"
-
-
-def plan_for(settings: Settings, prepare: bool = True, verify: bool = True) -> SizingPlan:
-    """Resolve (and by default prepare and verify) the model files and size them."""
-    m = settings.models
-    directory = models_dir(settings)
-    chat_path = resolve_model(m.chat_model, "chat", directory, prepare, verify)
-    embed_path = resolve_model(m.embedding_model, "embedding", directory, prepare, verify)
-    return plan_with(settings, read_gguf_info(chat_path), read_gguf_info(embed_path))
-
-
-def plan_with(settings: Settings, chat: GgufInfo, embedding: GgufInfo) -> SizingPlan:
-    """Size these two models for this machine with the config's knobs (the chat model
-    takes no RAM when an external server runs it)."""
-    m, g = settings.models, settings.generation
-    external = g.backend == "openai"
-    return plan_models(
-        chat,
-        embedding,
-        machine=MachineInfo.read(),
-        budget_fraction=m.ram_budget_fraction,
-        n_threads=m.n_threads,
-        chat_ctx=g.n_ctx if external else m.chat_ctx,
-        chat_batch=m.chat_batch,
-        embed_batch=m.embed_batch,
-        parallel=(g.parallel or DEFAULT_PARALLEL) if external else g.parallel,
-        embed_contexts=2 if m.query_thread else 1,
-        prompt_tokens=prompt_budget(settings),
-        chat_loaded=not external,
-    )
-
-
-def prompt_budget(settings: Settings) -> int:
-    """Document text plus answer of the default prompt strategy, in chat tokens."""
-    strategy = settings.strategy()
-    context = strategy.context_tokens or settings.retrieval.context_tokens
-    answer = strategy.max_tokens or settings.generation.max_tokens
-    return context + min(answer, settings.generation.max_tokens_ceiling)
 
 
 def make_store(

@@ -11,6 +11,12 @@ def data_dir(settings: Settings) -> Path:
     return Path(settings.storage.data_dir).expanduser().resolve()
 
 
+def models_dir(settings: Settings) -> Path:
+    """models.models_dir, else <data_dir>/models: the added models and the registry."""
+    configured = settings.models.models_dir
+    return Path(configured).expanduser().resolve() if configured else data_dir(settings) / "models"
+
+
 def secrets_dir(settings: Settings) -> Path:
     return data_dir(settings) / "secrets"
 
