@@ -7,8 +7,9 @@ data directory), keeping only CAP_DAC_READ_SEARCH when the Python runtime is not
 by other users, so it can still load its modules, and only under Landlock (without it
 the capability would read every file: `confine` refuses); PR_SET_NO_NEW_PRIVS;
 RLIMIT_NPROC, RLIMIT_FSIZE and RLIMIT_NOFILE; then a Landlock domain (Linux 5.13+,
-through its three system calls, no library or host tool): read-only beneath the runtime's
-directories, read-write beneath the policy's `write` directories, nothing anywhere else;
+`ingest/landlock.py`): read-only beneath the runtime's directories
+(`ingest/runtime_paths.py`), read-write beneath the policy's `write` directories, nothing
+anywhere else;
 on ABI 4+ no TCP bind or connect; on ABI 6+ no signal or abstract unix socket out of the
 domain. A kernel without Landlock leaves the file system open to the uid (the report
 says so).
@@ -22,7 +23,6 @@ import errno
 import json
 import os
 import resource
-import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -30,39 +30,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# asm-generic syscall numbers: the same on x86_64 and aarch64
-SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
-LANDLOCK_CREATE_RULESET_VERSION = 1
-LANDLOCK_RULE_PATH_BENEATH = 1
+from appliance.ingest.landlock import check, landlock_abi, open_libc, restrict
+from appliance.ingest.runtime_paths import readable_by_others, runtime_dirs
+
 PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 8, 38, 47, 2
 CAP_DAC_READ_SEARCH = 2
 NOBODY = 65534  # the uid and gid a root parent drops to: owns nothing of the appliance
 NPROC_HEADROOM = 256  # tasks the child may add to its uid's: stops a fork bomb, not OCR
 NPROC_PER_CPU = 16  # room for the tasks the uid's other processes start later
 NOFILE = 128
-
-# file-system access rights by Landlock ABI: 13 in ABI 1, REFER (2), TRUNCATE (3), IOCTL_DEV (5)
-EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-FILE_RIGHTS_V5 = EXECUTE | WRITE_FILE | READ_FILE | 1 << 14 | 1 << 15
-READ_RIGHTS = EXECUTE | READ_FILE | READ_DIR
-
-
-def _fs_rights(abi: int) -> int:
-    bits = 13 + (abi >= 2) + (abi >= 3)
-    return (1 << bits) - 1 | ((1 << 15) if abi >= 5 else 0)
-
-
-class _RulesetAttr(ctypes.Structure):
-    _fields_ = [
-        ("handled_access_fs", ctypes.c_uint64),
-        ("handled_access_net", ctypes.c_uint64),
-        ("scoped", ctypes.c_uint64),
-    ]
-
-
-class _PathBeneath(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
 class _CapHeader(ctypes.Structure):
@@ -75,29 +51,6 @@ class _CapData(ctypes.Structure):
         ("permitted", ctypes.c_uint32),
         ("inheritable", ctypes.c_uint32),
     ]
-
-
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
-def landlock_abi() -> int:
-    """The kernel's Landlock ABI version; 0 without Landlock (Linux < 5.13, or not in `lsm=`)."""
-    libc = _libc()
-    version = libc.syscall(
-        SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
-        ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
-    )  # fmt: skip
-    return max(0, int(version))
 
 
 @dataclass
@@ -191,137 +144,22 @@ def thread_count() -> int:
     return 0
 
 
-LIB_DIR_NAMES = ("lib", "lib32", "lib64", "lib-dynload", "site-packages", "dist-packages")
-
-
-def _is_lib_dir(folder: Path, roots: Sequence[str]) -> bool:
-    if any(folder.is_relative_to(root) for root in roots if root and root != "/"):
-        return True
-    name = folder.name
-    return name in LIB_DIR_NAMES or name.endswith(".libs") or name.endswith("-linux-gnu")
-
-
-def mapped_rules(maps_text: str, lib_roots: Sequence[str]) -> tuple[set[str], set[str]]:
-    """From /proc/self/maps text: (folders, files) to keep readable. A mapped file in a
-    library folder (beneath one of `lib_roots`: the prefixes, the bundle's _MEIPASS; or a
-    folder named like `lib64`, `x86_64-linux-gnu`, `*.libs`) gives its folder, so a later
-    dlopen of a sibling works; any other (the bundle's executable beside its data) only
-    itself. Deleted files, pseudo entries ([heap], memfd:) and relative names give none."""
-    folders: set[str] = set()
-    files: set[str] = set()
-    for line in maps_text.splitlines():
-        fields = line.split(maxsplit=5)[5:]
-        name = fields[0].strip() if fields else ""
-        if not name.startswith("/") or name.endswith(" (deleted)"):
-            continue
-        path = Path(name)
-        if _is_lib_dir(path.parent, lib_roots):
-            folders.add(str(path.parent))
-        else:
-            files.add(name)
-    return folders, files
-
-
-def runtime_dirs() -> list[str]:
-    """What the Python runtime reads: prefixes, the bundle, this package, the shared
-    libraries loaded so far, system libraries, fonts, time zones, MIME tables, CPU facts."""
-    import mimetypes
-
-    import appliance
-
-    paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
-    paths |= {sys.executable, str(Path(sys.executable).resolve())}  # not its directory:
-    # the bundle's holds more than the program (a data dir there would be readable)
-    paths.add(str(Path(appliance.__file__).resolve().parent))
-    if hasattr(sys, "_MEIPASS"):
-        paths.add(str(sys._MEIPASS))
-    roots = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
-    roots += [str(sys._MEIPASS)] if hasattr(sys, "_MEIPASS") else []
-    try:
-        with open("/proc/self/maps") as maps:
-            folders, files = mapped_rules(maps.read(), roots)
-        paths |= folders | files
-    except OSError:
-        pass
-    paths |= {
-        "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/usr/share",
-        "/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/dev/urandom", "/dev/random",
-        "/dev/zero", "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
-        "/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/fs/cgroup",
-    }  # fmt: skip
-    paths.update(map(str, mimetypes.knownfiles))  # read when a mail's attachments are named
-    return sorted(p for p in paths if p and p != "/" and os.path.exists(p))
-
-
-def readable_by_others(paths: list[str]) -> bool:
-    """Whether a user other than the owner can reach and read each of `paths` (mode bits)."""
-    for path in paths:
-        parts = Path(path).resolve()
-        for ancestor in [*reversed(parts.parents), parts]:
-            try:
-                mode = os.stat(ancestor).st_mode
-            except OSError:
-                return False
-            needed = stat.S_IXOTH if stat.S_ISDIR(mode) else 0
-            needed |= stat.S_IROTH if ancestor == parts else 0
-            if mode & needed != needed:
-                return False
-    return True
-
-
 def _drop_to(uid: int, gid: int, keep_dac: bool) -> None:
-    libc = _libc()
+    libc = open_libc()
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     if keep_dac:
-        _check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+        check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
     os.setresuid(uid, uid, uid)
     if keep_dac:  # kept over execve too (ambient), for run_confined's command
         bit = 1 << CAP_DAC_READ_SEARCH
         header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
         data = (_CapData * 2)(_CapData(bit, bit, bit), _CapData(0, 0, 0))
-        _check(libc.capset(ctypes.byref(header), data), "capset")
-        _check(
+        check(libc.capset(ctypes.byref(header), data), "capset")
+        check(
             libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0),
             "prctl(PR_CAP_AMBIENT)",
         )
-
-
-def _add_rule(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
-    try:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    except OSError:
-        return  # gone since listed: nothing to allow
-    try:
-        if not stat.S_ISDIR(os.fstat(fd).st_mode):
-            rights &= FILE_RIGHTS_V5
-        rule = _PathBeneath(rights, fd)
-        _check(
-            libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH,
-                         ctypes.byref(rule), 0),
-            f"landlock_add_rule({path})",
-        )  # fmt: skip
-    finally:
-        os.close(fd)
-
-
-def _landlock(abi: int, read: list[str], write: list[str]) -> None:
-    libc = _libc()
-    handled = _fs_rights(abi)
-    attr = _RulesetAttr(handled, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
-    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
-    ruleset = _check(
-        libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0),
-        "landlock_create_ruleset",
-    )
-    try:
-        for path in read:
-            _add_rule(libc, ruleset, path, READ_RIGHTS & handled)
-        for path in ("/dev/null", *write):
-            _add_rule(libc, ruleset, path, handled)
-        _check(libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
-    finally:
-        os.close(ruleset)
 
 
 def confine(policy: Policy) -> Confined:
@@ -347,7 +185,7 @@ def confine(policy: Policy) -> Confined:
         readable = readable_by_others([d for d in read if not d.startswith("/proc")])
         keep_dac = keep_dac_read(True, readable, abi)
         _drop_to(uid, gid, keep_dac)
-    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    check(open_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     nproc = nproc_limit(tasks_of(os.getuid()), os.cpu_count() or 1)
     hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
     nproc = nproc if hard == resource.RLIM_INFINITY else min(nproc, hard)
@@ -356,7 +194,7 @@ def confine(policy: Policy) -> Confined:
     fsize = policy.fsize_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     if abi:
-        _landlock(abi, read, policy.write)
+        restrict(abi, read, policy.write)
     return Confined(os.getuid(), no_new_privs(), abi, keep_dac, error)
 
 

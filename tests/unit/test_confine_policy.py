@@ -19,13 +19,12 @@ from appliance.ingest.confine import (
     NPROC_HEADROOM,
     ConfinementError,
     keep_dac_read,
-    mapped_rules,
     nproc_limit,
-    runtime_dirs,
     tasks_of,
     unprivileged_ids,
 )
 from appliance.ingest.formats.base import ParseError
+from appliance.ingest.runtime_paths import mapped_rules, runtime_dirs
 from appliance.ingest.sandbox import ParseSandbox, frame_limit
 
 # A stand-in for /proc/self/maps of the PyInstaller onedir bundle unpacked in /opt/appliance

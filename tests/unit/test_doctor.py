@@ -9,7 +9,7 @@ import pytest
 
 from appliance.config.paths import admin_key_file
 from appliance.doctor import Report, check_sandbox, run_doctor
-from appliance.ingest.confine import landlock_abi
+from appliance.ingest.landlock import landlock_abi
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from appliance.config.ingest import IngestSettings
 from appliance.doctor import sandbox_verdict
-from appliance.ingest.confine import landlock_abi, run_confined
+from appliance.ingest.confine import run_confined
+from appliance.ingest.landlock import landlock_abi
 from appliance.ingest.reader import ParseError
 from appliance.ingest.sandbox import ParseSandbox
 
