@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from appliance.client import ApplianceClient  # noqa: E402
-from appliance.evaluation import EvalQuestion, evaluate  # noqa: E402
+from appliance.client.evaluation import EvalQuestion, evaluate  # noqa: E402
 from bench.answers import MODELS, ingest, load_questions  # noqa: E402
 from bench.harness import appliance_server  # noqa: E402
 

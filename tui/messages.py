@@ -17,8 +17,8 @@ from appliance.api.schemas import (
     SourceRead,
 )
 from appliance.client import ApiError
+from appliance.client.evaluation import EvalReport, QuestionResult
 from appliance.domain.types import DoneEvent, ErrorEvent
-from appliance.evaluation import EvalReport, QuestionResult
 from tui.metrics import Scrape
 
 

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
 
-import httpx
-
+from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
 from appliance.config import Settings
+
+
+def register(commands: options.Commands) -> None:
+    backup = commands.add_parser(
+        "backup", help="download a consistent backup from the server (admin)"
+    )
+    options.add_client_options(backup)
+    backup.add_argument("path", help="archive to write (.tar.gz)")
+    backup.set_defaults(func=cmd_backup)
+    restore = commands.add_parser("restore", help="restore a backup into data_dir (server stopped)")
+    restore.add_argument("--url", help="server URL, to check that it is stopped")
+    restore.add_argument("path", help="archive made by `appliance backup`")
+    restore.set_defaults(func=cmd_restore)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    url, key = options.server_url(args, settings), options.api_key(args, settings)
+    return backup(url, key, Path(args.path))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    return restore(settings, options.server_url(args, settings), Path(args.path))
 
 
 def backup(url: str, key: str | None, target: Path) -> int:
@@ -27,16 +51,18 @@ def backup(url: str, key: str | None, target: Path) -> int:
     return 0
 
 
+async def _server_responds(url: str) -> bool:
+    async with ApplianceClient(url, timeout=2, verify=False) as client:
+        return await client.responds()
+
+
 def restore(settings: Settings, url: str, archive: Path) -> int:
+    from appliance.config.paths import data_dir
+    from appliance.models.configured import plan_for
     from appliance.models.locate import ModelError
     from appliance.restore import RestoreError, restore_backup
-    from appliance.wiring import data_dir, plan_for
 
-    try:
-        httpx.get(f"{url}/healthz", timeout=2, verify=False)
-    except httpx.HTTPError:
-        pass
-    else:
+    if asyncio.run(_server_responds(url)):
         print(f"appliance: a server answers at {url}: stop it before restoring "
               "(the embedded store belongs to it)", file=sys.stderr)  # fmt: skip
         return 1

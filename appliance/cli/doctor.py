@@ -8,19 +8,21 @@ fast they would answer. The verdict lists what blocks a start (exit 1) and what 
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from appliance.build_info import read_build_info
+from appliance.cli import options
 from appliance.config.paths import data_dir
 from appliance.config.schema import Settings
-from appliance.engine import cpu_backends
-from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES, MachineInfo
+
+if TYPE_CHECKING:  # the checks import what they read when they run, not with the parser
+    from appliance.models.sizing import MachineInfo
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -37,6 +39,17 @@ LARGER_MODELS = (
 # Decoding reads every weight once per token; llama.cpp reaches about this share of the
 # memory bandwidth a plain read measures.
 DECODE_BANDWIDTH_SHARE = 0.6
+
+
+def register(commands: options.Commands) -> None:
+    doctor = commands.add_parser("doctor", help="check that this machine can run the appliance")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    report, code = run_doctor(options.settings(args))
+    print("\n".join(report.lines))
+    return code
 
 
 @dataclass
@@ -86,6 +99,8 @@ def memory_bandwidth() -> float:
 
 
 def check_cpu(report: Report) -> None:
+    from appliance.engine import cpu_backends
+
     flags = cpu_backends.cpu_flags()
     report.add("CPU", cpu_backends.cpu_model())
     shown = ["sse4_2", "avx", "f16c", "fma", "avx2", "avx512f", "avx512_vnni", "amx_int8"]
@@ -109,6 +124,9 @@ def check_cpu(report: Report) -> None:
 
 
 def check_host(report: Report, settings: Settings) -> MachineInfo:
+    from appliance.build_info import read_build_info
+    from appliance.models.sizing import MachineInfo
+
     machine = MachineInfo.read()
     report.add("cores", str(machine.cores))
     report.add("RAM", f"{machine.total_ram / MiB:.0f} MiB total, "
@@ -193,10 +211,10 @@ def check_sandbox(report: Report, settings: Settings) -> None:
 
 
 def check_models(report: Report, settings: Settings, machine: MachineInfo) -> None:
-    from appliance.cli_models import format_plan
+    from appliance.cli.models import format_plan
+    from appliance.models.configured import plan_for
     from appliance.models.locate import ModelError
-    from appliance.models.sizing import SizingError
-    from appliance.wiring import plan_for
+    from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES, SizingError
 
     try:
         plan = plan_for(settings, prepare=False)
@@ -244,6 +262,8 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
 
 
 def run_doctor(settings: Settings) -> tuple[Report, int]:
+    from appliance.build_info import read_build_info
+
     report = Report()
     report.lines.append(read_build_info().line())
     check_cpu(report)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import msgspec
 
+from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
-from appliance.evaluation import (
+from appliance.client.evaluation import (
     EvalSetError,
     QuestionResult,
     evaluate,
@@ -20,8 +21,8 @@ from appliance.evaluation import (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    p = sub.add_parser(
+def register(commands: options.Commands) -> None:
+    p = commands.add_parser(
         "eval",
         help="run a question set (JSONL: question, file, optional fact) against the index",
         description="Prints recall@k and MRR of the expected file, answer accuracy and "
@@ -37,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write every result here")
     p.add_argument("--quiet", action="store_true", help="only the summary")
-    return p
+    options.add_client_options(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    return eval_command(options.server_url(args, settings), options.api_key(args, settings), args)
 
 
 def _line(r: QuestionResult) -> str:

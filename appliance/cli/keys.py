@@ -5,13 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 
+from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
+from appliance.client.display import when
 
 
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+def register(commands: options.Commands) -> None:
+    keys = commands.add_parser("keys", help="manage API keys (admin)")
+    options.add_client_options(keys)
+    verbs = keys.add_subparsers(dest="keys_command", required=True)
+    verbs.add_parser("list", help="list the keys (never their secrets)")
+    create = verbs.add_parser("create", help="make a key; its secret is shown once")
+    create.add_argument("--role", choices=["admin", "ingest", "query"], required=True)
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    revoke = verbs.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    return keys_command(options.server_url(args, settings), options.api_key(args, settings), args)
 
 
 def keys_command(url: str, key: str | None, args: argparse.Namespace) -> int:
@@ -32,8 +47,8 @@ async def _keys(url: str, key: str | None, args: argparse.Namespace) -> None:
             print(f"{'id':<8}  {'role':<6}  {'created':<16}  {'revoked':<16}  name")
             for k in await client.keys():
                 print(
-                    f"{k.id:<8}  {k.role:<6}  {_when(k.created_at):<16}  "
-                    f"{_when(k.revoked_at):<16}  {k.name}"
+                    f"{k.id:<8}  {k.role:<6}  {when(k.created_at):<16}  "
+                    f"{when(k.revoked_at):<16}  {k.name}"
                 )
         elif args.keys_command == "create":
             made = await client.create_key(args.name, args.role)

@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from appliance.config.paths import data_dir
+from appliance.config.paths import data_dir, models_dir
 from appliance.config.schema import Settings
 from appliance.fileutil import open_named_file
 from appliance.models.registry import Registry, RegistryError
@@ -90,7 +90,7 @@ def _probe_env() -> dict[str, str]:
     # must have one thread when it confines itself (Landlock binds the calling thread)
     env["OPENBLAS_NUM_THREADS"] = "1"
     if not getattr(sys, "frozen", False):  # `-m appliance` from wherever it is installed
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     if "LLAMA_CPP_LIB_PATH" in os.environ:
         env["LLAMA_CPP_LIB_PATH"] = os.environ["LLAMA_CPP_LIB_PATH"]
     return env
@@ -141,7 +141,7 @@ def _role_of(info: GgufInfo, asked: str | None) -> str:
 
 def _fit(settings: Settings, info: GgufInfo, role: str) -> tuple[bool, str]:
     """Whether the plan with `info` in `role` (the other role as configured) fits."""
-    from appliance.wiring import plan_for, plan_with
+    from appliance.models.configured import plan_for, plan_with
 
     plan = plan_for(settings, prepare=False)
     new = plan_with(
@@ -155,8 +155,6 @@ def _fit(settings: Settings, info: GgufInfo, role: str) -> tuple[bool, str]:
 
 
 def _registry(settings: Settings) -> Registry:
-    from appliance.wiring import models_dir
-
     return Registry.load(models_dir(settings))
 
 

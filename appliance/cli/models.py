@@ -1,18 +1,67 @@
-"""`appliance models`: each model, its file, size, context, estimated RAM, and the verdict."""
+"""`appliance models`: each model, its file, size, context, estimated RAM, and the verdict;
+`models add | use | list` (and the `probe` child) are in `model_registry`."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from appliance.cli import options
 from appliance.config.schema import Settings
-from appliance.models.locate import ModelError
-from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES, SizingError, SizingPlan
-from appliance.wiring import plan_for
+
+if TYPE_CHECKING:
+    from appliance.models.sizing import SizingPlan
 
 MiB = 1024 * 1024
 
 
+def register(commands: options.Commands) -> None:
+    models = commands.add_parser(
+        "models", help="show (and prepare) models and whether they fit; add | use | list"
+    )
+    models.add_argument("--no-prepare", action="store_true", help="do not fetch or convert")
+    models.set_defaults(func=cmd_models)
+    verbs = models.add_subparsers(dest="models_command")
+    add = verbs.add_parser(
+        "add", help="check a GGUF (loads, fits, chat template) and record it with its SHA-256"
+    )
+    add.add_argument("file", help="the .gguf file")
+    add.add_argument("--name", help="name to use it by (default: the file name)")
+    add.add_argument("--role", choices=["chat", "embedding"], help="default: from the GGUF")
+    use = verbs.add_parser(
+        "use",
+        help="make an added model the active one of its role (an embedding model with "
+        "documents indexed: the running server re-embeds them, then swaps)",
+    )
+    use.add_argument("name")
+    options.add_client_options(use)
+    verbs.add_parser("list", help="the added models, their roles and checksums")
+    probe = verbs.add_parser("probe")  # internal: the child process of `models add`
+    probe.add_argument("file")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from appliance.cli import model_registry as registry
+
+    command = getattr(args, "models_command", None)
+    if command == "probe":  # the child `models add` starts: no config needed
+        return registry.probe(Path(args.file))
+    settings = options.settings(args)
+    if command == "add":
+        return registry.add(settings, Path(args.file), args.name, args.role)
+    if command == "use":
+        url, key = options.server_url(args, settings), options.api_key(args, settings)
+        return registry.use(settings, args.name, url, key)
+    if command == "list":
+        return registry.list_models(settings)
+    return print_models(settings, prepare=not args.no_prepare)
+
+
 def format_plan(plan: SizingPlan) -> str:
+    from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES
+
     m = plan.machine
     lines = [
         f"machine: {m.cores} cores, {m.total_ram / MiB:.0f} MiB RAM "
@@ -39,6 +88,10 @@ def format_plan(plan: SizingPlan) -> str:
 
 
 def print_models(settings: Settings, prepare: bool) -> int:
+    from appliance.models.configured import plan_for
+    from appliance.models.locate import ModelError
+    from appliance.models.sizing import SizingError
+
     try:
         plan = plan_for(settings, prepare=prepare)
     except (ModelError, SizingError, ValueError, FileNotFoundError) as exc:

@@ -10,13 +10,14 @@ import time
 import msgspec
 
 from appliance.api.schemas import SourceRead
+from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
 from appliance.config.sources import SourceSettings
 from appliance.domain.types import ScanReport
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    sources = sub.add_parser("sources", help="folders kept in sync with the index")
+def register(commands: options.Commands) -> None:
+    sources = commands.add_parser("sources", help="folders kept in sync with the index")
     verbs = sources.add_subparsers(dest="sources_command", required=True)
     verbs.add_parser("list", help="the synced folders and their last scan")
     add = verbs.add_parser("add", help="sync a folder (admin)")
@@ -32,7 +33,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     scan.add_argument("--no-wait", action="store_true", help="start the scan and return")
     remove = verbs.add_parser("remove", help="stop syncing a folder, delete its documents (admin)")
     remove.add_argument("id")
-    return sources
+    options.add_client_options(sources)
+    sources.set_defaults(func=cmd_sources)
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    url, key = options.server_url(args, settings), options.api_key(args, settings)
+    return sources_command(url, key, args)
 
 
 def _report(report: ScanReport | None) -> str:

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import msgspec
 
-from appliance.client import ApplianceClient
+from appliance.client.http import ApplianceClient
 
 SEARCH_DEPTH = 10  # hits read per question: MRR counts ranks up to here
 

@@ -169,6 +169,15 @@ class ApplianceClient:
         return msgspec.json.decode(resp.content, type=kind)
 
     # ---- health and status -----------------------------------------------
+    async def responds(self) -> bool:
+        """Whether anything answers HTTP at the base URL, whatever its status (restore
+        refuses to write beside a running server)."""
+        try:
+            await self._http.get("/healthz")
+        except httpx.HTTPError:
+            return False
+        return True
+
     async def readiness(self) -> Readiness:
         """Ready or not (a 503 is an answer here: it names the part that is down)."""
         resp = await self._send("GET", "/readyz", ok=(503,))

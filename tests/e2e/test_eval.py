@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.evaluation import read_questions
+from appliance.client.evaluation import read_questions
 from tests.conftest import server_env
 from tests.e2e.server import ServerProcess
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from appliance.cli.doctor import Report, check_sandbox, run_doctor
 from appliance.config.paths import admin_key_file
-from appliance.doctor import Report, check_sandbox, run_doctor
 from appliance.ingest.landlock import landlock_abi
 
 pytestmark = pytest.mark.slow

@@ -107,7 +107,7 @@ def test_root_follows_no_link_of_another_user_to_the_source(
 
 @pytest.mark.slow
 def test_the_probe_of_an_untrusted_gguf_runs_unprivileged(chat_model: Path) -> None:
-    from appliance.cli_model_registry import _probe_in_child
+    from appliance.cli.model_registry import _probe_in_child
     from appliance.ingest.confine import unprivileged_ids
 
     expected = unprivileged_ids()[0] if os.geteuid() == 0 else os.getuid()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from appliance.cli.doctor import sandbox_verdict
 from appliance.config.ingest import IngestSettings
-from appliance.doctor import sandbox_verdict
 from appliance.ingest.confine import run_confined
 from appliance.ingest.landlock import landlock_abi
 from appliance.ingest.reader import ParseError

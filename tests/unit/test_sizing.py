@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cli_models import format_plan
+from appliance.cli.models import format_plan
 from appliance.models.sizing import MachineInfo, SizingError, plan_models, read_gguf_info
 
 GiB = 1024**3
@@ -28,7 +28,7 @@ def test_default_models_fit_8gb(chat_model: Path, embedding_model: Path) -> None
 def test_slots_are_sized_from_the_prompt_budget(chat_model: Path, embedding_model: Path) -> None:
     """The default prompt (top3: 700 context + 128 answer tokens) needs 1024 cells, not 4096."""
     from appliance.config import Settings
-    from appliance.wiring import prompt_budget
+    from appliance.models.configured import prompt_budget
 
     budget = prompt_budget(Settings())
     assert budget == 700 + 128

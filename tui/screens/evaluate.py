@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
-from appliance.evaluation import EvalQuestion, EvalSetError, read_questions
+from appliance.client.evaluation import EvalQuestion, EvalSetError, read_questions
 from tui.widgets.plain import plain
 
 

@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
 from appliance.client import ApiError
+from appliance.client.evaluation import EvalQuestion, QuestionResult, evaluate, format_report
 from appliance.domain.types import Hit
-from appliance.evaluation import EvalQuestion, QuestionResult, evaluate, format_report
 from tui.messages import EvalFinished, EvalProgress, SearchDone
 from tui.screens.base import ConsoleScreen
 from tui.screens.evaluate import EvaluateScreen

@@ -1,0 +1,87 @@
+"""`appliance ingest PATH...`: upload files or directories and follow each job with a
+progress bar, over the shared client (`appliance.client`), like the admin console."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from appliance.api.schemas import JobRead
+from appliance.cli import options
+from appliance.client import UPLOAD_GROUP, ApiError, ApplianceClient, collect_files
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+def register(commands: options.Commands) -> None:
+    p = commands.add_parser("ingest", help="upload files or directories")
+    options.add_client_options(p)
+    p.add_argument("paths", nargs="+", help="files or directories")
+    p.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the job")
+    p.set_defaults(func=cmd_ingest)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = options.settings(args)
+    return ingest(
+        options.server_url(args, settings), options.api_key(args, settings),
+        [Path(p) for p in args.paths], args.wait,
+    )  # fmt: skip
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total) if total else width
+    return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
+
+
+def ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
+    try:
+        return asyncio.run(_ingest(url, key, paths, wait))
+    except ApiError as exc:
+        print(f"\nupload failed: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _follow(client: ApplianceClient, job_id: str) -> JobRead:
+    while True:
+        job = await client.job(job_id)
+        line = (
+            f"\rjob {job_id[:8]} {job.state:<9} files "
+            f"{_bar(job.files_done + job.files_failed, job.files_total)} "
+            f"chunks {job.chunks_done}/{job.chunks_total}"
+        )
+        print(line, end="", file=sys.stderr, flush=True)
+        if job.state in FINISHED:
+            print(file=sys.stderr)
+            return job
+        await asyncio.sleep(0.5)
+
+
+async def _ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
+    failed = 0
+    async with ApplianceClient(url, key, timeout=300) as client:
+        extensions = (await client.status()).supported_extensions
+        files, problems = collect_files(paths, extensions)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not files:
+            print("nothing to upload", file=sys.stderr)
+            return 1
+        for start in range(0, len(files), UPLOAD_GROUP):
+            group = files[start : start + UPLOAD_GROUP]
+            created = await client.upload(group)
+            if not wait:
+                print(f"job {created.job_id} queued ({len(group)} files)")
+                continue
+            job = await _follow(client, created.job_id)
+            for f in job.files:
+                if f.state == "failed":
+                    failed += 1
+                    print(f"  FAILED {f.file_name}: {f.error}", file=sys.stderr)
+                elif f.state == "skipped":
+                    print(f"  skipped {f.file_name}: {f.note}")
+                else:
+                    print(f"  {f.state} {f.file_name}: {f.chunks_done} chunks")
+    return 1 if failed else 0
