@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -36,14 +36,11 @@ from appliance.api.schemas import (
     SourceRemoved,
     StatusRead,
 )
-from appliance.config.paths import admin_key_file
-from appliance.config.schema import Settings
 from appliance.config.sources import SourceSettings
 from appliance.domain.types import AnswerEvent
 
 T = TypeVar("T")
 Role = Literal["admin", "ingest", "query"]
-UPLOAD_GROUP = 20  # files per upload request
 KEY_HINT = (
     "pass --key, set APPLIANCE_API_KEY, or run on the server itself, where "
     "<data_dir>/secrets/admin.key is read"
@@ -98,25 +95,6 @@ def unreachable(url: str, exc: httpx.TransportError) -> ApiError:
         httpx.ReadTimeout: "it stopped answering (busy, or restarting?)",
     }.get(type(exc), str(exc) or type(exc).__name__)
     return ApiError(f"cannot reach the appliance at {url}: {why}")
-
-
-def collect_files(paths: Iterable[Path], extensions: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The files to upload: files as given, and under directories those whose name
-    ends with one of `extensions`; plus a problem line for each missing path."""
-    files: list[Path] = []
-    problems: list[str] = []
-    wanted = tuple(e.lower() for e in extensions)
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.name.lower().endswith(wanted)
-            )  # fmt: skip
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(f"{path}: no such file or directory")
-    return files, problems
 
 
 class ApplianceClient:
@@ -327,27 +305,3 @@ def _create_part(tmp: Path) -> int:
         return os.open(tmp, flags, 0o600)
     except FileExistsError:
         raise ApiError(f"{tmp}: planted while the download started: refused") from None
-
-
-def server_url(settings: Settings, url: str | None = None) -> str:
-    """`url`, else this machine's server from the config (a wildcard host is loopback)."""
-    if url:
-        return url.rstrip("/")
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    scheme = "https" if settings.server.tls_cert else "http"
-    return f"{scheme}://{host}:{settings.server.port}"
-
-
-def api_key(settings: Settings, key: str | None = None) -> str | None:
-    """`key`, else $APPLIANCE_API_KEY, else the bootstrap admin key of this server's data
-    dir (readable on the server itself, by its user or root)."""
-    if key:
-        return key
-    if os.environ.get("APPLIANCE_API_KEY"):
-        return os.environ["APPLIANCE_API_KEY"]
-    try:
-        return admin_key_file(settings).read_text(encoding="utf-8").strip() or None
-    except OSError:  # not on the server, or not allowed to read it
-        return None
