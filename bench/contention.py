@@ -213,12 +213,26 @@ def machine_busy_seconds() -> float:
 
 
 # ------------------------------------------------------------------ answers
-async def answer(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> StreamResult:
+@dataclass
+class Answer(StreamResult):
+    completion_tokens: int = 0  # the server's count (its done event); token events may differ
+
+
+def generated(load: LoadResult) -> int:
+    """Tokens of the answers that ended well, by the server's count (token events if none)."""
+    return sum(getattr(r, "completion_tokens", 0) or r.tokens for r in load.ok)
+
+
+def tokens_per_s(load: LoadResult) -> float:
+    return generated(load) / load.wall if load.wall else 0.0
+
+
+async def answer(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> Answer:
     """One streamed answer. Its status is the HTTP status, or the error event's status
     (504 at the deadline), or 0 when the request failed or the stream ended without its
     done event: anything but 200 is an error."""
     t0 = time.perf_counter()
-    result = StreamResult(status=0)
+    result = Answer(status=0)
     done = False
     try:
         async with client.stream("POST", url, json=body) as resp:
@@ -241,6 +255,8 @@ async def answer(client: httpx.AsyncClient, url: str, body: dict[str, object]) -
                     return result
                 elif event["type"] == "done":
                     done = True
+                    timings = event.get("timings") or {}
+                    result.completion_tokens = int(timings.get("completion_tokens") or 0)
         if not done:
             result.status = 0
     except httpx.HTTPError as exc:
@@ -346,13 +362,13 @@ def measure(server: Server, sizes: Sizes, side: Side) -> None:
     log(f"  search: {len(side.search.latencies)} requests, p50 {side.search.pct(50):.1f} ms")
     side.eight = asyncio.run(streams(server, 8, sizes.tokens))
     side.errors["8 streams failed"] = failed(side.eight)
-    log(f"  8 streams: {side.eight.tokens_per_s():.1f} tok/s, {failed(side.eight)} failed")
+    log(f"  8 streams: {tokens_per_s(side.eight):.1f} tok/s, {failed(side.eight)} failed")
     with probing(f"{server.url}/healthz") as probed:
         side.sixteen = asyncio.run(streams(server, 16, sizes.tokens))
     side.healthz = probed["latencies"]
     side.errors["16 streams failed"] = failed(side.sixteen)
     side.errors["/healthz failed"] = int(probed["errors"])
-    log(f"  16 streams: {side.sixteen.tokens_per_s():.1f} tok/s; /healthz p99 "
+    log(f"  16 streams: {tokens_per_s(side.sixteen):.1f} tok/s; /healthz p99 "
         f"{pct(side.healthz, 99):.1f} ms over {len(side.healthz)} probes")  # fmt: skip
 
 
@@ -402,7 +418,7 @@ def render(idle: Side, hog: Side, sizes: Sizes, seconds: float) -> str:
     assert idle.ingest and hog.ingest and idle.search and hog.search
     assert idle.eight and hog.eight and idle.sixteen and hog.sixteen
     r_ingest = ratio(hog.ingest.rate, idle.ingest.rate)
-    r_tps = ratio(hog.eight.tokens_per_s(), idle.eight.tokens_per_s())
+    r_tps = ratio(tokens_per_s(hog.eight), tokens_per_s(idle.eight))
     r_search = ratio(hog.search.pct(50), idle.search.pct(50))
     h_idle, h_hog = pct(idle.healthz, 99), pct(hog.healthz, 99)
     r_health = ratio(h_hog, h_idle)
@@ -421,8 +437,8 @@ def render(idle: Side, hog: Side, sizes: Sizes, seconds: float) -> str:
         "| --- | --- | --- | --- | --- | --- |",
         f"| ingest, chunks/s ({idle.ingest.chunks} chunks, {len(TOPICS)} documents) | "
         f"{idle.ingest.rate:.1f} | {hog.ingest.rate:.1f} | {r_ingest:.2f}x | ≥ 0.40x | {verdict(r_ingest >= 0.4)} |",
-        f"| 8 streams, aggregate tok/s ({sizes.tokens} max tokens each) | {idle.eight.tokens_per_s():.1f} | "
-        f"{hog.eight.tokens_per_s():.1f} | {r_tps:.2f}x | ≥ 0.40x | {verdict(r_tps >= 0.4)} |",
+        f"| 8 streams, aggregate tok/s ({sizes.tokens} max tokens each) | {tokens_per_s(idle.eight):.1f} | "
+        f"{tokens_per_s(hog.eight):.1f} | {r_tps:.2f}x | ≥ 0.40x | {verdict(r_tps >= 0.4)} |",
         f"| search p50, ms (1 client, back to back) | {idle.search.pct(50):.1f} | "
         f"{hog.search.pct(50):.1f} | {r_search:.2f}x | | |",
         f"| /healthz p99 under 16 streams, ms (separate probe process) | {h_idle:.1f} | "
@@ -444,10 +460,10 @@ def render(idle: Side, hog: Side, sizes: Sizes, seconds: float) -> str:
         "",
         "Details (idle / beside the hog):",
         "",
-        f"- answers: 8 streams {sum(r.tokens for r in idle.eight.ok)} / {sum(r.tokens for r in hog.eight.ok)} "
+        f"- answers: 8 streams {generated(idle.eight)} / {generated(hog.eight)} "
         f"tokens in {idle.eight.wall:.1f} / {hog.eight.wall:.1f} s, first token p50 "
         f"{idle.eight.ttft(50) * 1e3:.0f} / {hog.eight.ttft(50) * 1e3:.0f} ms; 16 streams "
-        f"{idle.sixteen.tokens_per_s():.1f} / {hog.sixteen.tokens_per_s():.1f} tok/s",
+        f"{tokens_per_s(idle.sixteen):.1f} / {tokens_per_s(hog.sixteen):.1f} tok/s",
         f"- search: {len(idle.search.latencies)} / {len(hog.search.latencies)} requests in "
         f"{sizes.search_seconds:.0f} s, p99 {idle.search.pct(99):.1f} / {hog.search.pct(99):.1f} ms",
         f"- /healthz: {len(idle.healthz)} / {len(hog.healthz)} probes, p50 {pct(idle.healthz, 50):.1f} / "
