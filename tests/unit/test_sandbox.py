@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -43,10 +42,10 @@ def test_good_files_parse_as_in_process_and_reuse_one_child(tmp_path: Path) -> N
 def test_zip_bomb_is_refused_from_its_directory(bomb: Path) -> None:
     box = sandbox()
     try:
-        t0 = time.monotonic()
+        # the 1024 MiB in the message is what the zip's directory declares: refused from it
+        # (a time bound here was a speed check; pytest-timeout is the hang guard)
         with pytest.raises(ParseError, match=r"1024 MiB .*ingest\.max_unzipped_mb=200"):
             box.parse(bomb, "report.docx", html_main_content=True)
-        assert time.monotonic() - t0 < 30
     finally:
         box.close()
 
@@ -79,6 +78,8 @@ def test_page_limit(tmp_path: Path) -> None:
 
 def test_quadratic_html_hits_the_cpu_limit(tmp_path: Path) -> None:
     page = nested_html(tmp_path / "deep.html", depth=160_000)
+    # the CPU limit under test; the wall-clock one only a hang guard (CPU seconds are not
+    # taken by a CPU hog beside the suite)
     box = sandbox(parse_cpu_s=2, parse_timeout_s=600)
     try:
         with pytest.raises(ParseError, match=r"ingest\.parse_cpu_s=2 CPU seconds"):
@@ -89,7 +90,7 @@ def test_quadratic_html_hits_the_cpu_limit(tmp_path: Path) -> None:
 
 def test_wall_clock_limit(tmp_path: Path) -> None:
     page = nested_html(tmp_path / "deep.html", depth=160_000)
-    box = sandbox(parse_cpu_s=600, parse_timeout_s=1)
+    box = sandbox(parse_cpu_s=600, parse_timeout_s=1)  # the wall-clock limit under test
     try:
         with pytest.raises(ParseError, match=r"ingest\.parse_timeout_s=1 s"):
             box.parse(page, "deep.html", html_main_content=True)
@@ -99,12 +100,13 @@ def test_wall_clock_limit(tmp_path: Path) -> None:
 
 def test_abort_stops_a_parse_in_progress(tmp_path: Path) -> None:
     page = nested_html(tmp_path / "deep.html", depth=160_000)
-    box = sandbox(parse_cpu_s=600, parse_timeout_s=600)
+    box = sandbox(parse_cpu_s=600, parse_timeout_s=600)  # limits far past the abort
     try:
-        threading.Timer(0.5, box.abort).start()
-        t0 = time.monotonic()
+        threading.Timer(0.5, box.abort).start()  # once the parse is under way
+        # ParseCancelled shows the abort killed the child mid-parse: an abort that came
+        # after the parse is a no-op on an idle child, and the limits raise ParseError
+        # (a time bound here was a speed check; pytest-timeout is the hang guard)
         with pytest.raises(ParseCancelled):
             box.parse(page, "deep.html", html_main_content=True)
-        assert time.monotonic() - t0 < 10
     finally:
         box.close()
