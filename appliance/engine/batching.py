@@ -29,6 +29,7 @@ from typing import Any
 from appliance.engine.scheduler import (
     Finished,
     FinishReason,
+    Move,
     Request,
     Scheduler,
     Slot,
@@ -90,10 +91,12 @@ class BatchedChat:
         self.n_ctx = n_ctx
         # Sliding-window and recurrent models cannot keep an arbitrary prefix of a
         # sequence (llama-server checks the same): they always read the whole prompt.
-        if llama_cpp.llama_model_n_swa(self._model) > 0 or llama_cpp.llama_model_is_recurrent(
-            self._model
-        ):
-            prefix_cache = False
+        # Nor are their sequences moved between slots (their caches copy differently).
+        plain = not (
+            llama_cpp.llama_model_n_swa(self._model) > 0
+            or llama_cpp.llama_model_is_recurrent(self._model)
+        )
+        prefix_cache = prefix_cache and plain
         self.scheduler = Scheduler(
             slots=slots,
             n_ctx=n_ctx,
@@ -102,6 +105,7 @@ class BatchedChat:
             unified_kv=unified_kv,
             prefix_cache=prefix_cache,
             repetition_stop=repetition_stop,
+            compact=plain,
         )
         self.n_ctx_seq = self.scheduler.n_ctx_seq
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
@@ -143,6 +147,8 @@ class BatchedChat:
         seq_id = admission.slot.seq_id
         self._samplers[seq_id] = chain
         self._decoders[seq_id] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if admission.source is not None:  # the prefix is in another free slot's cells
+            ll.llama_memory_seq_cp(self._memory, admission.source, seq_id, -1, -1)
         # Keep the shared prefix of the slot's last prompt; drop the rest of its cells.
         # If the cache cannot cut the sequence there (a recurrent model), start cold.
         keep = admission.keep
@@ -153,6 +159,14 @@ class BatchedChat:
         if keep != admission.keep or not keep:
             ll.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
             self.scheduler.restart(admission.slot)
+
+    def _move(self, move: Move) -> None:
+        """Carry out a `Move` of the scheduler: the sequence's cells, sampler and decoder.
+        llama.cpp copies a whole per-slot cache (all its cells, only that way) between
+        slots at the start of the next decode."""
+        self._ll.llama_memory_seq_cp(self._memory, move.source, move.target, -1, -1)
+        self._samplers[move.target] = self._samplers.pop(move.source)
+        self._decoders[move.target] = self._decoders.pop(move.source)
 
     def _release(self, slot: Slot, *, drop_cells: bool = False) -> None:
         ll = self._ll
@@ -179,6 +193,8 @@ class BatchedChat:
         for slot in self.scheduler.active:
             if slot.request is not None and slot.request.cancelled():
                 self._release(slot)
+        for move in self.scheduler.compaction():  # after the last step's finishes too
+            self._move(move)
         if not self.scheduler.active:
             return
         plan = self.scheduler.plan()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.engine.scheduler import Request, Scheduler, SlotState, repeats
+import random
+
+from appliance.engine.scheduler import Move, Request, Scheduler, SlotState, repeats
 
 
 def request(prompt: list[int], max_tokens: int = 4) -> Request:
@@ -160,3 +162,64 @@ def test_reservations_return_to_zero_and_restart_reads_everything() -> None:
     s.restart(admission.slot)  # the executor could not keep the prefix
     assert [r.pos for r in s.plan().rows] == [0, 1, 2, 3, 4]
     assert s.finished(admission.slot, "stop").cached_tokens == 0
+
+
+def test_a_request_starts_in_the_lowest_free_slot_with_its_prefix_copied_there() -> None:
+    """Active slots stay at the lowest seq ids (one llama.cpp micro-batch per step); the
+    longest cached prefix still counts, copied from the free slot that holds it."""
+    s = Scheduler(slots=4, n_ctx=400, n_batch=64)
+    system = [7] * 20
+    slots = [s.admit(request([*system, n, n])).slot for n in (1, 2, 3)]
+    run_to_decode(s)
+    for slot in slots:
+        s.release(slot)
+    admission = s.admit(request([*system, 3, 3, 9]))  # slot 2 holds [*system, 3, 3]
+    assert admission.slot.seq_id == 0 and admission.source == 2 and admission.keep == 22
+    assert admission.slot.cached == [*system, 3, 3]
+    assert slots[2].cached == [*system, 3, 3]  # the source keeps its cells: still a cache
+    assert [(r.seq_id, r.pos) for r in s.plan().rows] == [(0, 22)]
+    second = s.admit(request([*system, 2, 2, 9]))  # its prefix is in the lowest free slot
+    assert second.slot.seq_id == 1 and second.source is None and second.keep == 22
+    third = s.admit(request([5, 5]))
+    assert third.slot.seq_id == 2 and third.source is None and third.keep == 0
+
+
+def test_a_freed_slot_below_an_active_one_takes_the_highest_active_sequence() -> None:
+    s = Scheduler(slots=4, n_ctx=400, n_batch=64)
+    slots = [s.admit(request([n, n, n], max_tokens=8)).slot for n in range(4)]
+    run_to_decode(s)
+    moved = slots[3].request
+    generated, n_past = list(slots[3].generated), slots[3].n_past
+    reserved, freed = s._reserved, slots[1].reserved
+    s.release(slots[1])
+    assert s.compaction() == [Move(source=3, target=1)]
+    assert slots[1].request is moved and slots[1].state is SlotState.DECODE
+    assert slots[1].generated == generated and slots[1].n_past == n_past
+    assert slots[3].state is SlotState.FREE and slots[3].cached == slots[1].cached
+    assert s._reserved == reserved - freed and slots[3].reserved == 0
+    assert [r.seq_id for r in s.plan().rows] == [0, 1, 2]
+    assert [(r.seq_id, r.pos) for r in s.plan().rows][1] == (1, n_past)
+    assert s.compaction() == []
+
+
+def test_slots_stay_packed_through_any_arrivals_and_departures() -> None:
+    rng = random.Random(20)
+    s = Scheduler(slots=8, n_ctx=8 * 64, n_batch=32)
+    for _ in range(500):
+        active = s.active
+        if active and rng.random() < 0.4:
+            s.release(rng.choice(active))
+            s.compaction()
+        elif s.can_admit(request([1, 2, rng.randrange(4)], max_tokens=8)):
+            s.admit(request([1, 2, rng.randrange(4)], max_tokens=8))
+        run_to_decode(s)
+        assert [slot.seq_id for slot in s.active] == list(range(len(s.active)))
+        assert s._reserved == sum(slot.reserved for slot in s.active)
+
+
+def test_one_shared_cache_never_moves_sequences() -> None:
+    s = Scheduler(slots=3, n_ctx=300, n_batch=64, unified_kv=True)
+    slots = [s.admit(request([n, n])).slot for n in range(3)]
+    s.release(slots[0])
+    assert s.compaction() == []
+    assert [slot.seq_id for slot in s.active] == [1, 2]
