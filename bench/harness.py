@@ -111,6 +111,7 @@ class StreamResult:
     tokens: int = 0
     total: float = 0.0
     last: float = 0.0  # time of the last token
+    completion_tokens: int = 0  # the server's count (done event of /v1/ask/stream), else 0
 
 
 @dataclass
@@ -124,6 +125,10 @@ class LoadResult:
 
     def tokens_per_s(self) -> float:
         return sum(r.tokens for r in self.ok) / self.wall if self.wall else 0.0
+
+    def generated(self) -> int:
+        """Tokens generated, by the server's count where it gave one (else token events)."""
+        return sum(r.completion_tokens or r.tokens for r in self.ok)
 
     def ttft(self, q: float) -> float:
         values = [r.ttft for r in self.ok]
@@ -168,7 +173,10 @@ async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object
                 delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
                 is_token = bool(delta)
             else:
-                is_token = json.loads(data)["type"] == "token"
+                event = json.loads(data)
+                is_token = event["type"] == "token"
+                if event["type"] == "done":
+                    result.completion_tokens = int(event["timings"]["completion_tokens"])
             if is_token:
                 now = time.perf_counter() - t0
                 if result.tokens == 0:
@@ -187,6 +195,29 @@ async def concurrent_streams(url: str, bodies: list[dict[str, object]],
         t0 = time.perf_counter()
         results = await asyncio.gather(*(sse_stream(client, url, b, openai) for b in bodies))
         return LoadResult(list(results), time.perf_counter() - t0)
+
+
+async def one_at_a_time(url: str, bodies: list[dict[str, object]],
+                        headers: dict[str, str] | None = None) -> LoadResult:  # fmt: skip
+    """The same streams as `concurrent_streams`, each sent when the one before has ended."""
+    async with httpx.AsyncClient(timeout=600, headers=headers) as client:
+        t0 = time.perf_counter()
+        results = [await sse_stream(client, url, b) for b in bodies]
+        return LoadResult(results, time.perf_counter() - t0)
+
+
+def metric_totals(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Every sample of the server's /metrics by its line's name and labels, e.g.
+    `appliance_stage_seconds_sum{stage="generate"}`: diff two readings for one phase."""
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", headers=headers, timeout=30).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+    return out
 
 
 @dataclass

@@ -1,6 +1,10 @@
 """Serving benchmark: the real server under load over HTTP, from this separate process.
 
 Measured in one run, on this machine, with ratios against baselines from the same run:
+- batching as shipped: the answer benchmark's questions over its 50 PostgreSQL pages
+  (ingested over HTTP), asked one at a time and then 8 and 16 together on the same
+  server with the shipped settings: aggregate tok/s both ways, the ratio, per-stream
+  time to first token (issue 20);
 - aggregate tokens/s and p50/p99 time to first token at 1, 4, 8, 16 concurrent streams:
   appliance (continuous batching) vs one-at-a-time serving (the same server with one
   slot, the usual llama-cpp-python way) vs llama.cpp's own `llama-server --parallel N`
@@ -11,10 +15,15 @@ Measured in one run, on this machine, with ratios against baselines from the sam
 - /healthz p99 under full load vs idle; p99 time to first token at 50 askers and 503s;
 - peak RSS of the server.
 Writes bench/RESULTS.md. Run: `make bench`.
+
+    python bench/serve_load.py --section generation            # batching as shipped only
+    python bench/serve_load.py --section generation --rounds 3 \
+        --variant nice10:models__thread_nice=10 --variant nice0:models__thread_nice=0
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -26,7 +35,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,10 +43,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.harness import (  # noqa: E402
+    LoadResult,
     Server,
     appliance_server,
     concurrent_streams,
     free_port,
+    metric_totals,
+    one_at_a_time,
     request_load,
 )  # fmt: skip
 from bench.llama_server import build_llama_server  # noqa: E402
@@ -245,6 +257,186 @@ async def healthz_under_load(url: str, headers: dict[str, str]) -> dict[str, flo
             "busy_p99": float(np.percentile(busy, 99) * 1e3)}  # fmt: skip
 
 
+# ------------------------------------- batching as shipped: one at a time vs together
+TOGETHER = (8, 16)
+ROUNDS = int(os.environ.get("BENCH_GEN_ROUNDS", "2"))
+STAGE = 'appliance_stage_seconds_sum{{stage="{}"}}'
+STEPS = "appliance_decode_batch_sequences_count"
+STEP_SEQUENCES = "appliance_decode_batch_sequences_sum"
+
+
+def pg_corpus() -> tuple[Path, list[str]]:
+    """A data dir holding the answer benchmark's PostgreSQL pages, ingested over HTTP with
+    the shipped settings once per machine (each run works on a copy), and its questions."""
+    import httpx
+
+    from bench.answers import ingest, load_questions
+
+    spec = load_questions()
+    files: list[str] = spec["files"]  # type: ignore[assignment]
+    asked = cast(list[dict[str, str]], [*spec["questions"], *spec["exact_token_questions"]])  # type: ignore[misc]
+    # Asked for an explanation, as users do: answers run to the shipped length (128
+    # tokens) instead of the one-line facts the answer benchmark checks.
+    questions = [f"{q['question']} Explain in detail." for q in asked]
+    root = CACHE / f"pg-corpus-{len(files)}"
+    if not (root / ".done").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        log(f"ingesting the {len(files)} PostgreSQL pages over HTTP (once per machine)")
+        with (
+            appliance_server(root / "data", MODELS, root / "ingest.log") as srv,
+            httpx.Client(base_url=srv.url, timeout=600, headers=srv.headers) as client,
+        ):
+            took = ingest(client, Path(str(spec["root"])), files)
+        log(f"  ingested in {took:.0f} s")
+        (root / ".done").touch()
+    return root / "data", questions
+
+
+def phase(url: str, headers: dict[str, str], bodies: list[dict[str, object]],
+          together: bool) -> tuple[LoadResult, dict[str, float]]:  # fmt: skip
+    """The streams of `bodies` at once or one after another, and what the server's
+    /metrics counted meanwhile."""
+    before = metric_totals(url, headers)
+    ask = f"{url}/v1/ask/stream"
+    res = asyncio.run(
+        concurrent_streams(ask, bodies, headers=headers)
+        if together
+        else one_at_a_time(ask, bodies, headers=headers)
+    )
+    after = metric_totals(url, headers)
+    return res, {k: after[k] - before.get(k, 0.0) for k in after}
+
+
+def summary(res: LoadResult, counted: dict[str, float]) -> dict[str, Any]:
+    ttfts = [r.ttft for r in res.ok]
+    out = {"tokens": res.generated(), "wall": res.wall, "tps": res.generated() / res.wall,
+           "ttft50": float(np.percentile(ttfts, 50)), "ttft99": float(np.percentile(ttfts, 99)),
+           "ttft_max": max(ttfts), "errors": len(res.results) - len(res.ok),
+           "per_stream_tokens": [r.completion_tokens for r in res.results]}  # fmt: skip
+    steps = counted.get(STEPS, 0.0)
+    return out | {"generate_s": counted.get(STAGE.format("generate"), 0.0),
+                  "ground_s": counted.get(STAGE.format("ground"), 0.0),
+                  "steps": steps,
+                  "seqs_per_step": counted.get(STEP_SEQUENCES, 0.0) / steps if steps else 0.0}  # fmt: skip
+
+
+def batching_rounds(url: str, headers: dict[str, str], questions: list[str],
+                    rounds: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Each round, for 8 and then 16 streams: that many questions not asked before, one at
+    a time and then together, on one server (new questions each time: a question asked
+    again would find its whole prompt in a slot's cache). Temperature 0: an answer is
+    the same alone or batched, so both ways generate the same tokens."""
+    bodies: list[dict[str, object]] = [{"query": q, "temperature": 0} for q in questions]
+    ask = f"{url}/v1/ask/stream"
+    asyncio.run(one_at_a_time(ask, bodies[:1], headers=headers))  # pages the models in
+    unasked = bodies[1:]
+    out = []
+    for k in range(min(rounds, len(unasked) // sum(TOGETHER))):
+        row: dict[Any, Any] = {"round": k + 1}
+        for level in TOGETHER:
+            asked, unasked = unasked[:level], unasked[level:]
+            alone, counted = phase(url, headers, asked, together=False)
+            seq = summary(alone, counted)
+            res, counted_together = phase(url, headers, asked, together=True)
+            both = summary(res, counted_together)
+            row[level] = {"alone": seq, "together": both, "ratio": both["tps"] / seq["tps"]}
+            log(f"  round {k + 1}, {level:>2} streams: one at a time {seq['tps']:.1f} tok/s "
+                f"({seq['tokens']} tokens), together {both['tps']:.1f} tok/s ({both['tokens']} "
+                f"tokens): {row[level]['ratio']:.2f}x; TTFT p50/p99 {seq['ttft50'] * 1e3:.0f}/"
+                f"{seq['ttft99'] * 1e3:.0f} vs {both['ttft50'] * 1e3:.0f}/{both['ttft99'] * 1e3:.0f} ms; "
+                f"generate stage {seq['generate_s']:.1f} vs "
+                f"{both['generate_s']:.1f} s, ground {both['ground_s']:.1f} s, "
+                f"{both['seqs_per_step']:.1f} sequences per decode step")  # fmt: skip
+        out.append(row)
+    return out
+
+
+def batching_server(data: Path, work: Path, name: str,
+                    settings: dict[str, str]) -> tuple[Server, dict[str, str], int]:  # fmt: skip
+    """A started server over a copy of `data`; with 16 slots if the shipped `parallel = 0`
+    sized fewer on this machine (then `settings` says so)."""
+    logfile = work / f"{name}.log"
+    srv = appliance_server(copy_dir(data, work, name), MODELS, logfile, **settings).__enter__()
+    slots = int(metric_totals(srv.url, srv.headers).get("appliance_generation_slots", 0))
+    if slots >= max(TOGETHER) or "generation__parallel" in settings:
+        return srv, settings, slots
+    srv.__exit__()
+    log(f"  {slots} slots as shipped: restarting with generation.parallel={max(TOGETHER)}")
+    settings = {**settings, "generation__parallel": str(max(TOGETHER))}
+    srv = appliance_server(copy_dir(data, work, f"{name}-16"), MODELS, logfile, **settings)
+    return srv.__enter__(), settings, max(TOGETHER)
+
+
+def batching_as_shipped(variants: list[tuple[str, dict[str, str]]], rounds: int,
+                        documents: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Every variant (name, setting overrides) on its own server over a copy of the corpus
+    (`documents=False`: an empty server, prompts without passages, as issue 20 measured)."""
+    data, questions = pg_corpus()
+    work = Path(tempfile.mkdtemp(prefix="serve-batching-"))
+    if not documents:
+        data = work / "empty"
+        data.mkdir()
+    out: dict[str, Any] = {"variants": {}, "documents": documents}
+    try:
+        for name, settings in variants:
+            shown = ", ".join(f"{k}={v}" for k, v in settings.items()) or "shipped settings"
+            log(f"batching, {name} ({shown}):")
+            srv, used, slots = batching_server(data, work, name, settings)
+            try:
+                out["variants"][name] = {"settings": used, "slots": slots,
+                                         "rounds": batching_rounds(srv.url, srv.headers, questions, rounds)}  # fmt: skip
+            finally:
+                srv.__exit__()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def render_batching(b: dict[str, Any]) -> str:
+    corpus = "" if b.get("documents", True) else (
+        " **Run on an empty server** (`--empty`: prompts without passages): not the shipped "
+        "measurement."
+    )  # fmt: skip
+    lines = [
+        "## Generation: the same questions one at a time and together, as shipped",
+        "",
+        "The answer benchmark's questions over its 50 PostgreSQL pages (ingested over HTTP), "
+        "each followed by \"Explain in detail.\", through `/v1/ask/stream` with the shipped "
+        "settings (prefix cache and repetition stop on), temperature 0, the shipped answer "
+        "length (128 tokens). Each round takes 8 questions not asked before, one at a time "
+        "and then together, then 16 more the same way, on the same server. tok/s: tokens "
+        "generated (the server's count) over the wall time from the first request to the "
+        f"last `done` event (evidence included).{corpus}",
+        "",
+        "| variant | slots | round | streams | one at a time tok/s | together tok/s | ratio | "
+        "TTFT p50 / p99 / max ms, one at a time | together | `generate` stage s, one at a time / together | "
+        "sequences per decode step |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    verdicts = []
+    for name, v in b["variants"].items():
+        for row in v["rounds"]:
+            for level in TOGETHER:
+                a, t = row[level]["alone"], row[level]["together"]
+                lines.append(
+                    f"| {name} | {v['slots']} | {row['round']} | {level} | {a['tps']:.1f} | "
+                    f"{t['tps']:.1f} | **{row[level]['ratio']:.2f}x** | "
+                    f"{a['ttft50'] * 1e3:.0f} / {a['ttft99'] * 1e3:.0f} / {a['ttft_max'] * 1e3:.0f} | "
+                    f"{t['ttft50'] * 1e3:.0f} / {t['ttft99'] * 1e3:.0f} / {t['ttft_max'] * 1e3:.0f} | "
+                    f"{a['generate_s']:.1f} / {t['generate_s']:.1f} | {t['seqs_per_step']:.1f} |"
+                )  # fmt: skip
+        for level, target in zip(TOGETHER, (1.5, 1.6), strict=True):
+            ratios = [row[level]["ratio"] for row in v["rounds"]]
+            worst = min(ratios)
+            verdicts.append(
+                f"- {name}, {level} together vs one at a time: median "
+                f"{float(np.median(ratios)):.2f}x, lowest {worst:.2f}x (target >= {target}x: "
+                f"{'met' if worst >= target else 'MISSED'})"
+            )
+    return "\n".join([*lines, "", *verdicts, ""])
+
+
 # --------------------------------------------------------------- main
 def machine() -> str:
     cpu = "unknown CPU"
@@ -259,16 +451,40 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}")  # fmt: skip
 
 
+def variant(spec: str) -> tuple[str, dict[str, str]]:
+    """`name:section__key=value,...` (settings as APPLIANCE__ environment overrides)."""
+    name, _, pairs = spec.partition(":")
+    settings = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+    return name, settings
+
+
 def main() -> None:
     from appliance.models.locate import prepare_default_chat, prepare_default_embedding
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--section", choices=["all", "generation"], default="all",
+                        help="generation: only batching as shipped (one at a time vs together)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of the batching section")
+    parser.add_argument("--variant", type=variant, action="append", default=[],
+                        help="name:section__key=value,... a server with these settings (repeatable; "
+                             "default: one, 'shipped')")  # fmt: skip
+    parser.add_argument("--empty", action="store_true",
+                        help="batching on servers without documents (short prompts)")  # fmt: skip
+    args = parser.parse_args()
     chat = prepare_default_chat(MODELS)
     prepare_default_embedding(MODELS)
+    variants = args.variant or [("shipped", {})]
+    t0 = time.monotonic()
+    batching = batching_as_shipped(variants, args.rounds, documents=not args.empty)
+    if args.section == "generation":
+        print(render_batching(batching))
+        print(f"(serve_load.py --section generation: {time.monotonic() - t0:.0f} s)")
+        return
     app_index, ref_index = build_index(N_INDEX)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     logs = work / "logs"
     logs.mkdir()
-    r: dict[str, Any] = {"machine": machine(), "model": chat.name}
+    r: dict[str, Any] = {"machine": machine(), "model": chat.name, "batching": batching}
     try:
         log("appliance, continuous batching (parallel=16):")
         with appliance_server(copy_dir(app_index, work, "a1"), MODELS, logs / "a1.log",
@@ -335,7 +551,11 @@ def render(r: dict[str, Any]) -> str:
         f"- chat model: {r['model']}, {MAX_TOKENS} tokens per answer, temperature 0, {THREADS} threads",
         f"- search index: {N_INDEX} chunks of real all-MiniLM-L6-v2 embeddings",
         "",
+        render_batching(r["batching"]),
         "## Generation: concurrent streams",
+        "",
+        "The serving comparison at 1, 4, 8 and 16 streams: one 16-slot server vs a one-slot "
+        "server vs llama-server, over a synthetic 20k-chunk index, 128 tokens per answer.",
         "",
         "| streams | appliance tok/s | one-at-a-time tok/s | llama-server tok/s | vs one-at-a-time | vs llama-server | appliance TTFT p50 / p99 ms | one-at-a-time TTFT p50 / p99 ms |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
