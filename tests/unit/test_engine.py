@@ -339,7 +339,9 @@ def test_short_texts_embed_on_one_thread_with_the_same_vectors(embedding_model: 
 
 
 def test_queries_go_to_their_own_thread_ingestion_to_the_engine(embedding_model: Path) -> None:
-    """With a query thread, a search embedding does not need the engine thread at all."""
+    """With a query thread, a search embedding does not need the engine thread at all;
+    ingestion and an answer's evidence (not urgent) run on the engine thread, between
+    decode steps, not as a second llama.cpp pool beside them."""
     model = make_embedding_model(embedding_model, n_ctx=512, n_threads=2, train_ctx=512)
     idle_engine = LlamaEngineThread(  # never started: only the query thread can answer
         load_chat=lambda: None, load_embedder=model.context, generation_queue_size=1
@@ -351,6 +353,8 @@ def test_queries_go_to_their_own_thread_ingestion_to_the_engine(embedding_model:
         async def run() -> list[list[float]]:
             with pytest.raises(WorkerStopped):
                 await embedder.embed(["a chunk of a document"], interactive=False)
+            with pytest.raises(WorkerStopped):
+                await embedder.embed(["a sentence of an answer"], interactive=True, urgent=False)
             return await embedder.embed(["How often are backups taken?"], interactive=True)
 
         vector = asyncio.run(run())[0]
