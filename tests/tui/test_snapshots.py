@@ -49,6 +49,9 @@ def frozen_app(tmp_path: Path) -> AdminApp:
 
 
 async def settle(pilot: Pilot[None], ready: Callable[[], bool]) -> None:
+    # until the screen shows its data, for at most 4 s (200 x 20 ms): not a deadline that
+    # fails (one screen's predicate, chunks at 80x24, never holds: it waits the 4 s), the
+    # snapshot compared after is the check
     for _ in range(200):
         if ready():
             break
