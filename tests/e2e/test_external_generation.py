@@ -71,7 +71,8 @@ class LlamaCppServer:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120) -> LlamaCppServer:
+    def start(self, timeout: float = 300) -> LlamaCppServer:
+        """`timeout`: a hang guard; the server loads its model in ~2 s alone."""
         args = [
             "--model", str(self.model), "--model_alias", ALIAS, "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(N_CTX), "--n_threads", "1",
@@ -89,7 +90,8 @@ class LlamaCppServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"llama_cpp.server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                resp = httpx.get(f"{self.url}/models", headers=auth(), timeout=2)
+                # a probe: one that stalls is retried until the deadline above
+                resp = httpx.get(f"{self.url}/models", headers=auth(), timeout=5)
                 if resp.status_code == 200:
                     return self
             except httpx.HTTPError:
@@ -102,10 +104,10 @@ class LlamaCppServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(60)  # hang guard: a graceful stop takes ~1 s
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(10)
+                self.proc.wait(10)  # SIGKILL cannot be ignored: only a hang guard
 
 
 def auth() -> dict[str, str]:
@@ -122,6 +124,8 @@ def llama_server(
 
 
 def generator(url: str, **kwargs: Any) -> OpenAIGenerator:
+    # timeout_s: the generator's connect/read limit, as shipped (what the tests below
+    # exercise: a server gone, a stream abandoned), not a speed check
     options: dict[str, Any] = {"api_key": API_KEY, "n_ctx": N_CTX, "timeout_s": 2.0}
     return OpenAIGenerator(url=url, model=ALIAS, **(options | kwargs))
 
@@ -170,7 +174,7 @@ async def test_the_token_estimate_errs_high_against_the_servers_count(
     try:
         estimate = len(gen.tokenize(gen.render(messages)))
         body = {"model": ALIAS, "messages": messages, "max_tokens": 1}
-        resp = httpx.post(
+        resp = httpx.post(  # timeout: a hang guard (one token)
             f"{llama_server.url}/chat/completions", json=body, headers=auth(), timeout=120
         )
         counted = resp.json()["usage"]["prompt_tokens"]
@@ -188,10 +192,9 @@ async def test_admission_refuses_at_once_when_in_flight_and_queue_are_full(
         running = stream(gen, max_tokens=400)
         waiting = stream(gen, max_tokens=8)
         assert (gen.active, gen.queue_depth()) == (1, 1)
-        t0 = time.perf_counter()
+        # at once, no network: stream() is not awaited, so it can only refuse before any I/O
         with pytest.raises(Overloaded):
             stream(gen)
-        assert time.perf_counter() - t0 < 0.2  # at once, no network
         # the running answer streams; closing it hands its slot to the waiting one
         first = await anext(aiter(running))
         assert first
@@ -219,7 +222,7 @@ async def test_a_stream_dropped_unread_cancels_its_request(llama_server: LlamaCp
         assert gen.active == 1
         del dropped
         gc.collect()
-        for _ in range(50):
+        for _ in range(400):  # hang guard (20 s): the finalizer's cancel is a loop step away
             await asyncio.sleep(0.05)
             if gen.active == 0:
                 break
@@ -239,17 +242,25 @@ async def test_a_deadline_cancels_the_request_and_frees_the_server(
         long = stream(gen, max_tokens=1500, messages=[
             {"role": "user", "content": "Count from 1 to 2000, one number per line."},
         ])  # fmt: skip
+        arrivals: list[float] = []
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(1.0):  # the deadline under test, not a hang guard
                 async for _ in long:
-                    pass
+                    arrivals.append(time.perf_counter())
         await long.aclose()
         assert gen.active == 0
         t0 = time.perf_counter()
         nxt = stream(gen, max_tokens=4)
         await anext(aiter(nxt))
-        assert time.perf_counter() - t0 < 5.0
+        waited = time.perf_counter() - t0
         await nxt.aclose()
+        # Not a speed bound: the wait is compared with the abandoned answer's rest at the
+        # rate this same run decoded it (a busy machine slows both alike). Had the server
+        # kept generating, the next answer would have waited for all of that rest.
+        # (a machine so busy that under two pieces came in the second gives no rate)
+        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0
+        rest = (1500 - len(arrivals)) / rate if rate else float("inf")
+        assert waited < max(5.0, rest / 3), (waited, rest)
     finally:
         await gen.aclose()
 
@@ -324,6 +335,7 @@ def appliance(
         APPLIANCE__GENERATION__API_KEY=API_KEY,
         APPLIANCE__GENERATION__N_CTX=str(N_CTX),
         APPLIANCE__GENERATION__PARALLEL="1",
+        # the connect/read limit under test when the server goes away (as the generator above)
         APPLIANCE__GENERATION__TIMEOUT_S="2",
         APPLIANCE__SERVER__LOG_LEVEL="info",
     )
@@ -341,7 +353,7 @@ def uploaded(appliance: ServerProcess, tmp_path_factory: pytest.TempPathFactory)
         resp = client.post("/v1/documents", files=[("files", (doc.name, doc.read_bytes()))])
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["job_id"]
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # hang guard: one small document (~1 s alone)
         while time.monotonic() < deadline:
             job = client.get(f"/v1/jobs/{job_id}").json()
             if job["state"] not in ("queued", "running"):
@@ -365,7 +377,7 @@ def test_the_chat_model_is_not_loaded(appliance: ServerProcess, chat_model: Path
 
 
 def test_ask_answers_with_citations(appliance: ServerProcess, uploaded: str) -> None:
-    with appliance.client(120) as client:
+    with appliance.client(120) as client:  # hang guard: a 40-token answer
         resp = client.post(
             "/v1/ask", json={"query": "How long are backups kept?", "max_tokens": 40}
         )
@@ -383,7 +395,7 @@ def test_sse_streams_tokens_then_done(appliance: ServerProcess, uploaded: str) -
     events: list[str] = []
     payload: dict[str, Any] = {}
     body = {"query": "When do nightly backups run?", "max_tokens": 40}
-    with httpx.stream(
+    with httpx.stream(  # timeout: a hang guard per read (a 40-token answer)
         "POST", f"{appliance.url}/v1/ask/stream", json=body, timeout=120,
         headers=appliance.headers,
     ) as resp:  # fmt: skip
@@ -416,7 +428,7 @@ def test_metrics_count_the_external_answers(appliance: ServerProcess, uploaded: 
 def test_readiness_and_status_report_the_external_server(
     appliance: ServerProcess, llama_server: LlamaCppServer
 ) -> None:
-    ready = httpx.get(f"{appliance.url}/readyz", timeout=10)
+    ready = httpx.get(f"{appliance.url}/readyz", timeout=30)  # hang guard: readyz is cached
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["chat_model"] == "ok"
     with appliance.client() as client:
@@ -434,20 +446,19 @@ def test_the_server_going_away_fails_answers_not_the_appliance(
     """Runs last: it stops the external server, then starts it again."""
     llama_server.stop()
     try:
-        with appliance.client(60) as client:
+        with appliance.client(120) as client:  # hang guard per request
             # the first answer finds the server gone (the generation fails, naming it)
             first = client.post("/v1/ask", json={"query": "How long are backups kept?"})
             assert first.status_code >= 500, first.text
             assert llama_server.url in first.json()["detail"]
-            # now known down: refused at once with 503 + Retry-After
-            t0 = time.perf_counter()
+            # now known down: refused at once with 503 + Retry-After (the code says it was
+            # refused as known down, not tried; no timing: a refused connect is instant too)
             second = client.post("/v1/ask", json={"query": "How long are backups kept?"})
             assert second.status_code == 503, second.text
             assert second.json()["code"] == "generation_unavailable"
             assert llama_server.url in second.json()["detail"]
             assert second.headers["Retry-After"]
-            assert time.perf_counter() - t0 < 2.0
-            ready = httpx.get(f"{appliance.url}/readyz", timeout=10)
+            ready = httpx.get(f"{appliance.url}/readyz", timeout=30)  # hang guard
             assert ready.status_code == 503
             assert ready.json()["checks"]["chat_model"] == "unreachable"  # no address shown
             assert ready.json()["checks"]["embedding_model"] == "ok"
@@ -455,15 +466,16 @@ def test_the_server_going_away_fails_answers_not_the_appliance(
             found = client.post("/v1/search", json={"query": "backups"})
             assert found.status_code == 200
             assert found.json()["hits"][0]["file_name"] == uploaded
-            assert httpx.get(f"{appliance.url}/healthz", timeout=5).status_code == 200
+            assert httpx.get(f"{appliance.url}/healthz", timeout=30).status_code == 200  # guard
     finally:
         llama_server.start()
     # back: readiness sees it within its cache time, and answers flow again
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{appliance.url}/readyz", timeout=10).status_code != 200:
+    # hang guard: readiness rechecks the server within its cache time (seconds)
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{appliance.url}/readyz", timeout=30).status_code != 200:
         assert time.monotonic() < deadline, "readiness did not come back"
         time.sleep(0.5)
-    with appliance.client(120) as client:
+    with appliance.client(120) as client:  # hang guard: one short answer
         resp = client.post("/v1/ask", json={"query": "How long are backups kept?"})
     assert resp.status_code == 200, resp.text
     assert appliance.proc is not None and appliance.proc.poll() is None
