@@ -392,6 +392,7 @@ def run_side(work: Path, sizes: Sizes, hog: bool) -> Side:
         docs = [handbook(n, sizes.restart_parts) for n in range(3)]
         kill_after = min(32, max(1, sizes.restart_parts // 4))
         log(f"  restart case, {len(docs)} handbooks of {sizes.restart_parts} parts:")
+        (work / f"{name}-restart").mkdir()
         with hog_or_not(hog):
             first = fresh(work / f"{name}-restart", docs)
             again = resumed(work / f"{name}-restart", docs, kill_after)
