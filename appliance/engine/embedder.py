@@ -8,6 +8,8 @@ thread, ahead of ingestion.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,6 +100,10 @@ class EmbeddingModel:
         )
         return EmbeddingContext(llama, ctx, self._budget, own=True)
 
+    def contended(self) -> bool:
+        """Whether other processes hold cores now (the thread budget is below its most)."""
+        return self._budget.threads() < self._budget.most
+
     def close(self) -> None:
         """Free the model (and the contexts registered with it) now, not in `__del__` at
         interpreter exit, where llama-cpp-python's finalizer meets torn-down modules."""
@@ -157,10 +163,11 @@ class EmbeddingContext:
         if self._own:
             self._ctx.close()
 
-    def embed_one(self, text: str) -> list[float]:
+    def embed_one(self, text: str, *, one_thread: bool = False) -> list[float]:
         """The normalized embedding of `text`, truncated to the context."""
         tokens = self._llama.tokenize(text.encode("utf-8"))[: self._n_ctx]
-        threads = 1 if len(tokens) <= SHORT_TEXT_TOKENS else self._budget.threads()
+        short = one_thread or len(tokens) <= SHORT_TEXT_TOKENS
+        threads = 1 if short else self._budget.threads()
         if threads != self._current:
             self._ll.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self._current = threads
@@ -171,6 +178,10 @@ class EmbeddingContext:
         vector = np.array(self._ll.llama_get_embeddings_seq(self._ctx.ctx, 0)[: self._n_embd])
         norm = float(np.linalg.norm(vector))
         return (vector / norm if norm > 0 else vector).tolist()  # type: ignore[no-any-return]
+
+
+def _one_thread(text: str, ctx: EmbeddingContext) -> list[list[float]]:
+    return [ctx.embed_one(text, one_thread=True)]
 
 
 class LlamaEmbedder:
@@ -248,8 +259,36 @@ class LlamaEmbedder:
         # thread it was a second llama.cpp pool beside the decode threads on the same cores
         # (16 streams with documents: the ground stage 4.4 s here vs 43 s there at nice 0).
         assert self._engine is not None
+        if not interactive and self._queries is not None and self._model.contended():
+            return await self._embed_beside(batch)
         fut = self._engine.submit_embed(batch, interactive)
         try:
             return await fut
         finally:
             fut.cancel()
+
+    async def _embed_beside(self, batch: list[str]) -> list[list[float]]:
+        """Ingestion texts on two single-thread contexts at once: every other one on the
+        query thread (a search still goes first there), the rest on the engine thread.
+
+        Used while other processes hold cores (the budget is below its most): one
+        thread each never waits at a barrier for a partner the scheduler put behind a
+        busy process, and two of them keep the fair share of two threads."""
+        assert self._engine is not None and self._queries is not None
+        queries = self._queries
+        engine_fut = self._engine.submit_embed(batch[0::2], False)
+
+        async def beside() -> list[list[float]]:
+            out = []
+            for text in batch[1::2]:  # one call per text: a search can cut in between
+                out += await queries.call(functools.partial(_one_thread, text), BACKGROUND)
+            return out
+
+        try:
+            evens, odds = await asyncio.gather(engine_fut, beside())
+        finally:
+            engine_fut.cancel()
+        merged: list[list[float]] = []
+        for i in range(len(batch)):
+            merged.append(evens[i // 2] if i % 2 == 0 else odds[i // 2])
+        return merged

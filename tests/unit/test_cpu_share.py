@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,48 @@ def test_the_engine_thread_is_a_batch_thread_at_the_apis_nice(
         assert os.getpriority(os.PRIO_PROCESS, tid) == os.getpriority(os.PRIO_PROCESS, 0)
     finally:
         engine.thread.stop()
+
+
+def test_ingestion_splits_over_two_single_thread_contexts_while_cores_are_held(
+    chat_model: Path, embedding_model: Path, busy_loops: int
+) -> None:
+    """Beside busy loops, ingestion texts go to the engine thread and the query thread at
+    once, one thread each (no barrier to stall at), with the vectors they always had."""
+    import asyncio
+
+    import numpy as np
+
+    from appliance.engine.build import EngineSpec, build_engine
+    from appliance.engine.worker import BACKGROUND
+
+    if busy_loops < 2:
+        pytest.skip("one CPU: there is no thread to give up")
+    built = build_engine(
+        EngineSpec(chat_path=chat_model, embedding_path=embedding_model, query_thread=True)
+    ).start()
+    embedder = built.embedder
+    texts = [f"Part {i}: the nightly job copies every volume to the array. " * 6 for i in range(6)]
+    beside: list[int] = []
+    queries = embedder._queries
+    assert queries is not None
+    call = queries.call
+
+    async def counting_call(job: Any, priority: int = 0) -> Any:
+        if priority == BACKGROUND:
+            beside.append(priority)
+        return await call(job, priority)
+
+    queries.call = counting_call  # type: ignore[method-assign]
+    try:
+        # hang guard, not a timing: two /proc samples 0.5 s apart show the loops
+        deadline = time.monotonic() + 10
+        while not built.embedding.contended() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert built.embedding.contended()
+        vectors = asyncio.run(embedder.embed(texts, interactive=False))
+        assert len(beside) == len(texts) // 2
+        reference = built.embedding.context()
+        for text, vector in zip(texts, vectors, strict=True):
+            assert float(np.dot(vector, reference.embed_one(text))) > 0.9999
+    finally:
+        built.stop()
