@@ -6,6 +6,7 @@ sections come from their last run on this machine (kept under ~/.cache/rag-appli
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -18,11 +19,20 @@ from bench.store_engines import CACHE  # noqa: E402
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 EARLIER = "\n\n(the section above is from an earlier `make bench`, not rerun in the last one)"
+# Why: `python bench/run_all.py NAME...` reran only those; every other section is marked.
+RERUN_ONLY = (
+    "\n\n(the section above is from an earlier `make bench`: the last run, "
+    "`python bench/run_all.py {names}`, reran only {names})"
+)
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
-SCRIPTS = ["serve_load", "contention", "answers", "askers", "hostile", "ocr", "hybrid",
+SCRIPTS = ["serve_load", "batching", "contention", "answers", "askers", "hostile", "ocr", "hybrid",
            "query_thread", "query_path", "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
-MARKDOWN = {"contention"}  # these print their section as markdown; the others' output is fenced
+MARKDOWN = {
+    "batching",
+    "contention",
+}  # these print their section as markdown; the others' output is fenced
 TITLES = {
+    "batching": "Batching as shipped: the same questions one at a time and together (bench/batching.py)",
     "contention": "Beside a CPU hog on every core: hog / idle (bench/contention.py)",
     "answers": "Answers: accuracy, evidence and latency per prompt strategy (bench/answers.py)",
     "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
@@ -63,6 +73,9 @@ def earlier_sections() -> dict[str, str]:
     text = RESULTS.read_text()
     for marker in OLD_MARKERS:
         text = text.replace(marker, "")
+    text = re.sub(
+        r"\n\n\(the section above is from an earlier `make bench`: the last run, [^)]*\)", "", text
+    )
     first = min((text.find(f"## {t}") for t in TITLES.values() if f"## {t}" in text),
                 default=len(text))  # fmt: skip
     out = {"": text[:first].rstrip()}
@@ -83,14 +96,14 @@ def main() -> None:
     for name in SCRIPTS:
         if name in wanted:
             outputs[name] = run(name)
-        else:
-            cached = CACHE / f"{name}.out"
-            outputs[name] = cached.read_text() if cached.is_file() else None
+        else:  # not rerun: the last run's section, marked as such below
+            outputs[name] = None
     serving_md = CACHE / "serve_load.md"
-    if serving_md.is_file():
+    earlier_note = EARLIER if not sys.argv[1:] else RERUN_ONLY.format(names=" ".join(wanted))
+    if "serve_load" in wanted and serving_md.is_file():
         parts = [serving_md.read_text().rstrip()]
     else:  # not run on this machine: keep the last committed section, say so
-        parts = [earlier.get("", "(serve_load not run)") + EARLIER]
+        parts = [earlier.get("", "(serve_load not run)") + earlier_note]
     for name in SCRIPTS[1:]:
         title = TITLES[name]
         out = outputs[name]
@@ -99,7 +112,7 @@ def main() -> None:
         elif out is not None:
             parts.append(f"## {title}\n\n```\n{out.strip()}\n```")
         elif title in earlier:
-            parts.append(earlier[title] + EARLIER)
+            parts.append(earlier[title] + earlier_note)
         else:
             parts.append(f"## {title}\n\n(not run)")
     RESULTS.write_text("\n\n".join(parts) + "\n")
