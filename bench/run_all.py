@@ -93,15 +93,20 @@ def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     earlier = earlier_sections()
     outputs: dict[str, str | None] = {}
+    serving_md = CACHE / "serve_load.md"
+    if "serve_load" in wanted:  # written only by a run that succeeds: never a stale one
+        serving_md.unlink(missing_ok=True)
     for name in SCRIPTS:
         if name in wanted:
             outputs[name] = run(name)
         else:  # not rerun: the last run's section, marked as such below
             outputs[name] = None
-    serving_md = CACHE / "serve_load.md"
     earlier_note = EARLIER if not sys.argv[1:] else RERUN_ONLY.format(names=" ".join(wanted))
     if "serve_load" in wanted and serving_md.is_file():
         parts = [serving_md.read_text().rstrip()]
+    elif "serve_load" in wanted:  # it ran and failed: say so above the last good section
+        failed = outputs["serve_load"] or ""
+        parts = [f"{failed.strip()}\n\n" + earlier.get("", "") + EARLIER]
     else:  # not run on this machine: keep the last committed section, say so
         parts = [earlier.get("", "(serve_load not run)") + earlier_note]
     for name in SCRIPTS[1:]:

@@ -177,8 +177,8 @@ class ModelSettings(Base, frozen=True):
                 "0-19). Leave it at 0: above it, every nice-0 process on the server (a "
                 "backup, an antivirus scan, the parse child) takes the threads' share "
                 "(embedding 25x slower beside one busy loop at 10). The API still goes "
-                "first: the threads are SCHED_BATCH. The service's own share against other "
-                "services is the systemd unit's CPUWeight=/Nice= (README)."
+                "first: the engine's threads are SCHED_BATCH. The service's own share "
+                "against other services is the systemd unit's CPUWeight=/Nice= (README)."
             ),
         ),
     ] = 0
@@ -188,7 +188,9 @@ class ModelSettings(Base, frozen=True):
             description=(
                 "Embed search queries on a thread and context of their own, beside the engine "
                 "thread, instead of between its decode steps: searches stop waiting for the "
-                "step in flight while answers stream (see bench/RESULTS.md)."
+                "step in flight while answers stream (see bench/RESULTS.md). While other "
+                "processes leave the engine one thread, it also embeds every other ingestion "
+                "text, on one thread."
             )
         ),
     ] = True

@@ -125,7 +125,7 @@ def threads_for(most: int, cpus: int, outside: float) -> int:
     """Threads to run when other processes keep `outside` of our `cpus` cores busy: one per
     core they leave free, a core counting as free while they hold < GIVE_UP_ABOVE of it."""
     free = cpus - outside
-    return max(1, min(most, math.floor(free + 1 - GIVE_UP_ABOVE)))
+    return max(1, min(most, math.floor(free + GIVE_UP_ABOVE)))
 
 
 class ThreadBudget:

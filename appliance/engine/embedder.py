@@ -100,9 +100,10 @@ class EmbeddingModel:
         )
         return EmbeddingContext(llama, ctx, self._budget, own=True)
 
-    def contended(self) -> bool:
-        """Whether other processes hold cores now (the thread budget is below its most)."""
-        return self._budget.threads() < self._budget.most
+    def down_to_one_thread(self) -> bool:
+        """Whether other processes hold every core but one (the budget gave all other
+        threads up): two single-thread contexts then beat one of any size."""
+        return self._budget.threads() == 1 < self._budget.most
 
     def close(self) -> None:
         """Free the model (and the contexts registered with it) now, not in `__del__` at
@@ -259,7 +260,7 @@ class LlamaEmbedder:
         # thread it was a second llama.cpp pool beside the decode threads on the same cores
         # (16 streams with documents: the ground stage 4.4 s here vs 43 s there at nice 0).
         assert self._engine is not None
-        if not interactive and self._queries is not None and self._model.contended():
+        if not interactive and self._queries is not None and self._model.down_to_one_thread():
             return await self._embed_beside(batch)
         fut = self._engine.submit_embed(batch, interactive)
         try:
@@ -271,9 +272,10 @@ class LlamaEmbedder:
         """Ingestion texts on two single-thread contexts at once: every other one on the
         query thread (a search still goes first there), the rest on the engine thread.
 
-        Used while other processes hold cores (the budget is below its most): one
-        thread each never waits at a barrier for a partner the scheduler put behind a
-        busy process, and two of them keep the fair share of two threads."""
+        Used while other processes leave the engine one thread (the budget is down to
+        1): one thread each never waits at a barrier for a partner the scheduler put
+        behind a busy process, and two of them keep the fair share of two threads
+        (ingestion beside a busy loop per core: 0.39x idle on one thread, 0.56x so)."""
         assert self._engine is not None and self._queries is not None
         queries = self._queries
         engine_fut = self._engine.submit_embed(batch[0::2], False)
@@ -284,10 +286,12 @@ class LlamaEmbedder:
                 out += await queries.call(functools.partial(_one_thread, text), BACKGROUND)
             return out
 
+        odd_task = asyncio.ensure_future(beside())
         try:
-            evens, odds = await asyncio.gather(engine_fut, beside())
-        finally:
+            evens, odds = await asyncio.gather(engine_fut, odd_task)
+        finally:  # one side failed or the caller cancelled: stop the other too
             engine_fut.cancel()
+            odd_task.cancel()
         merged: list[list[float]] = []
         for i in range(len(batch)):
             merged.append(evens[i // 2] if i % 2 == 0 else odds[i // 2])

@@ -5,7 +5,9 @@ Why one thread: on this machine, once a second live thread has run llama.cpp
 measured with SmolLM2 + MiniLM; no OMP/GOMP setting fixed it). So embeddings and
 generation share one owner thread, and the scheduler keeps both responsive:
 
-1. query embeddings first (a search never waits for an answer to finish);
+1. query embeddings first (a search never waits for an answer to finish); with
+   answers streaming, one decode step runs between two such jobs, so a burst of
+   evidence or `/v1/embeddings` batches cannot hold them still;
 2. then one continuous-batching decode step (`batching.BatchedChat`): every
    active answer advances by one token, waiting requests join as slots and KV
    cache allow, long prompts are read in chunks;
@@ -211,6 +213,7 @@ class LlamaEngineThread:
         self._chat = chat
         self._ready.set()
         steps_since_background = 0
+        decode_owed = False
         try:
             while True:
                 with self._cond:
@@ -228,8 +231,12 @@ class LlamaEngineThread:
                     embed_job: EmbedJob | None = None
                     whole = True
                     busy = chat.active > 0 or bool(self._waiting)
-                    if self._interactive:
+                    # interactive texts go first, but with answers streaming, a decode step
+                    # runs between two jobs: a stream of /v1/embeddings batches or of
+                    # evidence cannot hold every answer still
+                    if self._interactive and not (decode_owed and chat.active):
                         embed_job = self._interactive.popleft()
+                        decode_owed = True
                     elif self._background and (
                         not busy or steps_since_background >= self._background_every
                     ):
@@ -246,6 +253,7 @@ class LlamaEngineThread:
                     continue
                 if chat.active:
                     steps_since_background += 1
+                    decode_owed = False
                     self._fit_threads(chat)
                     try:
                         chat.step()

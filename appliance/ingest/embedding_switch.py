@@ -28,6 +28,7 @@ from typing import Any
 
 from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ChunkRecord
+from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.embedder import LlamaEmbedder, embedding_model
 from appliance.ingest.pipeline import point_id_for
 from appliance.models.sizing import read_gguf_info
@@ -141,9 +142,13 @@ class EmbeddingSwitch:
         services = self._services
         info = await asyncio.to_thread(read_gguf_info, path)
         plan = services.plan.embedding
+        m = services.settings.models
+        budget = ThreadBudget(  # re-embedding everything: the same fair share as ingestion
+            plan.n_threads, adaptive=m.adaptive_threads, thread_nice=m.thread_nice
+        )
         model = embedding_model(
             path, n_ctx=min(info.train_ctx, 512), n_threads=plan.n_threads,
-            train_ctx=info.train_ctx, extra_buffers=services.settings.models.extra_buffers,
+            train_ctx=info.train_ctx, extra_buffers=m.extra_buffers, budget=budget,
         )  # fmt: skip
         embedder = LlamaEmbedder(
             model, None, dim=info.n_embd, thread_nice=services.settings.models.thread_nice

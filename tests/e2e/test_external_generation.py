@@ -257,9 +257,12 @@ async def test_a_deadline_cancels_the_request_and_frees_the_server(
         # Not a speed bound: the wait is compared with the abandoned answer's rest at the
         # rate this same run decoded it (a busy machine slows both alike). Had the server
         # kept generating, the next answer would have waited for all of that rest.
-        # (a machine so busy that under two pieces came in the second gives no rate)
-        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0
-        rest = (1500 - len(arrivals)) / rate if rate else float("inf")
+        # (a machine so busy that under three pieces came in the second gives no rate:
+        # then the test proves nothing, and says so rather than pass)
+        if len(arrivals) <= 2:
+            pytest.skip(f"only {len(arrivals)} pieces in the first second: no rate to compare")
+        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+        rest = (1500 - len(arrivals)) / rate
         assert waited < max(5.0, rest / 3), (waited, rest)
     finally:
         await gen.aclose()

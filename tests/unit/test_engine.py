@@ -176,6 +176,38 @@ def test_query_embedding_is_not_stuck_behind_a_generation(engine: Engine) -> Non
     assert asyncio.run(run()) > 50
 
 
+def test_answers_advance_between_interactive_embeddings(engine: Engine) -> None:
+    """A burst of interactive texts (an answer's evidence, `/v1/embeddings` batches) does
+    not hold a streaming answer still: a decode step runs between two of them. An order,
+    read from the pieces that had arrived when each embedding was answered; no timing."""
+    tokens = prompt(engine, "Write a long story about a lighthouse keeper.")
+
+    async def run() -> list[int]:
+        it = aiter(engine.generator.stream(tokens, max_tokens=200, temperature=0.0))
+        await anext(it)  # generation is running
+        seen = 0
+        counts: list[int] = []
+
+        async def read() -> None:
+            nonlocal seen
+            async for _ in it:
+                seen += 1
+
+        reader = asyncio.ensure_future(read())
+
+        async def one(i: int) -> None:
+            await engine.embedder.embed([f"text {i} " * 40], interactive=True, urgent=False)
+            counts.append(seen)
+
+        await asyncio.gather(*(one(i) for i in range(6)))
+        await reader
+        return counts
+
+    counts = asyncio.run(run())
+    # before: the six ran back to back between two steps (one or two distinct counts)
+    assert len(set(counts)) >= 5, counts
+
+
 def test_cancel_frees_the_engine_and_overload_is_immediate(engine: Engine) -> None:
     tokens = prompt(engine, "Count from one to one thousand.")
 
