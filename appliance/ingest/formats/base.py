@@ -73,3 +73,30 @@ def check_zip(data: bytes, limits: Limits, kind: str = "zip-based") -> None:
             f"the {kind} file holds {unzipped / MiB:.0f} MiB once decompressed, more than "
             f"ingest.max_unzipped_mb={limits.max_unzipped_mb}"
         )
+
+
+class HeadedSections:
+    """Text gathered under the latest heading: a heading closes the section before it, and
+    a section with no text after cleaning is dropped."""
+
+    def __init__(self) -> None:
+        self._sections: list[Section] = []
+        self._heading: str | None = None
+        self._parts: list[str] = []
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+
+    def heading(self, title: str) -> None:
+        self._close()
+        self._heading = title
+
+    def done(self) -> list[Section]:
+        self._close()
+        return self._sections
+
+    def _close(self) -> None:
+        body = clean_text("\n".join(self._parts))
+        if body:
+            self._sections.append(Section(body, heading=self._heading))
+        self._parts.clear()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from appliance.domain.types import Section
 from appliance.ingest.formats.base import (
+    HeadedSections,
     Limits,
     MiB,
     ParsedDocument,
@@ -30,15 +31,7 @@ def parse_docx(data: bytes, limits: Limits = Limits()) -> ParsedDocument:  # noq
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ParseError(f"not a readable DOCX file ({exc})") from exc
-    sections: list[Section] = []
-    heading: str | None = None
-    parts: list[str] = []
-
-    def flush() -> None:
-        body = clean_text("\n".join(parts))
-        if body:
-            sections.append(Section(body, heading=heading))
-        parts.clear()
+    sections = HeadedSections()
 
     for paragraph in document.paragraphs:
         text = paragraph.text.strip()
@@ -46,46 +39,36 @@ def parse_docx(data: bytes, limits: Limits = Limits()) -> ParsedDocument:  # noq
             continue
         style = (paragraph.style.name if paragraph.style is not None else "") or ""
         if style.lower().startswith(("heading", "title")):
-            flush()
-            heading = text
+            sections.heading(text)
         else:
-            parts.append(text)
+            sections.add(text)
     for table in document.tables:
         for row in table.rows:
             cells = [cell.text.strip() for cell in row.cells if cell.text.strip()]
             if cells:
-                parts.append(" | ".join(cells))
-    flush()
+                sections.add(" | ".join(cells))
     return ParsedDocument(
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document", sections
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        sections.done(),
     )
 
 
 def parse_odt(data: bytes, limits: Limits) -> ParsedDocument:
     document = load_odf(data, limits, "ODT")
     body = odf_body(document, "text")
-    sections: list[Section] = []
-    heading: str | None = None
-    parts: list[str] = []
-
-    def flush() -> None:
-        text = clean_text("\n".join(parts))
-        if text:
-            sections.append(Section(text, heading=heading))
-        parts.clear()
-
+    sections = HeadedSections()
     try:
         for kind, text in blocks(body) if body is not None else ():
             if kind == "h":
-                flush()
-                heading = text
+                sections.heading(text)
             else:
-                parts.append(text)
+                sections.add(text)
     except RecursionError:
         raise ParseError("not a readable ODT file (nested too deeply)") from None
-    flush()
     return ParsedDocument(
-        "application/vnd.oasis.opendocument.text", sections, metadata=odf_metadata(document)
+        "application/vnd.oasis.opendocument.text",
+        sections.done(),
+        metadata=odf_metadata(document),
     )
 
 

@@ -7,7 +7,7 @@ import codecs
 import re
 
 from appliance.domain.types import Section
-from appliance.ingest.formats.base import ParsedDocument, ParseError, clean_text
+from appliance.ingest.formats.base import HeadedSections, ParsedDocument, ParseError, clean_text
 
 _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -65,25 +65,14 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
 def parse_markdown(data: bytes) -> ParsedDocument:
-    sections: list[Section] = []
-    heading: str | None = None
-    lines: list[str] = []
-
-    def flush() -> None:
-        body = clean_text("\n".join(lines))
-        if body:
-            sections.append(Section(body, heading=heading))
-        lines.clear()
-
+    sections = HeadedSections()
     in_code = False
     for line in decode_text(data).splitlines():
         if line.lstrip().startswith("```"):
             in_code = not in_code
         match = None if in_code else _MD_HEADING.match(line)
         if match:
-            flush()
-            heading = match.group(2).strip()
+            sections.heading(match.group(2).strip())
         else:
-            lines.append(line)
-    flush()
-    return ParsedDocument("text/markdown", sections)
+            sections.add(line)
+    return ParsedDocument("text/markdown", sections.done())
