@@ -8,8 +8,9 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 
-from appliance.client import ApplianceClient, api_key, server_url
+from appliance.client import ApplianceClient
 from appliance.config import load_settings
+from appliance.config.local import api_key, server_url
 from tui.app import AdminApp
 
 

@@ -20,8 +20,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from appliance.api.schemas import Readiness, StatusRead
 from appliance.client import ApiError, ApplianceClient
+from appliance.wire.api import Readiness, StatusRead
 from tui.messages import CallFailed
 from tui.screens.ask import AskScreen
 from tui.screens.dashboard import DashboardScreen

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from appliance.api.schemas import (
+from appliance.client import ApiError
+from appliance.client.evaluation import EvalReport, QuestionResult
+from appliance.domain.types import DoneEvent, ErrorEvent
+from appliance.wire.api import (
     ChunkPage,
     DocumentList,
     JobRead,
@@ -16,9 +19,6 @@ from appliance.api.schemas import (
     SearchResponse,
     SourceRead,
 )
-from appliance.client import ApiError
-from appliance.client.evaluation import EvalReport, QuestionResult
-from appliance.domain.types import DoneEvent, ErrorEvent
 from tui.metrics import Scrape
 
 

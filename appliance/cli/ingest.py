@@ -8,9 +8,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from appliance.api.schemas import JobRead
 from appliance.cli import options
 from appliance.client import UPLOAD_GROUP, ApiError, ApplianceClient, collect_files
+from appliance.wire.api import JobRead
 
 FINISHED = ("done", "failed", "cancelled")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from appliance.config.paths import data_dir, models_dir
 from appliance.config.schema import Settings
-from appliance.fileutil import open_named_file
 from appliance.models.registry import Registry, RegistryError
 from appliance.models.sizing import GgufInfo, read_gguf_info
+from appliance.runtime.files import open_named_file
 
 MiB = 1024 * 1024
 EMBEDDING_ARCHITECTURES = ("bert", "nomic-bert", "jina-bert-v2", "modern-bert", "t5encoder")

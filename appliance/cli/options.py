@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TypeAlias
 
-from appliance import client
-from appliance.config import Settings, load_settings
+from appliance.config import Settings, load_settings, local
 
 if TYPE_CHECKING:
     # what `add_subparsers` returns: each command group's `register` adds to it
@@ -19,12 +18,12 @@ def settings(args: argparse.Namespace) -> Settings:
 
 
 def server_url(args: argparse.Namespace, settings: Settings) -> str:
-    return client.server_url(settings, getattr(args, "url", None))
+    return local.server_url(settings, getattr(args, "url", None))
 
 
 def api_key(args: argparse.Namespace, settings: Settings) -> str | None:
     """--key, else $APPLIANCE_API_KEY, else the bootstrap admin key on this server."""
-    return client.api_key(settings, getattr(args, "key", None))
+    return local.api_key(settings, getattr(args, "key", None))
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:

@@ -18,12 +18,12 @@ def register(commands: options.Commands) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from appliance.api.app import create_app
-    from appliance.api.server import ApplianceServer
     from appliance.engine.cpu_backends import CpuError, check_cpu
     from appliance.models.configured import plan_for
     from appliance.models.locate import ModelError
     from appliance.models.sizing import SizingError
+    from appliance.server.app import create_app
+    from appliance.server.runner import ApplianceServer
 
     settings = options.settings(args)
     logging.basicConfig(

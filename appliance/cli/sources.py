@@ -9,11 +9,11 @@ import time
 
 import msgspec
 
-from appliance.api.schemas import SourceRead
 from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
 from appliance.config.sources import SourceSettings
 from appliance.domain.types import ScanReport
+from appliance.wire.api import SourceRead
 
 
 def register(commands: options.Commands) -> None:

@@ -1,6 +1,6 @@
 """The one HTTP client of the appliance, shared by the CLI and the admin console.
 
-Async (httpx), typed with the wire structs of `appliance.api.schemas`. Every failure
+Async (httpx), typed with the wire structs of `appliance.wire.api`. Every failure
 is an `ApiError` whose message is plain words for a person: the server is not
 reachable, the key was refused, or the server's own reason (`detail`) for a 4xx/5xx.
 A test passes an `httpx.ASGITransport` to talk to an app in process.
@@ -18,7 +18,9 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 import msgspec
 
-from appliance.api.schemas import (
+from appliance.config.sources import SourceSettings
+from appliance.domain.types import AnswerEvent
+from appliance.wire.api import (
     AskResponse,
     ChunkPage,
     DocumentList,
@@ -36,8 +38,6 @@ from appliance.api.schemas import (
     SourceRemoved,
     StatusRead,
 )
-from appliance.config.sources import SourceSettings
-from appliance.domain.types import AnswerEvent
 
 T = TypeVar("T")
 Role = Literal["admin", "ingest", "query"]

@@ -22,7 +22,7 @@ from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import check_common, check_encoder
 from appliance.engine.priority import prepare_compute_thread
-from appliance.engine.worker import BACKGROUND, INTERACTIVE, ThreadWorker
+from appliance.runtime.worker import BACKGROUND, INTERACTIVE, ThreadWorker
 
 
 def embedding_model(

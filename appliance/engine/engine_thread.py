@@ -36,7 +36,7 @@ from appliance.engine.batching import BatchedChat
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.priority import prepare_compute_thread
 from appliance.engine.scheduler import Finished, Request
-from appliance.engine.worker import Overloaded, WorkerStopped, resolve_future
+from appliance.runtime.worker import Overloaded, WorkerStopped, resolve_future
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.domain.types import ChunkRecord, Section
-from appliance.engine.worker import Overloaded
-from appliance.fileutil import sha256_file
 from appliance.ingest.chunker import chunk_sections
 from appliance.ingest.formats.base import ParseError
 from appliance.ingest.job_rows import document_row, file_row, source_file
 from appliance.ingest.jobs import FileState, FileTask, Job
 from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
+from appliance.runtime.files import sha256_file
+from appliance.runtime.worker import Overloaded
 from appliance.store.journal import Journal
 
 log = logging.getLogger(__name__)

@@ -38,10 +38,10 @@ import msgspec
 
 from appliance.config.ingest import IngestSettings
 from appliance.domain.types import Section
-from appliance.fileutil import READ_NOFOLLOW
 from appliance.ingest.confine import Policy, python_command, unprivileged_ids
 from appliance.ingest.formats.base import ParsedDocument, ParseError
 from appliance.ingest.parse_worker import FrameTooLarge, read_frame, write_frame
+from appliance.runtime.files import READ_NOFOLLOW
 
 log = logging.getLogger(__name__)
 

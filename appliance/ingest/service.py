@@ -19,12 +19,12 @@ from collections import OrderedDict
 from pathlib import Path
 
 from appliance.domain.protocols import Embedder, VectorStore
-from appliance.engine.worker import Overloaded
 from appliance.ingest.job_rows import file_row, job_of
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.pipeline import FilePipeline
 from appliance.ingest.sandbox import ParseSandbox
 from appliance.observability.metrics import Metrics
+from appliance.runtime.worker import Overloaded
 from appliance.store.journal import JobRow, Journal
 
 log = logging.getLogger(__name__)

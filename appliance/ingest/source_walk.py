@@ -25,9 +25,9 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
-from appliance.fileutil import DIR_NOFOLLOW, READ_NOFOLLOW
 from appliance.ingest.names import display_name
 from appliance.ingest.sniff import KINDS
+from appliance.runtime.files import DIR_NOFOLLOW, READ_NOFOLLOW
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from appliance.fileutil import sha256_file
+from appliance.runtime.files import sha256_file
 
 MANIFEST = "manifest.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from appliance.config.paths import models_dir
 from appliance.config.schema import Settings
-from appliance.engine.openai_generator import DEFAULT_PARALLEL
+from appliance.engine.remote.generator import DEFAULT_PARALLEL
 from appliance.models.locate import resolve_model
 from appliance.models.sizing import GgufInfo, MachineInfo, SizingPlan, plan_models, read_gguf_info
 

@@ -19,10 +19,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.fileutil import Directory, sha256_file
 from appliance.models.bert_gguf import convert_bert
 from appliance.models.bundled import BundleModelError, bundled_models_dir, verified
 from appliance.models.registry import Registry, RegistryError
+from appliance.runtime.files import Directory, sha256_file
 
 log = logging.getLogger(__name__)
 

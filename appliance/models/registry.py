@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from appliance.fileutil import READ_NOFOLLOW, Directory, Owner, open_named_file, sha256_file
+from appliance.runtime.files import READ_NOFOLLOW, Directory, Owner, open_named_file, sha256_file
 
 REGISTRY = "registry.json"
 ROLES = ("chat", "embedding")

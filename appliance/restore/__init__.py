@@ -20,17 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.fileutil import (
-    DIR_NOFOLLOW,
-    LOCK_FILE,
-    DataDirBusy,
-    PlantedFileError,
-    chown_below,
-    lock_in,
-    open_named_file,
-    sha256_fd,
-    unlock_data_dir,
-)
 from appliance.restore.admin_key import previous_admin_key, provide_admin_key
 from appliance.restore.archive import (
     READ_ERRORS,
@@ -42,6 +31,17 @@ from appliance.restore.archive import (
     check_archive,
     extract,
     shown,
+)
+from appliance.runtime.files import (
+    DIR_NOFOLLOW,
+    LOCK_FILE,
+    DataDirBusy,
+    PlantedFileError,
+    chown_below,
+    lock_in,
+    open_named_file,
+    sha256_fd,
+    unlock_data_dir,
 )
 
 __all__ = ["RestoreError", "Restored", "restore_backup"]

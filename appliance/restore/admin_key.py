@@ -16,8 +16,8 @@ import stat
 import time
 from pathlib import Path
 
-from appliance.fileutil import CREATE_NEW, READ_NOFOLLOW
 from appliance.restore.archive import RestoreError
+from appliance.runtime.files import CREATE_NEW, READ_NOFOLLOW
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import Role
 

@@ -22,7 +22,7 @@ from typing import IO
 
 import msgspec
 
-from appliance.fileutil import CREATE_NEW, DIR_NOFOLLOW
+from appliance.runtime.files import CREATE_NEW, DIR_NOFOLLOW
 from appliance.store.active_index import INDEX_FILE
 
 MANIFEST = "manifest.json"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from appliance.engine.worker import ThreadWorker
-from appliance.fileutil import copy_sqlite, write_private
+from appliance.runtime.files import copy_sqlite, write_private
+from appliance.runtime.worker import ThreadWorker
 from appliance.security.keys import KeyRecord, Role, check, key_id_of, new_key
 
 _SCHEMA = """

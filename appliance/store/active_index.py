@@ -14,7 +14,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from appliance.fileutil import write_atomic
+from appliance.runtime.files import write_atomic
 
 INDEX_FILE = "index.json"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
-from appliance.engine.worker import (
+from appliance.runtime.worker import (
     BACKGROUND,
     INTERACTIVE,
     Overloaded,

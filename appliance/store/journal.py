@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 
 from appliance.domain.types import Section
-from appliance.engine.worker import ThreadWorker
-from appliance.fileutil import copy_sqlite
+from appliance.runtime.files import copy_sqlite
+from appliance.runtime.worker import ThreadWorker
 from appliance.store.journal_catalog import CatalogQueries
 from appliance.store.journal_conversations import ConversationJournal
 from appliance.store.journal_schema import (

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from appliance.domain.types import DocumentFilter, DocumentInfo
-from appliance.engine.worker import ThreadWorker
+from appliance.runtime.worker import ThreadWorker
 
 UPLOAD = "upload"  # the source name of uploaded documents in filters
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from appliance.fileutil import copy_sqlite
+from appliance.runtime.files import copy_sqlite
 from appliance.store.conversation_tables import create_conversation_tables
 
 _SCHEMA = """

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
-from appliance.engine.worker import ThreadWorker
+from appliance.runtime.worker import ThreadWorker
 
 T = TypeVar("T")
 

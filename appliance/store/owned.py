@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.engine.worker import ThreadWorker
+from appliance.runtime.worker import ThreadWorker
 
 
 class ThreadOwned:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
-from appliance.engine.worker import INTERACTIVE, ThreadWorker
+from appliance.runtime.worker import INTERACTIVE, ThreadWorker
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,

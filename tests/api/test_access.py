@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from appliance.api.app import create_app
+from appliance.server.app import create_app
 
 pytestmark = pytest.mark.slow
 

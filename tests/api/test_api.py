@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from appliance.api.app import create_app
+from appliance.server.app import create_app
 from tests.docs_factory import FACTS, make_all
 
 pytestmark = pytest.mark.slow

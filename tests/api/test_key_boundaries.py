@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from appliance.api.app import create_app
 from appliance.security.keys import key_id_of
+from appliance.server.app import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +134,7 @@ def test_readiness_without_a_key_gives_codes_not_exception_text(
 def test_a_failed_start_is_a_code_on_readyz_and_its_reason_logged(
     settings_for: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import appliance.api.app as app_module
+    import appliance.server.app as app_module
 
     async def broken_build(settings: Any, plan: Any) -> Any:
         raise RuntimeError("cannot open /srv/secret-share/models: permission denied")

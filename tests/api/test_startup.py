@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-import appliance.api.app as app_module
-from appliance.api.app import create_app
+import appliance.server.app as app_module
+from appliance.server.app import create_app
 
 pytestmark = pytest.mark.slow
 

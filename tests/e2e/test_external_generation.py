@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from appliance.domain.errors import Overloaded
-from appliance.engine.openai_generator import (
+from appliance.engine.remote.generator import (
     NCTX_SHARE,
     GenerationServerDown,
     GenerationServerError,
@@ -305,7 +305,7 @@ async def test_nothing_listening_fails_naming_the_url_then_refuses_at_once() -> 
 
 def test_the_ram_plan_counts_no_chat_model(settings_for: Any) -> None:
     from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES
-    from appliance.wiring import plan_for
+    from appliance.server.services import plan_for
 
     local = plan_for(settings_for(), prepare=False)
     external = plan_for(

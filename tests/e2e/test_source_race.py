@@ -30,7 +30,7 @@ from appliance.config.sources import SourceSettings
 from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ScanReport
 from appliance.ingest.sources import SourceService
-from appliance.wiring import Services, build_services
+from appliance.server.services import Services, build_services
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from appliance.api.app import create_app
 from appliance.client import ApplianceClient
 from appliance.config import load_settings
+from appliance.server.app import create_app
 from tests.conftest import REPO, server_env
 
 # A hang guard, not a timing assert: a broken screen fails naming what it never showed

@@ -11,7 +11,17 @@ from __future__ import annotations
 import httpx
 import msgspec
 
-from appliance.api.schemas import (
+from appliance.config.sources import SourceSettings
+from appliance.domain.types import (
+    Citation,
+    DoneEvent,
+    Evidence,
+    Hit,
+    ScanReport,
+    Timings,
+    TokenEvent,
+)
+from appliance.wire.api import (
     ChunkPage,
     ChunkRead,
     DocumentList,
@@ -26,16 +36,6 @@ from appliance.api.schemas import (
     SourceList,
     SourceRead,
     StatusRead,
-)
-from appliance.config.sources import SourceSettings
-from appliance.domain.types import (
-    Citation,
-    DoneEvent,
-    Evidence,
-    Hit,
-    ScanReport,
-    Timings,
-    TokenEvent,
 )
 
 T0 = 1764763200.0  # 2025-12-03 12:00 UTC
@@ -107,7 +107,7 @@ ROUTES: dict[tuple[str, str], object] = {
         KeyRead("459696b8", "helpdesk", "query", T0 + 300, T0 + 900),
     ]),
     ("GET", "/v1/logs"): LogPage([
-        LogLine(1, T0, "info", "appliance.api.app", "appliance ready: models need ~898 MiB"),
+        LogLine(1, T0, "info", "appliance.server.app", "appliance ready: models need ~898 MiB"),
         LogLine(2, T0 + 5, "warning", "appliance.ingest", "resumed 1 ingestion jobs"),
         LogLine(3, T0 + 9, "error", "appliance.ingest", "ingesting bad.pdf failed: no text"),
     ], 3),

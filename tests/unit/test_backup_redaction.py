@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from appliance.backup import settings_for_backup
 from appliance.config.loader import load_settings
+from appliance.server.backup import settings_for_backup
 
 
 def test_the_settings_in_a_backup_hold_no_secret(tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ def test_ingestion_splits_over_two_single_thread_contexts_while_cores_are_held(
     import numpy as np
 
     from appliance.engine.build import EngineSpec, build_engine
-    from appliance.engine.worker import BACKGROUND
+    from appliance.runtime.worker import BACKGROUND
 
     if busy_loops < 2:
         pytest.skip("one CPU: there is no thread to give up")

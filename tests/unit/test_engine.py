@@ -17,7 +17,7 @@ from appliance.engine.embedder import embedding_model as make_embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError
-from appliance.engine.worker import Overloaded, WorkerStopped
+from appliance.runtime.worker import Overloaded, WorkerStopped
 
 pytestmark = pytest.mark.slow
 

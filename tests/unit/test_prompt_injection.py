@@ -20,7 +20,7 @@ from appliance.config.schema import PromptStrategy
 from appliance.domain.types import Hit
 from appliance.engine.build import EngineSpec, build_engine
 from appliance.engine.generator import LlamaGenerator
-from appliance.engine.openai_generator import OpenAIGenerator
+from appliance.engine.remote.generator import OpenAIGenerator
 from appliance.observability.metrics import Metrics
 from appliance.query.chat import ChatLimits, ChatService
 from appliance.query.draining import Draining

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from appliance.fileutil import DataDirBusy, lock_data_dir, unlock_data_dir
 from appliance.restore import RestoreError, restore_backup
+from appliance.runtime.files import DataDirBusy, lock_data_dir, unlock_data_dir
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import Role
 from tests.backup_factory import backup_tree, pack

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from appliance.backup import archive_staging
-from appliance.fileutil import PlantedFileError, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.restore import RestoreError, model_warnings, restore_backup
 from appliance.restore.admin_key import provide_admin_key
 from appliance.restore.archive import Manifest, ModelEntry
+from appliance.runtime.files import PlantedFileError, lock_data_dir, sha256_file, unlock_data_dir
+from appliance.server.backup import archive_staging
 from tests.backup_factory import backup_tree, pack
 
 SERVICE = (65534, 65534)  # nobody: the service user of a real install

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
-from appliance.api.schemas import KeyCreated, KeyRead
+from appliance.wire.api import KeyCreated, KeyRead
 from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.confirm import ConfirmScreen

@@ -11,8 +11,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from appliance.api.schemas import SourceRead
 from appliance.domain.types import ScanReport
+from appliance.wire.api import SourceRead
 from tui.messages import SourcesLoaded
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import plain

@@ -5,12 +5,12 @@ from __future__ import annotations
 from litestar.datastructures import State
 from litestar.di import Provide
 
-from appliance.api.startup import running_services
 from appliance.config.schema import Settings
 from appliance.ingest.service import IngestionService
 from appliance.query.pipeline import QueryService
+from appliance.server.services import Services
+from appliance.server.startup import running_services
 from appliance.store.journal import Journal
-from appliance.wiring import Services
 
 
 def services_of(state: State) -> Services:

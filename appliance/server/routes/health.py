@@ -12,12 +12,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from appliance.api.auth import ANY_KEY
-from appliance.api.openapi import errors
-from appliance.api.schemas import Health, Readiness
-from appliance.api.startup import start_error
-from appliance.engine.openai_generator import OpenAIGenerator
-from appliance.wiring import Services
+from appliance.engine.remote.generator import OpenAIGenerator
+from appliance.server.auth import ANY_KEY
+from appliance.server.openapi import errors
+from appliance.server.services import Services
+from appliance.server.startup import start_error
+from appliance.wire.api import Health, Readiness
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT_S = 2.0

@@ -12,12 +12,12 @@ from litestar import Controller, Request, delete, get
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from appliance.api.openapi import errors
-from appliance.api.schemas import ConversationList, ConversationRead, ConversationTurn
 from appliance.query.conversations import UnknownConversation
 from appliance.security.keys import KeyRecord, Role
+from appliance.server.openapi import errors
+from appliance.server.services import Services
 from appliance.store.journal_conversations import ConversationRow
-from appliance.wiring import Services
+from appliance.wire.api import ConversationList, ConversationRead, ConversationTurn
 
 
 def _read(row: ConversationRow, history: list[ConversationTurn] | None = None) -> ConversationRead:

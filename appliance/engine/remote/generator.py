@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from appliance.domain.errors import ApplianceError, Overloaded
-from appliance.engine.remote_markers import outgoing_messages
+from appliance.engine.remote.markers import outgoing_messages
 
 log = logging.getLogger(__name__)
 

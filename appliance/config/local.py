@@ -1,35 +1,13 @@
-"""What the client finds on this machine: the server's URL and the API key from the
-config and the environment, and the files an upload sends."""
+"""Where this machine's server is and which key to use: the server's URL from the config,
+the API key from the command line, the environment or the data dir's admin key file.
+Shared by the command line and the console."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from appliance.config.paths import admin_key_file
 from appliance.config.schema import Settings
-
-UPLOAD_GROUP = 20  # files per upload request
-
-
-def collect_files(paths: Iterable[Path], extensions: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The files to upload: files as given, and under directories those whose name
-    ends with one of `extensions`; plus a problem line for each missing path."""
-    files: list[Path] = []
-    problems: list[str] = []
-    wanted = tuple(e.lower() for e in extensions)
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.name.lower().endswith(wanted)
-            )  # fmt: skip
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(f"{path}: no such file or directory")
-    return files, problems
 
 
 def server_url(settings: Settings, url: str | None = None) -> str:

@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from appliance.api.schemas import DocumentIds, Filters
 from appliance.domain.types import Citation, Evidence, FinishReason, Timings
+from appliance.wire.api import DocumentIds, Filters
 
 # Bounds a schema can state (the conversation's length in tokens it cannot: that is
 # checked against the chat model's context, 400 `context_length_exceeded`).

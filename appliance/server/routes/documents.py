@@ -17,9 +17,17 @@ from litestar.params import Body, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from msgspec import Meta
 
-from appliance.api.errors import ApplianceError, field_error
-from appliance.api.openapi import errors
-from appliance.api.schemas import (
+from appliance.config.schema import Settings
+from appliance.ingest.jobs import FileState, FileTask, Job
+from appliance.ingest.names import display_name
+from appliance.ingest.service import IngestionService
+from appliance.ingest.sniff import HEAD_BYTES, Refused, sniff
+from appliance.security.keys import Role
+from appliance.server.errors import ApplianceError, field_error
+from appliance.server.openapi import errors
+from appliance.server.services import Services
+from appliance.store.journal import DocumentRow, Journal
+from appliance.wire.api import (
     ChunkPage,
     ChunkRead,
     DocumentList,
@@ -28,14 +36,6 @@ from appliance.api.schemas import (
     JobCreated,
     JobRead,
 )
-from appliance.config.schema import Settings
-from appliance.ingest.jobs import FileState, FileTask, Job
-from appliance.ingest.names import display_name
-from appliance.ingest.service import IngestionService
-from appliance.ingest.sniff import HEAD_BYTES, Refused, sniff
-from appliance.security.keys import Role
-from appliance.store.journal import DocumentRow, Journal
-from appliance.wiring import Services
 
 
 class UnsupportedFile(ApplianceError):

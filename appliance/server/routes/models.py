@@ -10,15 +10,15 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 
-from appliance.api.openapi import errors
-from appliance.api.schemas import EmbeddingSwitchRead, EmbeddingSwitchRequest
 from appliance.config.paths import models_dir
 from appliance.domain.errors import ApplianceError
 from appliance.ingest.embedding_switch import SwitchStatus
 from appliance.models.registry import REGISTRY, Registry, RegistryError
 from appliance.models.sizing import ModelPlan, read_gguf_info
 from appliance.security.keys import Role
-from appliance.wiring import Services
+from appliance.server.openapi import errors
+from appliance.server.services import Services
+from appliance.wire.api import EmbeddingSwitchRead, EmbeddingSwitchRequest
 
 MiB = 1024 * 1024
 

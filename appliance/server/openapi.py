@@ -58,15 +58,21 @@ class SseEvent(msgspec.Struct, frozen=True):
 def strict_bodies() -> list[str]:
     """The wire structs that refuse unknown fields (`forbid_unknown_fields`): their
     schemas say `additionalProperties: false`, so a client knows before it sends."""
-    from appliance.api import schemas as wire
+    import importlib
+    import pkgutil
 
-    return [
-        name
-        for name, obj in vars(wire).items()
-        if isinstance(obj, type)
-        and issubclass(obj, msgspec.Struct)
-        and obj.__struct_config__.forbid_unknown_fields
-    ]
+    import appliance.wire
+
+    return sorted(
+        {
+            name
+            for info in pkgutil.iter_modules(appliance.wire.__path__, "appliance.wire.")
+            for name, obj in vars(importlib.import_module(info.name)).items()
+            if isinstance(obj, type)
+            and issubclass(obj, msgspec.Struct)
+            and obj.__struct_config__.forbid_unknown_fields
+        }
+    )
 
 
 def describe_settings(app: Litestar, settings: Settings) -> None:

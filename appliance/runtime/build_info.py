@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from appliance.fileutil import sha256_file
 from appliance.models.bundled import bundle_root
+from appliance.runtime.files import sha256_file
 
 LOCK_FILE = "requirements.lock"
 INFO_FILE = "BUILD_INFO.json"

@@ -24,8 +24,8 @@ import msgspec
 import appliance
 from appliance.config.paths import data_dir
 from appliance.domain.errors import ApplianceError
-from appliance.fileutil import sha256_file
 from appliance.restore.archive import FORMAT, MANIFEST
+from appliance.runtime.files import sha256_file
 from appliance.store.active_index import INDEX_FILE
 
 if TYPE_CHECKING:

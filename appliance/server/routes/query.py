@@ -14,17 +14,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
-from appliance.api.auth import WS_UNAUTHORIZED, SocketBudget
-from appliance.api.errors import ApplianceError, error_event, field_error
-from appliance.api.openapi import SseEvent, errors
-from appliance.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
 from appliance.query.conversations import ConversationService, Turn
 from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.pipeline import AskParams, QueryService, UnknownStrategy
 from appliance.security.keys import KeyRecord, Role
-from appliance.wiring import Services
+from appliance.server.auth import WS_UNAUTHORIZED, SocketBudget
+from appliance.server.errors import ApplianceError, error_event, field_error
+from appliance.server.openapi import SseEvent, errors
+from appliance.server.services import Services
+from appliance.wire.api import AskRequest, AskResponse, SearchRequest, SearchResponse
 
 
 def ask_params(data: AskRequest, settings: Settings, question: str | None = None) -> AskParams:

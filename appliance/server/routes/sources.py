@@ -7,13 +7,13 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from appliance.api.errors import ApplianceError
-from appliance.api.openapi import errors
-from appliance.api.schemas import SourceList, SourceRead, SourceRemoved
 from appliance.config.sources import SourceSettings
 from appliance.ingest.sources import SourceNotFound, SourceService
 from appliance.security.keys import Role, allows
-from appliance.wiring import Services
+from appliance.server.errors import ApplianceError
+from appliance.server.openapi import errors
+from appliance.server.services import Services
+from appliance.wire.api import SourceList, SourceRead, SourceRemoved
 
 
 class SourcesOff(ApplianceError):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.domain.errors import ApplianceError
-from appliance.wiring import Services
+from appliance.server.services import Services
 
 log = logging.getLogger(__name__)
 

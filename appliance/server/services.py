@@ -8,15 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from appliance.backup import sweep
 from appliance.config.paths import admin_key_file, data_dir, models_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.engine.embedder import LlamaEmbedder
-from appliance.engine.external import ExternalEngine, build_external_engine, external_generator
 from appliance.engine.generator import LlamaGenerator
-from appliance.engine.openai_generator import OpenAIGenerator, public_url
-from appliance.fileutil import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
+from appliance.engine.remote.external import (
+    ExternalEngine,
+    build_external_engine,
+    external_generator,
+)
+from appliance.engine.remote.generator import OpenAIGenerator, public_url
 from appliance.ingest.embedding_switch import EmbeddingSwitch
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
@@ -30,8 +32,10 @@ from appliance.models.sizing import SizingError, SizingPlan
 from appliance.observability.log_buffer import LogBuffer
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
+from appliance.runtime.files import TreeSizeCache, lock_data_dir, sha256_file, unlock_data_dir
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
+from appliance.server.backup import sweep
 from appliance.store.active_index import (
     ActiveIndex,
     read_active_index,

@@ -36,8 +36,24 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
 from litestar.response import Stream
 
-from appliance.api.errors import refused
-from appliance.api.openai_schemas import (
+from appliance.config.schema import Settings
+from appliance.domain.errors import ApplianceError, FieldError
+from appliance.domain.protocols import Embedder
+from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent, FinishReason, TokenEvent
+from appliance.models.sizing import SizingPlan
+from appliance.query.chat import (
+    ChatDone,
+    ChatEvent,
+    ChatLimits,
+    ChatService,
+    Message,
+    retrieval_question,
+)
+from appliance.query.pipeline import AskParams
+from appliance.security.keys import Role
+from appliance.server.errors import refused
+from appliance.server.services import Services
+from appliance.wire.openai import (
     MAX_CHAT_CHARS,
     MAX_CONTENT_CHARS,
     MAX_CONTENT_PARTS,
@@ -63,22 +79,6 @@ from appliance.api.openai_schemas import (
     PromptTokensDetails,
     RagExtra,
 )
-from appliance.config.schema import Settings
-from appliance.domain.errors import ApplianceError, FieldError
-from appliance.domain.protocols import Embedder
-from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent, FinishReason, TokenEvent
-from appliance.models.sizing import SizingPlan
-from appliance.query.chat import (
-    ChatDone,
-    ChatEvent,
-    ChatLimits,
-    ChatService,
-    Message,
-    retrieval_question,
-)
-from appliance.query.pipeline import AskParams
-from appliance.security.keys import Role
-from appliance.wiring import Services
 
 # A batch of texts is embedded in slices of at most this many texts and characters
 # (about one 512-token context): askers' question embeddings, urgent, get in between

@@ -10,10 +10,10 @@ from litestar import Controller, Request, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File
 
-from appliance.api.openapi import errors
-from appliance.backup import write_backup
 from appliance.security.keys import Role
-from appliance.wiring import Services, data_dir
+from appliance.server.backup import write_backup
+from appliance.server.openapi import errors
+from appliance.server.services import Services, data_dir
 
 
 def _remove(path: Path) -> None:

@@ -36,9 +36,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 
-from appliance.api.startup import running_services
 from appliance.domain.types import ErrorEvent
 from appliance.security.keys import KeyRecord, Role, allows, key_id_of
+from appliance.server.startup import running_services
 
 if TYPE_CHECKING:
     from litestar import Request, WebSocket

@@ -21,24 +21,24 @@ from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 
 import appliance
-from appliance.api.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_config, role_guard
-from appliance.api.controllers.admin import AdminController
-from appliance.api.controllers.conversations import ConversationController
-from appliance.api.controllers.documents import DocumentController
-from appliance.api.controllers.health import HealthController
-from appliance.api.controllers.keys import KeyController
-from appliance.api.controllers.models import ModelController
-from appliance.api.controllers.openai_compat import OpenAIController, describe_openai
-from appliance.api.controllers.query import QueryController, ask_websocket
-from appliance.api.controllers.sources import SourceController
-from appliance.api.controllers.status import StatusController
-from appliance.api.dependencies import DEPENDENCIES
-from appliance.api.errors import EXCEPTION_HANDLERS
-from appliance.api.openapi import describe_settings
-from appliance.api.startup import build_in_background
 from appliance.config.schema import Settings
 from appliance.models.sizing import SizingPlan
-from appliance.wiring import Services, build_services
+from appliance.server.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_config, role_guard
+from appliance.server.dependencies import DEPENDENCIES
+from appliance.server.errors import EXCEPTION_HANDLERS
+from appliance.server.openapi import describe_settings
+from appliance.server.routes.admin import AdminController
+from appliance.server.routes.conversations import ConversationController
+from appliance.server.routes.documents import DocumentController
+from appliance.server.routes.health import HealthController
+from appliance.server.routes.keys import KeyController
+from appliance.server.routes.models import ModelController
+from appliance.server.routes.openai_compat import OpenAIController, describe_openai
+from appliance.server.routes.query import QueryController, ask_websocket
+from appliance.server.routes.sources import SourceController
+from appliance.server.routes.status import StatusController
+from appliance.server.services import Services, build_services
+from appliance.server.startup import build_in_background
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -66,7 +66,7 @@ def create_app(
 
     `load_in_background` (what `serve` does): the lifespan returns at once and the
     services are built in a task, so /healthz answers while the models load and
-    /readyz says `starting` (appliance/api/startup.py). In-process tests leave it off:
+    /readyz says `starting` (appliance/server/startup.py). In-process tests leave it off:
     the lifespan returns with the services built."""
 
     @asynccontextmanager

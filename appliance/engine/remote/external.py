@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.config.schema import GenerationSettings
 from appliance.engine.build import EngineCore, EngineSpec, build_core
-from appliance.engine.openai_generator import OpenAIGenerator
+from appliance.engine.remote.generator import OpenAIGenerator
 
 
 class NoChat:

@@ -12,15 +12,15 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 import appliance
-from appliance.api.auth import ANY_KEY
-from appliance.api.openapi import errors
-from appliance.api.schemas import LogPage, ModelStatus, StatusRead
 from appliance.config.schema import GenerationSettings
-from appliance.engine.openai_generator import DEFAULT_PARALLEL, public_url
+from appliance.engine.remote.generator import DEFAULT_PARALLEL, public_url
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
 from appliance.models.sizing import ModelPlan
 from appliance.security.keys import Role
-from appliance.wiring import Services, data_dir
+from appliance.server.auth import ANY_KEY
+from appliance.server.openapi import errors
+from appliance.server.services import Services, data_dir
+from appliance.wire.api import LogPage, ModelStatus, StatusRead
 
 
 def _external(g: GenerationSettings) -> ModelStatus:

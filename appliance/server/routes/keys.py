@@ -8,12 +8,12 @@ from litestar import Controller, Request, delete, get, post
 from litestar.exceptions import NotFoundException
 from litestar.status_codes import HTTP_201_CREATED
 
-from appliance.api.errors import ApplianceError
-from appliance.api.openapi import errors
-from appliance.api.schemas import KeyCreate, KeyCreated, KeyList, KeyRead
 from appliance.security.key_store import LastAdminKey
 from appliance.security.keys import KeyRecord, Role
-from appliance.wiring import Services
+from appliance.server.errors import ApplianceError
+from appliance.server.openapi import errors
+from appliance.server.services import Services
+from appliance.wire.api import KeyCreate, KeyCreated, KeyList, KeyRead
 
 
 class KeyConflict(ApplianceError):

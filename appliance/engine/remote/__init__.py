@@ -1,0 +1,1 @@
+"""Answers from an external OpenAI-compatible server (`generation.backend = \"openai\"`)."""
