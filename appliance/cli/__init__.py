@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from appliance.runtime.build_info import read_build_info
+        from appliance.cli.build_info import read_build_info
 
         print(read_build_info().line())
         return 0

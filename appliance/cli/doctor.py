@@ -124,8 +124,8 @@ def check_cpu(report: Report) -> None:
 
 
 def check_host(report: Report, settings: Settings) -> MachineInfo:
+    from appliance.cli.build_info import read_build_info
     from appliance.models.sizing import MachineInfo
-    from appliance.runtime.build_info import read_build_info
 
     machine = MachineInfo.read()
     report.add("cores", str(machine.cores))
@@ -262,7 +262,7 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
 
 
 def run_doctor(settings: Settings) -> tuple[Report, int]:
-    from appliance.runtime.build_info import read_build_info
+    from appliance.cli.build_info import read_build_info
 
     report = Report()
     report.lines.append(read_build_info().line())

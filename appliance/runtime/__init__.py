@@ -1,1 +1,1 @@
-"""Helpers every wing uses: one thread owning a resource, files opened safely, build info."""
+"""Helpers every wing uses: one thread owning a resource, files opened safely."""
