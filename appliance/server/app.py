@@ -24,6 +24,7 @@ import appliance
 from appliance.config.schema import Settings
 from appliance.models.sizing import SizingPlan
 from appliance.server.auth import ANY_KEY, ApiKeyMiddleware, rate_limit_config, role_guard
+from appliance.server.build import build_services
 from appliance.server.dependencies import DEPENDENCIES
 from appliance.server.errors import EXCEPTION_HANDLERS
 from appliance.server.openapi import describe_settings
@@ -37,7 +38,7 @@ from appliance.server.routes.openai_compat import OpenAIController, describe_ope
 from appliance.server.routes.query import QueryController, ask_websocket
 from appliance.server.routes.sources import SourceController
 from appliance.server.routes.status import StatusController
-from appliance.server.services import Services, build_services
+from appliance.server.services import Services
 from appliance.server.startup import build_in_background
 
 log = logging.getLogger(__name__)

@@ -304,8 +304,8 @@ async def test_nothing_listening_fails_naming_the_url_then_refuses_at_once() -> 
 
 
 def test_the_ram_plan_counts_no_chat_model(settings_for: Any) -> None:
+    from appliance.models.configured import plan_for
     from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES
-    from appliance.server.services import plan_for
 
     local = plan_for(settings_for(), prepare=False)
     external = plan_for(

@@ -30,7 +30,8 @@ from appliance.config.sources import SourceSettings
 from appliance.domain.errors import ApplianceError
 from appliance.domain.types import ScanReport
 from appliance.ingest.sources import SourceService
-from appliance.server.services import Services, build_services
+from appliance.server.build import build_services
+from appliance.server.services import Services
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

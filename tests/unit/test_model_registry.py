@@ -89,7 +89,7 @@ def test_an_embedding_switch_is_refused_while_documents_are_indexed(
 def test_a_start_refuses_an_index_of_another_embedding_model(
     data: Path, settings_for, embedding_model: Path, chat_model: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from appliance.server.services import live_index
+    from appliance.server.stores import live_index
     from appliance.store.active_index import read_active_index
 
     settings = settings_for(data)

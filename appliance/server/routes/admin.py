@@ -10,10 +10,11 @@ from litestar import Controller, Request, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File
 
+from appliance.config.paths import data_dir
 from appliance.security.keys import Role
 from appliance.server.backup import write_backup
 from appliance.server.openapi import errors
-from appliance.server.services import Services, data_dir
+from appliance.server.services import Services
 
 
 def _remove(path: Path) -> None:
