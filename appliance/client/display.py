@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from appliance.domain.types import Citation, Evidence
+from appliance.wire.answers import Citation, Evidence
 
 
 def when(ts: float | None) -> str:

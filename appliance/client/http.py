@@ -18,8 +18,7 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 import msgspec
 
-from appliance.config.sources import SourceSettings
-from appliance.domain.types import AnswerEvent
+from appliance.wire.answers import AnswerEvent
 from appliance.wire.api import (
     AskResponse,
     ChunkPage,
@@ -38,6 +37,7 @@ from appliance.wire.api import (
     SourceRemoved,
     StatusRead,
 )
+from appliance.wire.sources import SourceSettings
 
 T = TypeVar("T")
 Role = Literal["admin", "ingest", "query"]

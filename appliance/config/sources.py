@@ -1,65 +1,10 @@
-"""`[[sources]]`: folders kept in sync with the index (also added by `POST /v1/sources`)."""
+"""`[[sources]]`: folders kept in sync with the index (also added by `POST /v1/sources`).
+
+The settings are a wire type too (the API takes and returns them): defined once in
+`appliance.wire.sources`, named here for the config schema."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-import msgspec
-from msgspec import Meta
-
-SourceId = Annotated[
-    str,
-    Meta(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
-        description="Name of the source: lower-case letters, digits, - and _ (up to 64).",
-    ),
-]
-Glob = Annotated[str, Meta(min_length=1, max_length=256)]
-
-
-class SourceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    id: SourceId
-    path: Annotated[
-        str,
-        Meta(
-            min_length=1,
-            max_length=4096,
-            description="Absolute path of the folder; read recursively, symlinks not followed.",
-        ),
-    ]
-    include: Annotated[
-        list[Glob],
-        Meta(
-            max_length=64,
-            description=(
-                "Files to take: a pattern without '/' matches the file name ('*.pdf'), one "
-                "with '/' the path below the folder ('reports/*.xlsx'); '*' crosses folders."
-            ),
-        ),
-    ] = msgspec.field(default_factory=lambda: ["*"])
-    exclude: Annotated[
-        list[Glob],
-        Meta(
-            max_length=64,
-            description=(
-                "Files and folders to skip, same patterns; hidden files and Office lock "
-                "files ('~$*') by default."
-            ),
-        ),
-    ] = msgspec.field(default_factory=lambda: [".*", "~$*"])
-    interval_s: Annotated[
-        float,
-        Meta(
-            ge=0,
-            le=7 * 86400,
-            description="Seconds between scheduled scans (and one at start); 0: no schedule.",
-        ),
-    ] = 0.0
-    watch: Annotated[
-        bool,
-        Meta(description="Scan when files change (inotify), a few seconds after they settle."),
-    ] = False
-    role: Annotated[
-        Literal["admin", "ingest"],
-        Meta(description="The key role that owns it: may see and scan it (admin may always)."),
-    ] = "ingest"
+from appliance.wire.sources import Glob as Glob
+from appliance.wire.sources import SourceId as SourceId
+from appliance.wire.sources import SourceSettings as SourceSettings

@@ -7,17 +7,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from appliance.config.sources import SourceSettings
-from appliance.domain.types import (
-    Citation,
-    DocumentFilter,
-    DocumentInfo,
-    Evidence,
-    FinishReason,
-    Hit,
-    ScanReport,
-    Timings,
-)
+from appliance.wire.answers import Citation, Evidence, FinishReason, Timings
+from appliance.wire.search import DocumentFilter, DocumentInfo, Hit
+from appliance.wire.sources import ScanReport, SourceSettings
 
 Query = Annotated[str, Meta(min_length=1, max_length=4000, description="The question or query.")]
 DocumentIds = Annotated[

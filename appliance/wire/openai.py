@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from appliance.domain.types import Citation, Evidence, FinishReason, Timings
+from appliance.wire.answers import Citation, Evidence, FinishReason, Timings
 from appliance.wire.api import DocumentIds, Filters
 
 # Bounds a schema can state (the conversation's length in tokens it cannot: that is
