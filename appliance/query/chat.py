@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import cast
 
 import msgspec
 from jinja2 import TemplateError
@@ -22,7 +22,8 @@ from appliance.domain.protocols import Generator, TokenStream
 from appliance.domain.types import ErrorEvent, FinishReason, TokenEvent
 from appliance.observability.metrics import Metrics
 from appliance.query.conversations import join_follow_up
-from appliance.query.draining import SHUTTING_DOWN, Draining
+from appliance.query.draining import Draining
+from appliance.query.generation import Generated, GenerationRules, generate
 
 Message = dict[str, str]  # {"role": ..., "content": ...}, as `Generator.encode` reads
 
@@ -72,15 +73,15 @@ class ChatLimits:
 
 
 class ChatService:
-    """Cheap to make per request: it holds references to the running services."""
+    """Plain chat over the running generator (built once, with the query service)."""
 
     def __init__(
         self, generator: Generator, metrics: Metrics, draining: Draining, limits: ChatLimits
     ) -> None:
         self._generator = generator
         self._metrics = metrics
-        self._draining = draining
         self._limits = limits
+        self._rules = GenerationRules(metrics, draining, limits.deadline_s)
 
     async def prepare(
         self, messages: list[Message], *, max_tokens: int | None, temperature: float
@@ -107,16 +108,16 @@ class ChatService:
         stream = gen.stream(
             tokens, max_tokens=budget, temperature=temperature, messages=messages
         )  # may raise Overloaded: nothing streamed yet
-        return PreparedChat(self, stream, len(tokens), t0)
+        return PreparedChat(self._rules, stream, len(tokens), t0)
 
 
 class PreparedChat:
     """A queued completion; iterate `events()` to stream it, `cancel()` to drop it."""
 
     def __init__(
-        self, service: ChatService, stream: TokenStream, prompt_tokens: int, t_start: float
+        self, rules: GenerationRules, stream: TokenStream, prompt_tokens: int, t_start: float
     ) -> None:
-        self._service = service
+        self._rules = rules
         self._stream = stream
         self.prompt_tokens = prompt_tokens
         self._t_start = t_start
@@ -124,51 +125,22 @@ class PreparedChat:
     async def cancel(self) -> None:
         await self._stream.aclose()
 
-    async def events(self) -> AsyncGenerator[ChatEvent, None]:
+    def events(self) -> AsyncGenerator[ChatEvent, None]:
         """Token events, then one done event; or an error event if generation fails."""
-        draining = self._service._draining
-        draining.enter()  # shutdown waits for this stream as for answers
-        try:
-            async for event in self._events():
-                yield event
-        finally:
-            draining.leave()
+        return self._rules.tracked(self._events())
 
     async def _events(self) -> AsyncGenerator[ChatEvent, None]:
-        service, stream = self._service, self._stream
-        metrics, draining = service._metrics, service._draining
-        deadline_s = service._limits.deadline_s
-        t_gen = time.perf_counter()
-        metrics.active_generations.inc()
-        try:
-            async with draining.deadline(deadline_s):
-                async for piece in stream:
-                    yield TokenEvent(piece)
-        except TimeoutError:
-            if draining.started:
-                yield ErrorEvent(
-                    "the server is shutting down: the answer was stopped; ask again shortly",
-                    503,
-                    SHUTTING_DOWN,
-                )
-            else:
-                yield ErrorEvent(
-                    f"the answer took longer than generation.deadline_s={deadline_s}s", 504
-                )
-            return
-        except Exception as exc:
-            yield ErrorEvent(f"generation failed: {exc}", 500)
-            return
-        finally:
-            metrics.active_generations.dec()
-            await stream.aclose()
-        metrics.stage_seconds.labels("generate").observe(time.perf_counter() - t_gen)
-        metrics.tokens_generated.inc(stream.completion_tokens)
-        metrics.prompt_tokens.inc(self.prompt_tokens - stream.cached_tokens)
-        metrics.prompt_tokens_cached.inc(stream.cached_tokens)
-        yield ChatDone(
-            finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=stream.completion_tokens,
-            cached_tokens=stream.cached_tokens,
+        generation = generate(
+            self._rules, self._stream, self.prompt_tokens, t_start=self._t_start, answer=False
         )
+        async with aclosing(generation):
+            async for event in generation:
+                if not isinstance(event, Generated):
+                    yield event
+                    continue
+                yield ChatDone(
+                    finish_reason=event.finish_reason,
+                    prompt_tokens=event.prompt_tokens,
+                    completion_tokens=event.completion_tokens,
+                    cached_tokens=event.cached_tokens,
+                )

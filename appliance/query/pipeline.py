@@ -6,10 +6,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
-from typing import cast
+from contextlib import aclosing
 
 from appliance.config.schema import PromptStrategy
-from appliance.domain.errors import ApplianceError
 from appliance.domain.protocols import (
     DocumentCatalog,
     Embedder,
@@ -22,15 +21,13 @@ from appliance.domain.types import (
     DocumentFilter,
     DocumentInfo,
     DoneEvent,
-    ErrorEvent,
-    FinishReason,
     Hit,
     Timings,
-    TokenEvent,
 )
 from appliance.observability.metrics import Metrics
 from appliance.query.context import Sentence, candidates, passages, select_sentences, sentences_of
-from appliance.query.draining import SHUTTING_DOWN, Draining
+from appliance.query.draining import Draining
+from appliance.query.generation import Generated, GenerationRules, generate
 from appliance.query.grounding import Grounding, ground
 from appliance.query.plan import (
     AnswerSettings,
@@ -79,6 +76,7 @@ class QueryService:
         self.answers = answers
         self._deadline_s = deadline_s
         self.draining = Draining()
+        self.rules = GenerationRules(metrics, self.draining, deadline_s)
         self._min_score = min_score
 
     def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
@@ -270,7 +268,7 @@ class PreparedAnswer:
     ) -> None:
         self._service = service
         self._metrics = service._metrics
-        self._deadline_s = service._deadline_s
+        self._rules = service.rules
         self._params = params
         self.found = found
         self.plan = plan
@@ -282,94 +280,50 @@ class PreparedAnswer:
     async def cancel(self) -> None:
         await self._stream.aclose()
 
-    async def events(self) -> AsyncGenerator[AnswerEvent, None]:
+    def events(self) -> AsyncGenerator[AnswerEvent, None]:
         """Token events, then one done event; or an error event if generation fails."""
-        draining = self._service.draining
-        draining.enter()  # until the last event (evidence included) is out
-        try:
-            async for event in self._events():
-                yield event
-        finally:
-            draining.leave()
+        return self._rules.tracked(self._events())
 
     async def _events(self) -> AsyncGenerator[AnswerEvent, None]:
-        prompt, found, t_start = self.prompt, self.found, self._t_start
-        pieces: list[str] = []
-        first_token_at: float | None = None
-        t_gen = time.perf_counter()
-        self._metrics.active_generations.inc()
-        outcome = "cancelled"
-        draining = self._service.draining
+        t_start = self._t_start
+        generation = generate(
+            self._rules, self._stream, len(self.prompt.tokens), t_start=t_start, answer=True
+        )
+        async with aclosing(generation):
+            async for event in generation:
+                if isinstance(event, Generated):
+                    yield await self._done(event)
+                else:
+                    yield event
+
+    async def _done(self, generated: Generated) -> DoneEvent:
+        found, t_start = self.found, self._t_start
         try:
-            async with draining.deadline(self._deadline_s):
-                async for piece in self._stream:
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                        self._metrics.time_to_first_token.observe(first_token_at - t_start)
-                    pieces.append(piece)
-                    yield TokenEvent(piece)
-            outcome = "ok"
-        except TimeoutError:
-            outcome = "timeout"
-            if draining.started:
-                outcome = SHUTTING_DOWN
-                yield ErrorEvent(
-                    "the server is shutting down: the answer was stopped; ask again shortly",
-                    503,
-                    SHUTTING_DOWN,
-                )
-                return
-            yield ErrorEvent(
-                f"the answer took longer than generation.deadline_s={self._deadline_s}s", 504
+            grounding = await self._service.ground(
+                self._params, self.plan, found.vector, generated.text
             )
-            return
-        except ApplianceError as exc:  # e.g. the external generation server: 502/503
-            outcome = "error"
-            yield ErrorEvent(f"generation failed: {exc.detail}", exc.status, exc.code)
-            return
-        except Exception as exc:
-            outcome = "error"
-            yield ErrorEvent(f"generation failed: {exc}", 500)
-            return
-        finally:
-            self._metrics.active_generations.dec()
-            self._metrics.questions.labels(outcome).inc()
-            await self._stream.aclose()
-        t_end = time.perf_counter()
-        stream = self._stream
-        n = stream.completion_tokens
-        gen_s = t_end - t_gen
-        self._metrics.stage_seconds.labels("generate").observe(gen_s)
-        self._metrics.tokens_generated.inc(n)
-        self._metrics.prompt_tokens.inc(len(prompt.tokens) - stream.cached_tokens)
-        self._metrics.prompt_tokens_cached.inc(stream.cached_tokens)
-        first_ms = ((first_token_at or t_end) - t_start) * 1000
-        decode_s = t_end - (first_token_at or t_end)
-        answer = "".join(pieces).strip()
-        try:
-            grounding = await self._service.ground(self._params, self.plan, found.vector, answer)
             self._metrics.answer_grounded.observe(grounding.grounded)
         except Exception:  # embedder overloaded or stopped: the answer still stands
             log.warning("evidence and grounding failed", exc_info=True)
             grounding = Grounding([], 0.0, [])
-        t_done = time.perf_counter()
+        t_done, t_end = time.perf_counter(), generated.ended_at
         timings = Timings(
             embed_ms=round(found.embed_ms, 2),
             search_ms=round(found.search_ms, 2),
             prompt_ms=round(self._prompt_ms, 2),
-            first_token_ms=round(first_ms, 2),
-            generate_ms=round(gen_s * 1000, 2),
+            first_token_ms=round(((generated.first_token_at or t_end) - t_start) * 1000, 2),
+            generate_ms=round((t_end - generated.started_at) * 1000, 2),
             total_ms=round((t_done - t_start) * 1000, 2),
-            prompt_tokens=len(prompt.tokens),
-            completion_tokens=n,
-            tokens_per_s=round((n - 1) / decode_s, 2) if n > 1 and decode_s > 0 else 0.0,
-            cached_prompt_tokens=stream.cached_tokens,
+            prompt_tokens=generated.prompt_tokens,
+            completion_tokens=generated.completion_tokens,
+            tokens_per_s=generated.tokens_per_s,
+            cached_prompt_tokens=generated.cached_tokens,
         )
-        yield DoneEvent(
-            answer=answer,
+        return DoneEvent(
+            answer=generated.text,
             citations=citations_for(self.plan.pool, self.plan.documents),
             timings=timings,
-            finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
+            finish_reason=generated.finish_reason,
             evidence=grounding.evidence,
             grounded=grounding.grounded,
             unsupported=grounding.unsupported,
