@@ -29,7 +29,7 @@ from appliance.query.context import Sentence, candidates, passages, select_sente
 from appliance.query.draining import Draining
 from appliance.query.generation import Generated, GenerationRules, generate
 from appliance.query.grounding import Grounding, ground
-from appliance.query.plan import (
+from appliance.query.params import (
     AnswerSettings,
     AskParams,
     NoLexicalIndex,
@@ -44,7 +44,7 @@ from appliance.query.prompt import build_prompt
 from appliance.query.sentences import answer_sentences
 
 log = logging.getLogger(__name__)
-__all__ = [  # the values live in query/plan.py; callers may import them from here
+__all__ = [  # the values live in query/params.py; callers may import them from here
     "AnswerSettings", "AskParams", "NoLexicalIndex", "PreparedAnswer", "QueryService",
     "SearchOutcome", "UnknownStrategy", "citations_for",
 ]  # fmt: skip
