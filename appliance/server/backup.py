@@ -205,3 +205,17 @@ def sweep(work_dir: Path) -> None:
 class BackupUnsupported(ApplianceError):
     status = 409
     code = "not_supported"
+
+
+class Backups:
+    """Backups of the running server, one at a time, written under `work_dir`."""
+
+    def __init__(self, source: BackupSource, work_dir: Path) -> None:
+        self._source = source
+        self._work_dir = work_dir
+        self._lock = asyncio.Lock()
+
+    async def make(self) -> Path:
+        """A consistent archive; the caller removes it once sent."""
+        async with self._lock:
+            return await write_backup(self._source, self._work_dir)

@@ -1,4 +1,6 @@
-"""Dependency providers: handlers receive services, never globals."""
+"""Dependency providers: a route names the service it uses and receives that one, never
+the container and never a global. Each provider answers 503 `starting` while the
+models load (`running_services`)."""
 
 from __future__ import annotations
 
@@ -6,37 +8,76 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from appliance.config.schema import Settings
+from appliance.domain.errors import ApplianceError
 from appliance.ingest.service import IngestionService
+from appliance.ingest.sources import SourceService
+from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import QueryService
+from appliance.security.audit import AuditLog
+from appliance.security.key_store import KeyStore
+from appliance.server.backup import Backups
+from appliance.server.embedding_models import EmbeddingModels
 from appliance.server.services import Services
 from appliance.server.startup import running_services
 from appliance.store.journal import Journal
+
+
+class SourcesOff(ApplianceError):
+    status, code = 503, "starting"
 
 
 def services_of(state: State) -> Services:
     return running_services(state)  # 503 `starting` while the models load
 
 
-def _query(state: State) -> QueryService:
+def query_service(state: State) -> QueryService:
     return services_of(state).query
 
 
-def _ingestion(state: State) -> IngestionService:
+def ingestion(state: State) -> IngestionService:
     return services_of(state).ingestion
 
 
-def _journal(state: State) -> Journal:
+def journal(state: State) -> Journal:
     return services_of(state).journal
 
 
-def _settings(state: State) -> Settings:
+def settings(state: State) -> Settings:
     return services_of(state).settings
 
 
+def keys(state: State) -> KeyStore:
+    return services_of(state).keys
+
+
+def audit(state: State) -> AuditLog:
+    return services_of(state).audit
+
+
+def metrics(state: State) -> Metrics:
+    return services_of(state).metrics
+
+
+def sources(state: State) -> SourceService:
+    running = services_of(state).sources
+    if running is None:
+        raise SourcesOff("synced folders are not started yet")
+    return running
+
+
+def backups(state: State) -> Backups:
+    return services_of(state).backups
+
+
+def embedding_models(state: State) -> EmbeddingModels:
+    return services_of(state).embedding_models
+
+
 DEPENDENCIES = {
-    "query_service": Provide(_query, sync_to_thread=False),
-    "ingestion": Provide(_ingestion, sync_to_thread=False),
-    "journal": Provide(_journal, sync_to_thread=False),
-    "settings": Provide(_settings, sync_to_thread=False),
-    "services": Provide(services_of, sync_to_thread=False),
-}
+    provider.__name__: Provide(provider, sync_to_thread=False)
+    for provider in (
+        query_service, ingestion, journal, settings, keys, audit, metrics, sources, backups,
+        embedding_models,
+    )
+}  # fmt: skip
+DEPENDENCIES["services"] = Provide(services_of, sync_to_thread=False)

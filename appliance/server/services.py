@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from appliance.config.paths import data_dir
+from appliance.config.paths import data_dir, models_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine
 from appliance.engine.embedder import LlamaEmbedder
@@ -25,6 +25,8 @@ from appliance.query.pipeline import QueryService
 from appliance.runtime.files import TreeSizeCache, unlock_data_dir
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
+from appliance.server.backup import Backups
+from appliance.server.embedding_models import EmbeddingModels
 from appliance.server.stores import make_store
 from appliance.store.edge import EdgeStore
 from appliance.store.journal import Journal
@@ -64,7 +66,6 @@ class Services:
         self.keys = keys
         self.audit = audit
         self.data_dir_lock: int | None = None
-        self.backup_lock = asyncio.Lock()
         self.started_at = time.time()
         self.logs = LogBuffer(settings.server.log_buffer_lines)
         self.logs.attach()
@@ -76,6 +77,10 @@ class Services:
         self.sources: SourceService | None = None  # synced folders (set once they start)
         self.embedding_switch = EmbeddingSwitch(
             self, lambda dim, name: make_store(settings, dim, name)
+        )
+        self.backups = Backups(self, self.data_dir / "backups")
+        self.embedding_models = EmbeddingModels(
+            models_dir(settings), plan, self.embedding_switch, lambda: self.collection
         )
 
     def swap_embedding(self, embedder: Any, store: Any, collection: str, path: Path) -> None:

@@ -10,11 +10,10 @@ from litestar import Controller, Request, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File
 
-from appliance.config.paths import data_dir
+from appliance.security.audit import AuditLog
 from appliance.security.keys import Role
-from appliance.server.backup import write_backup
+from appliance.server.backup import Backups
 from appliance.server.openapi import errors
-from appliance.server.services import Services
 
 
 def _remove(path: Path) -> None:
@@ -39,11 +38,11 @@ class AdminController(Controller):
         media_type="application/gzip",
         responses=errors(409, 503),
     )
-    async def backup(self, services: Services, request: Request[Any, Any, Any]) -> File:
-        work = data_dir(services.settings) / "backups"
-        async with services.backup_lock:  # one at a time
-            archive = await write_backup(services, work)
-        services.audit.record("backup", by=request.user.id, archive=archive.name)
+    async def backup(
+        self, backups: Backups, audit: AuditLog, request: Request[Any, Any, Any]
+    ) -> File:
+        archive = await backups.make()
+        audit.record("backup", by=request.user.id, archive=archive.name)
         return File(
             archive,
             filename=archive.name,

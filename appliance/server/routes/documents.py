@@ -22,10 +22,10 @@ from appliance.ingest.jobs import FileState, FileTask, Job
 from appliance.ingest.names import display_name
 from appliance.ingest.service import IngestionService
 from appliance.ingest.sniff import HEAD_BYTES, Refused, sniff
+from appliance.security.audit import AuditLog
 from appliance.security.keys import Role
 from appliance.server.errors import ApplianceError, field_error
 from appliance.server.openapi import errors
-from appliance.server.services import Services
 from appliance.store.journal import DocumentRow, Journal
 from appliance.wire.api import (
     ChunkPage,
@@ -193,11 +193,11 @@ class DocumentController(Controller):
     )  # fmt: skip
     async def delete_document(
         self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
-        services: Services,
+        audit: AuditLog,
     ) -> None:  # fmt: skip
         if not await ingestion.delete_document(document_id):
             raise NotFoundException(f"document {document_id} not found")
-        services.audit.record("document_deleted", by=request.user.id, document_id=document_id)
+        audit.record("document_deleted", by=request.user.id, document_id=document_id)
 
     @get(
         "/documents/{document_id:str}/chunks",
@@ -230,12 +230,12 @@ class DocumentController(Controller):
     )  # fmt: skip
     async def reindex_document(
         self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
-        services: Services,
+        audit: AuditLog,
     ) -> JobCreated:  # fmt: skip
         job = await ingestion.reindex(document_id)
         if job is None:
             raise NotFoundException(f"document {document_id} not found")
-        services.audit.record("document_reindexed", by=request.user.id, document_id=document_id)
+        audit.record("document_reindexed", by=request.user.id, document_id=document_id)
         return JobCreated(job_id=job.id, files=1, status_url=f"/v1/jobs/{job.id}")
 
     @get(
@@ -262,12 +262,12 @@ class DocumentController(Controller):
     )  # fmt: skip
     async def cancel_job(
         self, job_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
-        services: Services,
+        audit: AuditLog,
     ) -> JobRead:  # fmt: skip
         job = await ingestion.cancel(job_id)
         if job is None:
             raise NotFoundException(f"job {job_id} not found")
-        services.audit.record("job_cancelled", by=request.user.id, job_id=job_id)
+        audit.record("job_cancelled", by=request.user.id, job_id=job_id)
         return job_read(job)
 
 

@@ -8,11 +8,11 @@ from litestar import Controller, Request, delete, get, post
 from litestar.exceptions import NotFoundException
 from litestar.status_codes import HTTP_201_CREATED
 
-from appliance.security.key_store import LastAdminKey
+from appliance.security.audit import AuditLog
+from appliance.security.key_store import KeyStore, LastAdminKey
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.errors import ApplianceError
 from appliance.server.openapi import errors
-from appliance.server.services import Services
 from appliance.wire.api import KeyCreate, KeyCreated, KeyList, KeyRead
 
 
@@ -31,18 +31,18 @@ class KeyController(Controller):
     opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
 
     @get("/", summary="List API keys (admin; never their secrets)", responses=errors())
-    async def list_keys(self, services: Services) -> KeyList:
-        return KeyList([key_read(r) for r in services.keys.list()])
+    async def list_keys(self, keys: KeyStore) -> KeyList:
+        return KeyList([key_read(r) for r in keys.list()])
 
     @post(
         "/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)",
         responses=errors(400),
     )  # fmt: skip
     async def create_key(
-        self, data: KeyCreate, services: Services, request: Request[Any, Any, Any]
+        self, data: KeyCreate, keys: KeyStore, audit: AuditLog, request: Request[Any, Any, Any]
     ) -> KeyCreated:
-        key, r = await services.keys.create(data.name, Role(data.role))
-        services.audit.record("key_created", by=request.user.id, key_id=r.id, role=r.role.value)
+        key, r = await keys.create(data.name, Role(data.role))
+        audit.record("key_created", by=request.user.id, key_id=r.id, role=r.role.value)
         return KeyCreated(r.id, r.name, r.role.value, r.created_at, key)
 
     @delete(
@@ -50,13 +50,13 @@ class KeyController(Controller):
         responses=errors(404, 409),
     )  # fmt: skip
     async def revoke_key(
-        self, key_id: str, services: Services, request: Request[Any, Any, Any]
+        self, key_id: str, keys: KeyStore, audit: AuditLog, request: Request[Any, Any, Any]
     ) -> KeyRead:
         try:
-            r = await services.keys.revoke(key_id)
+            r = await keys.revoke(key_id)
         except LastAdminKey as exc:
             raise KeyConflict(str(exc)) from None
         if r is None:
             raise NotFoundException(f"key {key_id} not found")
-        services.audit.record("key_revoked", by=request.user.id, key_id=key_id)
+        audit.record("key_revoked", by=request.user.id, key_id=key_id)
         return key_read(r)

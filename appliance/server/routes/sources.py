@@ -9,25 +9,15 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from appliance.config.sources import SourceSettings
 from appliance.ingest.sources import SourceNotFound, SourceService
+from appliance.security.audit import AuditLog
 from appliance.security.keys import Role, allows
 from appliance.server.errors import ApplianceError
 from appliance.server.openapi import errors
-from appliance.server.services import Services
 from appliance.wire.api import SourceList, SourceRead, SourceRemoved
-
-
-class SourcesOff(ApplianceError):
-    status, code = 503, "starting"
 
 
 class AdminOnly(ApplianceError):
     status, code = 403, "forbidden"
-
-
-def _sources(services: Services) -> SourceService:
-    if services.sources is None:
-        raise SourcesOff("synced folders are not started yet")
-    return services.sources
 
 
 def _visible(request: Request[Any, Any, Any], spec: SourceSettings) -> bool:
@@ -41,11 +31,13 @@ class SourceController(Controller):
 
     @get("/", summary="List synced folders and their last scan (their role, or admin)",
          responses=errors())  # fmt: skip
-    async def list_sources(self, services: Services, request: Request[Any, Any, Any]) -> SourceList:
+    async def list_sources(
+        self, sources: SourceService, request: Request[Any, Any, Any]
+    ) -> SourceList:
         return SourceList(
             [
                 SourceRead(spec, origin, report)  # type: ignore[arg-type]
-                for spec, origin, report in _sources(services).listing()
+                for spec, origin, report in sources.listing()
                 if _visible(request, spec)
             ]
         )
@@ -55,11 +47,15 @@ class SourceController(Controller):
         responses=errors(400, 409), opt={"role": Role.ADMIN},
     )  # fmt: skip
     async def add_source(
-        self, data: SourceSettings, services: Services, request: Request[Any, Any, Any]
+        self,
+        data: SourceSettings,
+        sources: SourceService,
+        audit: AuditLog,
+        request: Request[Any, Any, Any],
     ) -> SourceRead:
-        await _sources(services).add(data)
-        services.audit.record("source_added", by=request.user.id, source=data.id, path=data.path)
-        spec, origin, report = _sources(services).get(data.id)
+        await sources.add(data)
+        audit.record("source_added", by=request.user.id, source=data.id, path=data.path)
+        spec, origin, report = sources.get(data.id)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
     @post(
@@ -76,10 +72,9 @@ class SourceController(Controller):
         responses=errors(403, 404, 409),
     )  # fmt: skip
     async def scan_source(
-        self, source_id: str, services: Services, request: Request[Any, Any, Any],
-        purge: bool = False,
+        self, source_id: str, sources: SourceService, audit: AuditLog,
+        request: Request[Any, Any, Any], purge: bool = False,
     ) -> SourceRead:  # fmt: skip
-        sources = _sources(services)
         spec, origin, _ = sources.get(source_id)
         if not _visible(request, spec):
             raise SourceNotFound(f"no source named {source_id!r}")
@@ -87,7 +82,7 @@ class SourceController(Controller):
             raise AdminOnly("`purge`: only an admin key may purge a source", field="purge")
         report = sources.scan(source_id, purge=purge)  # ScanRunning (409) if purge comes late
         if purge:
-            services.audit.record("source_purged", by=request.user.id, source=source_id)
+            audit.record("source_purged", by=request.user.id, source=source_id)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
     @delete(
@@ -96,8 +91,12 @@ class SourceController(Controller):
         responses=errors(404, 409), opt={"role": Role.ADMIN},
     )  # fmt: skip
     async def remove_source(
-        self, source_id: str, services: Services, request: Request[Any, Any, Any]
+        self,
+        source_id: str,
+        sources: SourceService,
+        audit: AuditLog,
+        request: Request[Any, Any, Any],
     ) -> SourceRemoved:
-        deleted = await _sources(services).remove(source_id)
-        services.audit.record("source_removed", by=request.user.id, source=source_id)
+        deleted = await sources.remove(source_id)
+        audit.record("source_removed", by=request.user.id, source=source_id)
         return SourceRemoved(source_id, deleted)
