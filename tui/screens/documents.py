@@ -17,7 +17,7 @@ from tui.screens.base import ConsoleScreen
 from tui.screens.chunks import ChunksScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
-from tui.widgets.tables import selected_key, sync_rows
+from tui.widgets.record_table import selected_key, sync_rows
 
 COLUMNS = ("name", "type", "pages", "chunks", "ingested")
 

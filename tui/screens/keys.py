@@ -18,7 +18,7 @@ from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
-from tui.widgets.tables import selected_key, sync_rows
+from tui.widgets.record_table import selected_key, sync_rows
 
 COLUMNS = ("id", "role", "name", "created", "revoked")
 Role = Literal["admin", "ingest", "query"]

@@ -16,7 +16,7 @@ from appliance.wire.api import SourceRead
 from tui.messages import SourcesLoaded
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import plain
-from tui.widgets.tables import selected_key, sync_rows
+from tui.widgets.record_table import selected_key, sync_rows
 
 COLUMNS = ("id", "path", "schedule", "last scan", "result")
 
