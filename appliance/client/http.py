@@ -1,6 +1,6 @@
 """The one HTTP client of the appliance, shared by the CLI and the admin console.
 
-Async (httpx), typed with the wire structs of `appliance.wire.api`. Every failure
+Async (httpx), typed with the wire structs of `appliance.wire`. Every failure
 is an `ApiError` whose message is plain words for a person: the server is not
 reachable, the key was refused, or the server's own reason (`detail`) for a 4xx/5xx.
 A test passes an `httpx.ASGITransport` to talk to an app in process.
@@ -19,25 +19,14 @@ import httpx
 import msgspec
 
 from appliance.wire.answers import AnswerEvent
-from appliance.wire.api import (
-    AskResponse,
-    ChunkPage,
-    DocumentList,
-    EmbeddingSwitchRead,
-    JobCreated,
-    JobRead,
-    KeyCreated,
-    KeyList,
-    KeyRead,
-    LogPage,
-    Readiness,
-    SearchResponse,
-    SourceList,
-    SourceRead,
-    SourceRemoved,
-    StatusRead,
-)
-from appliance.wire.sources import SourceSettings
+from appliance.wire.ask import AskResponse
+from appliance.wire.documents import ChunkPage, DocumentList
+from appliance.wire.embedding_switch import EmbeddingSwitchRead
+from appliance.wire.jobs import JobCreated, JobRead
+from appliance.wire.keys import KeyCreated, KeyList, KeyRead
+from appliance.wire.search import SearchResponse
+from appliance.wire.sources import SourceList, SourceRead, SourceRemoved, SourceSettings
+from appliance.wire.status import LogPage, Readiness, StatusRead
 
 T = TypeVar("T")
 Role = Literal["admin", "ingest", "query"]

@@ -20,7 +20,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from appliance.wire.answers import Citation, Evidence, FinishReason, Timings
-from appliance.wire.api import DocumentIds, Filters
+from appliance.wire.search import DocumentIds, Filters
 
 # Bounds a schema can state (the conversation's length in tokens it cannot: that is
 # checked against the chat model's context, 400 `context_length_exceeded`).

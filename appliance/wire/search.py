@@ -1,11 +1,14 @@
-"""What a search looks for and finds: the metadata filter, the hits and the documents
-they come from."""
+"""What a search looks for and finds: the fields a question is narrowed with (shared by
+`/v1/search`, `/v1/ask` and chat completions), the metadata filter, the hits and the
+documents they come from."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 
 class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -43,3 +46,54 @@ class Hit(msgspec.Struct, frozen=True):
     page: int | None = None
     heading: str | None = None
     location: str | None = None
+
+
+Query = Annotated[str, Meta(min_length=1, max_length=4000, description="The question or query.")]
+DocumentIds = Annotated[
+    list[str],
+    Meta(max_length=1000, description="Only search these documents (unknown ids match none)."),
+]
+
+
+Filters = Annotated[
+    DocumentFilter,
+    Meta(
+        description=(
+            "Only documents whose metadata match: file types (extensions), sources "
+            '("upload" for uploaded files), title or author (case-insensitive, anywhere), '
+            "the document's own date and the day it was ingested (YYYY-MM-DD, inclusive)."
+        )
+    ),
+]
+
+
+Retrieval = Annotated[
+    Literal["dense", "hybrid"],
+    Meta(
+        description=(
+            "dense: nearest chunks by cosine; hybrid: dense and BM25 (exact words, codes, "
+            "part numbers) rankings fused by reciprocal rank, whose scores are then RRF "
+            "scores (~0.01-0.03), not cosines. Default: retrieval.mode."
+        )
+    ),
+]
+
+
+class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    query: Query
+    top_k: Annotated[int, Meta(ge=1, le=1000, description="How many chunks to return.")] | None = (
+        None
+    )
+    document_ids: DocumentIds | None = None
+    filters: Filters | None = None
+    retrieval: Retrieval | None = None
+
+
+class SearchResponse(msgspec.Struct, frozen=True):
+    hits: list[Hit]
+    embed_ms: float
+    search_ms: float
+    documents: Annotated[
+        dict[str, DocumentInfo],
+        Meta(description="Title, author, file type and source of each document hit, by id."),
+    ] = msgspec.field(default_factory=dict)

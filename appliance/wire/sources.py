@@ -80,3 +80,23 @@ class ScanReport(msgspec.Struct, kw_only=True):
     failed: int = 0  # files that could not be read or parsed
     job_ids: list[str] = msgspec.field(default_factory=list)
     error: str | None = None
+
+
+class SourceRead(msgspec.Struct, frozen=True):
+    """A synced folder: its settings, where they come from, and its last scan."""
+
+    settings: SourceSettings
+    origin: Annotated[
+        Literal["config", "api"],
+        Meta(description="config: a [[sources]] table (read-only here); api: POST /v1/sources."),
+    ]
+    last_scan: ScanReport | None = None
+
+
+class SourceList(msgspec.Struct, frozen=True):
+    sources: list[SourceRead]
+
+
+class SourceRemoved(msgspec.Struct, frozen=True):
+    id: str
+    documents_deleted: int

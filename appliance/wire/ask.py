@@ -1,0 +1,102 @@
+"""`POST /v1/ask` (and its stream and WebSocket): the question with its options, and the
+answer with what it rests on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from appliance.wire.answers import Citation, Evidence, FinishReason, Timings
+from appliance.wire.search import DocumentIds, Filters, Retrieval
+
+ConversationId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description=(
+            "Ask within a conversation (a new id starts one; a UUID is a good choice): a "
+            "follow-up question is searched together with the question before it. The "
+            "history is kept per API key: GET /v1/conversations."
+        ),
+    ),
+]
+
+
+Question = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=1000,
+        description=(
+            "The question. Refused (400) when, in the chat model's tokens, it leaves no "
+            "room for an answer in the context."
+        ),
+    ),
+]
+
+
+class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    query: Question
+    top_k: Annotated[int, Meta(ge=1, le=50, description="Passages given to the model.")] | None = (
+        None
+    )
+    max_tokens: (
+        Annotated[
+            int,
+            Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling."),
+        ]
+        | None
+    ) = None
+    temperature: (
+        Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None
+    ) = None
+    document_ids: DocumentIds | None = None
+    filters: Filters | None = None
+    retrieval: Retrieval | None = None
+    conversation_id: ConversationId | None = None
+    strategy: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=64,
+                description="A prompt strategy of the config ([prompts.*]); default: "
+                "generation.prompt.",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class AskResponse(msgspec.Struct, frozen=True):
+    answer: str
+    citations: list[Citation]
+    timings: Timings
+    finish_reason: FinishReason
+    evidence: Annotated[
+        list[Evidence],
+        Meta(
+            description="Sentences of the passages that support the answer; `start`/`end` "
+            "cut `text` out of the chunk's stored text."
+        ),
+    ]
+    grounded: Annotated[
+        float,
+        Meta(
+            ge=0.0,
+            le=1.0,
+            description="Share of the answer's sentences supported by the passages read.",
+        ),
+    ]
+    unsupported: Annotated[
+        list[str], Meta(description="Answer sentences with no support in the passages.")
+    ]
+    strategy: str
+    conversation_id: str | None = None
+    searched: Annotated[
+        str | None,
+        Meta(description="In a conversation: the question as searched (a follow-up joined "
+             "to the question before it)."),
+    ] = None  # fmt: skip

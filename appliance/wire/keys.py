@@ -1,0 +1,46 @@
+"""`/v1/keys`: API keys and their roles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+KeyName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=80,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Who or what the key is for.",
+    ),
+]
+
+
+class KeyCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: KeyName
+    role: Annotated[
+        Literal["admin", "ingest", "query"],
+        Meta(description="admin: everything; ingest: upload and jobs; query: search, ask, read."),
+    ]
+
+
+class KeyRead(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: str
+    created_at: float
+    revoked_at: float | None
+
+
+class KeyCreated(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: str
+    created_at: float
+    key: Annotated[str, Meta(description="The key itself: shown this once, never again.")]
+
+
+class KeyList(msgspec.Struct, frozen=True):
+    keys: list[KeyRead]
