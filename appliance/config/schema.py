@@ -416,10 +416,22 @@ class GenerationSettings(Base, frozen=True):
             description=(
                 "Answers generated at once (continuous-batching slots); 0 picks up to 16 "
                 "as the RAM budget allows (each slot holds a KV cache of models.chat_ctx). "
-                'With backend = "openai": requests in flight to the server at most; 0 = 4.'
+                'With backend = "openai": requests in flight to the server at most; 0 = '
+                "external_parallel."
             ),
         ),
     ] = 0
+    external_parallel: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=64,
+            description=(
+                'Requests in flight to the external server (backend = "openai") at most when '
+                "parallel = 0."
+            ),
+        ),
+    ] = 4
     unified_kv: Annotated[
         bool,
         Meta(
@@ -514,6 +526,10 @@ class GenerationSettings(Base, frozen=True):
                     raise ValueError(
                         f'`generation.{key}` is required when `generation.backend` = "openai"'
                     )
+
+    def external_slots(self) -> int:
+        """Requests in flight to the external server at most (`parallel`, 0 resolved)."""
+        return self.parallel or self.external_parallel
 
 
 DEFAULT_INSTRUCTION = (

@@ -9,7 +9,6 @@ cannot write the template's control tokens.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from appliance.engine.chat_prompt import ChatPromptEncoder
 from appliance.engine.engine_thread import GenerateJob, LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError, check_common
+from appliance.engine.piece_stream import PieceStream
 from appliance.engine.scheduler import Finished, FinishReason
 
 
@@ -135,7 +135,7 @@ class LlamaGenerator:
         return TokenStream(self._engine.submit_generate(prompt_tokens, max_tokens, temperature))
 
 
-class TokenStream:
+class TokenStream(PieceStream):
     """Async iterator over generated text; `aclose()` cancels the generation.
 
     Once iteration ends, `finish_reason` and `completion_tokens` tell why and how
@@ -144,34 +144,17 @@ class TokenStream:
     """
 
     def __init__(self, job: GenerateJob) -> None:
+        super().__init__(job.pieces)
         self._job = job
-        self._done = False
         self.finish_reason: FinishReason | None = None
         self.completion_tokens = 0
         self.cached_tokens = 0
 
-    def __aiter__(self) -> TokenStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._done:
-            raise StopAsyncIteration
-        try:
-            item = await self._job.pieces.get()
-        except asyncio.CancelledError:
-            await self.aclose()
-            raise
-        if isinstance(item, Finished):
-            self.finish_reason = item.reason
-            self.completion_tokens = item.completion_tokens
-            self.cached_tokens = item.cached_tokens
-            await self.aclose()
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            await self.aclose()
-            raise item
-        assert isinstance(item, str)
-        return item
+    def ended(self, item: object) -> None:
+        assert isinstance(item, Finished)
+        self.finish_reason = item.reason
+        self.completion_tokens = item.completion_tokens
+        self.cached_tokens = item.cached_tokens
 
     async def aclose(self) -> None:
         if not self._done:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from appliance.config.paths import models_dir
 from appliance.config.schema import Settings
-from appliance.engine.remote.generator import DEFAULT_PARALLEL
 from appliance.models.locate import resolve_model
 from appliance.models.sizing import GgufInfo, MachineInfo, SizingPlan, plan_models, read_gguf_info
 
@@ -33,7 +32,7 @@ def plan_with(settings: Settings, chat: GgufInfo, embedding: GgufInfo) -> Sizing
         chat_ctx=g.n_ctx if external else m.chat_ctx,
         chat_batch=m.chat_batch,
         embed_batch=m.embed_batch,
-        parallel=(g.parallel or DEFAULT_PARALLEL) if external else g.parallel,
+        parallel=g.external_slots() if external else g.parallel,
         embed_contexts=2 if m.query_thread else 1,
         prompt_tokens=prompt_budget(settings),
         chat_loaded=not external,

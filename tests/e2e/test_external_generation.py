@@ -26,13 +26,10 @@ import httpx
 import pytest
 
 from appliance.domain.errors import Overloaded
-from appliance.engine.remote.generator import (
-    NCTX_SHARE,
-    GenerationServerDown,
-    GenerationServerError,
-    OpenAIGenerator,
-    RemoteTokenStream,
-)
+from appliance.engine.remote.errors import GenerationServerDown, GenerationServerError
+from appliance.engine.remote.generator import OpenAIGenerator
+from appliance.engine.remote.stream import RemoteTokenStream
+from appliance.engine.remote.tokens import NCTX_SHARE
 from tests.conftest import REPO, server_env
 from tests.docs_factory import FACTS, make_md
 from tests.e2e.server import ServerProcess, free_port

@@ -77,6 +77,6 @@ def external_generator(g: GenerationSettings) -> OpenAIGenerator:
         api_key=g.api_key,
         n_ctx=g.n_ctx,
         timeout_s=g.timeout_s,
-        parallel=g.parallel,
+        parallel=g.external_slots(),
         queue_size=g.queue_size,
     )

@@ -13,7 +13,7 @@ from litestar.params import Parameter
 
 import appliance
 from appliance.config.schema import GenerationSettings
-from appliance.engine.remote.generator import DEFAULT_PARALLEL, public_url
+from appliance.engine.remote.client import public_url
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
 from appliance.models.sizing import ModelPlan
 from appliance.security.keys import Role
@@ -31,7 +31,7 @@ def _external(g: GenerationSettings) -> ModelStatus:
         name=f"{g.model} ({public_url(g.url)})",
         file_size_bytes=0,
         context_tokens=g.n_ctx,
-        slots=g.parallel or DEFAULT_PARALLEL,
+        slots=g.external_slots(),
         threads=0,
     )
 
