@@ -13,7 +13,7 @@ import stat
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 import msgspec
@@ -23,13 +23,12 @@ from appliance.wire.ask import AskResponse
 from appliance.wire.documents import ChunkPage, DocumentList
 from appliance.wire.embedding_switch import EmbeddingSwitchRead
 from appliance.wire.jobs import JobCreated, JobRead
-from appliance.wire.keys import KeyCreated, KeyList, KeyRead
+from appliance.wire.keys import KeyCreated, KeyList, KeyRead, Role
 from appliance.wire.search import SearchResponse
 from appliance.wire.sources import SourceList, SourceRead, SourceRemoved, SourceSettings
 from appliance.wire.status import LogPage, Readiness, StatusRead
 
 T = TypeVar("T")
-Role = Literal["admin", "ingest", "query"]
 KEY_HINT = (
     "pass --key, set APPLIANCE_API_KEY, or run on the server itself, where "
     "<data_dir>/secrets/admin.key is read"

@@ -29,6 +29,7 @@ from appliance.wire.keys import KeyCreated as KeyCreated
 from appliance.wire.keys import KeyList as KeyList
 from appliance.wire.keys import KeyName as KeyName
 from appliance.wire.keys import KeyRead as KeyRead
+from appliance.wire.keys import Role as Role
 from appliance.wire.search import DocumentFilter as DocumentFilter
 from appliance.wire.search import DocumentIds as DocumentIds
 from appliance.wire.search import DocumentInfo as DocumentInfo

@@ -11,6 +11,13 @@ from msgspec import Meta
 from appliance.wire.answers import Citation, Evidence, FinishReason, Timings
 from appliance.wire.search import DocumentIds, Filters, Retrieval
 
+# The bounds of an answer's options, the same for /v1/ask and chat completions (each
+# field says what it means there).
+PassageCount = Annotated[int, Meta(ge=1, le=50)]
+AnswerTokens = Annotated[int, Meta(ge=1, le=8192)]
+Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
+StrategyName = Annotated[str, Meta(min_length=1, max_length=64)]
+
 ConversationId = Annotated[
     str,
     Meta(
@@ -39,31 +46,24 @@ Question = Annotated[
 
 class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     query: Question
-    top_k: Annotated[int, Meta(ge=1, le=50, description="Passages given to the model.")] | None = (
-        None
-    )
+    top_k: Annotated[PassageCount, Meta(description="Passages given to the model.")] | None = None
     max_tokens: (
         Annotated[
-            int,
-            Meta(ge=1, le=8192, description="Answer length cap; clamped to the server ceiling."),
+            AnswerTokens, Meta(description="Answer length cap; clamped to the server ceiling.")
         ]
         | None
     ) = None
-    temperature: (
-        Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature.")] | None
-    ) = None
+    temperature: Annotated[Temperature, Meta(description="Sampling temperature.")] | None = None
     document_ids: DocumentIds | None = None
     filters: Filters | None = None
     retrieval: Retrieval | None = None
     conversation_id: ConversationId | None = None
     strategy: (
         Annotated[
-            str,
+            StrategyName,
             Meta(
-                min_length=1,
-                max_length=64,
                 description="A prompt strategy of the config ([prompts.*]); default: "
-                "generation.prompt.",
+                "generation.prompt."
             ),
         ]
         | None

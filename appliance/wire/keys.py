@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+Role = Literal["admin", "ingest", "query"]  # what a key may do (the server's `security.keys.Role`)
+
 KeyName = Annotated[
     str,
     Meta(
@@ -21,7 +23,7 @@ KeyName = Annotated[
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: KeyName
     role: Annotated[
-        Literal["admin", "ingest", "query"],
+        Role,
         Meta(description="admin: everything; ingest: upload and jobs; query: search, ask, read."),
     ]
 

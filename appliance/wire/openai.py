@@ -20,6 +20,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from appliance.wire.answers import Citation, Evidence, FinishReason, Timings
+from appliance.wire.ask import AnswerTokens, PassageCount, StrategyName, Temperature
 from appliance.wire.search import DocumentIds, Filters
 
 # Bounds a schema can state (the conversation's length in tokens it cannot: that is
@@ -33,8 +34,8 @@ MAX_EMBEDDING_CHARS = 32_768  # one input; the model reads its context's worth o
 
 Text = Annotated[str, Meta(min_length=1, max_length=MAX_CONTENT_CHARS)]
 MaxTokens = Annotated[
-    int,
-    Meta(ge=1, le=8192, description="Answer length cap; clamped to generation.max_tokens_ceiling."),
+    AnswerTokens,
+    Meta(description="Answer length cap; clamped to generation.max_tokens_ceiling."),
 ]
 Ignored = "Accepted for compatibility and ignored."
 
@@ -90,10 +91,7 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_completion_tokens: MaxTokens | None = None  # OpenAI's newer name; wins over max_tokens
     temperature: (
         Annotated[
-            float,
-            Meta(
-                ge=0.0, le=2.0, description="Sampling temperature; default generation.temperature."
-            ),
+            Temperature, Meta(description="Sampling temperature; default generation.temperature.")
         ]
         | None
     ) = None
@@ -117,17 +115,12 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
             "chat with the model over the messages, no retrieval."
         ),
     ] = True
-    top_k: Annotated[int, Meta(ge=1, le=50, description="Search hits (rag).")] | None = None
+    top_k: Annotated[PassageCount, Meta(description="Search hits (rag).")] | None = None
     document_ids: DocumentIds | None = None
     filters: Filters | None = None
     strategy: (
         Annotated[
-            str,
-            Meta(
-                min_length=1,
-                max_length=64,
-                description="A prompt strategy of the config ([prompts.*]) (rag).",
-            ),
+            StrategyName, Meta(description="A prompt strategy of the config ([prompts.*]) (rag).")
         ]
         | None
     ) = None
