@@ -5,7 +5,7 @@ new collection (`<collection>__<model name>`) while search, answers and uploads 
 with the old model and collection:
 1. the new model loads on a thread of its own (a `LlamaEmbedder` without the engine);
 2. every indexed document's chunk texts (kept in the journal) are embedded and written
-   to the new collection, one document at a time under the ingestion lock (`quiet`), so
+   to the new collection, one document at a time under the ingestion lock (`index_lock`), so
    an upload or a delete waits for at most one document;
 3. under the lock once more: documents indexed meanwhile are added, documents deleted
    meanwhile are removed, then search, answers and ingestion swap to the new model and
@@ -183,7 +183,7 @@ class EmbeddingSwitch:
         documents = await services.journal.documents()
         self.status.documents_total = len(documents)
         for doc in documents:
-            async with services.ingestion.quiet:  # an upload or delete waits one document
+            async with services.ingestion.index_lock:  # an upload or delete waits one document
                 if await services.journal.get(doc.id) is not None:
                     await self._copy(doc, embedder, store)
 
@@ -192,7 +192,7 @@ class EmbeddingSwitch:
         activate: Callable[[], Callable[[], None]],
     ) -> None:  # fmt: skip
         services = self._services
-        async with services.ingestion.quiet:
+        async with services.ingestion.index_lock:
             indexed = {doc.id: doc for doc in await services.journal.documents()}
             copied = set(await store.document_counts())
             for document_id in copied - set(indexed):  # deleted meanwhile

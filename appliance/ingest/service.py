@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.ingest.job_rows import file_row, job_of
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.pipeline import FilePipeline
 from appliance.ingest.sandbox import ParseSandbox
+from appliance.ingest.uploads import UnsupportedFile, fsync_dir, refusal, save_upload
 from appliance.observability.metrics import Metrics
 from appliance.runtime.worker import Overloaded
 from appliance.store.journal import JobRow, Journal
@@ -63,13 +65,19 @@ class IngestionService:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()  # resumed jobs may exceed the limit
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._runner: asyncio.Task[None] | None = None
-        # Held while one file is ingested, a document deleted, or a backup taken: each
-        # sees the journal and the store agree (a file is wholly in or wholly out).
-        self.quiet = asyncio.Lock()
+        # Held while one file is ingested, a document deleted, a backup copies the journal
+        # and the store, or the embedding switch copies and swaps: each sees the two agree
+        # (a file is wholly in or wholly out).
+        self.index_lock = asyncio.Lock()
+
+    @property
+    def quiet(self) -> asyncio.Lock:
+        """The former name of `index_lock` (ingest/sources.py still uses it)."""
+        return self.index_lock
 
     def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
         """Ingest with another embedding model into another collection from now on (the
-        embedding switch calls it while holding `quiet`)."""
+        embedding switch calls it while holding `index_lock`)."""
         self._files.use_embedding(embedder, store)
 
     async def start(self) -> int:
@@ -103,6 +111,30 @@ class IngestionService:
         await asyncio.to_thread(self._sandbox.close)
 
     # ---- jobs -------------------------------------------------------------
+    async def receive(self, files: Sequence[tuple[str, IO[bytes]]]) -> Job:
+        """An upload's files (name, content): each fsynced under a server-made name and
+        sniffed (a file that is not what its name says is failed at once, the others
+        queued), then the job journaled and queued (`submit`). `UnsupportedFile` when no
+        file of the upload can be ingested."""
+        job = Job(files=[])
+        job_dir = self.new_job_dir(job)
+        try:
+            for index, (name, content) in enumerate(files):
+                target = job_dir / f"{index:05d}.upload"  # never the client's name
+                size = await asyncio.to_thread(save_upload, content, target)
+                task = FileTask(file_name=name, path=target, size_bytes=size)
+                if (reason := await asyncio.to_thread(refusal, target, name)) is not None:
+                    task.state, task.error = FileState.FAILED, reason
+                    target.unlink()
+                job.files.append(task)
+            if all(t.state is FileState.FAILED for t in job.files):
+                reasons = "; ".join(f"{t.file_name}: {t.error}" for t in job.files)
+                raise UnsupportedFile(f"no file can be ingested: {reasons}")
+            return await self.submit(job)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+
     def new_job_dir(self, job: Job) -> Path:
         path = self.upload_dir / job.id
         path.mkdir(parents=True, exist_ok=True)
@@ -116,7 +148,7 @@ class IngestionService:
             if not wait_for_room:
                 raise Overloaded("ingestion", retry_after=10)
             await asyncio.sleep(1.0)
-        await asyncio.to_thread(_fsync_dir, self.upload_dir / job.id)
+        await asyncio.to_thread(fsync_dir, self.upload_dir / job.id)
         await self._journal.add_job(
             JobRow(job.id, job.state.value, job.created_at, None, None),
             [file_row(job.id, i, t) for i, t in enumerate(job.files)],
@@ -205,7 +237,7 @@ class IngestionService:
                     if job.cancel_requested:
                         break
                     if task.state is FileState.QUEUED:  # not refused at upload, not done
-                        async with self.quiet:  # no delete or backup in the middle
+                        async with self.index_lock:  # no delete or backup in the middle
                             await self._files.ingest_file(job, index, task)
                 if job.cancel_requested:
                     await self._finish(job, JobState.CANCELLED)
@@ -222,20 +254,12 @@ class IngestionService:
 
     async def drop_documents(self, document_ids: list[str]) -> None:
         """Remove documents the journal marked `deleting` (a synced file gone or replaced);
-        the caller holds `quiet`."""
+        the caller holds `index_lock`."""
         await self._files.drop_documents(document_ids)
 
     # ---- documents --------------------------------------------------------
     async def delete_document(self, document_id: str) -> bool:
         """Mark the document deleting, remove its chunks, then its rows. False if unknown.
         A crash in between leaves it `deleting`; the reconciler finishes the delete."""
-        async with self.quiet:  # not while the same content is being ingested
+        async with self.index_lock:  # not while the same content is being ingested
             return await self._files.delete_document(document_id)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

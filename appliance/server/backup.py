@@ -46,9 +46,9 @@ class _Snapshot(Protocol):  # the vector store, flushed and copied on its own th
     async def snapshot_to(self, target: Path) -> None: ...
 
 
-class _Quiet(Protocol):  # ingestion: held, no document is half-ingested or half-deleted
+class _IndexLock(Protocol):  # ingestion: held, no document is half-ingested or half-deleted
     @property
-    def quiet(self) -> asyncio.Lock: ...
+    def index_lock(self) -> asyncio.Lock: ...
 
 
 class BackupSource(Protocol):
@@ -59,7 +59,7 @@ class BackupSource(Protocol):
     @property
     def plan(self) -> SizingPlan: ...
     @property
-    def ingestion(self) -> _Quiet: ...
+    def ingestion(self) -> _IndexLock: ...
     @property
     def journal(self) -> _OnlineCopy: ...
     @property
@@ -67,7 +67,7 @@ class BackupSource(Protocol):
     @property
     def keys(self) -> _OnlineCopy: ...
     @property
-    def collection(self) -> str: ...  # the live one, read under `ingestion.quiet`
+    def collection(self) -> str: ...  # the live one, read under `ingestion.index_lock`
     @property
     def embedding_path(self) -> Path: ...  # the live collection's model
 
@@ -150,7 +150,7 @@ async def write_backup(services: BackupSource, work_dir: Path) -> Path:
         root = data_dir(settings)
         # No file is half-ingested, no delete half-done and no embedding switch swapping
         # while the journal, the store and the waiting uploads are copied: they agree.
-        async with services.ingestion.quiet:
+        async with services.ingestion.index_lock:
             store_dir = Path("edge") / services.collection  # the live one, read under the lock
             if settings.storage.embedded_engine == "qdrant-client":
                 store_dir = Path("qdrant")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
-from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -18,13 +14,12 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from msgspec import Meta
 
 from appliance.config.schema import Settings
-from appliance.ingest.jobs import FileState, FileTask, Job
+from appliance.ingest.jobs import Job
 from appliance.ingest.names import display_name
 from appliance.ingest.service import IngestionService
-from appliance.ingest.sniff import HEAD_BYTES, Refused, sniff
 from appliance.security.audit import AuditLog
 from appliance.security.keys import Role
-from appliance.server.errors import ApplianceError, field_error
+from appliance.server.errors import field_error
 from appliance.server.openapi import errors
 from appliance.store.journal import DocumentRow, Journal
 from appliance.wire.api import (
@@ -36,13 +31,6 @@ from appliance.wire.api import (
     JobCreated,
     JobRead,
 )
-
-
-class UnsupportedFile(ApplianceError):
-    """Every file of the upload is of a type we do not parse, or not what its name says."""
-
-    status = 415
-    code = "unsupported_file"
 
 
 class UploadForm(msgspec.Struct):
@@ -104,26 +92,6 @@ def _clean_name(raw: str | None, index: int) -> str:
     return name
 
 
-def _sniff(path: Path, name: str) -> str | None:
-    """Why the file is refused, or None when it looks like what its name says."""
-    with path.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-    try:
-        sniff(head, name)
-    except Refused as exc:
-        return str(exc)
-    return None
-
-
-def _save(upload: UploadFile, target: Path) -> int:
-    upload.file.seek(0)
-    with target.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, 1 << 20)
-        out.flush()
-        os.fsync(out.fileno())  # on disk before the journal says it was received
-    return target.stat().st_size
-
-
 class DocumentController(Controller):
     path = "/v1"
     tags = ("documents",)
@@ -149,24 +117,7 @@ class DocumentController(Controller):
                 "files", f"at most {limit} files per upload (server.max_files_per_upload)"
             )
         names = [_clean_name(f.filename, i) for i, f in enumerate(files)]
-        job = Job(files=[])
-        job_dir = ingestion.new_job_dir(job)
-        try:
-            for index, (upload, name) in enumerate(zip(files, names, strict=True)):
-                target = job_dir / f"{index:05d}.upload"  # never the client's name
-                size = await asyncio.to_thread(_save, upload, target)
-                task = FileTask(file_name=name, path=target, size_bytes=size)
-                if (reason := await asyncio.to_thread(_sniff, target, name)) is not None:
-                    task.state, task.error = FileState.FAILED, reason
-                    target.unlink()
-                job.files.append(task)
-            if all(t.state is FileState.FAILED for t in job.files):
-                reasons = "; ".join(f"{t.file_name}: {t.error}" for t in job.files)
-                raise UnsupportedFile(f"no file can be ingested: {reasons}")
-            await ingestion.submit(job)
-        except BaseException:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise
+        job = await ingestion.receive([(n, f.file) for n, f in zip(names, files, strict=True)])
         return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
 
     @get(
