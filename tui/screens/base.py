@@ -4,7 +4,7 @@ and polling that runs only while the screen is visible."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -36,10 +36,8 @@ class ConsoleScreen(Screen[None]):
 
     @property
     def console(self) -> AdminApp:
-        from tui.app import AdminApp
-
-        assert isinstance(self.app, AdminApp)
-        return self.app
+        """The app, typed: a screen never imports it at run time (tui.app imports the screens)."""
+        return cast("AdminApp", self.app)
 
     @property
     def client(self) -> ApplianceClient:

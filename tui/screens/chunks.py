@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -14,6 +14,9 @@ from textual.widgets import Footer, Static
 from appliance.client import ApiError
 from tui.messages import CallFailed, ChunksLoaded
 from tui.widgets.plain import plain
+
+if TYPE_CHECKING:
+    from tui.app import AdminApp
 
 PAGE = 200
 
@@ -46,11 +49,9 @@ class ChunksScreen(Screen[None]):
 
     @work(exclusive=True, group="chunks", exit_on_error=False)
     async def load(self) -> None:
-        from tui.app import AdminApp
-
-        assert isinstance(self.app, AdminApp)
+        client = cast("AdminApp", self.app).client
         try:
-            page = await self.app.client.chunks(self.document_id, self.loaded, PAGE)
+            page = await client.chunks(self.document_id, self.loaded, PAGE)
         except ApiError as exc:
             self.post_message(CallFailed(f"read the chunks of {self.file_name}", exc))
             return
