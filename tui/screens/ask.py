@@ -11,14 +11,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
-from appliance.domain.types import Citation, DoneEvent, ErrorEvent, Evidence, TokenEvent
+from appliance.client.display import where
+from appliance.domain.types import DoneEvent, ErrorEvent, TokenEvent
 from tui.messages import AnswerDone, AnswerFailed, AnswerToken
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import cell, plain
-
-
-def where(item: Citation | Evidence) -> str:
-    return item.file_name + (f", page {item.page}" if item.page else "")
 
 
 def stats_line(done: DoneEvent) -> str:
