@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,7 +16,7 @@ from tui.screens.base import ConsoleScreen
 from tui.screens.chunks import ChunksScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
-from tui.widgets.record_table import selected_key, sync_rows
+from tui.widgets.record_table import RecordTable
 
 COLUMNS = ("name", "type", "pages", "chunks", "ingested")
 
@@ -42,13 +41,19 @@ def matches(d: DocumentRead, needle: str) -> bool:
     return not needle or needle in d.file_name.lower() or needle in kind(d.content_type)
 
 
+class DocumentTable(RecordTable):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d,delete", "act('delete')", "Delete"),
+        Binding("r", "act('reindex')", "Re-index"),
+    ]
+
+
 class DocumentsScreen(ConsoleScreen):
     MODE = "documents"
     POLL_S: ClassVar[float | None] = 2.0
     CSS_PATH = "documents.tcss"
+    AUTO_FOCUS = "#documents"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d,delete", "delete", "Delete"),
-        Binding("r", "reindex", "Re-index"),
         Binding("enter", "chunks", "Chunks", show=True),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "table", "To table", show=False),
@@ -61,17 +66,9 @@ class DocumentsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
         yield Input(placeholder="Filter by name or type (/)", id="filter")
-        table: DataTable[Text] = DataTable(id="documents", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield DocumentTable(COLUMNS, id="documents")
         yield Static("", id="summary")
         yield from self.compose_footer()
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        table = self.query_one("#documents", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
-        table.focus()
 
     def poll(self) -> None:
         self.load()
@@ -90,7 +87,7 @@ class DocumentsScreen(ConsoleScreen):
     def show(self) -> None:
         needle = self.query_one("#filter", Input).value
         shown = {i: cells(d) for i, d in self.documents.items() if matches(d, needle)}
-        sync_rows(self.query_one("#documents", DataTable), shown, COLUMNS)
+        self.query_one("#documents", RecordTable).show_rows(shown)
         chunks = sum(d.chunks for d in self.documents.values())
         text = f"{len(self.documents)} documents · {chunks} chunks"
         if needle.strip():
@@ -98,14 +95,13 @@ class DocumentsScreen(ConsoleScreen):
         self.query_one("#summary", Static).update(plain(text))
 
     def _selected(self) -> DocumentRead | None:
-        key = selected_key(self.query_one("#documents", DataTable))
-        return self.documents.get(key) if key else None
+        return self.documents.get(self.query_one("#documents", RecordTable).selected_key or "")
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()
 
     def action_table(self) -> None:
-        self.query_one("#documents", DataTable).focus()
+        self.query_one("#documents", RecordTable).focus()
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
@@ -117,11 +113,17 @@ class DocumentsScreen(ConsoleScreen):
         if doc is not None:
             self.app.push_screen(ChunksScreen(doc.id, doc.file_name))
 
-    def action_delete(self) -> None:
-        doc = self._selected()
+    @on(RecordTable.RowAction, "#documents")
+    def document_action(self, event: RecordTable.RowAction) -> None:
+        doc = self.documents.get(event.key or "")
         if doc is None:
             return
+        if event.action == "delete":
+            self.confirm_delete(doc)
+        elif event.action == "reindex":
+            self.reindex(doc)
 
+    def confirm_delete(self, doc: DocumentRead) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
                 self.delete(doc.id, doc.file_name)
@@ -136,10 +138,7 @@ class DocumentsScreen(ConsoleScreen):
         self.load()
 
     @work(group="reindex", exit_on_error=False)
-    async def action_reindex(self) -> None:
-        doc = self._selected()
-        if doc is None:
-            return
+    async def reindex(self, doc: DocumentRead) -> None:
         created = await self.call(f"re-index {doc.file_name}", self.client.reindex(doc.id))
         if created is not None:
             self.notify(f"re-indexing {doc.file_name} (job {created.job_id[:8]}): see Ingest/jobs")

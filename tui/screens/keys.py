@@ -5,20 +5,19 @@ from __future__ import annotations
 import time
 from typing import ClassVar, Literal, cast
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import Input, Select, Static
 
 from appliance.wire.api import KeyCreated, KeyRead
 from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
-from tui.widgets.record_table import selected_key, sync_rows
+from tui.widgets.record_table import RecordTable
 
 COLUMNS = ("id", "role", "name", "created", "revoked")
 Role = Literal["admin", "ingest", "query"]
@@ -84,14 +83,18 @@ class SecretScreen(ModalScreen[None]):
         self.notify("copied (if your terminal allows OSC 52)")
 
 
+class KeyTable(RecordTable):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "act('new')", "New key"),
+        Binding("d,delete", "act('revoke')", "Revoke"),
+    ]
+
+
 class KeysScreen(ConsoleScreen):
     MODE = "keys"
     POLL_S: ClassVar[float | None] = 5.0
     CSS_PATH = "keys.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new", "New key"),
-        Binding("d,delete", "revoke", "Revoke"),
-    ]
+    AUTO_FOCUS = "#keys"
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,17 +102,9 @@ class KeysScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
-        table: DataTable[Text] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield KeyTable(COLUMNS, id="keys")
         yield Static("", id="keys-summary")
         yield from self.compose_footer()
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        table = self.query_one("#keys", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
-        table.focus()
 
     def poll(self) -> None:
         self.load()
@@ -126,13 +121,21 @@ class KeysScreen(ConsoleScreen):
             k.id: (k.id, k.role, k.name, _when(k.created_at), _when(k.revoked_at))
             for k in message.keys
         }
-        sync_rows(self.query_one("#keys", DataTable), rows, COLUMNS)
+        self.query_one("#keys", RecordTable).show_rows(rows)
         live = sum(1 for k in message.keys if k.revoked_at is None)
         self.query_one("#keys-summary", Static).update(
             f"{live} active keys, {len(message.keys) - live} revoked · n: new · d: revoke"
         )
 
-    def action_new(self) -> None:
+    @on(RecordTable.RowAction, "#keys")
+    def key_action(self, event: RecordTable.RowAction) -> None:
+        key = self.keys.get(event.key or "")
+        if event.action == "new":
+            self.new_key()
+        elif event.action == "revoke" and key is not None:
+            self.confirm_revoke(key)
+
+    def new_key(self) -> None:
         def answered(answer: tuple[str, Role] | None) -> None:
             if answer is not None:
                 self.create(*answer)
@@ -149,11 +152,7 @@ class KeysScreen(ConsoleScreen):
     def on_key_made(self, message: KeyMade) -> None:
         self.app.push_screen(SecretScreen(message.created))
 
-    def action_revoke(self) -> None:
-        key_id = selected_key(self.query_one("#keys", DataTable))
-        key = self.keys.get(key_id) if key_id else None
-        if key is None:
-            return
+    def confirm_revoke(self, key: KeyRead) -> None:
         if key.revoked_at is not None:
             self.notify(f"key {key.id} is already revoked", severity="warning")
             return

@@ -5,18 +5,17 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from appliance.domain.types import ScanReport
 from appliance.wire.api import SourceRead
 from tui.messages import SourcesLoaded
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import plain
-from tui.widgets.record_table import selected_key, sync_rows
+from tui.widgets.record_table import RecordTable
 
 COLUMNS = ("id", "path", "schedule", "last scan", "result")
 
@@ -53,25 +52,21 @@ def _schedule(source: SourceRead) -> str:
     return ", ".join(parts)
 
 
+class SourceTable(RecordTable):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "act('scan')", "Scan now")]
+
+
 class SourcesScreen(ConsoleScreen):
     MODE = "sources"
     POLL_S: ClassVar[float | None] = 3.0
     CSS_PATH = "sources.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "scan", "Scan now")]
+    AUTO_FOCUS = "#sources"
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
-        table: DataTable[Text] = DataTable(id="sources", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield SourceTable(COLUMNS, id="sources")
         yield Static("", id="sources-summary")
         yield from self.compose_footer()
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        table = self.query_one("#sources", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
-        table.focus()
 
     def poll(self) -> None:
         self.load()
@@ -90,17 +85,17 @@ class SourcesScreen(ConsoleScreen):
             )
             for s in message.sources
         }  # fmt: skip
-        sync_rows(self.query_one("#sources", DataTable), rows, COLUMNS)
+        self.query_one("#sources", RecordTable).show_rows(rows)
         summary = f"{len(rows)} synced folders · s: scan the selected one now"
         if not rows:
             summary = "no synced folders: add one with [[sources]] in the config or " \
                 "`appliance sources add`"  # fmt: skip
         self.query_one("#sources-summary", Static).update(plain(summary))
 
-    def action_scan(self) -> None:
-        source_id = selected_key(self.query_one("#sources", DataTable))
-        if source_id:
-            self.scan(source_id)
+    @on(RecordTable.RowAction, "#sources")
+    def scan_selected(self, event: RecordTable.RowAction) -> None:
+        if event.key:  # `s`, the table's one action
+            self.scan(event.key)
 
     @work(group="scan", exit_on_error=False)
     async def scan(self, source_id: str) -> None:
