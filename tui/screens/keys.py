@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar, Literal, cast
 
 from textual import on, work
@@ -12,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static
 
+from appliance.client.display import when
 from appliance.wire.api import KeyCreated, KeyRead
 from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
@@ -21,10 +21,6 @@ from tui.widgets.record_table import RecordTable
 
 COLUMNS = ("id", "role", "name", "created", "revoked")
 Role = Literal["admin", "ingest", "query"]
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
 class NewKeyScreen(ModalScreen[tuple[str, Role] | None]):
@@ -118,7 +114,7 @@ class KeysScreen(ConsoleScreen):
     def on_keys_loaded(self, message: KeysLoaded) -> None:
         self.keys = {k.id: k for k in message.keys}
         rows = {
-            k.id: (k.id, k.role, k.name, _when(k.created_at), _when(k.revoked_at))
+            k.id: (k.id, k.role, k.name, when(k.created_at), when(k.revoked_at))
             for k in message.keys
         }
         self.query_one("#keys", RecordTable).show_rows(rows)

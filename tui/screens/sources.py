@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from textual import on, work
@@ -10,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
+from appliance.client.display import when
 from appliance.domain.types import ScanReport
 from appliance.wire.api import SourceRead
 from tui.messages import SourcesLoaded
@@ -18,10 +18,6 @@ from tui.widgets.plain import plain
 from tui.widgets.record_table import RecordTable
 
 COLUMNS = ("id", "path", "schedule", "last scan", "result")
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
 def _result(report: ScanReport | None) -> str:
@@ -81,7 +77,7 @@ class SourcesScreen(ConsoleScreen):
         rows = {
             s.settings.id: (
                 s.settings.id, s.settings.path, _schedule(s),
-                _when(s.last_scan.started_at if s.last_scan else None), _result(s.last_scan),
+                when(s.last_scan.started_at if s.last_scan else None), _result(s.last_scan),
             )
             for s in message.sources
         }  # fmt: skip
