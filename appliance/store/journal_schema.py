@@ -80,15 +80,6 @@ CREATE TABLE IF NOT EXISTS source_files (
     PRIMARY KEY (source_id, path)
 );
 """
-DOC_COLUMNS = (
-    "id, file_name, content_hash, content_type, size_bytes, chunks, pages, created_at, "
-    "file_type, title, author, created, modified, source_id, parent_id, meta"
-)
-FILE_COLUMNS = (
-    "job_id, idx, file_name, upload_path, size_bytes, stage, state, document_id, "
-    "content_hash, content_type, pages, chunks_total, error, note, extra"
-)
-JOB_COLUMNS = "id, state, created_at, started_at, finished_at"
 
 
 class DocumentRow(msgspec.Struct, frozen=True):
@@ -139,6 +130,12 @@ class FileRow(msgspec.Struct, frozen=True):
     error: str | None
     note: str | None
     extra: str = "{}"  # JSON: metadata and links of the file (see FileTask)
+
+
+# The columns a row is read and written with: its fields, in order (defined once, there).
+DOC_COLUMNS = ", ".join(DocumentRow.__struct_fields__)
+FILE_COLUMNS = ", ".join(FileRow.__struct_fields__)
+JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
 
 
 def connect(path: Path) -> sqlite3.Connection:
