@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 from jinja2 import TemplateError
 
 from appliance.domain.errors import FieldError
-from appliance.domain.protocols import Generator, TokenStream
+from appliance.domain.protocols import Generator
 from appliance.domain.types import ErrorEvent, FinishReason, TokenEvent
 from appliance.observability.metrics import Metrics
 from appliance.query.conversations import join_follow_up
 from appliance.query.draining import Draining
-from appliance.query.generation import Generated, GenerationRules, generate
+from appliance.query.generation import Generated, GenerationRules, QueuedGeneration
 
 Message = dict[str, str]  # {"role": ..., "content": ...}, as `Generator.encode` reads
 
@@ -111,36 +110,13 @@ class ChatService:
         return PreparedChat(self._rules, stream, len(tokens), t0)
 
 
-class PreparedChat:
+class PreparedChat(QueuedGeneration[ChatDone]):
     """A queued completion; iterate `events()` to stream it, `cancel()` to drop it."""
 
-    def __init__(
-        self, rules: GenerationRules, stream: TokenStream, prompt_tokens: int, t_start: float
-    ) -> None:
-        self._rules = rules
-        self._stream = stream
-        self.prompt_tokens = prompt_tokens
-        self._t_start = t_start
-
-    async def cancel(self) -> None:
-        await self._stream.aclose()
-
-    def events(self) -> AsyncGenerator[ChatEvent, None]:
-        """Token events, then one done event; or an error event if generation fails."""
-        return self._rules.tracked(self._events())
-
-    async def _events(self) -> AsyncGenerator[ChatEvent, None]:
-        generation = generate(
-            self._rules, self._stream, self.prompt_tokens, t_start=self._t_start, answer=False
+    async def finished(self, generated: Generated) -> ChatDone:
+        return ChatDone(
+            finish_reason=generated.finish_reason,
+            prompt_tokens=generated.prompt_tokens,
+            completion_tokens=generated.completion_tokens,
+            cached_tokens=generated.cached_tokens,
         )
-        async with aclosing(generation):
-            async for event in generation:
-                if not isinstance(event, Generated):
-                    yield event
-                    continue
-                yield ChatDone(
-                    finish_reason=event.finish_reason,
-                    prompt_tokens=event.prompt_tokens,
-                    completion_tokens=event.completion_tokens,
-                    cached_tokens=event.cached_tokens,
-                )

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-import msgspec
-
 from appliance.domain.errors import FieldError
-from appliance.domain.types import AnswerEvent, DoneEvent
+from appliance.domain.types import DoneEvent
 from appliance.store.journal_conversations import ConversationJournal, TurnRow
 
 _OPENS_FOLLOW_UP = re.compile(
@@ -112,15 +109,3 @@ class ConversationService:
             turn.conversation_id, turn.key_id, row,
             max_turns=self._limits.max_turns, max_conversations=self._limits.max_conversations,
         )  # fmt: skip
-
-    async def recorded(
-        self, turn: Turn | None, events: AsyncIterator[AnswerEvent]
-    ) -> AsyncGenerator[AnswerEvent, None]:
-        """`events`, the done event marked with the conversation and recorded in it."""
-        async for event in events:
-            if turn is not None and isinstance(event, DoneEvent):
-                event = msgspec.structs.replace(
-                    event, conversation_id=turn.conversation_id, searched=turn.searched
-                )
-                await self.record(turn, event)
-            yield event

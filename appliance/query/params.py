@@ -1,33 +1,14 @@
-"""The query service's values: what a search found, what an answer is asked with,
-the plan of an answer (its prompt and what the model reads), and its citations."""
+"""What a question is asked with: the request's parameters, the answer settings of the
+config, and the refusals of a request the config cannot serve."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from appliance.config.schema import PromptStrategy
 from appliance.domain.errors import FieldError
-from appliance.domain.protocols import Embedder
-from appliance.domain.types import Citation, DocumentFilter, DocumentInfo, Hit
-from appliance.query.context import Sentence
-from appliance.query.prompt import BuiltPrompt
-
-SNIPPET_CHARS = 300
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    hits: list[Hit]
-    embed_ms: float
-    search_ms: float
-    vector: list[float] = field(default_factory=list, repr=False)
-    # the model `vector` came from: the rest of the answer embeds with it too, even if the
-    # embedding model is switched meanwhile (never two vector spaces in one answer)
-    embedder: Embedder | None = field(default=None, repr=False)
-    fused: bool = False  # hybrid: RRF scores (min_score was applied to the dense ranking)
+from appliance.domain.types import DocumentFilter
 
 
 @dataclass(frozen=True)
@@ -40,6 +21,7 @@ class AskParams:
     strategy: str | None = None  # a [prompts.*] name; None: generation.prompt
     filters: DocumentFilter | None = None
     retrieval: str | None = None  # "dense" | "hybrid"; None: retrieval.mode
+    conversation_id: str | None = None  # the caller's conversation it continues, if any
 
 
 @dataclass(frozen=True)
@@ -76,57 +58,3 @@ class NoLexicalIndex(FieldError):
             "retrieval", "this index has no BM25 vectors (a Qdrant collection made without "
             "them): only \"dense\" retrieval is available",
         )  # fmt: skip
-
-
-def citations_for(
-    hits: Sequence[Hit], documents: dict[str, DocumentInfo] | None = None
-) -> list[Citation]:
-    documents = documents or {}
-    citations = []
-    for i, h in enumerate(hits, start=1):
-        info = documents.get(h.document_id) or DocumentInfo()
-        citations.append(
-            Citation(
-                index=i,
-                document_id=h.document_id,
-                file_name=h.file_name,
-                chunk_index=h.chunk_index,
-                score=round(h.score, 4),
-                page=h.page,
-                heading=h.heading,
-                snippet=h.text[:SNIPPET_CHARS],
-                location=h.location,
-                title=info.title,
-                author=info.author,
-                file_type=info.file_type,
-                source=info.source,
-            )
-        )
-    return citations
-
-
-def cosines(vectors: Sequence[Sequence[float]], query: Sequence[float]) -> list[float]:
-    if not vectors:
-        return []
-    return [float(x) for x in np.asarray(vectors, dtype=np.float32) @ np.asarray(query)]
-
-
-@dataclass
-class Plan:
-    """A prompt and what the model reads in it, before generation."""
-
-    name: str
-    strategy: PromptStrategy
-    prompt: BuiltPrompt
-    pool: list[Hit]  # the cited passages: what the context was drawn from
-    read: list[Sentence] | None  # sentence strategies: the sentences in the prompt
-    vectors: dict[tuple[str, int], list[float]]  # sentence embeddings known so far
-    embedder: Embedder | None = None  # the model of the question's vector
-    documents: dict[str, DocumentInfo] = field(default_factory=dict)  # of the cited passages
-
-    def citation_of(self) -> dict[str, int]:
-        return {h.point_id: n for n, h in enumerate(self.pool, start=1)}
-
-
-def sentence_key(s: Sentence) -> tuple[str, int]:
-    return (s.hit.point_id, s.index)

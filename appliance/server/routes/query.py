@@ -9,33 +9,29 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, WebSocket, post, websocket
-from litestar.exceptions import ValidationException, WebSocketDisconnect
+from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
-from appliance.query.conversations import ConversationService, Turn
 from appliance.query.draining import SHUTTING_DOWN
-from appliance.query.pipeline import AskParams, QueryService, UnknownStrategy
+from appliance.query.params import AskParams
+from appliance.query.pipeline import QueryService
+from appliance.security.key_store import KeyStore
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.auth import WS_UNAUTHORIZED, SocketBudget
 from appliance.server.errors import ApplianceError, error_event, field_error
 from appliance.server.openapi import SseEvent, errors
-from appliance.server.services import Services
 from appliance.wire.api import AskRequest, AskResponse, SearchRequest, SearchResponse
 
 
-def ask_params(data: AskRequest, settings: Settings, question: str | None = None) -> AskParams:
-    """The query service's parameters; `question`: the text to search and answer, if not
-    the request's own (a conversation's follow-up, rewritten)."""
+def ask_params(data: AskRequest, settings: Settings) -> AskParams:
+    """The request as the query service reads it (the config's defaults filled in)."""
     g = settings.generation
-    if data.strategy is not None and data.strategy not in settings.prompts:
-        known = ", ".join(sorted(settings.prompts))
-        raise UnknownStrategy(f"unknown prompt strategy {data.strategy!r} (known: {known})")
     return AskParams(
-        question=question or data.query,
+        question=data.query,
         top_k=data.top_k or settings.retrieval.top_k,
         max_tokens=data.max_tokens,
         temperature=g.temperature if data.temperature is None else data.temperature,
@@ -43,17 +39,8 @@ def ask_params(data: AskRequest, settings: Settings, question: str | None = None
         strategy=data.strategy,
         filters=data.filters,
         retrieval=data.retrieval,
+        conversation_id=data.conversation_id,
     )
-
-
-def conversations(services: Services) -> ConversationService:
-    return ConversationService(services.journal)
-
-
-async def begin_turn(data: AskRequest, services: Services, key_id: str) -> Turn | None:
-    if data.conversation_id is None:
-        return None
-    return await conversations(services).begin(key_id, data.conversation_id, data.query)
 
 
 class StreamFailed(ApplianceError):
@@ -87,14 +74,14 @@ class QueryController(Controller):
             raise field_error(
                 "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
             )
-        found = await query_service.search(
+        found = await query_service.searcher.search(
             data.query, top_k, data.document_ids, data.filters, retrieval=data.retrieval
         )
         return SearchResponse(
             hits=found.hits,
             embed_ms=round(found.embed_ms, 3),
             search_ms=round(found.search_ms, 3),
-            documents=await query_service.describe(found.hits),
+            documents=await query_service.searcher.describe(found.hits),
         )
 
     @post(
@@ -106,29 +93,13 @@ class QueryController(Controller):
         data: AskRequest,
         query_service: QueryService,
         settings: Settings,
-        services: Services,
         request: Request[KeyRecord, Any, Any],
     ) -> AskResponse:
-        turn = await begin_turn(data, services, request.user.id)
-        prepared = await query_service.prepare(
-            ask_params(data, settings, turn.searched if turn else None)
-        )
-        stream = conversations(services).recorded(turn, prepared.events())
-        async with contextlib.aclosing(stream) as events:
+        prepared = await query_service.ask(ask_params(data, settings), request.user.id)
+        async with contextlib.aclosing(prepared.events()) as events:
             async for event in events:
                 if isinstance(event, DoneEvent):
-                    return AskResponse(
-                        answer=event.answer,
-                        citations=event.citations,
-                        timings=event.timings,
-                        finish_reason=event.finish_reason,
-                        evidence=event.evidence,
-                        grounded=event.grounded,
-                        unsupported=event.unsupported,
-                        strategy=event.strategy,
-                        conversation_id=event.conversation_id,
-                        searched=event.searched,
-                    )
+                    return AskResponse(**msgspec.structs.asdict(event))
                 if isinstance(event, ErrorEvent):
                     raise StreamFailed(event)
         raise StreamFailed(ErrorEvent("generation ended without an answer", 500))
@@ -156,17 +127,12 @@ class QueryController(Controller):
         data: AskRequest,
         query_service: QueryService,
         settings: Settings,
-        services: Services,
         request: Request[KeyRecord, Any, Any],
     ) -> ServerSentEvent:
-        turn = await begin_turn(data, services, request.user.id)
-        prepared = await query_service.prepare(
-            ask_params(data, settings, turn.searched if turn else None)
-        )
+        prepared = await query_service.ask(ask_params(data, settings), request.user.id)
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
-            stream = conversations(services).recorded(turn, prepared.events())
-            async with contextlib.aclosing(stream) as events:
+            async with contextlib.aclosing(prepared.events()) as events:
                 async for event in events:
                     yield ServerSentEventMessage(
                         data=_encoder.encode(event).decode(), event=event_name(event)
@@ -180,15 +146,12 @@ async def _answer_over_socket(
     raw: str | bytes,
     query_service: QueryService,
     settings: Settings,
-    services: Services,
 ) -> None:
     async def send(event: AnswerEvent) -> None:
         await socket.send_data(_encoder.encode(event).decode(), mode="text")
 
     try:
-        request = msgspec.json.decode(raw, type=AskRequest)
-        turn = await begin_turn(request, services, socket.user.id)
-        params = ask_params(request, settings, turn.searched if turn else None)
+        params = ask_params(msgspec.json.decode(raw, type=AskRequest), settings)
     except msgspec.ValidationError as exc:
         await send(ErrorEvent(f"Validation failed: {exc}", 400, "invalid_request"))
         return
@@ -197,20 +160,16 @@ async def _answer_over_socket(
             ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400, "invalid_request")
         )
         return
-    except ValidationException as exc:
-        await send(ErrorEvent(str(exc.detail), 400, "invalid_request"))
-        return
     except ApplianceError as exc:
         await send(error_event(socket.app, exc))
         return
     try:
-        prepared = await query_service.prepare(params)
+        prepared = await query_service.ask(params, socket.user.id)
     except ApplianceError as exc:
         await send(error_event(socket.app, exc))
         return
     try:
-        stream = conversations(services).recorded(turn, prepared.events())
-        async with contextlib.aclosing(stream) as events:
+        async with contextlib.aclosing(prepared.events()) as events:
             async for event in events:
                 await send(event)
     finally:
@@ -225,7 +184,7 @@ async def ask_websocket(
     socket: WebSocket[Any, Any, Any],
     query_service: QueryService,
     settings: Settings,
-    services: Services,
+    keys: KeyStore,
 ) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
     messages (`type` is token, done or error). Several questions may follow one another;
@@ -244,14 +203,14 @@ async def ask_websocket(
                 receive.cancel()
                 break
             raw = receive.result()
-            key = services.keys.get(socket.user.id)
+            key = keys.get(socket.user.id)
             if key is None or not key.active:  # revoked while the socket was open
                 await socket.close(code=WS_UNAUTHORIZED, reason="the API key was revoked")
                 return
             if refused := await budget.refusal():
                 await socket.send_data(_encoder.encode(refused).decode(), mode="text")
                 continue
-            await _answer_over_socket(socket, raw, query_service, settings, services)
+            await _answer_over_socket(socket, raw, query_service, settings)
         await socket.close(code=WS_1001_GOING_AWAY, reason=SHUTTING_DOWN)
     except WebSocketDisconnect:
         return
