@@ -13,9 +13,10 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from appliance.query.conversations import UnknownConversation
+from appliance.security.audit import AuditLog
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.openapi import errors
-from appliance.server.services import Services
+from appliance.store.journal import Journal
 from appliance.store.journal_conversations import ConversationRow
 from appliance.wire.api import ConversationList, ConversationRead, ConversationTurn
 
@@ -32,12 +33,12 @@ OWNER = Parameter(
 )  # fmt: skip
 
 
-async def _own(
-    services: Services, key: KeyRecord, conversation_id: str, owner: str | None
+async def owned(
+    journal: Journal, key: KeyRecord, conversation_id: str, owner: str | None
 ) -> ConversationRow:
     """The conversation `conversation_id` of the caller (or, for an admin, of `owner`)."""
     key_id = key.id if owner is None or key.role is not Role.ADMIN else owner
-    row = await services.journal.conversation(key_id, conversation_id)
+    row = await journal.conversation(key_id, conversation_id)
     if row is None or (owner is not None and owner != row.key_id):
         raise UnknownConversation()
     return row
@@ -52,14 +53,12 @@ class ConversationController(Controller):
          responses=errors())  # fmt: skip
     async def list_conversations(
         self,
-        services: Services,
+        journal: Journal,
         request: Request[KeyRecord, Any, Any],
         limit: int = Parameter(default=50, ge=1, le=1000),
     ) -> ConversationList:
         key = request.user
-        rows = await services.journal.conversations(
-            None if key.role is Role.ADMIN else key.id, limit
-        )
+        rows = await journal.conversations(None if key.role is Role.ADMIN else key.id, limit)
         return ConversationList([_read(r) for r in rows])
 
     @get("/{conversation_id:str}", summary="A conversation and its turns (query; admin: any key's)",
@@ -67,12 +66,12 @@ class ConversationController(Controller):
     async def get_conversation(
         self,
         conversation_id: str,
-        services: Services,
+        journal: Journal,
         request: Request[KeyRecord, Any, Any],
         key_id: str | None = OWNER,
     ) -> ConversationRead:
-        row = await _own(services, request.user, conversation_id, key_id)
-        turns = await services.journal.turns(row.key_id, conversation_id)
+        row = await owned(journal, request.user, conversation_id, key_id)
+        turns = await journal.turns(row.key_id, conversation_id)
         history = [
             ConversationTurn(t.turn, t.question, t.searched, t.answer, t.files, t.created_at)
             for t in turns
@@ -85,13 +84,14 @@ class ConversationController(Controller):
     async def delete_conversation(
         self,
         conversation_id: str,
-        services: Services,
+        journal: Journal,
+        audit: AuditLog,
         request: Request[KeyRecord, Any, Any],
         key_id: str | None = OWNER,
     ) -> None:
-        row = await _own(services, request.user, conversation_id, key_id)
-        await services.journal.delete_conversation(row.key_id, conversation_id)
-        services.audit.record(
+        row = await owned(journal, request.user, conversation_id, key_id)
+        await journal.delete_conversation(row.key_id, conversation_id)
+        audit.record(
             "conversation_deleted", by=request.user.id, key_id=row.key_id,
             conversation=conversation_id,
         )  # fmt: skip
