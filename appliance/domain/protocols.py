@@ -1,4 +1,5 @@
-"""Interfaces of the services; wiring picks the concrete adapters."""
+"""Interfaces of the services; the composition root (`server/build.py`) picks the
+concrete adapters, and nothing above it names one."""
 
 from __future__ import annotations
 
@@ -77,6 +78,30 @@ class Generator(Protocol):
         ...
 
     def queue_depth(self) -> int: ...
+
+    @property
+    def active(self) -> int:
+        """Answers being generated now (slots in use, or requests in flight)."""
+        ...
+
+    @property
+    def slots(self) -> int:
+        """Answers generated at once at most."""
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """Whether the generator ran (or its server answered) last time; no request made."""
+        ...
+
+    async def readiness(self) -> str:
+        """The readiness check's code: "ok", "not_running" or "unreachable" (why is
+        logged)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the event loop holds (connections), at shutdown."""
+        ...
 
 
 class VectorStore(Protocol):

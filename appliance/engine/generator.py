@@ -93,8 +93,22 @@ class LlamaGenerator:
     def alive(self) -> bool:
         return self._engine.alive
 
+    async def readiness(self) -> str:
+        return "ok" if self._engine.alive else "not_running"
+
+    async def aclose(self) -> None:
+        """Nothing held by the event loop (`close()` frees the model, from `Engine.stop`)."""
+
     def queue_depth(self) -> int:
         return self._engine.generation_depth()
+
+    @property
+    def active(self) -> int:
+        return self._engine.active_generations
+
+    @property
+    def slots(self) -> int:
+        return self._engine.slots
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text of `messages` in the model's chat template, ready for an answer."""

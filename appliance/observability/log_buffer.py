@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import deque
 
-from appliance.wire.api import LogLine
+from appliance.wire.api import LogLine, LogPage
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}  # fmt: skip
@@ -70,3 +70,7 @@ class LogBuffer(logging.Handler):
                 if line.seq > after and LEVELS.get(line.level, logging.CRITICAL) >= floor
             ]  # fmt: skip
         return lines[-limit:]
+
+    def page(self, after: int, level: str = "debug", limit: int = 500) -> LogPage:
+        """`since(after, level, limit)` and the last line's number (GET /v1/logs)."""
+        return LogPage(lines=self.since(after, level, limit), last_seq=self.last_seq)

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from appliance.engine.remote.generator import OpenAIGenerator
+from appliance.observability.exposition import exposition
+from appliance.observability.readiness import part_checks
 from appliance.server.auth import ANY_KEY
 from appliance.server.openapi import errors
 from appliance.server.services import Services
 from appliance.server.startup import start_error
 from appliance.wire.api import Health, Readiness
-
-log = logging.getLogger(__name__)
-PING_TIMEOUT_S = 2.0
 
 
 class HealthController(Controller):
@@ -60,28 +54,7 @@ class HealthController(Controller):
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "2"},
             )
-        generator = services.generator
-        if isinstance(generator, OpenAIGenerator):  # GET <url>/models (cached 5 s; logs why not)
-            chat = "ok" if await generator.check() == "ok" else "unreachable"
-        else:
-            chat = "ok" if generator.alive else "not_running"
-        checks: dict[str, str] = {
-            "embedding_model": "ok" if services.embedder.alive else "not_running",
-            "chat_model": chat,
-        }
-        for name, ping in (
-            ("vector_store", services.store.ping),
-            ("journal", services.journal.ping),
-        ):
-            try:
-                await asyncio.wait_for(ping(), PING_TIMEOUT_S)
-                checks[name] = "ok"
-            except TimeoutError:
-                log.warning("readiness: the %s gave no answer within %ss", name, PING_TIMEOUT_S)
-                checks[name] = "timeout"
-            except Exception as exc:
-                log.warning("readiness: the %s failed its ping: %s", name, exc)
-                checks[name] = "error"
+        checks = await part_checks(services)
         ready = all(v == "ok" for v in checks.values())
         return Response(
             Readiness(status="ready" if ready else "unavailable", checks=checks),
@@ -96,18 +69,4 @@ class HealthController(Controller):
         responses=errors(),
     )
     async def metrics(self, services: Services) -> Response[bytes]:
-        m = services.metrics
-        m.queue_depth.labels("embedding").set(services.embedder.queue_depth())
-        m.queue_depth.labels("generation").set(services.generator.queue_depth())
-        m.queue_depth.labels("store").set(services.store.queue_depth())
-        if isinstance(services.generator, OpenAIGenerator):  # requests in flight to it
-            m.slots_active.set(services.generator.active)
-            m.slots_total.set(services.generator.slots)
-        else:
-            m.slots_active.set(services.engine.thread.active_generations)
-            m.slots_total.set(services.engine.thread.slots)
-        m.audit_dropped.set(services.audit.dropped)
-        with contextlib.suppress(Exception):  # a slow store must not break the scrape
-            m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))
-        body = generate_latest(REGISTRY) + generate_latest(m.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return Response(await exposition(services), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,89 @@
+"""What GET /v1/status reports: version, uptime, models, RAM plan, store, documents, disk.
+
+The admin console's dashboard reads it. The chat model of an external server is shown
+by name and address (without user:password@), with its context and the requests in
+flight to it at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+
+import appliance
+from appliance.config.paths import data_dir
+from appliance.config.schema import GenerationSettings, Settings
+from appliance.engine.remote.client import public_url
+from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
+from appliance.models.sizing import ModelPlan, SizingPlan
+from appliance.runtime.files import TreeSizeCache
+from appliance.store.journal import Journal
+from appliance.wire.api import ModelStatus, StatusRead
+
+
+class Reported(Protocol):
+    """What the status reads of the services."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def plan(self) -> SizingPlan: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def data_dir_size(self) -> TreeSizeCache: ...
+
+
+async def status_report(services: Reported) -> StatusRead:
+    root = data_dir(services.settings)
+    disk = await asyncio.to_thread(shutil.disk_usage, root)
+    url = services.settings.storage.qdrant_url
+    plan = services.plan
+    return StatusRead(
+        version=appliance.__version__,
+        started_at=services.started_at,
+        uptime_s=time.time() - services.started_at,
+        models=[
+            model_status(plan.chat, "chat")
+            if plan.chat.loaded
+            else external_model_status(services.settings.generation),
+            model_status(plan.embedding, "embedding"),
+        ],
+        ram_budget_bytes=plan.budget_bytes,
+        ram_planned_bytes=plan.total_bytes,
+        store=(urlsplit(url).hostname or url) if url else "embedded",
+        documents=len(await services.journal.document_ids()),
+        data_dir_bytes=await services.data_dir_size.get(),
+        disk_free_bytes=disk.free,
+        disk_total_bytes=disk.total,
+        supported_extensions=list(SUPPORTED_EXTENSIONS),
+    )
+
+
+def external_model_status(g: GenerationSettings) -> ModelStatus:
+    """The chat model of an external server: its name, where, its context and the
+    requests in flight to it at most."""
+    return ModelStatus(
+        role="chat",
+        name=f"{g.model} ({public_url(g.url)})",
+        file_size_bytes=0,
+        context_tokens=g.n_ctx,
+        slots=g.external_slots(),
+        threads=0,
+    )
+
+
+def model_status(plan: ModelPlan, role: Literal["chat", "embedding"]) -> ModelStatus:
+    return ModelStatus(
+        role=role,
+        name=plan.info.name,
+        file_size_bytes=plan.info.file_size,
+        context_tokens=plan.n_ctx,
+        slots=plan.slots if role == "chat" else plan.contexts,
+        threads=plan.n_threads,
+    )
