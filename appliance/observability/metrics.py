@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from appliance.observability.state import StateCollector, Watched
+from appliance.observability.live_gauges import LiveGauges, Watched
 
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -139,8 +139,8 @@ class Metrics:
 
     def watch(self, services: Watched) -> None:
         """Export `appliance_ready`, `appliance_part_ready` and `appliance_data_disk_*`,
-        read from `services` at each scrape (appliance/observability/state.py)."""
-        self.registry.register(StateCollector(services))
+        read from `services` at each scrape (observability/live_gauges.py)."""
+        self.registry.register(LiveGauges(services))
 
     def observe_step(self, batch_tokens: int, batch_sequences: int) -> None:
         """Called by the engine thread after every decode step."""

@@ -62,7 +62,9 @@ def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
     return ready, parts
 
 
-class StateCollector(Collector):
+class LiveGauges(Collector):
+    """The gauges read from the services at each scrape (above)."""
+
     def __init__(self, services: Watched) -> None:
         self._services = services
 
