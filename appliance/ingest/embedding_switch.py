@@ -3,7 +3,8 @@
 Vectors of two models cannot be searched together, so the new model's vectors go to a
 new collection (`<collection>__<model name>`) while search, answers and uploads go on
 with the old model and collection:
-1. the new model loads on a thread of its own (a `LlamaEmbedder` without the engine);
+1. the new model loads on a thread of its own (an embedder without the engine, made by
+   the factory the composition root gives: `server/build.py`);
 2. every indexed document's chunk texts (kept in the journal) are embedded and written
    to the new collection, one document at a time under the ingestion lock (`index_lock`), so
    an upload or a delete waits for at most one document;
@@ -21,22 +22,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from appliance.domain.errors import ApplianceError
+from appliance.domain.protocols import Embedder
 from appliance.domain.types import ChunkRecord
-from appliance.engine.cpu_share import ThreadBudget
-from appliance.engine.embedder import LlamaEmbedder, embedding_model
 from appliance.ingest.pipeline import point_id_for
-from appliance.models.sizing import read_gguf_info
+from appliance.models.sizing import GgufInfo, read_gguf_info
 from appliance.store.active_index import ActiveIndex, read_active_index, write_active_index
 from appliance.store.journal import DocumentRow
 
 log = logging.getLogger(__name__)
 BATCH = 16
+
+
+class OwnEmbedder(Embedder, Protocol):
+    """An embedder on a thread of its own: started and stopped by the switch."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+# (model file, its header) -> the embedder, not started; its parameters are the server's
+EmbedderFactory = Callable[[Path, GgufInfo], OwnEmbedder]
+StoreFactory = Callable[[int, str], Any]  # (dim, collection) -> a store, not started
 
 
 class SwitchRefused(ApplianceError):
@@ -60,9 +72,12 @@ class SwitchStatus:
 class EmbeddingSwitch:
     """Runs at most one switch at a time; `status` is what the API reports."""
 
-    def __init__(self, services: Any, make_store: Callable[[int, str], Any]) -> None:
+    def __init__(
+        self, services: Any, make_store: StoreFactory, make_embedder: EmbedderFactory
+    ) -> None:
         self._services = services
-        self._make_store = make_store  # (dim, collection) -> a started-able store
+        self._make_store = make_store
+        self._make_embedder = make_embedder
         self.status = SwitchStatus()
         self._task: asyncio.Task[None] | None = None
         self._path: Path | None = None
@@ -112,7 +127,7 @@ class EmbeddingSwitch:
     async def _run(
         self, name: str, path: Path, collection: str, activate: Callable[[], Callable[[], None]]
     ) -> None:
-        opened: list[Any] = []  # what to close if the swap does not happen
+        opened: list[Callable[[], Awaitable[None]]] = []  # closes if the swap does not happen
         swapped = False
         try:
             embedder, store = await self._open(path, collection, opened)
@@ -130,39 +145,25 @@ class EmbeddingSwitch:
         finally:
             self.status.finished_at = time.time()
             if not swapped:
-                for resource in reversed(opened):
-                    if isinstance(resource, LlamaEmbedder):
-                        await asyncio.to_thread(resource.stop)
-                    else:
-                        await resource.close()
+                for close in reversed(opened):
+                    await close()
 
     async def _open(
-        self, path: Path, collection: str, opened: list[Any]
-    ) -> tuple[LlamaEmbedder, Any]:
-        services = self._services
+        self, path: Path, collection: str, opened: list[Callable[[], Awaitable[None]]]
+    ) -> tuple[OwnEmbedder, Any]:
         info = await asyncio.to_thread(read_gguf_info, path)
-        plan = services.plan.embedding
-        m = services.settings.models
-        budget = ThreadBudget(  # re-embedding everything: the same fair share as ingestion
-            plan.n_threads, adaptive=m.adaptive_threads, thread_nice=m.thread_nice
-        )
-        model = embedding_model(
-            path, n_ctx=min(info.train_ctx, 512), n_threads=plan.n_threads,
-            train_ctx=info.train_ctx, extra_buffers=m.extra_buffers, budget=budget,
-        )  # fmt: skip
-        embedder = LlamaEmbedder(
-            model, None, dim=info.n_embd, thread_nice=services.settings.models.thread_nice
-        )
-        opened.append(embedder)  # before it starts: a cancel mid-load still stops it
+        embedder = self._make_embedder(path, info)
+        # before it starts: a cancel mid-load still stops it
+        opened.append(lambda: asyncio.to_thread(embedder.stop))
         await asyncio.to_thread(embedder.start)
         store = self._make_store(info.n_embd, collection)
-        opened.append(store)
+        opened.append(store.close)
         await asyncio.to_thread(store.start)
         for document_id in await store.document_counts():  # a failed earlier try
             await store.delete_by_document(document_id)
         return embedder, store
 
-    async def _copy(self, doc: DocumentRow, embedder: LlamaEmbedder, store: Any) -> None:
+    async def _copy(self, doc: DocumentRow, embedder: OwnEmbedder, store: Any) -> None:
         chunks = await self._services.journal.chunks_of(doc.id)
         for start in range(0, len(chunks), BATCH):
             batch = chunks[start : start + BATCH]
@@ -178,7 +179,7 @@ class EmbeddingSwitch:
             self.status.chunks_done += len(batch)
         self.status.documents_done += 1
 
-    async def _copy_all(self, embedder: LlamaEmbedder, store: Any) -> None:
+    async def _copy_all(self, embedder: OwnEmbedder, store: Any) -> None:
         services = self._services
         documents = await services.journal.documents()
         self.status.documents_total = len(documents)
@@ -188,7 +189,7 @@ class EmbeddingSwitch:
                     await self._copy(doc, embedder, store)
 
     async def _swap(
-        self, name: str, embedder: LlamaEmbedder, store: Any, collection: str,
+        self, name: str, embedder: OwnEmbedder, store: Any, collection: str,
         activate: Callable[[], Callable[[], None]],
     ) -> None:  # fmt: skip
         services = self._services

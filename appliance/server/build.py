@@ -11,19 +11,22 @@ from pathlib import Path
 from appliance.config.paths import data_dir, secrets_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
+from appliance.engine.cpu_share import ThreadBudget
+from appliance.engine.embedder import LlamaEmbedder, embedding_model
 from appliance.engine.remote.external import (
     ExternalEngine,
     build_external_engine,
     external_generator,
 )
 from appliance.engine.remote.generator import OpenAIGenerator, public_url
+from appliance.ingest.embedding_switch import EmbedderFactory
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
 from appliance.ingest.service import IngestionService
 from appliance.ingest.source_root import protected_folders
 from appliance.ingest.sources import SourceService
 from appliance.models.configured import plan_for
-from appliance.models.sizing import SizingError, SizingPlan
+from appliance.models.sizing import GgufInfo, SizingError, SizingPlan
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.runtime.files import lock_data_dir, unlock_data_dir
@@ -183,7 +186,26 @@ async def _build_the_rest(
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
     services = Services(
         settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit,
-        index.collection,
+        index.collection, new_store=lambda dim, name: make_store(settings, dim, name),
+        new_embedder=switch_embedder(settings, plan),
     )  # fmt: skip
     services.sources = sources
     return services
+
+
+def switch_embedder(settings: Settings, plan: SizingPlan) -> EmbedderFactory:
+    """How the embedding switch loads its new model: on a thread of its own, beside the
+    engine, with the running embedding model's threads and the fair share of ingestion."""
+    models, n_threads = settings.models, plan.embedding.n_threads
+
+    def make(path: Path, info: GgufInfo) -> LlamaEmbedder:
+        budget = ThreadBudget(
+            n_threads, adaptive=models.adaptive_threads, thread_nice=models.thread_nice
+        )
+        model = embedding_model(
+            path, n_ctx=min(info.train_ctx, 512), n_threads=n_threads,
+            train_ctx=info.train_ctx, extra_buffers=models.extra_buffers, budget=budget,
+        )  # fmt: skip
+        return LlamaEmbedder(model, None, dim=info.n_embd, thread_nice=models.thread_nice)
+
+    return make

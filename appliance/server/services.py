@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from appliance.config.paths import data_dir, models_dir
 from appliance.config.schema import Settings
 from appliance.engine.build import Engine
-from appliance.engine.embedder import LlamaEmbedder
 from appliance.engine.generator import LlamaGenerator
 from appliance.engine.remote.external import ExternalEngine
 from appliance.engine.remote.generator import OpenAIGenerator
-from appliance.ingest.embedding_switch import EmbeddingSwitch
+from appliance.ingest.embedding_switch import EmbedderFactory, EmbeddingSwitch, StoreFactory
 from appliance.ingest.service import IngestionService
 from appliance.ingest.sources import SourceService
 from appliance.models.sizing import SizingPlan
@@ -27,7 +27,6 @@ from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
 from appliance.server.backup import Backups
 from appliance.server.embedding_models import EmbeddingModels
-from appliance.server.stores import make_store
 from appliance.store.edge import EdgeStore
 from appliance.store.journal import Journal
 from appliance.store.qdrant import QdrantStore
@@ -52,6 +51,9 @@ class Services:
         keys: KeyStore,
         audit: AuditLog,
         collection: str,
+        *,
+        new_store: StoreFactory,
+        new_embedder: EmbedderFactory,
     ) -> None:
         self.settings = settings
         self.plan = plan
@@ -73,11 +75,9 @@ class Services:
         self.data_dir = data_dir(settings)
         self.collection = collection
         self.embedding_path = plan.embedding.info.path
-        self._retired: list[Any] = []  # stores and embedders replaced by a switch
+        self._retired: list[Callable[[], Awaitable[None]]] = []  # closes what a switch replaced
         self.sources: SourceService | None = None  # synced folders (set once they start)
-        self.embedding_switch = EmbeddingSwitch(
-            self, lambda dim, name: make_store(settings, dim, name)
-        )
+        self.embedding_switch = EmbeddingSwitch(self, new_store, new_embedder)
         self.backups = Backups(self, self.data_dir / "backups")
         self.embedding_models = EmbeddingModels(
             models_dir(settings), plan, self.embedding_switch, lambda: self.collection
@@ -87,9 +87,10 @@ class Services:
         """Search, answers and ingestion move to another embedding model and its collection
         at once (the embedding switch calls it under the ingestion lock). The replaced
         store stays open for answers in flight and closes at shutdown."""
-        self._retired.append(self.store)
-        if self.embedder is not self.engine.embedder:
-            self._retired.append(self.embedder)
+        replaced = self.embedder
+        self._retired.append(self.store.close)
+        if replaced is not self.engine.embedder:
+            self._retired.append(lambda: asyncio.to_thread(replaced.stop))
         self.query.use_embedding(embedder, store)
         self.ingestion.use_embedding(embedder, store)
         self.embedder, self.store = embedder, store
@@ -105,11 +106,8 @@ class Services:
             await self.generator.aclose()
         if self.embedder is not self.engine.embedder:
             await asyncio.to_thread(self.embedder.stop)
-        for retired in self._retired:
-            if isinstance(retired, LlamaEmbedder):
-                await asyncio.to_thread(retired.stop)
-            else:
-                await retired.close()
+        for close in self._retired:
+            await close()
         await self.store.close()
         await self.journal.close()
         await self.keys.close()
