@@ -10,36 +10,20 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from typing import Literal, Protocol
+from typing import Literal
 from urllib.parse import urlsplit
 
 import appliance
 from appliance.config.paths import data_dir
-from appliance.config.schema import GenerationSettings, Settings
+from appliance.config.schema import GenerationSettings
 from appliance.engine.remote.client import public_url
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
-from appliance.models.sizing import ModelPlan, SizingPlan
-from appliance.runtime.files import TreeSizeCache
-from appliance.store.journal import Journal
+from appliance.models.sizing import ModelPlan
+from appliance.server.services import Services
 from appliance.wire.api import ModelStatus, StatusRead
 
 
-class Reported(Protocol):
-    """What the status reads of the services."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def plan(self) -> SizingPlan: ...
-    @property
-    def started_at(self) -> float: ...
-    @property
-    def journal(self) -> Journal: ...
-    @property
-    def data_dir_size(self) -> TreeSizeCache: ...
-
-
-async def status_report(services: Reported) -> StatusRead:
+async def status_report(services: Services) -> StatusRead:
     root = data_dir(services.settings)
     disk = await asyncio.to_thread(shutil.disk_usage, root)
     url = services.settings.storage.qdrant_url

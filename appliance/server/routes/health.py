@@ -8,9 +8,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from appliance.observability.exposition import exposition
-from appliance.observability.readiness import part_checks
 from appliance.server.auth import ANY_KEY
+from appliance.server.health_checks import exposition, part_checks
 from appliance.server.openapi import errors
 from appliance.server.services import Services
 from appliance.server.startup import start_error
