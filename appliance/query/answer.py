@@ -11,7 +11,6 @@ import msgspec
 
 from appliance.domain.protocols import TokenStream
 from appliance.domain.types import DoneEvent, Timings
-from appliance.observability.metrics import Metrics
 from appliance.query.answer_plan import AnswerPlan
 from appliance.query.citations import citations_for
 from appliance.query.conversations import ConversationService, Turn
@@ -29,7 +28,6 @@ class AnswerContext:
 
     rules: GenerationRules
     evidence: EvidenceFinder
-    metrics: Metrics
     conversations: ConversationService | None
 
 
@@ -70,7 +68,7 @@ class PreparedAnswer(QueuedGeneration[DoneEvent]):
         except Exception:  # embedder overloaded or stopped: the answer still stands
             log.warning("evidence and grounding failed", exc_info=True)
             return Grounding([], 0.0, [])
-        context.metrics.answer_grounded.observe(grounding.grounded)
+        context.rules.metrics.answer_grounded.observe(grounding.grounded)
         return grounding
 
     async def _done(self, generated: Generated) -> DoneEvent:

@@ -49,9 +49,7 @@ class QueryService:
         self._min_score = min_score
         rules = GenerationRules(metrics, self.draining, deadline_s)
         conversations = ConversationService(catalog) if catalog is not None else None
-        self._answer = AnswerContext(
-            rules, EvidenceFinder(answers, metrics), metrics, conversations
-        )
+        self._answer = AnswerContext(rules, EvidenceFinder(answers, metrics), conversations)
         limits = ChatLimits(answers.max_tokens, answers.max_tokens_ceiling, deadline_s)
         self.chat = ChatService(generator, metrics, self.draining, limits)  # rag: false
 
