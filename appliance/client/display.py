@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
-from appliance.wire.answers import Citation, Evidence
+
+class Located(Protocol):
+    """Anything that names a file and maybe a page: a citation, an evidence sentence,
+    a search hit."""
+
+    @property
+    def file_name(self) -> str: ...
+
+    @property
+    def page(self) -> int | None: ...
 
 
 def when(ts: float | None) -> str:
@@ -12,6 +22,6 @@ def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
-def where(item: Citation | Evidence) -> str:
-    """The file of a citation or evidence sentence, with its page when it has one."""
+def where(item: Located) -> str:
+    """The file of a citation, evidence sentence or hit, with its page when it has one."""
     return item.file_name + (f", page {item.page}" if item.page else "")

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
-from appliance.client import ApiError
+from appliance.client import ApiError, display
 from appliance.client.evaluation import EvalQuestion, QuestionResult, evaluate, format_report
 from appliance.domain.types import Hit
 from tui.messages import EvalFinished, EvalProgress, SearchDone
@@ -86,7 +86,7 @@ class SearchScreen(ConsoleScreen):
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
         hit = self.hits.get(str(event.row_key.value))
         if hit is not None:
-            where = hit.file_name + (f", page {hit.page}" if hit.page else "")
+            where = display.where(hit)
             self.query_one("#hit-text", Static).update(
                 plain(f"{where} · chunk {hit.chunk_index}\n{hit.text}")
             )
