@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
+
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.domain.types import ChunkRecord, Section
 from appliance.ingest.chunker import chunk_sections
@@ -41,8 +43,18 @@ def point_id_for(content_hash: str, chunk_index: int) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{content_hash}:{chunk_index}"))
 
 
+class FileSettings(msgspec.Struct, frozen=True):
+    """How each file is cut and embedded (`retrieval.*`, `ingest.max_chunks`)."""
+
+    chunk_tokens: int
+    chunk_overlap: int
+    embed_batch_size: int
+    max_chunks: int = 20000
+    html_main_content: bool = True
+
+
 class FilePipeline:
-    """Ingests one file of a job; the caller holds the ingestion service's `quiet`."""
+    """Ingests one file of a job; the caller holds the ingestion service's `index_lock`."""
 
     def __init__(
         self,
@@ -53,11 +65,7 @@ class FilePipeline:
         metrics: Metrics,
         sandbox: ParseSandbox,
         upload_dir: Path,
-        chunk_tokens: int,
-        chunk_overlap: int,
-        embed_batch_size: int,
-        max_chunks: int,
-        html_main_content: bool,
+        settings: FileSettings,
     ) -> None:
         self._embedder = embedder
         self._store = store
@@ -65,11 +73,7 @@ class FilePipeline:
         self._metrics = metrics
         self._sandbox = sandbox
         self._upload_dir = upload_dir
-        self._chunk_tokens = chunk_tokens
-        self._chunk_overlap = chunk_overlap
-        self._batch = embed_batch_size
-        self._max_chunks = max_chunks
-        self._html_main_content = html_main_content
+        self._settings = settings
 
     def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
         self._embedder, self._store = embedder, store
@@ -137,11 +141,11 @@ class FilePipeline:
         assert document_id is not None and data_hash is not None
         task.chunks_total = len(chunks)
         task.chunks_done = 0
-        for start in range(0, len(chunks), self._batch):
+        for start in range(0, len(chunks), self._settings.embed_batch_size):
             if job.cancel_requested:
                 task.state = FileState.CANCELLED
                 return
-            batch = chunks[start : start + self._batch]
+            batch = chunks[start : start + self._settings.embed_batch_size]
             t0 = time.perf_counter()
             vectors = await self._embedder.embed([c.text for c in batch], interactive=False)
             self._metrics.stage_seconds.labels("embed_documents").observe(time.perf_counter() - t0)
@@ -184,7 +188,7 @@ class FilePipeline:
             self._sandbox.parse,
             task.path,
             task.file_name,
-            html_main_content=self._html_main_content,
+            html_main_content=self._settings.html_main_content,
             out_dir=out_dir,
         )
         task.metadata, task.ocr_pages = dict(parsed.metadata), list(parsed.ocr_pages)
@@ -195,26 +199,27 @@ class FilePipeline:
             task.note = f"pages read by OCR: {shown}{more}"
         await self._add_attachments(job, task, out_dir, parsed.attachments, document_id)
         chars = sum(len(s.text) for s in parsed.sections)
+        cut = self._settings
         # ~4 characters a token: refuse a document far past the limit before chunking it
-        if chars / (4 * max(1, self._chunk_tokens - self._chunk_overlap)) > 2 * self._max_chunks:
+        if chars / (4 * max(1, cut.chunk_tokens - cut.chunk_overlap)) > 2 * cut.max_chunks:
             raise ParseError(
-                f"the document would make far more than ingest.max_chunks={self._max_chunks} "
+                f"the document would make far more than ingest.max_chunks={cut.max_chunks} "
                 f"chunks ({chars:,} characters of text)"
             )
         pieces = await asyncio.to_thread(
             chunk_sections,
             parsed.sections,
             self._embedder.count_tokens,
-            self._chunk_tokens,
-            self._chunk_overlap,
+            cut.chunk_tokens,
+            cut.chunk_overlap,
         )
         self._metrics.stage_seconds.labels("parse_chunk").observe(time.perf_counter() - t0)
         if not pieces:
             raise ParseError("no text found in the file")
-        if len(pieces) > self._max_chunks:
+        if len(pieces) > cut.max_chunks:
             raise ParseError(
                 f"the document makes {len(pieces):,} chunks, more than "
-                f"ingest.max_chunks={self._max_chunks}"
+                f"ingest.max_chunks={cut.max_chunks}"
             )
         chunks = [
             Section(c.text, page=c.page, heading=c.heading, location=c.location) for c in pieces

@@ -35,33 +35,25 @@ KEEP_FINISHED_JOBS = 200
 
 
 class IngestionService:
+    """Runs each queued job's files through `files`, the per-file pipeline (which parses
+    in `sandbox` the uploads kept under `upload_dir`)."""
+
     def __init__(
         self,
         *,
-        embedder: Embedder,
-        store: VectorStore,
+        files: FilePipeline,
         journal: Journal,
         metrics: Metrics,
-        upload_dir: Path,
-        chunk_tokens: int,
-        chunk_overlap: int,
-        embed_batch_size: int,
         sandbox: ParseSandbox,
-        max_chunks: int = 20000,
+        upload_dir: Path,
         max_queued_jobs: int = 64,
-        html_main_content: bool = True,
     ) -> None:
+        self._files = files
         self._sandbox = sandbox
         self._journal = journal
         self._metrics = metrics
         self.upload_dir = upload_dir
         self._max_queued = max_queued_jobs
-        self._files = FilePipeline(
-            embedder=embedder, store=store, journal=journal, metrics=metrics,
-            sandbox=sandbox, upload_dir=upload_dir, chunk_tokens=chunk_tokens,
-            chunk_overlap=chunk_overlap, embed_batch_size=embed_batch_size,
-            max_chunks=max_chunks, html_main_content=html_main_content,
-        )  # fmt: skip
         self._queue: asyncio.Queue[Job] = asyncio.Queue()  # resumed jobs may exceed the limit
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._runner: asyncio.Task[None] | None = None

@@ -3,16 +3,26 @@ only here: the same status, `code`, `detail`, field and Retry-After either way."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Litestar, Request, Response
-from litestar.exceptions import ValidationException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from appliance.domain.errors import ApplianceError, Overloaded
 from appliance.domain.types import ErrorEvent
 
-__all__ = ["EXCEPTION_HANDLERS", "ApplianceError", "error_event", "field_error", "refused"]
+__all__ = [
+    "EXCEPTION_HANDLERS", "ApplianceError", "error_event", "field_error", "found", "refused",
+]  # fmt: skip
+T = TypeVar("T")
+
+
+def found(value: T | None, what: str) -> T:
+    """`value`, or a 404 saying `what` is not found."""
+    if value is None:
+        raise NotFoundException(f"{what} not found")
+    return value
 
 
 def field_error(key: str, message: str) -> ValidationException:

@@ -19,7 +19,7 @@ from appliance.ingest.names import display_name
 from appliance.ingest.service import IngestionService
 from appliance.security.audit import AuditLog
 from appliance.security.keys import Role
-from appliance.server.errors import field_error
+from appliance.server.errors import field_error, found
 from appliance.server.openapi import errors
 from appliance.store.journal import DocumentRow, Journal
 from appliance.wire.api import (
@@ -133,9 +133,7 @@ class DocumentController(Controller):
         opt={"role": Role.QUERY}, responses=errors(404),
     )  # fmt: skip
     async def get_document(self, document_id: str, journal: Journal) -> DocumentRead:
-        row = await journal.get(document_id)
-        if row is None:
-            raise NotFoundException(f"document {document_id} not found")
+        row = found(await journal.get(document_id), f"document {document_id}")
         return document_read(row)
 
     @delete(
@@ -162,9 +160,7 @@ class DocumentController(Controller):
         offset: Annotated[int, Parameter(ge=0, description="First chunk index to return.")] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500, description="At most this many.")] = 100,
     ) -> ChunkPage:
-        row = await journal.get(document_id)
-        if row is None:
-            raise NotFoundException(f"document {document_id} not found")
+        row = found(await journal.get(document_id), f"document {document_id}")
         total, rows = await journal.chunk_page(document_id, offset, limit)
         return ChunkPage(
             document_id=document_id, file_name=row.file_name, total=total, offset=offset,
@@ -183,9 +179,7 @@ class DocumentController(Controller):
         self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
         audit: AuditLog,
     ) -> JobCreated:  # fmt: skip
-        job = await ingestion.reindex(document_id)
-        if job is None:
-            raise NotFoundException(f"document {document_id} not found")
+        job = found(await ingestion.reindex(document_id), f"document {document_id}")
         audit.record("document_reindexed", by=request.user.id, document_id=document_id)
         return JobCreated(job_id=job.id, files=1, status_url=f"/v1/jobs/{job.id}")
 
@@ -201,9 +195,7 @@ class DocumentController(Controller):
         opt={"role": Role.INGEST}, responses=errors(404),
     )  # fmt: skip
     async def get_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
-        job = ingestion.get(job_id)
-        if job is None:
-            raise NotFoundException(f"job {job_id} not found")
+        job = found(ingestion.get(job_id), f"job {job_id}")
         return job_read(job)
 
     @post(
@@ -215,9 +207,7 @@ class DocumentController(Controller):
         self, job_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
         audit: AuditLog,
     ) -> JobRead:  # fmt: skip
-        job = await ingestion.cancel(job_id)
-        if job is None:
-            raise NotFoundException(f"job {job_id} not found")
+        job = found(await ingestion.cancel(job_id), f"job {job_id}")
         audit.record("job_cancelled", by=request.user.id, job_id=job_id)
         return job_read(job)
 

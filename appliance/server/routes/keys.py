@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.exceptions import NotFoundException
 from litestar.status_codes import HTTP_201_CREATED
 
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore, LastAdminKey
 from appliance.security.keys import KeyRecord, Role
-from appliance.server.errors import ApplianceError
+from appliance.server.errors import ApplianceError, found
 from appliance.server.openapi import errors
 from appliance.wire.api import KeyCreate, KeyCreated, KeyList, KeyRead
 
@@ -56,7 +55,6 @@ class KeyController(Controller):
             r = await keys.revoke(key_id)
         except LastAdminKey as exc:
             raise KeyConflict(str(exc)) from None
-        if r is None:
-            raise NotFoundException(f"key {key_id} not found")
+        revoked = found(r, f"key {key_id}")
         audit.record("key_revoked", by=request.user.id, key_id=key_id)
-        return key_read(r)
+        return key_read(revoked)
