@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from appliance.client import ApiError, ApplianceClient
-from appliance.wire.api import Readiness, StatusRead
+from appliance.wire.status import Readiness, StatusRead
 from tui.messages import CallFailed
 from tui.screens.ask import AskScreen
 from tui.screens.dashboard import DashboardScreen

@@ -9,16 +9,12 @@ from textual.message import Message
 from appliance.client import ApiError
 from appliance.client.evaluation import EvalReport, QuestionResult
 from appliance.domain.types import DoneEvent, ErrorEvent
-from appliance.wire.api import (
-    ChunkPage,
-    DocumentList,
-    JobRead,
-    KeyCreated,
-    KeyRead,
-    LogPage,
-    SearchResponse,
-    SourceRead,
-)
+from appliance.wire.documents import ChunkPage, DocumentList
+from appliance.wire.jobs import JobRead
+from appliance.wire.keys import KeyCreated, KeyRead
+from appliance.wire.search import SearchResponse
+from appliance.wire.sources import SourceRead
+from appliance.wire.status import LogPage
 from tui.metrics import Scrape
 
 

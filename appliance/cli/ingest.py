@@ -10,7 +10,7 @@ from pathlib import Path
 
 from appliance.cli import options
 from appliance.client import UPLOAD_GROUP, ApiError, ApplianceClient, collect_files
-from appliance.wire.api import JobRead
+from appliance.wire.jobs import JobRead
 
 FINISHED = ("done", "failed", "cancelled")
 

@@ -13,7 +13,7 @@ from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
 from appliance.config.sources import SourceSettings
 from appliance.domain.types import ScanReport
-from appliance.wire.api import SourceRead
+from appliance.wire.sources import SourceRead
 
 
 def register(commands: options.Commands) -> None:

@@ -21,22 +21,11 @@ from appliance.domain.types import (
     Timings,
     TokenEvent,
 )
-from appliance.wire.api import (
-    ChunkPage,
-    ChunkRead,
-    DocumentList,
-    DocumentRead,
-    KeyList,
-    KeyRead,
-    LogLine,
-    LogPage,
-    ModelStatus,
-    Readiness,
-    SearchResponse,
-    SourceList,
-    SourceRead,
-    StatusRead,
-)
+from appliance.wire.documents import ChunkPage, ChunkRead, DocumentList, DocumentRead
+from appliance.wire.keys import KeyList, KeyRead
+from appliance.wire.search import SearchResponse
+from appliance.wire.sources import SourceList, SourceRead
+from appliance.wire.status import LogLine, LogPage, ModelStatus, Readiness, StatusRead
 
 T0 = 1764763200.0  # 2025-12-03 12:00 UTC
 PDF = "application/pdf"

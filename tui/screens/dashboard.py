@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from appliance.wire.api import Readiness, StatusRead
+from appliance.wire.status import Readiness, StatusRead
 from tui.messages import MetricsScraped
 from tui.metrics import MetricsWindow, Scrape
 from tui.screens.base import ConsoleScreen

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
-from appliance.wire.api import DocumentRead
+from appliance.wire.documents import DocumentRead
 from tui.messages import DocumentsLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.chunks import ChunksScreen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static
 
 from appliance.client.display import when
-from appliance.wire.api import KeyCreated, KeyRead
+from appliance.wire.keys import KeyCreated, KeyRead, Role
 from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
 from tui.screens.confirm import ConfirmScreen
@@ -20,7 +20,6 @@ from tui.widgets.plain import plain
 from tui.widgets.record_table import RecordTable
 
 COLUMNS = ("id", "role", "name", "created", "revoked")
-Role = Literal["admin", "ingest", "query"]
 
 
 class NewKeyScreen(ModalScreen[tuple[str, Role] | None]):

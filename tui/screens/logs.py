@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import RichLog, Select, Static
 
-from appliance.wire.api import LogLine
+from appliance.wire.status import LogLine
 from tui.messages import LogsLoaded
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import plain

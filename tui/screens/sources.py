@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from appliance.client.display import when
 from appliance.domain.types import ScanReport
-from appliance.wire.api import SourceRead
+from appliance.wire.sources import SourceRead
 from tui.messages import SourcesLoaded
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import plain
