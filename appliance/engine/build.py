@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.embedder import EmbeddingModel, LlamaEmbedder, embedding_model
@@ -49,31 +49,32 @@ class EngineCore:
     embedding: EmbeddingModel
     embedder: LlamaEmbedder
 
-    def _start_threads(self) -> None:
+    def start(self) -> Self:
+        """Start the owner threads (the models load on them)."""
         self.thread.start()
         try:
             self.embedder.start()
         except BaseException:
             self.thread.stop()
             raise
+        return self
 
-    def _stop_threads(self) -> None:
+    def stop(self) -> None:
+        """Stop the owner threads, then close every model explicitly (a finalizer at
+        interpreter exit runs against half torn-down modules: a TypeError in a bundle)."""
         self.embedder.stop()
         self.thread.stop()
+        self.close_models()
+
+    def close_models(self) -> None:
+        self.embedding.close()
 
 
 @dataclass
 class Engine(EngineCore):
     generator: LlamaGenerator
 
-    def start(self) -> Engine:
-        self._start_threads()
-        return self
-
-    def stop(self) -> None:
-        """Stop the owner threads, then close every model explicitly (a finalizer at
-        interpreter exit runs against half torn-down modules: a TypeError in a bundle)."""
-        self._stop_threads()
+    def close_models(self) -> None:
         self.generator.close()
         self.embedding.close()
 

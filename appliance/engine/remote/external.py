@@ -45,17 +45,7 @@ class NoChat:
 class ExternalEngine(EngineCore):
     """The embedding engine plus the external server's generator; `Engine`'s shape."""
 
-    generator: OpenAIGenerator
-
-    def start(self) -> ExternalEngine:
-        self._start_threads()
-        return self
-
-    def stop(self) -> None:
-        """Stop the threads and free the embedding model (`generator.aclose()` closes the
-        connections: it is async)."""
-        self._stop_threads()
-        self.embedding.close()
+    generator: OpenAIGenerator  # `aclose()` closes its connections: it is async
 
 
 def build_external_engine(
