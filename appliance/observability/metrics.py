@@ -6,6 +6,8 @@ HTTP request counts and latencies come from Litestar's Prometheus middleware
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from appliance.observability.live_gauges import LiveGauges, Watched
@@ -18,124 +20,97 @@ _LATENCY_BUCKETS = (
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.stage_seconds = Histogram(
-            "appliance_stage_seconds",
-            "Latency of one pipeline stage.",
-            ["stage"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        latency = partial(histogram, buckets=_LATENCY_BUCKETS)
+        self.stage_seconds = latency(
+            "appliance_stage_seconds", "Latency of one pipeline stage.", ["stage"]
         )
-        self.time_to_first_token = Histogram(
-            "appliance_time_to_first_token_seconds",
-            "From question received to first answer token.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.time_to_first_token = latency(
+            "appliance_time_to_first_token_seconds", "From question received to first answer token."
         )
-        self.tokens_generated = Counter(
-            "appliance_tokens_generated", "Answer tokens generated.", registry=r
+        self.tokens_generated = counter("appliance_tokens_generated", "Answer tokens generated.")
+        self.prompt_tokens = counter(
+            "appliance_prompt_tokens", "Prompt tokens read by the chat model."
         )
-        self.prompt_tokens = Counter(
-            "appliance_prompt_tokens", "Prompt tokens read by the chat model.", registry=r
-        )
-        self.prompt_tokens_cached = Counter(
+        self.prompt_tokens_cached = counter(
             "appliance_prompt_tokens_cached",
             "Prompt tokens reused from a slot's KV cache instead of read again.",
-            registry=r,
         )
-        self.answer_grounded = Histogram(
+        self.answer_grounded = histogram(
             "appliance_answer_grounded",
             "Share of answer sentences supported by the passages the model read.",
             buckets=(0.0, 0.25, 0.5, 0.75, 0.999, 1.0),
-            registry=r,
         )
-        self.questions = Counter(
-            "appliance_questions", "Questions answered, by outcome.", ["outcome"], registry=r
+        self.questions = counter(
+            "appliance_questions", "Questions answered, by outcome.", ["outcome"]
         )
-        self.documents_ingested = Counter(
-            "appliance_documents_ingested", "Documents stored.", registry=r
+        self.documents_ingested = counter("appliance_documents_ingested", "Documents stored.")
+        self.chunks_ingested = counter("appliance_chunks_ingested", "Chunks embedded and stored.")
+        self.files_failed = counter("appliance_ingest_files_failed", "Uploaded files that failed.")
+        self.ocr_pages = counter("appliance_ocr_pages", "Pages (and images) read by OCR.")
+        self.source_scans = counter(
+            "appliance_source_scans", "Scans of synced folders, by outcome.", ["outcome"]
         )
-        self.chunks_ingested = Counter(
-            "appliance_chunks_ingested", "Chunks embedded and stored.", registry=r
+        self.source_files = counter(
+            "appliance_source_files", "Files synced folders' scans acted on, by action.", ["action"]
         )
-        self.files_failed = Counter(
-            "appliance_ingest_files_failed", "Uploaded files that failed.", registry=r
+        self.jobs = gauge("appliance_ingest_jobs", "Ingestion jobs by state.", ["state"])
+        self.queue_depth = gauge(
+            "appliance_queue_depth", "Requests waiting for a worker thread.", ["worker"]
         )
-        self.ocr_pages = Counter(
-            "appliance_ocr_pages", "Pages (and images) read by OCR.", registry=r
+        self.active_generations = gauge(
+            "appliance_active_generations", "Answers being generated now."
         )
-        self.source_scans = Counter(
-            "appliance_source_scans", "Scans of synced folders, by outcome.", ["outcome"],
-            registry=r,
-        )  # fmt: skip
-        self.source_files = Counter(
-            "appliance_source_files", "Files synced folders' scans acted on, by action.",
-            ["action"], registry=r,
-        )  # fmt: skip
-        self.jobs = Gauge(
-            "appliance_ingest_jobs", "Ingestion jobs by state.", ["state"], registry=r
+        self.slots_active = gauge(
+            "appliance_generation_slots_active", "Continuous-batching slots in use."
         )
-        self.queue_depth = Gauge(
-            "appliance_queue_depth", "Requests waiting for a worker thread.", ["worker"], registry=r
+        self.slots_total = gauge(
+            "appliance_generation_slots", "Continuous-batching slots configured."
         )
-        self.active_generations = Gauge(
-            "appliance_active_generations", "Answers being generated now.", registry=r
-        )
-        self.slots_active = Gauge(
-            "appliance_generation_slots_active", "Continuous-batching slots in use.", registry=r
-        )
-        self.slots_total = Gauge(
-            "appliance_generation_slots", "Continuous-batching slots configured.", registry=r
-        )
-        self.batch_tokens = Histogram(
+        self.batch_tokens = histogram(
             "appliance_decode_batch_tokens",
             "Tokens per llama_decode call (decode tokens + prompt chunk).",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-            registry=r,
         )
-        self.batch_sequences = Histogram(
+        self.batch_sequences = histogram(
             "appliance_decode_batch_sequences",
             "Sequences sampled per llama_decode call.",
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
-            registry=r,
         )
-        self.rejections = Counter(
-            "appliance_rejections", "Requests refused because a queue was full.", ["worker"],
-            registry=r,
-        )  # fmt: skip
-        self.reconciled = Counter(
+        self.rejections = counter(
+            "appliance_rejections", "Requests refused because a queue was full.", ["worker"]
+        )
+        self.reconciled = counter(
             "appliance_reconciled",
             "Repairs made at start: delete_finished (an interrupted delete), "
             "orphan_points_removed (points of no journaled document).",
             ["action"],
-            registry=r,
         )
-        self.jobs_resumed = Counter(
-            "appliance_jobs_resumed", "Ingestion jobs resumed from the journal at start.",
-            registry=r,
-        )  # fmt: skip
-        self.audit_dropped = Gauge(
+        self.jobs_resumed = counter(
+            "appliance_jobs_resumed", "Ingestion jobs resumed from the journal at start."
+        )
+        self.audit_dropped = gauge(
             "appliance_audit_dropped",
             "Audit records dropped because the audit queue was full (a flood of failures).",
-            registry=r,
         )
-        self.auth_failures = Counter(
+        self.auth_failures = counter(
             "appliance_auth_failures",
             "Requests refused at the door: auth_failed (401), forbidden (403, wrong role), "
             "origin_refused (403, foreign Origin).",
             ["reason"],
-            registry=r,
         )
-        self.model_info = Info("appliance_model", "Loaded models.", ["role"], registry=r)
-        self.model_size_bytes = Gauge(
-            "appliance_model_size_bytes", "Model file size.", ["role", "name"], registry=r
+        self.model_info = Info(
+            "appliance_model", "Loaded models.", ["role"], registry=self.registry
         )
-        self.model_context = Gauge(
-            "appliance_model_context_tokens", "Context length in use.", ["role", "name"], registry=r
+        self.model_size_bytes = gauge(
+            "appliance_model_size_bytes", "Model file size.", ["role", "name"]
         )
-        self.store_points = Gauge(
-            "appliance_store_points", "Chunks in the vector store.", registry=r
+        self.model_context = gauge(
+            "appliance_model_context_tokens", "Context length in use.", ["role", "name"]
         )
+        self.store_points = gauge("appliance_store_points", "Chunks in the vector store.")
 
     def watch(self, services: Watched) -> None:
         """Export `appliance_ready`, `appliance_part_ready` and `appliance_data_disk_*`,
