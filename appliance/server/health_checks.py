@@ -27,15 +27,37 @@ log = logging.getLogger(__name__)
 PING_TIMEOUT_S = 2.0
 
 
-async def part_checks(services: Services) -> dict[str, str]:
-    """Each part's readiness code, in /readyz's order."""
-    checks = {
-        "embedding_model": "ok" if services.embedder.alive else "not_running",
-        "chat_model": await services.generator.readiness(),
-    }
-    for name, ping in (("vector_store", services.store.ping), ("journal", services.journal.ping)):
-        checks[name] = await ping_code(name, ping)
-    return checks
+class HealthChecks:
+    """Readiness and the /metrics body, read from the running services at each call
+    (an embedding switch replaces the embedder and the store)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def parts(self) -> dict[str, str]:
+        """Each part's readiness code, in /readyz's order."""
+        s = self._services
+        checks = {
+            "embedding_model": "ok" if s.embedder.alive else "not_running",
+            "chat_model": await s.generator.readiness(),
+        }
+        for name, ping in (("vector_store", s.store.ping), ("journal", s.journal.ping)):
+            checks[name] = await ping_code(name, ping)
+        return checks
+
+    async def exposition(self) -> bytes:
+        """The Prometheus text of the default registry (HTTP metrics) and the appliance's."""
+        s = self._services
+        m = s.metrics
+        m.queue_depth.labels("embedding").set(s.embedder.queue_depth())
+        m.queue_depth.labels("generation").set(s.generator.queue_depth())
+        m.queue_depth.labels("store").set(s.store.queue_depth())
+        m.slots_active.set(s.generator.active)
+        m.slots_total.set(s.generator.slots)
+        m.audit_dropped.set(s.audit.dropped)
+        with contextlib.suppress(Exception):
+            m.store_points.set(await asyncio.wait_for(s.store.count(), PING_TIMEOUT_S))
+        return generate_latest(REGISTRY) + generate_latest(m.registry)
 
 
 async def ping_code(name: str, ping: Callable[[], Awaitable[None]]) -> str:
@@ -48,17 +70,3 @@ async def ping_code(name: str, ping: Callable[[], Awaitable[None]]) -> str:
         log.warning("readiness: the %s failed its ping: %s", name, exc)
         return "error"
     return "ok"
-
-
-async def exposition(services: Services) -> bytes:
-    """The Prometheus text of the default registry (HTTP metrics) and the appliance's."""
-    m = services.metrics
-    m.queue_depth.labels("embedding").set(services.embedder.queue_depth())
-    m.queue_depth.labels("generation").set(services.generator.queue_depth())
-    m.queue_depth.labels("store").set(services.store.queue_depth())
-    m.slots_active.set(services.generator.active)
-    m.slots_total.set(services.generator.slots)
-    m.audit_dropped.set(services.audit.dropped)
-    with contextlib.suppress(Exception):
-        m.store_points.set(await asyncio.wait_for(services.store.count(), PING_TIMEOUT_S))
-    return generate_latest(REGISTRY) + generate_latest(m.registry)

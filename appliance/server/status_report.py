@@ -23,30 +23,37 @@ from appliance.server.services import Services
 from appliance.wire.api import ModelStatus, StatusRead
 
 
-async def status_report(services: Services) -> StatusRead:
-    root = data_dir(services.settings)
-    disk = await asyncio.to_thread(shutil.disk_usage, root)
-    url = services.settings.storage.qdrant_url
-    plan = services.plan
-    return StatusRead(
-        version=appliance.__version__,
-        started_at=services.started_at,
-        uptime_s=time.time() - services.started_at,
-        models=[
-            model_status(plan.chat, "chat")
-            if plan.chat.loaded
-            else external_model_status(services.settings.generation),
-            model_status(plan.embedding, "embedding"),
-        ],
-        ram_budget_bytes=plan.budget_bytes,
-        ram_planned_bytes=plan.total_bytes,
-        store=(urlsplit(url).hostname or url) if url else "embedded",
-        documents=len(await services.journal.document_ids()),
-        data_dir_bytes=await services.data_dir_size.get(),
-        disk_free_bytes=disk.free,
-        disk_total_bytes=disk.total,
-        supported_extensions=list(SUPPORTED_EXTENSIONS),
-    )
+class StatusReport:
+    """GET /v1/status, read from the running services at each call."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def read(self) -> StatusRead:
+        services = self._services
+        root = data_dir(services.settings)
+        disk = await asyncio.to_thread(shutil.disk_usage, root)
+        url = services.settings.storage.qdrant_url
+        plan = services.plan
+        return StatusRead(
+            version=appliance.__version__,
+            started_at=services.started_at,
+            uptime_s=time.time() - services.started_at,
+            models=[
+                model_status(plan.chat, "chat")
+                if plan.chat.loaded
+                else external_model_status(services.settings.generation),
+                model_status(plan.embedding, "embedding"),
+            ],
+            ram_budget_bytes=plan.budget_bytes,
+            ram_planned_bytes=plan.total_bytes,
+            store=(urlsplit(url).hostname or url) if url else "embedded",
+            documents=len(await services.journal.document_ids()),
+            data_dir_bytes=await services.data_dir_size.get(),
+            disk_free_bytes=disk.free,
+            disk_total_bytes=disk.total,
+            supported_extensions=list(SUPPORTED_EXTENSIONS),
+        )
 
 
 def external_model_status(g: GenerationSettings) -> ModelStatus:

@@ -9,7 +9,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from appliance.server.auth import ANY_KEY
-from appliance.server.health_checks import exposition, part_checks
+from appliance.server.health_checks import HealthChecks
 from appliance.server.openapi import errors
 from appliance.server.services import Services
 from appliance.server.startup import start_error
@@ -53,7 +53,7 @@ class HealthController(Controller):
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "2"},
             )
-        checks = await part_checks(services)
+        checks = await HealthChecks(services).parts()
         ready = all(v == "ok" for v in checks.values())
         return Response(
             Readiness(status="ready" if ready else "unavailable", checks=checks),
@@ -68,4 +68,4 @@ class HealthController(Controller):
         responses=errors(),
     )
     async def metrics(self, services: Services) -> Response[bytes]:
-        return Response(await exposition(services), media_type=CONTENT_TYPE_LATEST)
+        return Response(await HealthChecks(services).exposition(), media_type=CONTENT_TYPE_LATEST)

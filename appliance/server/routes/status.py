@@ -11,7 +11,7 @@ from appliance.security.keys import Role
 from appliance.server.auth import ANY_KEY
 from appliance.server.openapi import errors
 from appliance.server.services import Services
-from appliance.server.status_report import status_report
+from appliance.server.status_report import StatusReport
 from appliance.wire.api import LogPage, StatusRead
 
 
@@ -24,7 +24,7 @@ class StatusController(Controller):
         responses=errors(),
     )  # fmt: skip
     async def status(self, services: Services) -> StatusRead:
-        return await status_report(services)
+        return await StatusReport(services).read()
 
     @get(
         "/logs", summary="Recent server log lines, to follow (admin)", opt={"role": Role.ADMIN},
