@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
+from appliance.engine.batching import BatchedChat
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.embedder import EmbeddingModel, LlamaEmbedder, embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
-from appliance.engine.generator import LlamaGenerator, chat_loader
+from appliance.engine.generator import LlamaGenerator
+from appliance.engine.llama_params import EngineConfigError, check_common
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,16 @@ def build_core(
 
 def build_engine(spec: EngineSpec, *, on_step: Callable[[int, int], None] | None = None) -> Engine:
     """Validate the parameters (raising `EngineConfigError`) and assemble; `start()` loads."""
-    load_chat = chat_loader(
+    check_common(spec.chat_path, spec.chat_ctx, spec.chat_batch, spec.n_threads)
+    if not 1 <= spec.slots <= 256:
+        raise EngineConfigError(f"generation.parallel={spec.slots} must be between 1 and 256")
+    load_chat = partial(  # called on the engine thread
+        BatchedChat,
         spec.chat_path,
-        n_ctx=spec.chat_ctx,
+        slots=spec.slots,
+        n_ctx=spec.chat_ctx * spec.slots,  # `chat_ctx` cells per slot
         n_batch=spec.chat_batch,
         n_threads=spec.n_threads,
-        slots=spec.slots,
         extra_buffers=spec.extra_buffers,
         unified_kv=spec.unified_kv,
         prefix_cache=spec.prefix_cache,

@@ -9,53 +9,15 @@ cannot write the template's control tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.engine.batching import BatchedChat
 from appliance.engine.chat_prompt import ChatPromptEncoder
 from appliance.engine.engine_thread import GenerateJob, LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
-from appliance.engine.llama_params import EngineConfigError, check_common
+from appliance.engine.llama_params import EngineConfigError
 from appliance.engine.piece_stream import PieceStream
 from appliance.engine.scheduler import Finished, FinishReason
-
-
-def chat_loader(
-    path: Path,
-    *,
-    n_ctx: int,
-    n_batch: int,
-    n_threads: int,
-    slots: int = 1,
-    extra_buffers: bool = False,
-    unified_kv: bool = False,
-    prefix_cache: bool = True,
-    repetition_stop: bool = True,
-) -> Callable[[], BatchedChat]:
-    """Validate the parameters now; return the loader the engine thread calls.
-
-    `n_ctx` is the context of one request; the KV cache holds `n_ctx * slots` cells.
-    """
-    check_common(path, n_ctx, n_batch, n_threads)
-    if not 1 <= slots <= 256:
-        raise EngineConfigError(f"generation.parallel={slots} must be between 1 and 256")
-
-    def load() -> BatchedChat:
-        return BatchedChat(
-            path,
-            slots=slots,
-            n_ctx=n_ctx * slots,
-            n_batch=n_batch,
-            n_threads=n_threads,
-            extra_buffers=extra_buffers,
-            unified_kv=unified_kv,
-            prefix_cache=prefix_cache,
-            repetition_stop=repetition_stop,
-        )
-
-    return load
 
 
 class LlamaGenerator:
