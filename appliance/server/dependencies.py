@@ -11,14 +11,17 @@ from appliance.config.schema import Settings
 from appliance.domain.errors import ApplianceError
 from appliance.ingest.service import IngestionService
 from appliance.ingest.sources import SourceService
+from appliance.observability.log_buffer import LogBuffer
 from appliance.observability.metrics import Metrics
 from appliance.query.pipeline import QueryService
 from appliance.security.audit import AuditLog
 from appliance.security.key_store import KeyStore
 from appliance.server.backup import Backups
 from appliance.server.embedding_models import EmbeddingModels
+from appliance.server.health_checks import HealthChecks
 from appliance.server.services import Services
 from appliance.server.startup import running_services
+from appliance.server.status_report import StatusReport
 from appliance.store.journal import Journal
 
 
@@ -73,11 +76,23 @@ def embedding_models(state: State) -> EmbeddingModels:
     return services_of(state).embedding_models
 
 
+def logs(state: State) -> LogBuffer:
+    return services_of(state).logs
+
+
+def status_report(state: State) -> StatusReport:
+    return StatusReport(services_of(state))
+
+
+def health_checks(state: State) -> HealthChecks:
+    return HealthChecks(services_of(state))
+
+
 DEPENDENCIES = {
     provider.__name__: Provide(provider, sync_to_thread=False)
     for provider in (
         query_service, ingestion, journal, settings, keys, audit, metrics, sources, backups,
-        embedding_models,
+        embedding_models, logs, status_report, health_checks,
     )
 }  # fmt: skip
 DEPENDENCIES["services"] = Provide(services_of, sync_to_thread=False)
