@@ -27,13 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.config.schema import Settings
 from appliance.domain.errors import ApplianceError
 from appliance.domain.protocols import Embedder
 from appliance.domain.types import ChunkRecord
 from appliance.ingest.pipeline import point_id_for
+from appliance.ingest.service import IngestionService
 from appliance.models.sizing import GgufInfo, read_gguf_info
 from appliance.store.active_index import ActiveIndex, read_active_index, write_active_index
-from appliance.store.journal import DocumentRow
+from appliance.store.journal import DocumentRow, Journal
 
 log = logging.getLogger(__name__)
 BATCH = 16
@@ -49,6 +51,23 @@ class OwnEmbedder(Embedder, Protocol):
 # (model file, its header) -> the embedder, not started; its parameters are the server's
 EmbedderFactory = Callable[[Path, GgufInfo], OwnEmbedder]
 StoreFactory = Callable[[int, str], Any]  # (dim, collection) -> a store, not started
+
+
+class SwitchHost(Protocol):
+    """What the switch reads and swaps of the running server (the services container)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def ingestion(self) -> IngestionService: ...  # its `index_lock`
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def collection(self) -> str: ...  # the live one
+
+    def swap_embedding(self, embedder: Any, store: Any, collection: str, path: Path) -> None: ...
 
 
 class SwitchRefused(ApplianceError):
@@ -73,14 +92,13 @@ class EmbeddingSwitch:
     """Runs at most one switch at a time; `status` is what the API reports."""
 
     def __init__(
-        self, services: Any, make_store: StoreFactory, make_embedder: EmbedderFactory
+        self, services: SwitchHost, make_store: StoreFactory, make_embedder: EmbedderFactory
     ) -> None:
         self._services = services
         self._make_store = make_store
         self._make_embedder = make_embedder
         self.status = SwitchStatus()
         self._task: asyncio.Task[None] | None = None
-        self._path: Path | None = None
         self._sha256 = ""
 
     def start(
@@ -115,7 +133,6 @@ class EmbeddingSwitch:
         self.status = SwitchStatus(
             state="running", model=name, collection=collection, started_at=time.time()
         )
-        self._path = path
         self._task = asyncio.create_task(self._run(name, path, collection, activate))
         return self.status
 
@@ -132,7 +149,7 @@ class EmbeddingSwitch:
         try:
             embedder, store = await self._open(path, collection, opened)
             await self._copy_all(embedder, store)
-            await self._swap(name, embedder, store, collection, activate)
+            await self._swap(name, path, embedder, store, collection, activate)
             swapped = True
             self.status.state = "done"
             log.info("embedding model switched to %s (collection %s)", name, collection)
@@ -189,7 +206,7 @@ class EmbeddingSwitch:
                     await self._copy(doc, embedder, store)
 
     async def _swap(
-        self, name: str, embedder: OwnEmbedder, store: Any, collection: str,
+        self, name: str, path: Path, embedder: OwnEmbedder, store: Any, collection: str,
         activate: Callable[[], Callable[[], None]],
     ) -> None:  # fmt: skip
         services = self._services
@@ -211,4 +228,4 @@ class EmbeddingSwitch:
             except BaseException:
                 undo()
                 raise
-            services.swap_embedding(embedder, store, collection, self._path)
+            services.swap_embedding(embedder, store, collection, path)
