@@ -261,7 +261,7 @@ class FilePipeline:
 
     async def drop_documents(self, document_ids: list[str]) -> None:
         """Remove documents the journal marked `deleting` (a synced file gone or replaced);
-        the caller holds `quiet`."""
+        the caller holds `index_lock`."""
         for document_id in document_ids:  # marked `deleting` in the journal already
             await self._store.delete_by_document(document_id)
             await self._journal.forget_document(document_id)
