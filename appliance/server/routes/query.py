@@ -152,6 +152,7 @@ async def _answer_over_socket(
 
     try:
         params = ask_params(msgspec.json.decode(raw, type=AskRequest), settings)
+        prepared = await query_service.ask(params, socket.user.id)
     except msgspec.ValidationError as exc:
         await send(ErrorEvent(f"Validation failed: {exc}", 400, "invalid_request"))
         return
@@ -160,12 +161,7 @@ async def _answer_over_socket(
             ErrorEvent(f"Validation failed: body is not JSON ({exc})", 400, "invalid_request")
         )
         return
-    except ApplianceError as exc:
-        await send(error_event(socket.app, exc))
-        return
-    try:
-        prepared = await query_service.ask(params, socket.user.id)
-    except ApplianceError as exc:
+    except ApplianceError as exc:  # refused before anything streamed
         await send(error_event(socket.app, exc))
         return
     try:
