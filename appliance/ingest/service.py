@@ -62,11 +62,6 @@ class IngestionService:
         # (a file is wholly in or wholly out).
         self.index_lock = asyncio.Lock()
 
-    @property
-    def quiet(self) -> asyncio.Lock:
-        """The former name of `index_lock` (ingest/sources.py still uses it)."""
-        return self.index_lock
-
     def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
         """Ingest with another embedding model into another collection from now on (the
         embedding switch calls it while holding `index_lock`)."""

@@ -155,7 +155,7 @@ class SourceService:
         await self._cancel(live)
         del self._sources[source_id]
         await self._cancel_jobs(source_id)
-        async with self._ingestion.quiet:
+        async with self._ingestion.index_lock:
             released = await self._journal.remove_source(source_id)
             await self._ingestion.drop_documents(released)
         return len(released)
@@ -312,7 +312,7 @@ class SourceService:
                 break
             report.deleted += count
             self._metrics.source_files.labels("deleted").inc(count)
-            async with self._ingestion.quiet:
+            async with self._ingestion.index_lock:
                 await self._ingestion.drop_documents(released)
 
     async def _device_moved(self, live: _Live, device: int, purge: bool) -> str | None:

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import deque
 
-from appliance.wire.api import LogLine, LogPage
+from appliance.wire.status import LogLine, LogPage
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}  # fmt: skip

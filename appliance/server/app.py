@@ -34,7 +34,7 @@ from appliance.server.routes.documents import DocumentController
 from appliance.server.routes.health import HealthController
 from appliance.server.routes.keys import KeyController
 from appliance.server.routes.models import ModelController
-from appliance.server.routes.openai_compat import OpenAIController, describe_openai
+from appliance.server.routes.openai import OpenAIController, describe_openai
 from appliance.server.routes.query import QueryController, ask_websocket
 from appliance.server.routes.sources import SourceController
 from appliance.server.routes.status import StatusController

@@ -13,12 +13,13 @@ from appliance.config.schema import Settings
 from appliance.engine.build import Engine, EngineSpec, build_engine
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.embedder import LlamaEmbedder, embedding_model
+from appliance.engine.remote.client import public_url
 from appliance.engine.remote.external import (
     ExternalEngine,
     build_external_engine,
     external_generator,
 )
-from appliance.engine.remote.generator import OpenAIGenerator, public_url
+from appliance.engine.remote.generator import OpenAIGenerator
 from appliance.ingest.embedding_switch import EmbedderFactory
 from appliance.ingest.pipeline import FilePipeline, FileSettings
 from appliance.ingest.reconcile import reconcile

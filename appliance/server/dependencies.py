@@ -19,7 +19,7 @@ from appliance.security.key_store import KeyStore
 from appliance.server.backup import Backups
 from appliance.server.embedding_models import EmbeddingModels
 from appliance.server.health_checks import HealthChecks
-from appliance.server.services import Services
+from appliance.server.services import ServedModels, Services
 from appliance.server.startup import running_services
 from appliance.server.status_report import StatusReport
 from appliance.store.journal import Journal
@@ -88,11 +88,14 @@ def health_checks(state: State) -> HealthChecks:
     return HealthChecks(services_of(state))
 
 
+def served(state: State) -> ServedModels:
+    return services_of(state).served()
+
+
 DEPENDENCIES = {
     provider.__name__: Provide(provider, sync_to_thread=False)
     for provider in (
         query_service, ingestion, journal, settings, keys, audit, metrics, sources, backups,
-        embedding_models, logs, status_report, health_checks,
+        embedding_models, logs, status_report, health_checks, served,
     )
 }  # fmt: skip
-DEPENDENCIES["services"] = Provide(services_of, sync_to_thread=False)

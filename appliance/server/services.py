@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from appliance.config.paths import data_dir, models_dir
 from appliance.config.schema import Settings
+from appliance.domain.protocols import Embedder, Generator
 from appliance.engine.build import Engine
-from appliance.engine.generator import LlamaGenerator
 from appliance.engine.remote.external import ExternalEngine
-from appliance.engine.remote.generator import OpenAIGenerator
 from appliance.ingest.embedding_switch import EmbedderFactory, EmbeddingSwitch, StoreFactory
 from appliance.ingest.service import IngestionService
 from appliance.ingest.sources import SourceService
@@ -32,6 +32,16 @@ from appliance.store.journal import Journal
 from appliance.store.qdrant import QdrantStore
 
 __all__ = ["Services"]
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """The chat and the live embedding model, as named by their files (OpenAI's model list)."""
+
+    chat: str
+    embedding: str
+    embedder: Embedder  # the live one (an embedding switch replaces it)
+    created: int  # when the server started
 
 
 class Services:
@@ -60,7 +70,7 @@ class Services:
         self.metrics = metrics
         self.engine = engine
         self.embedder = engine.embedder
-        self.generator: LlamaGenerator | OpenAIGenerator = engine.generator
+        self.generator: Generator = engine.generator
         self.store = store
         self.journal = journal
         self.ingestion = ingestion
@@ -96,14 +106,19 @@ class Services:
         self.embedder, self.store = embedder, store
         self.collection, self.embedding_path = collection, path
 
+    def served(self) -> ServedModels:
+        return ServedModels(
+            self.plan.chat.info.path.stem, self.embedding_path.stem, self.embedder,
+            int(self.started_at),
+        )  # fmt: skip
+
     async def close(self) -> None:
         await self.embedding_switch.stop()
         if self.sources is not None:
             await self.sources.stop()
         await self.ingestion.stop()
         self.engine.stop()
-        if isinstance(self.generator, OpenAIGenerator):
-            await self.generator.aclose()
+        await self.generator.aclose()
         if self.embedder is not self.engine.embedder:
             await asyncio.to_thread(self.embedder.stop)
         for close in self._retired:

@@ -20,7 +20,7 @@ from appliance.engine.remote.client import public_url
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
 from appliance.models.sizing import ModelPlan
 from appliance.server.services import Services
-from appliance.wire.api import ModelStatus, StatusRead
+from appliance.wire.status import ModelStatus, StatusRead
 
 
 class StatusReport:

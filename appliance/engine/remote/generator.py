@@ -24,7 +24,6 @@ from typing import Any
 
 from appliance.engine.remote.admission import Admission
 from appliance.engine.remote.client import ServerClient
-from appliance.engine.remote.client import public_url as public_url  # server/build.py's import
 from appliance.engine.remote.errors import GenerationServerDown
 from appliance.engine.remote.markers import outgoing_messages
 from appliance.engine.remote.readiness import RECHECK_S, ReadinessCache

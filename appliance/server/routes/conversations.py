@@ -18,7 +18,7 @@ from appliance.security.keys import KeyRecord, Role
 from appliance.server.openapi import errors
 from appliance.store.journal import Journal
 from appliance.store.journal_conversations import ConversationRow
-from appliance.wire.api import ConversationList, ConversationRead, ConversationTurn
+from appliance.wire.conversations import ConversationList, ConversationRead, ConversationTurn
 
 
 def _read(row: ConversationRow, history: list[ConversationTurn] | None = None) -> ConversationRead:

@@ -22,15 +22,8 @@ from appliance.security.keys import Role
 from appliance.server.errors import field_error, found
 from appliance.server.openapi import errors
 from appliance.store.journal import DocumentRow, Journal
-from appliance.wire.api import (
-    ChunkPage,
-    ChunkRead,
-    DocumentList,
-    DocumentRead,
-    FileProgress,
-    JobCreated,
-    JobRead,
-)
+from appliance.wire.documents import ChunkPage, ChunkRead, DocumentList, DocumentRead
+from appliance.wire.jobs import FileProgress, JobCreated, JobRead
 
 
 class UploadForm(msgspec.Struct):

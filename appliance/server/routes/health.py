@@ -13,7 +13,7 @@ from appliance.server.health_checks import HealthChecks
 from appliance.server.openapi import errors
 from appliance.server.services import Services
 from appliance.server.startup import start_error
-from appliance.wire.api import Health, Readiness
+from appliance.wire.status import Health, Readiness
 
 
 class HealthController(Controller):
@@ -67,5 +67,5 @@ class HealthController(Controller):
         opt={"role": ANY_KEY},
         responses=errors(),
     )
-    async def metrics(self, services: Services) -> Response[bytes]:
-        return Response(await HealthChecks(services).exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self, health_checks: HealthChecks) -> Response[bytes]:
+        return Response(await health_checks.exposition(), media_type=CONTENT_TYPE_LATEST)

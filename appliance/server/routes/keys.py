@@ -12,7 +12,7 @@ from appliance.security.key_store import KeyStore, LastAdminKey
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.errors import ApplianceError, found
 from appliance.server.openapi import errors
-from appliance.wire.api import KeyCreate, KeyCreated, KeyList, KeyRead
+from appliance.wire.keys import KeyCreate, KeyCreated, KeyList, KeyRead
 
 
 class KeyConflict(ApplianceError):

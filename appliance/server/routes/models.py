@@ -11,7 +11,7 @@ from appliance.security.audit import AuditLog
 from appliance.security.keys import Role
 from appliance.server.embedding_models import EmbeddingModels
 from appliance.server.openapi import errors
-from appliance.wire.api import EmbeddingSwitchRead, EmbeddingSwitchRequest
+from appliance.wire.embedding_switch import EmbeddingSwitchRead, EmbeddingSwitchRequest
 
 
 def _read(collection: str, status: SwitchStatus) -> EmbeddingSwitchRead:

@@ -24,7 +24,8 @@ from appliance.security.keys import KeyRecord, Role
 from appliance.server.auth import WS_UNAUTHORIZED, SocketBudget
 from appliance.server.errors import ApplianceError, error_event, field_error
 from appliance.server.openapi import SseEvent, errors
-from appliance.wire.api import AskRequest, AskResponse, SearchRequest, SearchResponse
+from appliance.wire.ask import AskRequest, AskResponse
+from appliance.wire.search import SearchRequest, SearchResponse
 
 
 def ask_params(data: AskRequest, settings: Settings) -> AskParams:

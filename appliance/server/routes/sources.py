@@ -13,7 +13,7 @@ from appliance.security.audit import AuditLog
 from appliance.security.keys import Role, allows
 from appliance.server.errors import ApplianceError
 from appliance.server.openapi import errors
-from appliance.wire.api import SourceList, SourceRead, SourceRemoved
+from appliance.wire.sources import SourceList, SourceRead, SourceRemoved
 
 
 class AdminOnly(ApplianceError):

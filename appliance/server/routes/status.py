@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from appliance.observability.log_buffer import LogBuffer
 from appliance.security.keys import Role
 from appliance.server.auth import ANY_KEY
 from appliance.server.openapi import errors
-from appliance.server.services import Services
 from appliance.server.status_report import StatusReport
-from appliance.wire.api import LogPage, StatusRead
+from appliance.wire.status import LogPage, StatusRead
 
 
 class StatusController(Controller):
@@ -23,8 +23,8 @@ class StatusController(Controller):
         "/status", summary="Version, uptime, models, disk (any key)", opt={"role": ANY_KEY},
         responses=errors(),
     )  # fmt: skip
-    async def status(self, services: Services) -> StatusRead:
-        return await StatusReport(services).read()
+    async def status(self, status_report: StatusReport) -> StatusRead:
+        return await status_report.read()
 
     @get(
         "/logs", summary="Recent server log lines, to follow (admin)", opt={"role": Role.ADMIN},
@@ -32,7 +32,7 @@ class StatusController(Controller):
     )  # fmt: skip
     async def logs(
         self,
-        services: Services,
+        logs: LogBuffer,
         after: Annotated[
             int, Parameter(ge=0, description="Only lines numbered after this (`last_seq`).")
         ] = 0,
@@ -42,4 +42,4 @@ class StatusController(Controller):
         ] = "debug",
         limit: Annotated[int, Parameter(ge=1, le=2000, description="At most this many.")] = 500,
     ) -> LogPage:
-        return services.logs.page(after, level, limit)
+        return logs.page(after, level, limit)

@@ -11,24 +11,21 @@ OpenAI's error shape (`errors.py`).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from appliance.config.schema import Settings
 from appliance.domain.errors import FieldError
-from appliance.domain.protocols import Embedder
 from appliance.query.pipeline import QueryService
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.routes.openai.completions import complete, start
 from appliance.server.routes.openai.embeddings import embed, vectors_out
 from appliance.server.routes.openai.errors import EXCEPTION_HANDLERS, openai_errors, strictly
 from appliance.server.routes.openai.stream import sse
-from appliance.server.services import Services
+from appliance.server.services import ServedModels
 from appliance.wire.openai import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -41,29 +38,11 @@ from appliance.wire.openai import (
 )
 
 
-@dataclass(frozen=True)
-class ServedModels:
-    """The chat and the live embedding model, as named by their files."""
-
-    chat: str
-    embedding: str
-    embedder: Embedder  # the live one (an embedding switch replaces it)
-    created: int  # when the server started
-
-
-def served_models(services: Services) -> ServedModels:
-    return ServedModels(
-        services.plan.chat.info.path.stem, services.embedding_path.stem, services.embedder,
-        int(services.started_at),
-    )  # fmt: skip
-
-
 class OpenAIController(Controller):
     path = "/v1"
     tags = ("openai",)
     opt = {"role": Role.QUERY}  # noqa: RUF012 - Litestar's own attribute
     exception_handlers = EXCEPTION_HANDLERS  # OpenAI's error shape, on these routes only
-    dependencies = {"served": Provide(served_models, sync_to_thread=False)}  # noqa: RUF012
 
     @get(
         "/models", summary="The chat and embedding models, OpenAI-style (query)",
