@@ -34,15 +34,14 @@ from appliance.runtime.worker import (
     ThreadWorker,
     WorkerStopped,
 )
+from appliance.store.hybrid import HybridStore, VectorQuery
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,
     LexicalEncoder,
     Sparse,
     indexed_text,
-    prefetch_limit,
 )
-from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
 INDEXED_FIELDS = ("document_id",)
@@ -57,7 +56,7 @@ def _sparse(vector: Sparse) -> Any:
     return qe.SparseVector(vector.indices, vector.values)
 
 
-class EdgeStore(ThreadOwned):
+class EdgeStore(HybridStore):
     """Implements `domain.protocols.VectorStore` over `qdrant_edge.EdgeShard`."""
 
     def __init__(
@@ -72,9 +71,8 @@ class EdgeStore(ThreadOwned):
         lexical: LexicalEncoder | None = None,
         lexical_weight: float = 1.0,
     ) -> None:
+        super().__init__(lexical, lexical_weight)
         self.dim = dim
-        self.lexical = lexical
-        self._weights = [1.0, lexical_weight]  # dense, BM25 in the fusion
         self._search_threads = search_threads
         self._path = path
         self._optimize_after_writes = optimize_after_writes
@@ -247,49 +245,30 @@ class EdgeStore(ThreadOwned):
         )
         self._queue_optimize()
 
-    @property
-    def hybrid(self) -> bool:
-        return self.lexical is not None
-
-    async def search(
-        self,
-        vector: list[float],
-        top_k: int,
-        document_ids: Sequence[str] | None = None,
-        *,
-        text: str | None = None,
-        min_score: float | None = None,
-    ) -> list[Hit]:
-        """Nearest chunks by cosine; with `text` (and a lexical encoder), the dense and
-        BM25 rankings fused by reciprocal rank: scores are then RRF scores, and
-        `min_score` applies to the dense ranking only (a BM25 match enters regardless)."""
+    def _dense(self, shard: Any, query: VectorQuery) -> list[Hit]:
         import qdrant_edge as qe
 
-        where = self._filter(document_ids) if document_ids else None
-        sparse = self.lexical.query(text) if self.lexical is not None and text else None
-        if sparse:
-            limit = prefetch_limit(top_k)
-            request = qe.QueryRequest(
-                limit=top_k,
-                prefetches=[
-                    qe.Prefetch(limit=limit, query=qe.Query.Nearest(vector), filter=where,
-                                score_threshold=min_score),
-                    qe.Prefetch(limit=limit, query=qe.Query.Nearest(_sparse(sparse),
-                                using=SPARSE_NAME), filter=where),
-                ],
-                query=qe.Fusion.Rrf(k=RRF_K, weights=self._weights),  # type: ignore[arg-type]  # the stub nests Rrf in Fusion
-                with_payload=True,
-            )  # fmt: skip
-        else:
-            request = qe.QueryRequest(
-                limit=top_k, query=qe.Query.Nearest(vector), with_payload=True, filter=where,
-                score_threshold=min_score,
-            )  # fmt: skip
+        request = qe.QueryRequest(
+            limit=query.top_k, query=qe.Query.Nearest(query.vector), with_payload=True,
+            filter=query.where, score_threshold=query.min_score,
+        )  # fmt: skip
+        return [hit_of(p.id, p.score, p.payload) for p in shard.query(request)]
 
-        def job(shard: Any) -> list[Hit]:
-            return [hit_of(p.id, p.score, p.payload) for p in shard.query(request)]
+    def _fused(self, shard: Any, query: VectorQuery, sparse: Sparse) -> list[Hit]:
+        import qdrant_edge as qe
 
-        return await self._worker.call(job)
+        request = qe.QueryRequest(
+            limit=query.top_k,
+            prefetches=[
+                qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(query.vector),
+                            filter=query.where, score_threshold=query.min_score),
+                qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(_sparse(sparse),
+                            using=SPARSE_NAME), filter=query.where),
+            ],
+            query=qe.Fusion.Rrf(k=RRF_K, weights=self._weights),  # type: ignore[arg-type]  # the stub nests Rrf in Fusion
+            with_payload=True,
+        )  # fmt: skip
+        return [hit_of(p.id, p.score, p.payload) for p in shard.query(request)]
 
     async def count(self, document_id: str | None = None) -> int:
         import qdrant_edge as qe

@@ -20,20 +20,20 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.runtime.worker import INTERACTIVE, ThreadWorker
+from appliance.store.hybrid import HybridStore, VectorQuery
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,
     LexicalEncoder,
+    Sparse,
     indexed_text,
-    prefetch_limit,
 )
-from appliance.store.owned import ThreadOwned
 from appliance.store.payload import hit_of, payload_of
 
 log = logging.getLogger(__name__)
 
 
-class QdrantStore(ThreadOwned):
+class QdrantStore(HybridStore):
     """Implements `domain.protocols.VectorStore`."""
 
     def __init__(
@@ -50,14 +50,13 @@ class QdrantStore(ThreadOwned):
     ) -> None:
         if (path is None) == (not url):
             raise ValueError("QdrantStore needs exactly one of path (embedded) or url (server)")
+        super().__init__(lexical, lexical_weight)
         self.collection = collection
         self.dim = dim
         self.mode = "server" if url else "embedded"
         self._path = path
         self._url = url
         self._api_key = api_key or None
-        self.lexical = lexical
-        self._weights = [1.0, lexical_weight]  # dense, BM25 in the fusion
         self._worker: ThreadWorker[Any] = ThreadWorker("store", self._open, queue_size)
 
     def _open(self) -> Any:
@@ -119,7 +118,7 @@ class QdrantStore(ThreadOwned):
         await self._worker.call(job, INTERACTIVE)
 
     @staticmethod
-    def _document_filter(document_ids: Sequence[str]) -> Any:
+    def _filter(document_ids: Sequence[str]) -> Any:
         from qdrant_client import models
 
         return models.Filter(
@@ -133,59 +132,39 @@ class QdrantStore(ThreadOwned):
     async def delete_by_document(self, document_id: str) -> None:
         from qdrant_client import models
 
-        selector = models.FilterSelector(filter=self._document_filter([document_id]))
+        selector = models.FilterSelector(filter=self._filter([document_id]))
         await self._worker.call(
             lambda c: c.delete(self.collection, points_selector=selector, wait=True)
         )
 
-    @property
-    def hybrid(self) -> bool:
-        return self.lexical is not None
+    def _dense(self, client: Any, query: VectorQuery) -> list[Hit]:
+        result = client.query_points(
+            self.collection, query=query.vector, limit=query.top_k, query_filter=query.where,
+            with_payload=True, score_threshold=query.min_score,
+        )  # fmt: skip
+        return [hit_of(p.id, p.score, p.payload) for p in result.points]
 
-    async def search(
-        self,
-        vector: list[float],
-        top_k: int,
-        document_ids: Sequence[str] | None = None,
-        *,
-        text: str | None = None,
-        min_score: float | None = None,
-    ) -> list[Hit]:
-        """As `EdgeStore.search`: RRF of dense and BM25 with `text`, else dense only."""
+    def _fused(self, client: Any, query: VectorQuery, sparse: Sparse) -> list[Hit]:
         from qdrant_client import models
 
-        query_filter = self._document_filter(document_ids) if document_ids else None
-
-        def job(client: Any) -> list[Hit]:
-            sparse = self.lexical.query(text) if self.lexical is not None and text else None
-            if sparse:
-                limit = prefetch_limit(top_k)
-                result = client.query_points(
-                    self.collection,
-                    prefetch=[
-                        models.Prefetch(query=vector, limit=limit, filter=query_filter,
-                                        score_threshold=min_score),
-                        models.Prefetch(
-                            query=models.SparseVector(indices=sparse.indices,
-                                                      values=sparse.values),
-                            using=SPARSE_NAME, limit=limit, filter=query_filter,
-                        ),
-                    ],
-                    query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=self._weights)),
-                    limit=top_k,
-                    with_payload=True,
-                )  # fmt: skip
-            else:
-                result = client.query_points(
-                    self.collection, query=vector, limit=top_k, query_filter=query_filter,
-                    with_payload=True, score_threshold=min_score,
-                )  # fmt: skip
-            return [hit_of(p.id, p.score, p.payload) for p in result.points]
-
-        return await self._worker.call(job)
+        result = client.query_points(
+            self.collection,
+            prefetch=[
+                models.Prefetch(query=query.vector, limit=query.prefetch, filter=query.where,
+                                score_threshold=query.min_score),
+                models.Prefetch(
+                    query=models.SparseVector(indices=sparse.indices, values=sparse.values),
+                    using=SPARSE_NAME, limit=query.prefetch, filter=query.where,
+                ),
+            ],
+            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=self._weights)),
+            limit=query.top_k,
+            with_payload=True,
+        )  # fmt: skip
+        return [hit_of(p.id, p.score, p.payload) for p in result.points]
 
     async def count(self, document_id: str | None = None) -> int:
-        count_filter = self._document_filter([document_id]) if document_id else None
+        count_filter = self._filter([document_id]) if document_id else None
         result = await self._worker.call(
             lambda c: c.count(self.collection, count_filter=count_filter, exact=True)
         )

@@ -1,0 +1,82 @@
+"""What both Qdrant stores share: the optional BM25 encoder, its weight in the fusion,
+and the one `search` that picks the dense ranking or the fused one.
+
+Each store writes the two queries in its own client's terms (`_dense`, `_fused`) and
+its document filter (`_filter`). The query's sparse vector is encoded on the owner
+thread: `lexical` is final only once the store is open (a collection made without
+BM25 vectors turns it off).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.domain.types import Hit
+from appliance.store.lexical import LexicalEncoder, Sparse, prefetch_limit
+from appliance.store.owned import ThreadOwned
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """One search in the stores' terms: `where` is the store's filter (None: every
+    document); `min_score` applies to the dense ranking only."""
+
+    vector: list[float]
+    top_k: int
+    where: Any
+    min_score: float | None
+
+    @property
+    def prefetch(self) -> int:
+        """Candidates each ranking gives the fusion."""
+        return prefetch_limit(self.top_k)
+
+
+class HybridStore(ThreadOwned, ABC):
+    """Base of `EdgeStore` and `QdrantStore`: `hybrid` and `search` of
+    `domain.protocols.VectorStore`."""
+
+    def __init__(self, lexical: LexicalEncoder | None, lexical_weight: float) -> None:
+        self.lexical = lexical
+        self._weights = [1.0, lexical_weight]  # dense, BM25 in the fusion
+
+    @property
+    def hybrid(self) -> bool:
+        return self.lexical is not None
+
+    async def search(
+        self,
+        vector: list[float],
+        top_k: int,
+        document_ids: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks by cosine; with `text` (and a lexical encoder), the dense and
+        BM25 rankings fused by reciprocal rank: scores are then RRF scores, and
+        `min_score` applies to the dense ranking only (a BM25 match enters regardless)."""
+        where = self._filter(document_ids) if document_ids else None
+        query = VectorQuery(vector, top_k, where, min_score)
+
+        def job(client: Any) -> list[Hit]:
+            sparse = self.lexical.query(text) if self.lexical is not None and text else None
+            return self._fused(client, query, sparse) if sparse else self._dense(client, query)
+
+        return await self._worker.call(job)
+
+    @staticmethod
+    @abstractmethod
+    def _filter(document_ids: Sequence[str]) -> Any:
+        """Only the points of these documents, in the client's terms."""
+
+    @abstractmethod
+    def _dense(self, client: Any, query: VectorQuery) -> list[Hit]:
+        """The nearest chunks by cosine (on the owner thread)."""
+
+    @abstractmethod
+    def _fused(self, client: Any, query: VectorQuery, sparse: Sparse) -> list[Hit]:
+        """The dense and the BM25 rankings fused by reciprocal rank (on the owner thread)."""
