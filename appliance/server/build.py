@@ -186,13 +186,11 @@ async def _build_the_rest(
         )
         metrics.model_size_bytes.labels(model.role, model.info.name).set(model.info.file_size)
         metrics.model_context.labels(model.role, model.info.name).set(model.n_ctx)
-    services = Services(
+    return Services(
         settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit,
         index.collection, new_store=lambda dim, name: make_store(settings, dim, name),
-        new_embedder=switch_embedder(settings, plan),
+        new_embedder=switch_embedder(settings, plan), sources=sources,
     )  # fmt: skip
-    services.sources = sources
-    return services
 
 
 def switch_embedder(settings: Settings, plan: SizingPlan) -> EmbedderFactory:

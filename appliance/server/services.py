@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,53 +44,42 @@ class ServedModels:
     created: int  # when the server started
 
 
+@dataclass(eq=False, repr=False)  # identity, and no repr: the settings hold secrets
 class Services:
-    """Everything the handlers use, built once. A plain class, not a dataclass, so
-    Litestar's signature model passes it through instead of converting its fields."""
+    """Everything the handlers use, built once. An embedding switch replaces `embedder`,
+    `store`, `collection` and `embedding_path` (`swap_embedding`)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        plan: SizingPlan,
-        metrics: Metrics,
-        engine: Engine | ExternalEngine,
-        store: QdrantStore | EdgeStore,
-        journal: Journal,
-        ingestion: IngestionService,
-        query: QueryService,
-        keys: KeyStore,
-        audit: AuditLog,
-        collection: str,
-        *,
-        new_store: StoreFactory,
-        new_embedder: EmbedderFactory,
-    ) -> None:
-        self.settings = settings
-        self.plan = plan
-        self.metrics = metrics
-        self.engine = engine
-        self.embedder = engine.embedder
-        self.generator: Generator = engine.generator
-        self.store = store
-        self.journal = journal
-        self.ingestion = ingestion
-        self.query = query
-        self.keys = keys
-        self.audit = audit
-        self.data_dir_lock: int | None = None
+    settings: Settings
+    plan: SizingPlan
+    metrics: Metrics
+    engine: Engine | ExternalEngine
+    store: QdrantStore | EdgeStore
+    journal: Journal
+    ingestion: IngestionService
+    query: QueryService
+    keys: KeyStore
+    audit: AuditLog
+    collection: str
+    _: KW_ONLY
+    new_store: InitVar[StoreFactory]
+    new_embedder: InitVar[EmbedderFactory]
+    sources: SourceService | None = None  # the synced folders, once started
+    data_dir_lock: int | None = None
+
+    def __post_init__(self, new_store: StoreFactory, new_embedder: EmbedderFactory) -> None:
+        self.embedder = self.engine.embedder
+        self.generator: Generator = self.engine.generator
         self.started_at = time.time()
-        self.logs = LogBuffer(settings.server.log_buffer_lines)
+        self.logs = LogBuffer(self.settings.server.log_buffer_lines)
         self.logs.attach()
-        self.data_dir_size = TreeSizeCache(data_dir(settings))
-        self.data_dir = data_dir(settings)
-        self.collection = collection
-        self.embedding_path = plan.embedding.info.path
+        self.data_dir = data_dir(self.settings)
+        self.data_dir_size = TreeSizeCache(self.data_dir)
+        self.embedding_path = self.plan.embedding.info.path
         self._retired: list[Callable[[], Awaitable[None]]] = []  # closes what a switch replaced
-        self.sources: SourceService | None = None  # synced folders (set once they start)
         self.embedding_switch = EmbeddingSwitch(self, new_store, new_embedder)
         self.backups = Backups(self, self.data_dir / "backups")
         self.embedding_models = EmbeddingModels(
-            models_dir(settings), plan, self.embedding_switch, lambda: self.collection
+            models_dir(self.settings), self.plan, self.embedding_switch, lambda: self.collection
         )
 
     def swap_embedding(self, embedder: Any, store: Any, collection: str, path: Path) -> None:
