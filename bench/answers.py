@@ -2,7 +2,9 @@
 
 The question set (bench/data/pg_questions.json) holds 45 questions over 50 pages
 of the PostgreSQL 15 documentation (Debian package postgresql-doc-15, installed
-here when missing), each with the fact that answers it and the answering page.
+here when missing), each with the fact that answers it and the answering page;
+`--corpus apache` reads the second set instead (bench/data/apache_questions.json:
+61 questions over 51 pages of the Apache HTTP Server manual, package apache2-doc).
 The corpus goes in through the HTTP API, every question goes out through
 `/v1/ask/stream`, one at a time (an idle server, one user).
 
@@ -19,6 +21,7 @@ fact in the returned evidence sentences), prompt/answer tokens p50, time to
 first token p50 and total p50; and how `grounded` separates right from wrong.
 
     python bench/answers.py                    # both servers
+    python bench/answers.py --corpus apache    # the second corpus
     python bench/answers.py --url http://host:8080 [--key K] [--strategies a,b]
 """
 
@@ -44,7 +47,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import appliance_server  # noqa: E402
 
-QUESTIONS = REPO / "bench" / "data" / "pg_questions.json"
+CORPORA = {  # --corpus: its question set
+    "pg": REPO / "bench" / "data" / "pg_questions.json",
+    "apache": REPO / "bench" / "data" / "apache_questions.json",
+}
 MODELS = REPO / ".cache" / "models"
 AFTER_STRATEGIES = ["top3", "sentences", "sentences-system", "top1", "top5"]
 BEFORE = {  # the appliance before issue 7, by its settings
@@ -62,8 +68,8 @@ BEFORE = {  # the appliance before issue 7, by its settings
 AFTER = {"models__chat_ctx": "2048"}
 
 
-def load_questions() -> dict[str, object]:
-    spec: dict[str, object] = json.loads(QUESTIONS.read_text())
+def load_questions(corpus: str = "pg") -> dict[str, object]:
+    spec: dict[str, object] = json.loads(CORPORA[corpus].read_text())
     root = Path(str(spec["root"]))
     if not root.is_dir():
         package = str(spec["package"])
@@ -83,8 +89,9 @@ def ingest(client: httpx.Client, root: Path, files: list[str]) -> float:
     t0 = time.perf_counter()
     handles = [(root / name).open("rb") for name in files]
     try:
-        resp = client.post(
-            "/v1/documents", files=[("files", (n, h)) for n, h in zip(files, handles, strict=True)]
+        resp = client.post(  # a page's name as ingested: without its directory (mod/core.html)
+            "/v1/documents",
+            files=[("files", (Path(n).name, h)) for n, h in zip(files, handles, strict=True)],
         )
     finally:
         for h in handles:
@@ -287,8 +294,10 @@ def main() -> None:
     parser.add_argument("--key", default=os.environ.get("APPLIANCE_API_KEY"))
     parser.add_argument("--strategies", help="comma-separated strategy names (default: all)")
     parser.add_argument("--limit", type=int, help="first N questions only (a quick look)")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="pg",
+                        help="the question set (default: pg, the PostgreSQL manual)")  # fmt: skip
     args = parser.parse_args()
-    spec = load_questions()
+    spec = load_questions(args.corpus)
     if args.limit:
         spec["questions"] = spec["questions"][: args.limit]  # type: ignore[index]
     names: list[str | None] = list(args.strategies.split(",")) if args.strategies else []
