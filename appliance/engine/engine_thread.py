@@ -36,7 +36,7 @@ from appliance.engine.batching import BatchedChat
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.priority import prepare_compute_thread
 from appliance.engine.scheduler import Finished, Request
-from appliance.runtime.worker import Overloaded, WorkerStopped, resolve_future
+from appliance.runtime.worker import Overloaded, OwnerThread, WorkerStopped, resolve_future
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,7 @@ class LlamaEngineThread:
         self._background: collections.deque[EmbedJob] = collections.deque()
         self._waiting: collections.deque[GenerateJob] = collections.deque()
         self._stopping = False
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
+        self._owner = OwnerThread(self._run, "llama-engine")
         self._on_step = on_step
         self._nice = thread_nice
         self._budget = budget
@@ -119,18 +117,14 @@ class LlamaEngineThread:
 
     # ---- lifecycle --------------------------------------------------------
     def start(self, timeout: float = 300.0) -> None:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise WorkerStopped(f"llama engine not ready after {timeout:.0f}s")
-        if self._start_error is not None:
-            raise self._start_error
+        self._owner.start(timeout, "llama engine not ready")
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        if self._owner.thread.is_alive():
+            self._owner.thread.join(timeout)
 
     @property
     def active_generations(self) -> int:
@@ -141,11 +135,11 @@ class LlamaEngineThread:
     @property
     def native_id(self) -> int | None:
         """The OS thread id of the engine thread (None before it starts)."""
-        return self._thread.native_id
+        return self._owner.thread.native_id
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and self._start_error is None and not self._stopping
+        return self._owner.alive and not self._stopping
 
     def generation_depth(self) -> int:
         return sum(1 for job in self._waiting if not job.cancel.is_set())
@@ -206,12 +200,11 @@ class LlamaEngineThread:
             embedder = self._load_embedder()
             chat: BatchedChat = self._load_chat()
         except BaseException as exc:
-            self._start_error = exc
-            self._ready.set()
+            self._owner.failed(exc)
             return
         self.slots = chat.slots
         self._chat = chat
-        self._ready.set()
+        self._owner.ready()
         steps_since_background = 0
         decode_owed = False
         try:

@@ -24,7 +24,14 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 # The refusals are part of the one error model; re-exported for the engine's users.
-__all__ = ["BACKGROUND", "INTERACTIVE", "Overloaded", "ThreadWorker", "WorkerStopped"]
+__all__ = [
+    "BACKGROUND",
+    "INTERACTIVE",
+    "Overloaded",
+    "OwnerThread",
+    "ThreadWorker",
+    "WorkerStopped",
+]
 
 INTERACTIVE = 0
 BACKGROUND = 1
@@ -42,6 +49,35 @@ def resolve_future(fut: asyncio.Future[Any], result: Any, error: BaseException |
         fut.set_result(result)
 
 
+class OwnerThread:
+    """A daemon thread that first builds the resource it owns: `start` runs it and waits
+    until it says `ready()`, or re-raises the error it gave to `failed()`."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+
+    def start(self, timeout: float, not_ready: str) -> None:
+        """Start the thread and wait for its resource (`not_ready`: the refusal's words)."""
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise WorkerStopped(f"{not_ready} after {timeout:.0f}s")
+        if self.error is not None:
+            raise self.error
+
+    def ready(self) -> None:
+        self._ready.set()
+
+    def failed(self, error: BaseException) -> None:
+        self.error = error
+        self._ready.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive() and self.error is None
+
+
 class ThreadWorker(Generic[T]):
     """Owns `resource` (built by `factory` inside the thread) and runs jobs on it one at a time."""
 
@@ -52,21 +88,15 @@ class ThreadWorker(Generic[T]):
             maxsize=queue_size
         )
         self._seq = itertools.count()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._owner = OwnerThread(self._run, name)
 
     def start(self, timeout: float = 300.0) -> None:
         """Start the thread and wait until the resource is built (re-raising its error)."""
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise WorkerStopped(f"{self.name}: resource not ready after {timeout:.0f}s")
-        if self._start_error is not None:
-            raise self._start_error
+        self._owner.start(timeout, f"{self.name}: resource not ready")
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and self._start_error is None
+        return self._owner.alive
 
     def depth(self) -> int:
         return self._queue.qsize()
@@ -75,10 +105,9 @@ class ThreadWorker(Generic[T]):
         try:
             resource = self._factory()
         except BaseException as exc:
-            self._start_error = exc
-            self._ready.set()
+            self._owner.failed(exc)
             return
-        self._ready.set()
+        self._owner.ready()
         while True:
             _, _, item = self._queue.get()
             if item is _STOP:
@@ -116,11 +145,11 @@ class ThreadWorker(Generic[T]):
         return await self.submit(job, priority)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread.is_alive():
+        if self._owner.thread.is_alive():
             # The stop marker sorts after all queued work of every priority.
             try:
                 self._queue.put((99, next(self._seq), _STOP), timeout=timeout)
             except queue.Full:
                 log.warning("%s: queue full at shutdown; leaving the daemon thread", self.name)
                 return
-            self._thread.join(timeout)
+            self._owner.thread.join(timeout)
