@@ -10,12 +10,13 @@ watchdog. Page numbers are 1-based everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import io
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from appliance.domain.types import Section
@@ -51,6 +52,21 @@ def _engine() -> Any:
 
 def _pdfium() -> tuple[Any, Any]:
     return importlib.import_module("pypdfium2"), importlib.import_module("pypdfium2.raw")
+
+
+@contextlib.contextmanager
+def _readable_pdf(data: bytes) -> Iterator[Any]:
+    """The PDF open in pdfium, closed after; pdfium's errors, in opening it or in reading
+    it, become `ParseError`."""
+    pdfium, _ = _pdfium()
+    try:
+        pdf = pdfium.PdfDocument(data)
+        try:
+            yield pdf
+        finally:
+            pdf.close()
+    except pdfium.PdfiumError as exc:
+        raise ParseError(f"not a readable PDF ({exc})") from exc
 
 
 def _to_gray(img: Image.Image) -> Image.Image:
@@ -210,13 +226,9 @@ def scanned_pages(data: bytes, page_texts: dict[int, str]) -> list[int]:
     non-space characters while images cover more than half of it (a scanner's stamp
     or a bar code over a page image). Blank pages are left out.
     """
-    pdfium, pdfium_c = _pdfium()
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        raise ParseError(f"not a readable PDF ({exc})") from exc
+    _, pdfium_c = _pdfium()
     scans: list[int] = []
-    try:
+    with _readable_pdf(data) as pdf:
         for index in range(len(pdf)):
             number = index + 1
             chars = len(re.sub(r"\s+", "", page_texts.get(number, "")))
@@ -228,10 +240,6 @@ def scanned_pages(data: bytes, page_texts: dict[int, str]) -> list[int]:
                     scans.append(number)
             finally:
                 page.close()
-    except pdfium.PdfiumError as exc:
-        raise ParseError(f"not a readable PDF ({exc})") from exc
-    finally:
-        pdf.close()
     return scans
 
 
@@ -247,13 +255,8 @@ def ocr_pdf_pages(
     A page is rendered at `scale` (2.0 = 144 dpi) unless that would take more than
     40 megapixels; then at the scale that fits.
     """
-    pdfium, _ = _pdfium()
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        raise ParseError(f"not a readable PDF ({exc})") from exc
     texts: dict[int, str] = {}
-    try:
+    with _readable_pdf(data) as pdf:
         count = len(pdf)
         for number in pages:
             if not 1 <= number <= count:
@@ -272,8 +275,4 @@ def ocr_pdf_pages(
                     bitmap.close()
             finally:
                 page.close()
-    except pdfium.PdfiumError as exc:
-        raise ParseError(f"not a readable PDF ({exc})") from exc
-    finally:
-        pdf.close()
     return texts
