@@ -42,40 +42,14 @@ def job_read(job: Job) -> JobRead:
         files_failed=sum(1 for f in job.files if f.state.value == "failed"),
         chunks_done=sum(f.chunks_done for f in job.files),
         chunks_total=sum(f.chunks_total for f in job.files),
-        files=[
-            FileProgress(
-                file_name=f.file_name,
-                state=f.state.value,
-                size_bytes=f.size_bytes,
-                chunks_done=f.chunks_done,
-                chunks_total=f.chunks_total,
-                document_id=f.document_id,
-                error=f.error,
-                note=f.note,
-            )
-            for f in job.files
-        ],
+        files=[msgspec.convert(f, FileProgress, from_attributes=True) for f in job.files],
     )
 
 
 def document_read(row: DocumentRow) -> DocumentRead:
-    return DocumentRead(
-        id=row.id,
-        file_name=row.file_name,
-        content_type=row.content_type,
-        size_bytes=row.size_bytes,
-        chunks=row.chunks,
-        pages=row.pages,
-        created_at=row.created_at,
-        file_type=row.file_type,
-        title=row.title,
-        author=row.author,
-        created=row.created,
-        modified=row.modified,
-        source=row.source_id,
-        parent_id=row.parent_id,
-        meta=msgspec.json.decode(row.meta or "{}", type=dict[str, str]),
-    )
+    """The row's fields, but `source_id` shown as `source` and `meta` decoded."""
+    shown = {"source": row.source_id, "meta": msgspec.json.decode(row.meta or "{}")}
+    return msgspec.convert(msgspec.structs.asdict(row) | shown, DocumentRead)
 
 
 def _clean_name(raw: str | None, index: int) -> str:
