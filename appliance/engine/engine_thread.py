@@ -36,19 +36,17 @@ from appliance.engine.batching import BatchedChat
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.priority import prepare_compute_thread
 from appliance.engine.scheduler import Finished, Request
-from appliance.runtime.worker import Overloaded, OwnerThread, WorkerStopped, resolve_future
+from appliance.runtime.worker import (
+    Overloaded,
+    OwnerThread,
+    WorkerStopped,
+    post_to_loop,
+    resolve_future,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Finished", "GenerateJob", "LlamaEngineThread"]
-
-
-def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-        return True
-    except RuntimeError:  # loop closed
-        return False
 
 
 @dataclass
@@ -77,7 +75,7 @@ class GenerateJob:
         self.wake()
 
     def emit(self, item: object) -> None:
-        if not _post(self.loop, self.pieces.put_nowait, item):
+        if not post_to_loop(self.loop, self.pieces.put_nowait, item):
             self.cancel.set()
 
 
@@ -260,7 +258,7 @@ class LlamaEngineThread:
             chat.cancel_all(stopped)
             self._chat = None
             for pending in (*self._interactive, *self._background):
-                _post(pending.loop, resolve_future, pending.fut, None, stopped)
+                post_to_loop(pending.loop, resolve_future, pending.fut, None, stopped)
             for gen in self._waiting:
                 gen.emit(stopped)
             chat.close()
@@ -296,7 +294,7 @@ class LlamaEngineThread:
                 if not whole:
                     break
             if job.complete:
-                _post(job.loop, resolve_future, job.fut, job.vectors, None)
+                post_to_loop(job.loop, resolve_future, job.fut, job.vectors, None)
         except BaseException as exc:
             job.vectors = [[] for _ in job.texts]
-            _post(job.loop, resolve_future, job.fut, None, exc)
+            post_to_loop(job.loop, resolve_future, job.fut, None, exc)

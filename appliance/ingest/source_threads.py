@@ -11,12 +11,13 @@ sub-folder) and waits for changes in a thread of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import TypeVar
+
+from appliance.runtime.worker import post_to_loop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,8 +65,7 @@ async def watch_changes(path: str, debounce_ms: int) -> AsyncGenerator[None, Non
     stop = threading.Event()
 
     def tell(item: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
-            loop.call_soon_threadsafe(news.put_nowait, item)
+        post_to_loop(loop, news.put_nowait, item)  # dropped once the loop is closed
 
     def run() -> None:
         try:

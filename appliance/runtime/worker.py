@@ -8,7 +8,6 @@ queue raises `Overloaded` at once (the API turns it into 503 + Retry-After).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import queue
@@ -31,6 +30,8 @@ __all__ = [
     "OwnerThread",
     "ThreadWorker",
     "WorkerStopped",
+    "post_to_loop",
+    "resolve_future",
 ]
 
 INTERACTIVE = 0
@@ -38,6 +39,15 @@ BACKGROUND = 1
 
 
 _STOP = object()
+
+
+def post_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
+    """Call `fn(*args)` in `loop`'s thread; False when the loop is closed (nobody waits)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+        return True
+    except RuntimeError:
+        return False
 
 
 def resolve_future(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -120,8 +130,7 @@ class ThreadWorker(Generic[T]):
             except BaseException as exc:
                 result, error = None, exc
             if fut is not None:
-                with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
-                    loop.call_soon_threadsafe(resolve_future, fut, result, error)
+                post_to_loop(loop, resolve_future, fut, result, error)
         close = getattr(resource, "close", None)
         if callable(close):
             try:
