@@ -32,17 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.domain.errors import Overloaded, WorkerStopped
 from appliance.engine.batching import BatchedChat
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.priority import prepare_compute_thread
 from appliance.engine.scheduler import Finished, Request
-from appliance.runtime.worker import (
-    Overloaded,
-    OwnerThread,
-    WorkerStopped,
-    post_to_loop,
-    resolve_future,
-)
+from appliance.runtime.worker import OwnerThread, post_to_loop, resolve_future
 
 log = logging.getLogger(__name__)
 
