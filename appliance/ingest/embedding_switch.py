@@ -56,16 +56,11 @@ StoreFactory = Callable[[int, str], Any]  # (dim, collection) -> a store, not st
 class SwitchHost(Protocol):
     """What the switch reads and swaps of the running server (the services container)."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def journal(self) -> Journal: ...
-    @property
-    def ingestion(self) -> IngestionService: ...  # its `index_lock`
-    @property
-    def data_dir(self) -> Path: ...
-    @property
-    def collection(self) -> str: ...  # the live one
+    settings: Settings
+    journal: Journal
+    ingestion: IngestionService  # its `index_lock`
+    data_dir: Path
+    collection: str  # the live one
 
     def swap_embedding(self, embedder: Any, store: Any, collection: str, path: Path) -> None: ...
 

@@ -23,6 +23,8 @@ from typing import Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from appliance.domain.protocols import Generator
+
 log = logging.getLogger(__name__)
 
 READY = "appliance_ready"
@@ -40,14 +42,13 @@ class Watched(Protocol):
     """What the collector reads of the services (read again at every scrape: an
     embedding switch replaces the embedder and the store)."""
 
-    @property
-    def data_dir(self) -> Path: ...
+    data_dir: Path
+    generator: Generator
+
     @property
     def embedder(self) -> Part: ...
     @property
-    def generator(self) -> Part: ...
-    @property
-    def store(self) -> Part: ...
+    def store(self) -> Part: ...  # the store and the journal: their types are floors above
     @property
     def journal(self) -> Part: ...
 

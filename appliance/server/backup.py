@@ -30,7 +30,10 @@ from appliance.store.active_index import INDEX_FILE
 
 if TYPE_CHECKING:
     from appliance.config import Settings
+    from appliance.ingest.service import IngestionService
     from appliance.models.sizing import SizingPlan
+    from appliance.security.key_store import KeyStore
+    from appliance.store.journal import Journal
 
 SECRET_WORDS = frozenset(
     {"key", "secret", "secrets", "password", "passwd", "token", "credential", "credentials"}
@@ -38,38 +41,23 @@ SECRET_WORDS = frozenset(
 REDACTED = "<redacted>"
 
 
-class _OnlineCopy(Protocol):  # the journal and the key table: SQLite's online backup
-    async def backup_to(self, target: Path) -> None: ...
-
-
 class _Snapshot(Protocol):  # the vector store, flushed and copied on its own thread
     async def snapshot_to(self, target: Path) -> None: ...
-
-
-class _IndexLock(Protocol):  # ingestion: held, no document is half-ingested or half-deleted
-    @property
-    def index_lock(self) -> asyncio.Lock: ...
 
 
 class BackupSource(Protocol):
     """What a backup reads of the running server (the services container)."""
 
+    settings: Settings
+    plan: SizingPlan
+    ingestion: IngestionService  # its `index_lock` held: no document half-ingested or deleted
+    journal: Journal  # copied through SQLite's online backup
+    keys: KeyStore  # the same (key hashes only)
+    collection: str  # the live one, read under `ingestion.index_lock`
+    embedding_path: Path  # the live collection's model
+
     @property
-    def settings(self) -> Settings: ...
-    @property
-    def plan(self) -> SizingPlan: ...
-    @property
-    def ingestion(self) -> _IndexLock: ...
-    @property
-    def journal(self) -> _OnlineCopy: ...
-    @property
-    def store(self) -> _Snapshot: ...
-    @property
-    def keys(self) -> _OnlineCopy: ...
-    @property
-    def collection(self) -> str: ...  # the live one, read under `ingestion.index_lock`
-    @property
-    def embedding_path(self) -> Path: ...  # the live collection's model
+    def store(self) -> _Snapshot: ...  # an adapter, which the container alone names
 
 
 def _regular_files(root: Path) -> list[Path]:
