@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -53,26 +54,26 @@ class FileSettings(msgspec.Struct, frozen=True):
     html_main_content: bool = True
 
 
+@dataclass(frozen=True)
+class IngestParts:
+    """What the job queue and its per-file pipeline share: the journal, the metrics, the
+    parser sandbox and the directory the uploads are kept in."""
+
+    journal: Journal
+    metrics: Metrics
+    sandbox: ParseSandbox
+    upload_dir: Path
+
+
 class FilePipeline:
     """Ingests one file of a job; the caller holds the ingestion service's `index_lock`."""
 
     def __init__(
-        self,
-        *,
-        embedder: Embedder,
-        store: VectorStore,
-        journal: Journal,
-        metrics: Metrics,
-        sandbox: ParseSandbox,
-        upload_dir: Path,
-        settings: FileSettings,
+        self, parts: IngestParts, *, embedder: Embedder, store: VectorStore, settings: FileSettings
     ) -> None:
+        self.parts = parts  # the ingestion service works with the same ones
         self._embedder = embedder
         self._store = store
-        self._journal = journal
-        self._metrics = metrics
-        self._sandbox = sandbox
-        self._upload_dir = upload_dir
         self._settings = settings
 
     def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
@@ -97,7 +98,7 @@ class FilePipeline:
             task.state = FileState.CANCELLED
         if task.state in (FileState.FAILED, FileState.CANCELLED):
             await self.discard_unstored(task)  # nothing half-stored is left behind
-            await self._journal.end_file(job.id, index, task.state.value, task.error)
+            await self.parts.journal.end_file(job.id, index, task.state.value, task.error)
             if task.state is FileState.FAILED:
                 await self._settle_origin(task, None)
         with contextlib.suppress(FileNotFoundError):
@@ -106,11 +107,11 @@ class FilePipeline:
     def _fail(self, task: FileTask, reason: str) -> None:
         task.state = FileState.FAILED
         task.error = reason
-        self._metrics.files_failed.inc()
+        self.parts.metrics.files_failed.inc()
 
     async def _ingest(self, job: Job, index: int, task: FileTask) -> None:
         if task.parsed and task.document_id:  # resumed or re-indexed: texts are journaled
-            chunks = await self._journal.chunks_of(task.document_id)
+            chunks = await self.parts.journal.chunks_of(task.document_id)
             if not chunks:
                 raise ParseError("no stored text for this document: it was deleted meanwhile")
             data_hash = task.content_hash
@@ -118,13 +119,13 @@ class FilePipeline:
         else:
             data_hash = await asyncio.to_thread(sha256_file, task.path)
             document_id = document_id_for(data_hash)
-            existing = await self._journal.get(document_id)
+            existing = await self.parts.journal.get(document_id)
             if existing is not None:
                 task.document_id = document_id
                 task.state = FileState.SKIPPED
                 task.chunks_total = task.chunks_done = existing.chunks
                 task.note = f"same content already stored as {existing.file_name}"
-                await self._journal.end_file(
+                await self.parts.journal.end_file(
                     job.id, index, task.state.value, note=task.note, document_id=document_id
                 )
                 await self._settle_origin(task, document_id, data_hash)
@@ -132,7 +133,7 @@ class FilePipeline:
             chunks, content_type, pages = await self._parse(job, index, task, document_id)
             task.document_id = document_id
             task.content_hash = data_hash
-            await self._journal.file_parsed(
+            await self.parts.journal.file_parsed(
                 job.id, index, document_id, data_hash, content_type, pages, chunks,
                 extra=file_row(job.id, index, task).extra,
             )  # fmt: skip
@@ -148,7 +149,9 @@ class FilePipeline:
             batch = chunks[start : start + self._settings.embed_batch_size]
             t0 = time.perf_counter()
             vectors = await self._embedder.embed([c.text for c in batch], interactive=False)
-            self._metrics.stage_seconds.labels("embed_documents").observe(time.perf_counter() - t0)
+            self.parts.metrics.stage_seconds.labels("embed_documents").observe(
+                time.perf_counter() - t0
+            )
             records = [
                 ChunkRecord(
                     point_id=point_id_for(data_hash, start + i),
@@ -165,27 +168,27 @@ class FilePipeline:
             ]
             t0 = time.perf_counter()
             await self._store.upsert(records)
-            self._metrics.stage_seconds.labels("upsert").observe(time.perf_counter() - t0)
+            self.parts.metrics.stage_seconds.labels("upsert").observe(time.perf_counter() - t0)
             task.chunks_done += len(batch)
-            self._metrics.chunks_ingested.inc(len(batch))
+            self.parts.metrics.chunks_ingested.inc(len(batch))
         origin = task.origin
         row = document_row(task, document_id, data_hash, content_type, pages, len(chunks))
-        released = await self._journal.file_indexed(
+        released = await self.parts.journal.file_indexed(
             job.id, index, row, source=source_file(task, document_id, data_hash),
             replaces=origin.replaces if origin else None,
         )  # fmt: skip
         await self.drop_documents(released)  # the changed file's old version, now replaced
         task.state = FileState.DONE
-        self._metrics.documents_ingested.inc()
+        self.parts.metrics.documents_ingested.inc()
 
     async def _parse(
         self, job: Job, index: int, task: FileTask, document_id: str
     ) -> tuple[list[Section], str, int | None]:
         t0 = time.perf_counter()
-        out_dir = self._upload_dir / job.id / f"attachments-{index}"
+        out_dir = self.parts.upload_dir / job.id / f"attachments-{index}"
         out_dir.mkdir(exist_ok=True)
         parsed = await asyncio.to_thread(
-            self._sandbox.parse,
+            self.parts.sandbox.parse,
             task.path,
             task.file_name,
             html_main_content=self._settings.html_main_content,
@@ -193,7 +196,7 @@ class FilePipeline:
         )
         task.metadata, task.ocr_pages = dict(parsed.metadata), list(parsed.ocr_pages)
         if parsed.ocr_pages:
-            self._metrics.ocr_pages.inc(len(parsed.ocr_pages))
+            self.parts.metrics.ocr_pages.inc(len(parsed.ocr_pages))
             shown = ", ".join(map(str, parsed.ocr_pages[:20]))
             more = "…" if len(parsed.ocr_pages) > 20 else ""
             task.note = f"pages read by OCR: {shown}{more}"
@@ -213,7 +216,7 @@ class FilePipeline:
             cut.chunk_tokens,
             cut.chunk_overlap,
         )
-        self._metrics.stage_seconds.labels("parse_chunk").observe(time.perf_counter() - t0)
+        self.parts.metrics.stage_seconds.labels("parse_chunk").observe(time.perf_counter() - t0)
         if not pieces:
             raise ParseError("no text found in the file")
         if len(pieces) > cut.max_chunks:
@@ -245,7 +248,9 @@ class FilePipeline:
         if not tasks:
             return
         start = len(job.files)
-        await self._journal.add_files([file_row(job.id, start + i, t) for i, t in enumerate(tasks)])
+        await self.parts.journal.add_files(
+            [file_row(job.id, start + i, t) for i, t in enumerate(tasks)]
+        )
         job.files.extend(tasks)  # the job's loop reaches them after this file
 
     async def _settle_origin(
@@ -256,7 +261,7 @@ class FilePipeline:
         row = source_file(task, document_id, data_hash)
         if row is not None and task.origin is not None:
             await self.drop_documents(
-                await self._journal.settle_source_file(row, task.origin.replaces)
+                await self.parts.journal.settle_source_file(row, task.origin.replaces)
             )
 
     async def drop_documents(self, document_ids: list[str]) -> None:
@@ -264,19 +269,19 @@ class FilePipeline:
         the caller holds `index_lock`."""
         for document_id in document_ids:  # marked `deleting` in the journal already
             await self._store.delete_by_document(document_id)
-            await self._journal.forget_document(document_id)
+            await self.parts.journal.forget_document(document_id)
 
     async def discard_unstored(self, task: FileTask) -> None:
         """Remove the points of a file that did not end indexed; a stored duplicate (its
         document in the journal) is never touched."""
-        if task.document_id and await self._journal.get(task.document_id) is None:
+        if task.document_id and await self.parts.journal.get(task.document_id) is None:
             await self._store.delete_by_document(task.document_id)
 
     async def delete_document(self, document_id: str) -> bool:
         """Mark the document deleting, remove its chunks, then its rows. False if unknown.
         A crash in between leaves it `deleting`; the reconciler finishes the delete."""
-        if not await self._journal.mark_deleting(document_id):
+        if not await self.parts.journal.mark_deleting(document_id):
             return False
         await self._store.delete_by_document(document_id)
-        await self._journal.forget_document(document_id)
+        await self.parts.journal.forget_document(document_id)
         return True

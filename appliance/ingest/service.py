@@ -23,11 +23,9 @@ from appliance.domain.protocols import Embedder, VectorStore
 from appliance.ingest.job_rows import file_row, job_of
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.pipeline import FilePipeline
-from appliance.ingest.sandbox import ParseSandbox
 from appliance.ingest.uploads import UnsupportedFile, fsync_dir, refusal, save_upload
-from appliance.observability.metrics import Metrics
 from appliance.runtime.worker import Overloaded
-from appliance.store.journal import JobRow, Journal
+from appliance.store.journal import JobRow
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +33,12 @@ KEEP_FINISHED_JOBS = 200
 
 
 class IngestionService:
-    """Runs each queued job's files through `files`, the per-file pipeline (which parses
-    in `sandbox` the uploads kept under `upload_dir`)."""
+    """Runs each queued job's files through `files`, the per-file pipeline, with the same
+    journal, metrics, parser sandbox and upload dir (`files.parts`)."""
 
-    def __init__(
-        self,
-        *,
-        files: FilePipeline,
-        journal: Journal,
-        metrics: Metrics,
-        sandbox: ParseSandbox,
-        upload_dir: Path,
-        max_queued_jobs: int = 64,
-    ) -> None:
+    def __init__(self, *, files: FilePipeline, max_queued_jobs: int = 64) -> None:
         self._files = files
-        self._sandbox = sandbox
-        self._journal = journal
-        self._metrics = metrics
-        self.upload_dir = upload_dir
+        self._parts = files.parts
         self._max_queued = max_queued_jobs
         self._queue: asyncio.Queue[Job] = asyncio.Queue()  # resumed jobs may exceed the limit
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -70,11 +56,11 @@ class IngestionService:
     async def start(self) -> int:
         """Load the journal's jobs, queue the unfinished ones, start the runner.
         Returns how many jobs were resumed."""
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        self._parts.upload_dir.mkdir(parents=True, exist_ok=True)
         resumed = 0
-        cancelled = await self._journal.cancel_requested()
-        for row, files in await self._journal.jobs(KEEP_FINISHED_JOBS):
-            job = job_of(row, files, self.upload_dir)
+        cancelled = await self._parts.journal.cancel_requested()
+        for row, files in await self._parts.journal.jobs(KEEP_FINISHED_JOBS):
+            job = job_of(row, files, self._parts.upload_dir)
             self._jobs[job.id] = job
             if not job.finished:
                 job.state = JobState.QUEUED
@@ -82,7 +68,7 @@ class IngestionService:
                 self._queue.put_nowait(job)
                 resumed += 1
         known = set(self._jobs)
-        for leftover in self.upload_dir.iterdir():  # a crash between save and journal
+        for leftover in self._parts.upload_dir.iterdir():  # a crash between save and journal
             if leftover.name not in known:
                 shutil.rmtree(leftover, ignore_errors=True)
         self._update_job_gauge()
@@ -92,10 +78,10 @@ class IngestionService:
     async def stop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
-            self._sandbox.abort()
+            self._parts.sandbox.abort()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        await asyncio.to_thread(self._sandbox.close)
+        await asyncio.to_thread(self._parts.sandbox.close)
 
     # ---- jobs -------------------------------------------------------------
     async def receive(self, files: Sequence[tuple[str, IO[bytes]]]) -> Job:
@@ -123,7 +109,7 @@ class IngestionService:
             raise
 
     def new_job_dir(self, job: Job) -> Path:
-        path = self.upload_dir / job.id
+        path = self._parts.upload_dir / job.id
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -135,8 +121,8 @@ class IngestionService:
             if not wait_for_room:
                 raise Overloaded("ingestion", retry_after=10)
             await asyncio.sleep(1.0)
-        await asyncio.to_thread(fsync_dir, self.upload_dir / job.id)
-        await self._journal.add_job(
+        await asyncio.to_thread(fsync_dir, self._parts.upload_dir / job.id)
+        await self._parts.journal.add_job(
             JobRow(job.id, job.state.value, job.created_at, None, None),
             [file_row(job.id, i, t) for i, t in enumerate(job.files)],
         )
@@ -151,7 +137,7 @@ class IngestionService:
         (after an embedding-model change, or to repair the store). Its point ids are the
         same, so each upsert replaces a point in place: the document stays searchable.
         None when there is no such document."""
-        doc = await self._journal.get(document_id)
+        doc = await self._parts.journal.get(document_id)
         if doc is None:
             return None
         job = Job(files=[])
@@ -181,8 +167,8 @@ class IngestionService:
             if job.state is JobState.QUEUED:
                 await self._finish(job, JobState.CANCELLED)
             else:  # a file may be in the parser sandbox: stop it there
-                await self._journal.request_cancel(job.id)
-                self._sandbox.abort()
+                await self._parts.journal.request_cancel(job.id)
+                self._parts.sandbox.abort()
         return job
 
     def _forget_old_jobs(self) -> None:
@@ -193,7 +179,7 @@ class IngestionService:
     def _update_job_gauge(self) -> None:
         for state in JobState:
             count = sum(1 for j in self._jobs.values() if j.state is state)
-            self._metrics.jobs.labels(state.value).set(count)
+            self._parts.metrics.jobs.labels(state.value).set(count)
 
     async def _finish(self, job: Job, state: JobState) -> None:
         job.state = state
@@ -203,10 +189,10 @@ class IngestionService:
                 task.state = FileState.CANCELLED
                 # a file resumed as parsed may have points in the store: not kept
                 await self._files.discard_unstored(task)
-                await self._journal.end_file(job.id, index, task.state.value)
-        await self._journal.set_job(job.id, state.value, job.started_at, job.finished_at)
-        shutil.rmtree(self.upload_dir / job.id, ignore_errors=True)
-        await self._journal.prune_jobs(KEEP_FINISHED_JOBS)
+                await self._parts.journal.end_file(job.id, index, task.state.value)
+        await self._parts.journal.set_job(job.id, state.value, job.started_at, job.finished_at)
+        shutil.rmtree(self._parts.upload_dir / job.id, ignore_errors=True)
+        await self._parts.journal.prune_jobs(KEEP_FINISHED_JOBS)
         self._update_job_gauge()
 
     # ---- the worker loop --------------------------------------------------
@@ -219,7 +205,7 @@ class IngestionService:
             job.started_at = job.started_at or time.time()
             self._update_job_gauge()
             try:
-                await self._journal.set_job(job.id, job.state.value, job.started_at, None)
+                await self._parts.journal.set_job(job.id, job.state.value, job.started_at, None)
                 for index, task in enumerate(job.files):
                     if job.cancel_requested:
                         break

@@ -21,7 +21,7 @@ from appliance.engine.remote.external import (
 )
 from appliance.engine.remote.generator import OpenAIGenerator
 from appliance.ingest.embedding_switch import EmbedderFactory
-from appliance.ingest.pipeline import FilePipeline, FileSettings
+from appliance.ingest.pipeline import FilePipeline, FileSettings, IngestParts
 from appliance.ingest.reconcile import reconcile
 from appliance.ingest.sandbox import ParseSandbox
 from appliance.ingest.service import IngestionService
@@ -131,19 +131,16 @@ async def _build_the_rest(
         engine.stop()
         raise
     r = settings.retrieval
-    sandbox, uploads = ParseSandbox(settings.ingest), root / "uploads"
+    parts = IngestParts(journal, metrics, ParseSandbox(settings.ingest), root / "uploads")
     files = FilePipeline(
-        embedder=engine.embedder, store=store, journal=journal, metrics=metrics,
-        sandbox=sandbox, upload_dir=uploads,
+        parts, embedder=engine.embedder, store=store,
         settings=FileSettings(
             chunk_tokens=r.chunk_tokens, chunk_overlap=r.chunk_overlap,
             embed_batch_size=r.embed_batch_size, max_chunks=settings.ingest.max_chunks,
             html_main_content=r.html_main_content,
         ),
     )  # fmt: skip
-    ingestion = IngestionService(
-        files=files, journal=journal, metrics=metrics, sandbox=sandbox, upload_dir=uploads
-    )
+    ingestion = IngestionService(files=files)
     sweep(root / "backups")  # archives a crash left behind hold secrets
     await reconcile(journal, store, metrics)
     resumed = await ingestion.start()
