@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,25 @@ def embedding_model(
     """Validate the parameters now; the model itself loads on first use."""
     check_common(path, n_ctx, n_ctx, n_threads)
     check_encoder(n_ctx, n_ctx, n_ctx, train_ctx)
+    load = functools.partial(
+        load_llama,
+        str(path),
+        extra_buffers=extra_buffers,
+        embedding=True,
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
+        n_ubatch=n_ctx,
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+    )
     return EmbeddingModel(
-        path, n_ctx=n_ctx, n_threads=n_threads, extra_buffers=extra_buffers, budget=budget
+        load, budget if budget is not None else ThreadBudget(n_threads, adaptive=False)
     )
 
 
 class EmbeddingModel:
-    """An embedding GGUF loaded once, handing out one context per owner thread.
+    """An embedding GGUF loaded once (by `load`, on first use), handing out one context
+    per owner thread, each using the threads `budget` allows.
 
     The first `context()` reuses the context `Llama` made; every later one adds a
     context over the same weights, so a second owner thread costs its buffers (~37 MiB
@@ -51,20 +63,9 @@ class EmbeddingModel:
     only the vocabulary and is safe from any thread.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        n_ctx: int,
-        n_threads: int,
-        extra_buffers: bool,
-        budget: ThreadBudget | None = None,
-    ) -> None:
-        self._path = path
-        self._n_ctx = n_ctx
-        self._threads = n_threads
-        self._budget = budget if budget is not None else ThreadBudget(n_threads, adaptive=False)
-        self._extra_buffers = extra_buffers
+    def __init__(self, load: Callable[[], Any], budget: ThreadBudget) -> None:
+        self._load = load
+        self._budget = budget
         self._lock = threading.Lock()
         self._llama: Any = None
         self._first_context_taken = False
@@ -72,16 +73,7 @@ class EmbeddingModel:
     def _loaded(self) -> Any:
         with self._lock:
             if self._llama is None:
-                self._llama = load_llama(
-                    str(self._path),
-                    extra_buffers=self._extra_buffers,
-                    embedding=True,
-                    n_ctx=self._n_ctx,
-                    n_batch=self._n_ctx,
-                    n_ubatch=self._n_ctx,
-                    n_threads=self._threads,
-                    n_threads_batch=self._threads,
-                )
+                self._llama = self._load()
             return self._llama
 
     def context(self) -> EmbeddingContext:
