@@ -1,7 +1,7 @@
 """One way to assemble the engine: the owner thread, the embedder and the generator.
 
-Wiring, tests and benchmarks all call `build_engine`, so what they measure is what
-the server runs.
+The server's build (`server/build.py`), tests and benchmarks all call `build_engine`, so
+what they measure is what the server runs.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from appliance.domain.errors import Overloaded
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.domain.types import ChunkRecord, Section
 from appliance.ingest.chunker import chunk_sections
@@ -28,7 +29,6 @@ from appliance.ingest.jobs import FileState, FileTask, Job
 from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
 from appliance.runtime.files import sha256_file
-from appliance.runtime.worker import Overloaded
 from appliance.store.journal import Journal
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from appliance.domain.errors import Overloaded
 from appliance.domain.protocols import Embedder, VectorStore
 from appliance.ingest.job_rows import file_row, job_of
 from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.pipeline import FilePipeline
 from appliance.ingest.uploads import UnsupportedFile, fsync_dir, refusal, save_upload
-from appliance.runtime.worker import Overloaded
 from appliance.store.journal import JobRow
 
 log = logging.getLogger(__name__)

@@ -22,14 +22,11 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-# The refusals are part of the one error model; re-exported for the engine's users.
 __all__ = [
     "BACKGROUND",
     "INTERACTIVE",
-    "Overloaded",
     "OwnerThread",
     "ThreadWorker",
-    "WorkerStopped",
     "post_to_loop",
     "resolve_future",
 ]

@@ -1,6 +1,6 @@
 """`build_services`: load the models, open the store and the journal, reconcile them,
-start ingestion and the synced folders (the composition root: the only module naming
-concrete adapters)."""
+start ingestion and the synced folders (the composition root: with `stores.py`, where
+the adapters are chosen; only the server wing names concrete adapters)."""
 
 from __future__ import annotations
 

@@ -34,14 +34,17 @@ from appliance.store.qdrant import QdrantStore
 __all__ = ["Services"]
 
 
-@dataclass(frozen=True)
 class ServedModels:
-    """The chat and the live embedding model, as named by their files (OpenAI's model list)."""
+    """The chat and the live embedding model, as named by their files (OpenAI's model list).
+    A plain class, not a dataclass: Litestar passes a dependency of a plain class through
+    instead of converting its fields."""
 
-    chat: str
-    embedding: str
-    embedder: Embedder  # the live one (an embedding switch replaces it)
-    created: int  # when the server started
+    __slots__ = ("chat", "created", "embedder", "embedding")
+
+    def __init__(self, chat: str, embedding: str, embedder: Embedder, created: int) -> None:
+        self.chat, self.embedding = chat, embedding
+        self.embedder = embedder  # the live one (an embedding switch replaces it)
+        self.created = created  # when the server started
 
 
 @dataclass(eq=False, repr=False)  # identity, and no repr: the settings hold secrets

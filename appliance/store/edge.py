@@ -26,14 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance.domain.errors import Overloaded, WorkerStopped
 from appliance.domain.types import ChunkRecord, Hit
-from appliance.runtime.worker import (
-    BACKGROUND,
-    INTERACTIVE,
-    Overloaded,
-    ThreadWorker,
-    WorkerStopped,
-)
+from appliance.runtime.worker import BACKGROUND, INTERACTIVE, ThreadWorker
 from appliance.store.hybrid import HybridStore, VectorQuery
 from appliance.store.lexical import (
     RRF_K,

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from appliance.domain.errors import Overloaded, WorkerStopped
 from appliance.engine.build import EngineSpec, build_engine
 from appliance.engine.embedder import LlamaEmbedder
 from appliance.engine.embedder import embedding_model as make_embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError
-from appliance.runtime.worker import Overloaded, WorkerStopped
 
 pytestmark = pytest.mark.slow
 
