@@ -30,6 +30,18 @@ def file_type(file_name: str) -> str:
 
 
 def _parse_kind(kind: str, data: bytes, opts: ParseOptions, limits: Limits) -> ParsedDocument:
+    # the formats read from the bytes and the limits alone
+    packaged: dict[str, Callable[[bytes, Limits], ParsedDocument]] = {
+        "docx": documents.parse_docx,
+        "odt": documents.parse_odt,
+        "rtf": documents.parse_rtf,
+        "xlsx": tables.parse_xlsx,
+        "ods": tables.parse_ods,
+        "pptx": slides.parse_pptx,
+        "odp": slides.parse_odp,
+    }
+    if kind in packaged:
+        return packaged[kind](data, limits)
     match kind:
         case "text":
             return text.parse_text(data)
@@ -39,24 +51,10 @@ def _parse_kind(kind: str, data: bytes, opts: ParseOptions, limits: Limits) -> P
             return html.parse_html(data, main_content=opts.html_main_content)
         case "pdf":
             return pdf.parse_pdf(data, limits, ocr=opts.ocr, on_page=opts.on_page)
-        case "docx":
-            return documents.parse_docx(data, limits)
-        case "xlsx":
-            return tables.parse_xlsx(data, limits)
-        case "ods":
-            return tables.parse_ods(data, limits)
         case "csv":
             return tables.parse_delimited(data, limits, delimiter=None)
         case "tsv":
             return tables.parse_delimited(data, limits, delimiter="\t")
-        case "pptx":
-            return slides.parse_pptx(data, limits)
-        case "odp":
-            return slides.parse_odp(data, limits)
-        case "odt":
-            return documents.parse_odt(data, limits)
-        case "rtf":
-            return documents.parse_rtf(data, limits)
         case "eml":
             return mail.parse_eml(data, limits, opts.out_dir)
         case "msg":
