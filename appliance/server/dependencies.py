@@ -5,12 +5,16 @@ models load (`running_services`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from appliance.domain.errors import ApplianceError
 from appliance.ingest.sources import SourceService
+from appliance.security.audit import CallerAudit
+from appliance.security.keys import KeyRecord
 from appliance.server.health_checks import HealthChecks
 from appliance.server.services import Services
 from appliance.server.startup import running_services
@@ -40,6 +44,11 @@ def provide(read: Callable[[Services], object]) -> Provide:
     return Provide(provider, sync_to_thread=False)
 
 
+def caller_audit(state: State, request: Request[KeyRecord, Any, Any]) -> CallerAudit:
+    """The audit log, each record signed by the key that made the request."""
+    return CallerAudit(services_of(state).audit, request.user.id)
+
+
 # the parameter name a route declares -> the provider of what it receives
 DEPENDENCIES = {
     "query_service": provide(lambda s: s.query),
@@ -47,7 +56,7 @@ DEPENDENCIES = {
     "journal": provide(lambda s: s.journal),
     "settings": provide(lambda s: s.settings),
     "keys": provide(lambda s: s.keys),
-    "audit": provide(lambda s: s.audit),
+    "audit": Provide(caller_audit, sync_to_thread=False),
     "metrics": provide(lambda s: s.metrics),
     "sources": provide(running_sources),
     "backups": provide(lambda s: s.backups),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File
 
-from appliance.security.audit import AuditLog
+from appliance.security.audit import CallerAudit
 from appliance.security.keys import Role
 from appliance.server.backup import Backups
 from appliance.server.openapi import errors
@@ -38,11 +37,9 @@ class AdminController(Controller):
         media_type="application/gzip",
         responses=errors(409, 503),
     )
-    async def backup(
-        self, backups: Backups, audit: AuditLog, request: Request[Any, Any, Any]
-    ) -> File:
+    async def backup(self, backups: Backups, audit: CallerAudit) -> File:
         archive = await backups.make()
-        audit.record("backup", by=request.user.id, archive=archive.name)
+        audit.record("backup", archive=archive.name)
         return File(
             archive,
             filename=archive.name,

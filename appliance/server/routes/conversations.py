@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get
+from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from appliance.query.conversations import UnknownConversation
-from appliance.security.audit import AuditLog
+from appliance.security.audit import CallerAudit
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.openapi import errors
 from appliance.store.journal import Journal
@@ -27,19 +28,21 @@ def _read(row: ConversationRow, history: list[ConversationTurn] | None = None) -
     )
 
 
-OWNER = Parameter(
-    query="key_id", default=None,
-    description="An admin key's way to another key's conversation (default: the caller's)",
-)  # fmt: skip
-
-
 async def owned(
-    journal: Journal, key: KeyRecord, conversation_id: str, owner: str | None
-) -> ConversationRow:
-    """The conversation `conversation_id` of the caller (or, for an admin, of `owner`)."""
-    key_id = key.id if owner is None or key.role is not Role.ADMIN else owner
-    row = await journal.conversation(key_id, conversation_id)
-    if row is None or (owner is not None and owner != row.key_id):
+    conversation_id: str,
+    journal: Journal,
+    request: Request[KeyRecord, Any, Any],
+    key_id: str | None = Parameter(
+        query="key_id", default=None,
+        description="An admin key's way to another key's conversation (default: the caller's)",
+    ),
+) -> ConversationRow:  # fmt: skip
+    """The conversation `conversation_id` of the caller (or, for an admin, of `key_id`):
+    what the routes naming one receive as `conversation`."""
+    key = request.user
+    owner = key.id if key_id is None or key.role is not Role.ADMIN else key_id
+    row = await journal.conversation(owner, conversation_id)
+    if row is None or (key_id is not None and key_id != row.key_id):
         raise UnknownConversation()
     return row
 
@@ -48,6 +51,7 @@ class ConversationController(Controller):
     path = "/v1/conversations"
     tags = ("query",)
     opt = {"role": Role.QUERY}  # noqa: RUF012 - Litestar's own attribute; admin passes too
+    dependencies = {"conversation": Provide(owned)}  # noqa: RUF012 - Litestar's own attribute
 
     @get("/", summary="List this key's conversations, most recent first (query; admin: all)",
          responses=errors())  # fmt: skip
@@ -64,34 +68,22 @@ class ConversationController(Controller):
     @get("/{conversation_id:str}", summary="A conversation and its turns (query; admin: any key's)",
          responses=errors(404))  # fmt: skip
     async def get_conversation(
-        self,
-        conversation_id: str,
-        journal: Journal,
-        request: Request[KeyRecord, Any, Any],
-        key_id: str | None = OWNER,
+        self, conversation: ConversationRow, journal: Journal
     ) -> ConversationRead:
-        row = await owned(journal, request.user, conversation_id, key_id)
-        turns = await journal.turns(row.key_id, conversation_id)
+        turns = await journal.turns(conversation.key_id, conversation.id)
         history = [
             ConversationTurn(t.turn, t.question, t.searched, t.answer, t.files, t.created_at)
             for t in turns
         ]
-        return _read(row, history)
+        return _read(conversation, history)
 
     @delete("/{conversation_id:str}", status_code=HTTP_204_NO_CONTENT,
             summary="Delete a conversation and its history (query)",
             responses=errors(404))  # fmt: skip
     async def delete_conversation(
-        self,
-        conversation_id: str,
-        journal: Journal,
-        audit: AuditLog,
-        request: Request[KeyRecord, Any, Any],
-        key_id: str | None = OWNER,
+        self, conversation: ConversationRow, journal: Journal, audit: CallerAudit
     ) -> None:
-        row = await owned(journal, request.user, conversation_id, key_id)
-        await journal.delete_conversation(row.key_id, conversation_id)
+        await journal.delete_conversation(conversation.key_id, conversation.id)
         audit.record(
-            "conversation_deleted", by=request.user.id, key_id=row.key_id,
-            conversation=conversation_id,
-        )  # fmt: skip
+            "conversation_deleted", key_id=conversation.key_id, conversation=conversation.id
+        )

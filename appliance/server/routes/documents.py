@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -17,7 +17,7 @@ from appliance.config.schema import Settings
 from appliance.ingest.jobs import Job
 from appliance.ingest.names import display_name
 from appliance.ingest.service import IngestionService
-from appliance.security.audit import AuditLog
+from appliance.security.audit import CallerAudit
 from appliance.security.keys import Role
 from appliance.server.errors import field_error, found
 from appliance.server.openapi import errors
@@ -44,6 +44,10 @@ def job_read(job: Job) -> JobRead:
         chunks_total=sum(f.chunks_total for f in job.files),
         files=[msgspec.convert(f, FileProgress, from_attributes=True) for f in job.files],
     )
+
+
+def job_created(job: Job) -> JobCreated:
+    return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
 
 
 def document_read(row: DocumentRow) -> DocumentRead:
@@ -85,7 +89,7 @@ class DocumentController(Controller):
             )
         names = [_clean_name(f.filename, i) for i, f in enumerate(files)]
         job = await ingestion.receive([(n, f.file) for n, f in zip(names, files, strict=True)])
-        return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
+        return job_created(job)
 
     @get(
         "/documents", summary="List documents (query)", opt={"role": Role.QUERY},
@@ -108,12 +112,11 @@ class DocumentController(Controller):
         opt={"role": Role.ADMIN}, responses=errors(404),
     )  # fmt: skip
     async def delete_document(
-        self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
-        audit: AuditLog,
-    ) -> None:  # fmt: skip
+        self, document_id: str, ingestion: IngestionService, audit: CallerAudit
+    ) -> None:
         if not await ingestion.delete_document(document_id):
             raise NotFoundException(f"document {document_id} not found")
-        audit.record("document_deleted", by=request.user.id, document_id=document_id)
+        audit.record("document_deleted", document_id=document_id)
 
     @get(
         "/documents/{document_id:str}/chunks",
@@ -143,12 +146,11 @@ class DocumentController(Controller):
         opt={"role": Role.INGEST}, responses=errors(404, 503),
     )  # fmt: skip
     async def reindex_document(
-        self, document_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
-        audit: AuditLog,
-    ) -> JobCreated:  # fmt: skip
+        self, document_id: str, ingestion: IngestionService, audit: CallerAudit
+    ) -> JobCreated:
         job = found(await ingestion.reindex(document_id), f"document {document_id}")
-        audit.record("document_reindexed", by=request.user.id, document_id=document_id)
-        return JobCreated(job_id=job.id, files=1, status_url=f"/v1/jobs/{job.id}")
+        audit.record("document_reindexed", document_id=document_id)
+        return job_created(job)
 
     @get(
         "/jobs", summary="List recent ingestion jobs (ingest)", opt={"role": Role.INGEST},
@@ -171,11 +173,10 @@ class DocumentController(Controller):
         opt={"role": Role.INGEST}, responses=errors(404),
     )  # fmt: skip
     async def cancel_job(
-        self, job_id: str, ingestion: IngestionService, request: Request[Any, Any, Any],
-        audit: AuditLog,
-    ) -> JobRead:  # fmt: skip
+        self, job_id: str, ingestion: IngestionService, audit: CallerAudit
+    ) -> JobRead:
         job = found(await ingestion.cancel(job_id), f"job {job_id}")
-        audit.record("job_cancelled", by=request.user.id, job_id=job_id)
+        audit.record("job_cancelled", job_id=job_id)
         return job_read(job)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.status_codes import HTTP_201_CREATED
 
-from appliance.security.audit import AuditLog
+from appliance.security.audit import CallerAudit
 from appliance.security.key_store import KeyStore, LastAdminKey
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.errors import ApplianceError, found
@@ -37,24 +35,20 @@ class KeyController(Controller):
         "/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)",
         responses=errors(400),
     )  # fmt: skip
-    async def create_key(
-        self, data: KeyCreate, keys: KeyStore, audit: AuditLog, request: Request[Any, Any, Any]
-    ) -> KeyCreated:
+    async def create_key(self, data: KeyCreate, keys: KeyStore, audit: CallerAudit) -> KeyCreated:
         key, r = await keys.create(data.name, Role(data.role))
-        audit.record("key_created", by=request.user.id, key_id=r.id, role=r.role.value)
+        audit.record("key_created", key_id=r.id, role=r.role.value)
         return KeyCreated(r.id, r.name, r.role.value, r.created_at, key)
 
     @delete(
         "/{key_id:str}", status_code=200, summary="Revoke an API key (admin)",
         responses=errors(404, 409),
     )  # fmt: skip
-    async def revoke_key(
-        self, key_id: str, keys: KeyStore, audit: AuditLog, request: Request[Any, Any, Any]
-    ) -> KeyRead:
+    async def revoke_key(self, key_id: str, keys: KeyStore, audit: CallerAudit) -> KeyRead:
         try:
             r = await keys.revoke(key_id)
         except LastAdminKey as exc:
             raise KeyConflict(str(exc)) from None
         revoked = found(r, f"key {key_id}")
-        audit.record("key_revoked", by=request.user.id, key_id=key_id)
+        audit.record("key_revoked", key_id=key_id)
         return key_read(revoked)

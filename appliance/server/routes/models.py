@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 
 from appliance.ingest.embedding_switch import SwitchStatus
-from appliance.security.audit import AuditLog
+from appliance.security.audit import CallerAudit
 from appliance.security.keys import Role
 from appliance.server.embedding_models import EmbeddingModels
 from appliance.server.openapi import errors
@@ -49,9 +47,8 @@ class ModelController(Controller):
         self,
         data: EmbeddingSwitchRequest,
         embedding_models: EmbeddingModels,
-        audit: AuditLog,
-        request: Request[Any, Any, Any],
+        audit: CallerAudit,
     ) -> EmbeddingSwitchRead:
         status = await embedding_models.switch_to(data.name)
-        audit.record("embedding_switch", by=request.user.id, model=data.name)
+        audit.record("embedding_switch", model=data.name)
         return _read(embedding_models.collection, status)

@@ -9,7 +9,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from appliance.config.sources import SourceSettings
 from appliance.ingest.sources import SourceNotFound, SourceService
-from appliance.security.audit import AuditLog
+from appliance.security.audit import CallerAudit
 from appliance.security.keys import Role, allows
 from appliance.server.errors import ApplianceError
 from appliance.server.openapi import errors
@@ -50,11 +50,10 @@ class SourceController(Controller):
         self,
         data: SourceSettings,
         sources: SourceService,
-        audit: AuditLog,
-        request: Request[Any, Any, Any],
+        audit: CallerAudit,
     ) -> SourceRead:
         await sources.add(data)
-        audit.record("source_added", by=request.user.id, source=data.id, path=data.path)
+        audit.record("source_added", source=data.id, path=data.path)
         spec, origin, report = sources.get(data.id)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
@@ -72,7 +71,7 @@ class SourceController(Controller):
         responses=errors(403, 404, 409),
     )  # fmt: skip
     async def scan_source(
-        self, source_id: str, sources: SourceService, audit: AuditLog,
+        self, source_id: str, sources: SourceService, audit: CallerAudit,
         request: Request[Any, Any, Any], purge: bool = False,
     ) -> SourceRead:  # fmt: skip
         spec, origin, _ = sources.get(source_id)
@@ -82,7 +81,7 @@ class SourceController(Controller):
             raise AdminOnly("`purge`: only an admin key may purge a source", field="purge")
         report = sources.scan(source_id, purge=purge)  # ScanRunning (409) if purge comes late
         if purge:
-            audit.record("source_purged", by=request.user.id, source=source_id)
+            audit.record("source_purged", source=source_id)
         return SourceRead(spec, origin, report)  # type: ignore[arg-type]
 
     @delete(
@@ -94,9 +93,8 @@ class SourceController(Controller):
         self,
         source_id: str,
         sources: SourceService,
-        audit: AuditLog,
-        request: Request[Any, Any, Any],
+        audit: CallerAudit,
     ) -> SourceRemoved:
         deleted = await sources.remove(source_id)
-        audit.record("source_removed", by=request.user.id, source=source_id)
+        audit.record("source_removed", source=source_id)
         return SourceRemoved(source_id, deleted)
