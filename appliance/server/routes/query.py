@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, WebSocket, post, websocket
+from litestar.di import Provide
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -16,6 +17,7 @@ from litestar.status_codes import WS_1001_GOING_AWAY
 
 from appliance.config.schema import Settings
 from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
+from appliance.query.answer import PreparedAnswer
 from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.params import AskParams
 from appliance.query.pipeline import QueryService
@@ -44,6 +46,26 @@ def ask_params(data: AskRequest, settings: Settings) -> AskParams:
     )
 
 
+class Asker:
+    """`QueryService.ask` for one key, the request's unset fields taken from the config.
+    A plain class: Litestar passes a dependency of a plain class through as it is."""
+
+    __slots__ = ("key_id", "query_service", "settings")
+
+    def __init__(self, query_service: QueryService, settings: Settings, key_id: str) -> None:
+        self.query_service, self.settings, self.key_id = query_service, settings, key_id
+
+    async def ask(self, data: AskRequest) -> PreparedAnswer:
+        return await self.query_service.ask(ask_params(data, self.settings), self.key_id)
+
+
+def caller_asker(
+    query_service: QueryService, settings: Settings, request: Request[KeyRecord, Any, Any]
+) -> Asker:
+    """What the HTTP routes ask with: the calling key's `Asker`."""
+    return Asker(query_service, settings, request.user.id)
+
+
 class StreamFailed(ApplianceError):
     """A generation failed after it started (deadline, engine error); keeps its status."""
 
@@ -62,6 +84,7 @@ class QueryController(Controller):
     path = "/v1"
     tags = ("query",)
     opt = {"role": Role.QUERY}  # noqa: RUF012 - Litestar's own attribute
+    dependencies = {"asker": Provide(caller_asker, sync_to_thread=False)}  # noqa: RUF012 - Litestar's own attribute
 
     @post(
         "/search", status_code=200, summary="Semantic search over the documents (query)",
@@ -89,14 +112,8 @@ class QueryController(Controller):
         "/ask", status_code=200, summary="Answer a question with citations (query)",
         responses=errors(400, 503, 504),
     )  # fmt: skip
-    async def ask(
-        self,
-        data: AskRequest,
-        query_service: QueryService,
-        settings: Settings,
-        request: Request[KeyRecord, Any, Any],
-    ) -> AskResponse:
-        prepared = await query_service.ask(ask_params(data, settings), request.user.id)
+    async def ask(self, data: AskRequest, asker: Asker) -> AskResponse:
+        prepared = await asker.ask(data)
         async with contextlib.aclosing(prepared.events()) as events:
             async for event in events:
                 if isinstance(event, DoneEvent):
@@ -123,14 +140,8 @@ class QueryController(Controller):
             **errors(400, 503),
         },
     )
-    async def ask_stream(
-        self,
-        data: AskRequest,
-        query_service: QueryService,
-        settings: Settings,
-        request: Request[KeyRecord, Any, Any],
-    ) -> ServerSentEvent:
-        prepared = await query_service.ask(ask_params(data, settings), request.user.id)
+    async def ask_stream(self, data: AskRequest, asker: Asker) -> ServerSentEvent:
+        prepared = await asker.ask(data)
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
             async with contextlib.aclosing(prepared.events()) as events:
@@ -143,17 +154,13 @@ class QueryController(Controller):
 
 
 async def _answer_over_socket(
-    socket: WebSocket[Any, Any, Any],
-    raw: str | bytes,
-    query_service: QueryService,
-    settings: Settings,
+    socket: WebSocket[Any, Any, Any], raw: str | bytes, asker: Asker
 ) -> None:
     async def send(event: AnswerEvent) -> None:
         await socket.send_data(_encoder.encode(event).decode(), mode="text")
 
     try:
-        params = ask_params(msgspec.json.decode(raw, type=AskRequest), settings)
-        prepared = await query_service.ask(params, socket.user.id)
+        prepared = await asker.ask(msgspec.json.decode(raw, type=AskRequest))
     except msgspec.ValidationError as exc:
         await send(ErrorEvent(f"Validation failed: {exc}", 400, "invalid_request"))
         return
@@ -190,6 +197,7 @@ async def ask_websocket(
     await socket.accept()
     draining = query_service.draining
     budget = SocketBudget(socket, settings.security.rate_limit_per_minute)
+    asker = Asker(query_service, settings, socket.user.id)
     try:
         while not draining.started:
             receive = asyncio.ensure_future(socket.receive_data(mode="text"))
@@ -207,7 +215,7 @@ async def ask_websocket(
             if refused := await budget.refusal():
                 await socket.send_data(_encoder.encode(refused).decode(), mode="text")
                 continue
-            await _answer_over_socket(socket, raw, query_service, settings)
+            await _answer_over_socket(socket, raw, asker)
         await socket.close(code=WS_1001_GOING_AWAY, reason=SHUTTING_DOWN)
     except WebSocketDisconnect:
         return
