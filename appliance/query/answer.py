@@ -72,7 +72,7 @@ class PreparedAnswer(QueuedGeneration[DoneEvent]):
         return grounding
 
     async def _done(self, generated: Generated) -> DoneEvent:
-        found, t_start, t_end = self.found, self._t_start, generated.ended_at
+        found, t_start, t_end = self.found, self.t_start, generated.ended_at
         grounding = await self._grounding(generated.text)
         timings = Timings(
             embed_ms=round(found.embed_ms, 2),

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import ClassVar, Generic, TypeVar, cast
 
 from appliance.domain.errors import ApplianceError
 from appliance.domain.protocols import TokenStream
@@ -133,33 +133,30 @@ async def generate(
     )
 
 
+@dataclass(eq=False)
 class QueuedGeneration(Generic[Done]):
     """A queued generation; iterate `events()` to stream it, `cancel()` to drop it.
     A subclass makes its last event of how it ended (`finished`)."""
 
-    answer = False  # counted as a question (see `generate`)
-
-    def __init__(
-        self, rules: GenerationRules, stream: TokenStream, prompt_tokens: int, t_start: float
-    ) -> None:
-        self._rules = rules
-        self._stream = stream
-        self.prompt_tokens = prompt_tokens
-        self._t_start = t_start
+    rules: GenerationRules
+    stream: TokenStream
+    prompt_tokens: int
+    t_start: float
+    answer: ClassVar[bool] = False  # counted as a question (see `generate`)
 
     async def cancel(self) -> None:
-        await self._stream.aclose()
+        await self.stream.aclose()
 
     def events(self) -> AsyncGenerator[TokenEvent | ErrorEvent | Done, None]:
         """Token events, then one done event; or an error event if generation fails."""
-        return self._rules.tracked(self._events())
+        return self.rules.tracked(self._events())
 
     async def finished(self, generated: Generated) -> Done:
         raise NotImplementedError
 
     async def _events(self) -> AsyncGenerator[TokenEvent | ErrorEvent | Done, None]:
         generation = generate(
-            self._rules, self._stream, self.prompt_tokens, t_start=self._t_start,
+            self.rules, self.stream, self.prompt_tokens, t_start=self.t_start,
             answer=self.answer,
         )  # fmt: skip
         async with aclosing(generation):
