@@ -9,6 +9,7 @@ thread, ahead of ingestion.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -95,7 +96,11 @@ class EmbeddingModel:
     def down_to_one_thread(self) -> bool:
         """Whether other processes hold every core but one (the budget gave all other
         threads up): two single-thread contexts then beat one of any size."""
-        return self._budget.threads() == 1 < self._budget.most
+        return self._budget.machine_threads() == 1 < self._budget.most
+
+    def lent(self) -> contextlib.AbstractContextManager[None]:
+        """One thread of the budget borrowed while a second context computes."""
+        return self._budget.lent()
 
     def close(self) -> None:
         """Free the model (and the contexts registered with it) now, not in `__del__` at
@@ -247,7 +252,7 @@ class LlamaEmbedder:
         if self._queries is not None and (self._engine is None or (interactive and urgent)):
             # a search's query: beside decoding, so it never waits for the step in flight
             priority = INTERACTIVE if interactive and urgent else BACKGROUND
-            return await self._queries.call(lambda ctx: [ctx.embed_one(t) for t in batch], priority)
+            return await self._queries.call(functools.partial(self._beside_engine, batch), priority)
         # Evidence for an answer (not urgent) runs whole between decode steps: on the query
         # thread it was a second llama.cpp pool beside the decode threads on the same cores
         # (16 streams with documents: the ground stage 4.4 s here vs 43 s there at nice 0).
@@ -259,6 +264,14 @@ class LlamaEmbedder:
             return await fut
         finally:
             fut.cancel()
+
+    def _beside_engine(self, batch: list[str], ctx: EmbeddingContext) -> list[list[float]]:
+        """Embed on the query thread; while an engine decodes beside it, with one of the
+        engine's threads borrowed (cpu_share.py: three spinning threads on two cores)."""
+        if self._engine is None:
+            return [ctx.embed_one(t) for t in batch]
+        with self._model.lent():
+            return [ctx.embed_one(t) for t in batch]
 
     async def _embed_beside(self, batch: list[str]) -> list[list[float]]:
         """Ingestion texts on two single-thread contexts at once: every other one on the

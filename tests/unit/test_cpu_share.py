@@ -246,3 +246,56 @@ def test_ingestion_splits_over_two_single_thread_contexts_while_cores_are_held(
             assert float(np.dot(vector, reference.embed_one(text))) > 0.9999
     finally:
         built.stop()
+
+
+def test_a_lent_thread_is_taken_from_the_budget_while_it_is_lent() -> None:
+    proc = FakeProc()
+    budget = ThreadBudget(2, sample=proc.read, clock=lambda: proc.now, cpus=frozenset({0, 1}))
+    with budget.lent():
+        assert budget.threads() == 1
+        assert budget.machine_threads() == 2  # what other processes leave is unchanged
+        with budget.lent():
+            assert budget.threads() == 1  # never fewer than one
+    assert budget.threads() == 2
+    with pytest.raises(RuntimeError), budget.lent():
+        raise RuntimeError("an embedding failed")
+    assert budget.threads() == 2  # given back on failure too
+    assert ThreadBudget(1, adaptive=False).threads() == 1
+
+
+def test_a_search_on_the_query_thread_borrows_a_thread_of_the_engine(
+    chat_model: Path, embedding_model: Path
+) -> None:
+    """While the query thread embeds a question, the engine's next decode steps get one
+    thread fewer (three spinning threads on two cores stalled both: issue 20's batching).
+    The vector is the one a lone context computes."""
+    import asyncio
+
+    import numpy as np
+
+    from appliance.engine.build import EngineSpec, build_engine
+
+    built = build_engine(
+        EngineSpec(chat_path=chat_model, embedding_path=embedding_model, query_thread=True)
+    ).start()
+    seen: list[tuple[int, int]] = []
+    context_type = type(built.embedding.context())
+    embed_one = context_type.embed_one
+
+    def recording(self: Any, text: str, *, one_thread: bool = False) -> list[float]:
+        budget = built.embedding._budget
+        seen.append((budget.threads(), budget.machine_threads()))
+        return embed_one(self, text, one_thread=one_thread)
+
+    try:
+        context_type.embed_one = recording  # type: ignore[method-assign]
+        question = "How often are backups taken?"
+        [vector] = asyncio.run(built.embedder.embed([question], interactive=True))
+        context_type.embed_one = embed_one  # type: ignore[method-assign]
+        assert seen and all(threads == max(1, free - 1) for threads, free in seen)
+        assert built.embedding._budget.threads() == built.embedding._budget.machine_threads()
+        reference = built.embedding.context().embed_one(question)
+        assert float(np.dot(vector, reference)) > 0.9999
+    finally:
+        context_type.embed_one = embed_one  # type: ignore[method-assign]
+        built.stop()
