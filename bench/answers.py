@@ -52,7 +52,7 @@ CORPORA = {  # --corpus: its question set
     "apache": REPO / "bench" / "data" / "apache_questions.json",
 }
 MODELS = REPO / ".cache" / "models"
-AFTER_STRATEGIES = ["top3", "sentences", "sentences-system", "top1", "top5"]
+AFTER_STRATEGIES = ["sentences", "top3", "sentences-system", "top1", "top5"]
 BEFORE = {  # the appliance before issue 7, by its settings
     "retrieval__html_main_content": "false",
     "retrieval__top_k": "4",
@@ -330,7 +330,7 @@ def main() -> None:
           "strategy; the default is the first)\n")  # fmt: skip
     print(table(results, found_by))
     print()
-    print(targets(results, (names or AFTER_STRATEGIES)[0] or "top3"))
+    print(targets(results, (names or AFTER_STRATEGIES)[0] or "sentences"))
     print()
     print(separation(results))
     print()

@@ -60,6 +60,11 @@ N_INDEX = int(os.environ.get("BENCH_INDEX", "20000"))
 LEVELS = [1, 4, 8, 16]
 MAX_TOKENS = 128
 CTX = 2048
+# The prompt strategy of the engine-vs-llama-server section: whole passages, which this
+# bench rebuilds for llama-server from the appliance's search hits (the default
+# `sentences` strategy picks sentences with embeddings the bench cannot repeat). The
+# batching section (bench/batching.py) runs the shipped default.
+COMPARED = "top3"
 THREADS = len(os.sched_getaffinity(0))
 SEARCH_SECONDS = float(os.environ.get("BENCH_SEARCH_SECONDS", "8"))
 QUESTIONS = [
@@ -188,7 +193,7 @@ def llama_server_messages(url: str, headers: dict[str, str]) -> list[dict[str, o
         hits = httpx.post(f"{url}/v1/search", json={"query": q, "top_k": 4},
                           headers=headers).json()["hits"]  # fmt: skip
         found = [Hit(**{k: h[k] for k in Hit.__struct_fields__ if k in h}) for h in hits]
-        msgs = messages_for(Settings().prompts["top3"], q,
+        msgs = messages_for(Settings().prompts[COMPARED], q,
                             [Excerpt(n, h, h.text) for n, h in enumerate(found[:3], start=1)])  # fmt: skip
         # cache_prompt off: the appliance keeps no prompt cache across requests, so
         # llama-server must read every prompt too (its cache would skip repeats).
@@ -489,14 +494,16 @@ def main() -> None:
     try:
         log("appliance, continuous batching (parallel=16):")
         with appliance_server(copy_dir(app_index, work, "a1"), MODELS, logs / "a1.log",
-                              generation__parallel="16", models__chat_ctx=str(CTX)) as srv:  # fmt: skip
+                              generation__parallel="16", models__chat_ctx=str(CTX),
+                              generation__prompt=COMPARED) as srv:  # fmt: skip
             r["batched"] = generation_levels(srv.url, headers=srv.headers)
             r["single_tps"] = single_streams(srv.url, srv.headers)
             messages = llama_server_messages(srv.url, srv.headers)
             r["batched_rss"] = srv.peak_rss
         log("appliance, one at a time (parallel=1):")
         with appliance_server(copy_dir(app_index, work, "a2"), MODELS, logs / "a2.log",
-                              generation__parallel="1", models__chat_ctx=str(CTX)) as srv:  # fmt: skip
+                              generation__parallel="1", models__chat_ctx=str(CTX),
+                              generation__prompt=COMPARED) as srv:  # fmt: skip
             r["sequential"] = generation_levels(srv.url, headers=srv.headers)
         binary = build_llama_server()
         if binary:

@@ -463,7 +463,7 @@ class GenerationSettings(Base, frozen=True):
                 "may name another (`strategy`)."
             ),
         ),
-    ] = "top3"
+    ] = "sentences"
     prefix_cache: Annotated[
         bool,
         Meta(

@@ -125,7 +125,7 @@ def test_ask_answers_with_citations(client: TestClient[Any], ingested: dict[str,
     assert "Hermes" in body["answer"]
     assert body["citations"][0]["file_name"] == "faq.html"
     assert body["timings"]["completion_tokens"] > 0
-    assert body["strategy"] == "top3"  # generation.prompt
+    assert body["strategy"] == "sentences"  # generation.prompt
     assert any("Hermes" in e["text"] and e["file_name"] == "faq.html" for e in body["evidence"])
     assert 0.0 <= body["grounded"] <= 1.0
 

@@ -26,18 +26,25 @@ def test_default_models_fit_8gb(chat_model: Path, embedding_model: Path) -> None
 
 @pytest.mark.slow
 def test_slots_are_sized_from_the_prompt_budget(chat_model: Path, embedding_model: Path) -> None:
-    """The default prompt (top3: 700 context + 128 answer tokens) needs 1024 cells, not 4096."""
+    """The default prompt (sentences: 240 context + 128 answer tokens) needs 768 cells, and
+    top3 (700 + 128) 1024, not 4096."""
     from appliance.config import Settings
     from appliance.models.configured import prompt_budget
 
     budget = prompt_budget(Settings())
-    assert budget == 700 + 128
+    assert budget == 240 + 128
     plan = plan_models(
         read_gguf_info(chat_model), read_gguf_info(embedding_model),
         machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75, prompt_tokens=budget,
     )  # fmt: skip
-    assert plan.chat.n_ctx == 1024 and plan.chat.slots == 16  # 828 + 192, rounded up to 256s
-    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 1024 * 16  # 360 MiB for 16, not 720 for 8
+    assert plan.chat.n_ctx == 768 and plan.chat.slots == 16  # 368 + 192, rounded up to 256s
+    assert plan.chat.kv_bytes == 30 * 3 * 128 * 2 * 768 * 16  # 270 MiB for 16
+    top3 = plan_models(
+        read_gguf_info(chat_model), read_gguf_info(embedding_model),
+        machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75, prompt_tokens=700 + 128,
+    )  # fmt: skip
+    assert top3.chat.n_ctx == 1024 and top3.chat.slots == 16  # 828 + 192, rounded up
+    assert top3.chat.kv_bytes == 30 * 3 * 128 * 2 * 1024 * 16  # 360 MiB for 16, not 720 for 8
     explicit = plan_models(
         read_gguf_info(chat_model), read_gguf_info(embedding_model),
         machine=MachineInfo(8 * GiB, 6 * GiB, 4), budget_fraction=0.75, prompt_tokens=budget,
