@@ -138,7 +138,7 @@ def llama_server(model: Path) -> dict[int, dict[str, float]] | None:
 def main() -> None:
     from appliance.models.locate import prepare_default_chat
 
-    models = {"SmolLM2-135M-Instruct Q4_1": prepare_default_chat(REPO / ".cache" / "models"),
+    models = {"SmolLM2-135M-Instruct Q8_0": prepare_default_chat(REPO / ".cache" / "models"),
               "gemma-3-270m Q4_K_M (base)": gemma()}  # fmt: skip
     results: dict[str, Any] = {}
     print(f"{'model':<28} {'streams':>7} {'engine tok/s':>12} {'llama-server':>12} {'ratio':>6}")
