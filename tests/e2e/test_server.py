@@ -116,8 +116,9 @@ def test_websocket_streams_tokens_then_done(
         while True:
             event = json.loads(ws.recv(timeout=120))  # hang guard, as above
             events.append(event)
-            if event["type"] != "token":
+            if event["type"] not in ("evidence", "token"):
                 break
+    assert events[0]["type"] == "evidence"  # the answering sentences before any word
     assert sum(1 for e in events if e["type"] == "token") > 1
     assert events[-1]["type"] == "done"
     assert events[-1]["citations"][0]["file_name"] == "faq.html"
