@@ -18,7 +18,9 @@ Two servers run in one go, so every ratio comes from the same run:
 Measures, per strategy: recall@5 and MRR of the answering page in search,
 answer accuracy (the fact in the answer, case-insensitive), evidence hit (the
 fact in the returned evidence sentences), prompt/answer tokens p50, time to
-first token p50 and total p50; and how `grounded` separates right from wrong.
+first token p50 and total p50, time to the first (evidence) event p50 and whether its
+best sentence (first@1) or one of its 5 best (first@5) holds the fact; and how
+`grounded` separates right from wrong. `extract` is the extractive answer (no model).
 
     python bench/answers.py                    # both servers
     python bench/answers.py --corpus apache    # the second corpus
@@ -52,7 +54,7 @@ CORPORA = {  # --corpus: its question set
     "apache": REPO / "bench" / "data" / "apache_questions.json",
 }
 MODELS = REPO / ".cache" / "models"
-AFTER_STRATEGIES = ["sentences", "top3", "sentences-system", "top1", "top5"]
+AFTER_STRATEGIES = ["sentences", "top3", "extract", "sentences-system", "top1", "top5"]
 BEFORE = {  # the appliance before issue 7, by its settings
     "retrieval__html_main_content": "false",
     "retrieval__top_k": "4",
@@ -139,6 +141,9 @@ class Answer:
     total: float
     finish: str
     text: str
+    evidence_s: float = 0.0  # to the stream's first event, the evidence
+    first_at_1: bool = False  # the first evidence's best sentence holds the fact
+    first_at_5: bool = False  # one of its 5 best does
 
 
 @dataclass
@@ -160,7 +165,8 @@ async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None
     if strategy:
         body["strategy"] = strategy
     t0 = time.perf_counter()
-    ttft = 0.0
+    ttft = evidence_s = 0.0
+    first: list[dict[str, object]] = []
     done: dict[str, object] | None = None
     async with client.stream("POST", "/v1/ask/stream", json=body) as resp:
         if resp.status_code != 200:
@@ -169,7 +175,9 @@ async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None
             if not line.startswith("data:"):
                 continue
             event = json.loads(line[5:])
-            if event["type"] == "token" and not ttft:
+            if event["type"] == "evidence":
+                evidence_s, first = time.perf_counter() - t0, event["evidence"]
+            elif event["type"] == "token" and not ttft:
                 ttft = time.perf_counter() - t0
             elif event["type"] == "done":
                 done = event
@@ -182,6 +190,7 @@ async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None
     evidence = done.get("evidence") or []
     timings = done["timings"]
     assert isinstance(timings, dict) and isinstance(evidence, list)
+    holds = [fact in " ".join(str(e["text"]).lower().split()) for e in first]
     return Answer(
         right=fact in " ".join(answer.lower().split()),
         evidence_hit=any(fact in " ".join(str(e["text"]).lower().split()) for e in evidence),
@@ -193,6 +202,9 @@ async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None
         total=total,
         finish=str(done["finish_reason"]),
         text=answer,
+        evidence_s=evidence_s,
+        first_at_1=bool(holds[:1] and holds[0]),
+        first_at_5=any(holds[:5]),
     )
 
 
@@ -242,7 +254,8 @@ def separation(results: list[StrategyResult]) -> str:
 def table(results: list[StrategyResult], found: dict[str, Retrieval]) -> str:
     head = (f"{'server':<7} {'strategy':<17} {'recall@5':>8} {'MRR':>5} {'accuracy':>8} "
             f"{'evidence':>8} {'prompt':>6} {'cached':>6} {'answer':>6} {'ttft_s':>6} "
-            f"{'total_s':>7} {'length':>6} {'errors':>6}")  # fmt: skip
+            f"{'total_s':>7} {'length':>6} {'errors':>6} {'first_s':>7} {'first@1':>7} "
+            f"{'first@5':>7}")  # fmt: skip
     rows = [head]
     for r in results:
         f = found[r.server]
@@ -251,7 +264,8 @@ def table(results: list[StrategyResult], found: dict[str, Retrieval]) -> str:
             f"{r.server:<7} {r.name:<17} {f.recall:8.2f} {f.mrr:5.2f} {r.share('right'):8.2f} "
             f"{r.share('evidence_hit'):8.2f} {r.p50('prompt_tokens'):6.0f} "
             f"{r.p50('cached_tokens'):6.0f} {r.p50('answer_tokens'):6.0f} {r.p50('ttft'):6.2f} "
-            f"{r.p50('total'):7.2f} {length:6d} {r.errors:6d}"
+            f"{r.p50('total'):7.2f} {length:6d} {r.errors:6d} {r.p50('evidence_s'):7.2f} "
+            f"{r.share('first_at_1'):7.2f} {r.share('first_at_5'):7.2f}"
         )
     return "\n".join(rows)
 

@@ -8,7 +8,7 @@ from textual.message import Message
 
 from appliance.client import ApiError
 from appliance.client.evaluation import EvalReport, QuestionResult
-from appliance.domain.types import DoneEvent, ErrorEvent
+from appliance.domain.types import DoneEvent, ErrorEvent, Evidence
 from appliance.wire.documents import ChunkPage, DocumentList
 from appliance.wire.jobs import JobRead
 from appliance.wire.keys import KeyCreated, KeyRead
@@ -47,6 +47,11 @@ class JobsUpdated(Message):
     """The latest state of the jobs an upload made."""
 
     jobs: list[JobRead]
+
+
+@dataclass
+class AnswerEvidence(Message):
+    evidence: list[Evidence]
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""`appliance ask QUESTION`: the answer streamed as it comes, then its evidence, sources
-and grounded score, over the shared client (`appliance.client`), like the admin console."""
+"""`appliance ask QUESTION`: the sentences of the documents that answer it first, then the
+answer streamed as it comes, then its evidence, sources and grounded score, over the
+shared client (`appliance.client`), like the admin console."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
 from appliance.client.display import where
-from appliance.domain.types import DoneEvent, ErrorEvent, TokenEvent
+from appliance.domain.types import DoneEvent, ErrorEvent, Evidence, EvidenceEvent, TokenEvent
 
 
 def register(commands: options.Commands) -> None:
@@ -19,6 +20,10 @@ def register(commands: options.Commands) -> None:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument(
+        "--extract", action="store_true",
+        help="answer with the documents' sentences that best answer it, verbatim (no chat model)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_ask)
 
 
@@ -26,17 +31,28 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings = options.settings(args)
     return ask(
         options.server_url(args, settings), options.api_key(args, settings), args.question,
-        args.top_k, args.max_tokens,
+        args.top_k, args.max_tokens, strategy="extract" if args.extract else None,
     )  # fmt: skip
 
 
+def evidence_lines(evidence: list[Evidence]) -> list[str]:
+    return [f'  [{e.citation}] {where(e)}: "{" ".join(e.text.split())}"' for e in evidence]
+
+
+def print_first_evidence(event: EvidenceEvent) -> None:
+    """The sentences that answer the question, before the answer's words."""
+    if event.evidence:
+        print("From the documents:")
+        print("\n".join(evidence_lines(event.evidence)))
+        print()
+
+
 def print_evidence(done: DoneEvent) -> None:
-    """The evidence sentences with file and page, then the citations and the grounded score."""
+    """The evidence sentences weighed against the answer, with file and page, then the
+    citations and the grounded score."""
     if done.evidence:
         print("\nEvidence:")
-        for e in done.evidence:
-            text = " ".join(e.text.split())
-            print(f'  [{e.citation}] {where(e)}: "{text}"')
+        print("\n".join(evidence_lines(done.evidence)))
     print("\nSources:")
     for c in done.citations:
         print(f"  [{c.index}] {where(c)} (score {c.score:.3f})")
@@ -46,20 +62,36 @@ def print_evidence(done: DoneEvent) -> None:
         print(f'  not supported by the documents: "{sentence}"')
 
 
-def ask(url: str, key: str | None, question: str, top_k: int | None, max_tokens: int | None) -> int:
+def ask(
+    url: str,
+    key: str | None,
+    question: str,
+    top_k: int | None,
+    max_tokens: int | None,
+    strategy: str | None = None,
+) -> int:
     try:
-        return asyncio.run(_ask(url, key, question, top_k, max_tokens))
+        return asyncio.run(_ask(url, key, question, top_k, max_tokens, strategy))
     except ApiError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
 
 
 async def _ask(
-    url: str, key: str | None, question: str, top_k: int | None, max_tokens: int | None
+    url: str,
+    key: str | None,
+    question: str,
+    top_k: int | None,
+    max_tokens: int | None,
+    strategy: str | None,
 ) -> int:
     async with ApplianceClient(url, key, timeout=None) as client:
-        async for event in client.ask_stream(question, top_k=top_k, max_tokens=max_tokens):
-            if isinstance(event, TokenEvent):
+        async for event in client.ask_stream(
+            question, top_k=top_k, max_tokens=max_tokens, strategy=strategy
+        ):
+            if isinstance(event, EvidenceEvent):
+                print_first_evidence(event)
+            elif isinstance(event, TokenEvent):
                 print(event.text, end="", flush=True)
             elif isinstance(event, DoneEvent):
                 print()

@@ -204,7 +204,8 @@ class ApplianceClient:
         return await self._post("/v1/ask", AskResponse, json=body, timeout=None)
 
     async def ask_stream(self, query: str, **options: Any) -> AsyncIterator[AnswerEvent]:
-        """The answer's events as they come: tokens, then one done (or error) event."""
+        """The answer's events as they come: its first evidence, tokens, then one done (or
+        error) event."""
         body = {"query": query, **{k: v for k, v in options.items() if v is not None}}
         try:
             async with self._http.stream("POST", "/v1/ask/stream", json=body, timeout=None) as resp:

@@ -464,6 +464,18 @@ class GenerationSettings(Base, frozen=True):
             ),
         ),
     ] = "sentences"
+    answer_mode: Annotated[
+        Literal["generate", "extract"],
+        Meta(
+            description=(
+                "How a question is answered when the request names no strategy: 'generate' "
+                "(the chat model writes it, from the prompt strategy) or 'extract' (the "
+                "passages' sentences that best answer it, verbatim with citation markers; "
+                "the chat model is not called). A request may ask for either "
+                '(`"strategy": "extract"`).'
+            )
+        ),
+    ] = "generate"
     prefix_cache: Annotated[
         bool,
         Meta(

@@ -12,6 +12,7 @@ from appliance.wire.answers import Citation as Citation
 from appliance.wire.answers import DoneEvent as DoneEvent
 from appliance.wire.answers import ErrorEvent as ErrorEvent
 from appliance.wire.answers import Evidence as Evidence
+from appliance.wire.answers import EvidenceEvent as EvidenceEvent
 from appliance.wire.answers import FinishReason as FinishReason
 from appliance.wire.answers import Timings as Timings
 from appliance.wire.answers import TokenEvent as TokenEvent

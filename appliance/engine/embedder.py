@@ -266,12 +266,12 @@ class LlamaEmbedder:
             fut.cancel()
 
     def _beside_engine(self, batch: list[str], ctx: EmbeddingContext) -> list[list[float]]:
-        """Embed on the query thread; while an engine decodes beside it, with one of the
-        engine's threads borrowed (cpu_share.py: three spinning threads on two cores)."""
+        """Embed on the query thread; beside an engine, on the one thread borrowed from it
+        (cpu_share.py: three spinning threads on two cores stalled both)."""
         if self._engine is None:
             return [ctx.embed_one(t) for t in batch]
         with self._model.lent():
-            return [ctx.embed_one(t) for t in batch]
+            return [ctx.embed_one(t, one_thread=True) for t in batch]
 
     async def _embed_beside(self, batch: list[str]) -> list[list[float]]:
         """Ingestion texts on two single-thread contexts at once: every other one on the

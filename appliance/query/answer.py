@@ -1,16 +1,26 @@
-"""A queued answer: its tokens through the one generation loop, then the done event
-with citations, evidence and timings, recorded in its conversation."""
+"""A queued answer: first the evidence that answers the question, then its tokens through
+the one generation loop, then the done event with citations, evidence and timings,
+recorded in its conversation."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import msgspec
 
 from appliance.domain.protocols import TokenStream
-from appliance.domain.types import DoneEvent, Timings
+from appliance.domain.types import (
+    DoneEvent,
+    ErrorEvent,
+    Evidence,
+    EvidenceEvent,
+    Timings,
+    TokenEvent,
+)
 from appliance.query.answer_plan import AnswerPlan
 from appliance.query.citations import citations_for
 from appliance.query.conversations import ConversationService, Turn
@@ -31,7 +41,7 @@ class AnswerContext:
     conversations: ConversationService | None
 
 
-class PreparedAnswer(QueuedGeneration[DoneEvent]):
+class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
     """A queued answer; iterate `events()` to stream it, `cancel()` to drop it."""
 
     answer = True
@@ -46,8 +56,12 @@ class PreparedAnswer(QueuedGeneration[DoneEvent]):
         stream: TokenStream,
         t_start: float,
         turn: Turn | None = None,
+        first: list[Evidence] | None = None,
     ) -> None:
+        """`first`: the evidence sent before the answer, when already known (an extractive
+        answer quotes it); else found when the answer's events begin."""
         super().__init__(context.rules, stream, len(plan.prompt.tokens), t_start)
+        self._first = first
         self._context = context
         self._question = question
         self.found = found
@@ -58,6 +72,26 @@ class PreparedAnswer(QueuedGeneration[DoneEvent]):
 
     async def finished(self, generated: Generated) -> DoneEvent:
         return await self._recorded(await self._done(generated))
+
+    async def _events(
+        self,
+    ) -> AsyncGenerator[TokenEvent | ErrorEvent | DoneEvent | EvidenceEvent, None]:
+        """The evidence event first (the generation is already queued: its prefill does
+        not wait for it), then the tokens and the done event."""
+        yield EvidenceEvent(await self._first_evidence())
+        body = super()._events()
+        async with aclosing(body):
+            async for event in body:
+                yield event
+
+    async def _first_evidence(self) -> list[Evidence]:
+        if self._first is not None:
+            return self._first
+        try:
+            return await self._context.evidence.first(self._question, self.plan, self.found.vector)
+        except Exception:  # embedder overloaded or stopped: the answer still comes
+            log.warning("the first evidence failed", exc_info=True)
+            return []
 
     async def _grounding(self, answer: str) -> Grounding:
         context = self._context

@@ -34,6 +34,7 @@ class AnswerPlan:
     vectors: dict[tuple[str, int], list[float]]  # sentence embeddings known so far
     embedder: Embedder  # the model of the question's vector: the rest embeds with it
     documents: dict[str, DocumentInfo] = field(default_factory=dict)  # of the cited passages
+    candidates: list[Sentence] = field(default_factory=list)  # embedded to pick the context
 
     def citation_of(self) -> dict[str, int]:
         return {h.point_id: n for n, h in enumerate(self.pool, start=1)}

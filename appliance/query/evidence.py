@@ -1,14 +1,17 @@
-"""Evidence and groundedness of an answer once it has streamed: the sentences not yet
-embedded are embedded (after the next askers' questions), then `grounding.ground`."""
+"""Evidence of an answer: first the sentences that best answer the question (before its
+first token: `first`), then, once it has streamed, evidence and groundedness against the
+answer (`ground`: the sentences not yet embedded are embedded after the next askers'
+questions, then `grounding.ground`)."""
 
 from __future__ import annotations
 
 import time
 
+from appliance.domain.types import Evidence
 from appliance.observability.metrics import Metrics
 from appliance.query.answer_plan import AnswerPlan, sentence_key
 from appliance.query.context import candidates, sentences_of
-from appliance.query.grounding import Grounding, ground
+from appliance.query.grounding import Grounding, answering, ground
 from appliance.query.params import AnswerSettings
 from appliance.query.sentences import answer_sentences
 
@@ -16,12 +19,33 @@ from appliance.query.sentences import answer_sentences
 # (each not yet embedded costs a few ms after the answer; beyond, those sharing most
 # words with the question and answer).
 MAX_EVIDENCE_POOL = 32
+# Sentences embedded for the first evidence of a passages strategy (whose prompt embedded
+# none): those sharing most words with the question, a few ms each on the query thread
+# while the answer waits for its prefill; kept for grounding.
+FIRST_EVIDENCE_POOL = 12
 
 
 class EvidenceFinder:
     def __init__(self, answers: AnswerSettings, metrics: Metrics) -> None:
         self._answers = answers
         self._metrics = metrics
+
+    async def first(self, question: str, plan: AnswerPlan, vector: list[float]) -> list[Evidence]:
+        """The sentences of the cited passages closest to the question: those a sentence
+        strategy embedded to pick its context (no embedding now), else the passages'
+        sentences sharing most words with the question, embedded now."""
+        if not plan.candidates:  # a passages strategy: its own few, kept for grounding
+            plan.candidates = candidates(sentences_of(plan.pool), question, FIRST_EVIDENCE_POOL)
+        pool = plan.candidates
+        missing = [s for s in pool if sentence_key(s) not in plan.vectors]
+        if missing:
+            t0 = time.perf_counter()
+            embedded = await plan.embedder.embed([s.text for s in missing], interactive=True)
+            self._metrics.stage_seconds.labels("first_evidence").observe(time.perf_counter() - t0)
+            plan.vectors.update(zip(map(sentence_key, missing), embedded, strict=True))
+        vectors = [plan.vectors[sentence_key(s)] for s in pool]
+        count = self._answers.evidence_sentences
+        return answering(pool, vectors, vector, plan.citation_of(), count)
 
     async def ground(
         self, question: str, plan: AnswerPlan, vector: list[float], answer: str

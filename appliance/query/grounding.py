@@ -35,6 +35,41 @@ def _matrix(vectors: Sequence[Sequence[float]], dim: int) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float32)
 
 
+def as_evidence(sentence: Sentence, score: float, citation_of: dict[str, int]) -> Evidence:
+    """`sentence` as the evidence an answer returns (offsets into its chunk's text)."""
+    hit = sentence.hit
+    return Evidence(
+        document_id=hit.document_id,
+        file_name=hit.file_name,
+        chunk_index=hit.chunk_index,
+        start=sentence.start,
+        end=sentence.end,
+        text=sentence.text,
+        score=round(score, 4),
+        citation=citation_of.get(hit.point_id, 0),
+        page=hit.page,
+        heading=hit.heading,
+        location=hit.location,
+    )
+
+
+def answering(
+    pool: Sequence[Sentence],
+    pool_vectors: Sequence[Sequence[float]],
+    question_vector: Sequence[float],
+    citation_of: dict[str, int],
+    count: int,
+) -> list[Evidence]:
+    """The `count` sentences of `pool` closest to the question: the evidence sent before
+    the answer's first token (no answer to weigh yet)."""
+    if not pool:
+        return []
+    q = np.asarray(question_vector, dtype=np.float32)
+    scores = _matrix(pool_vectors, len(q)) @ q
+    order = sorted(range(len(pool)), key=lambda j: -float(scores[j]))[:count]
+    return [as_evidence(pool[j], float(scores[j]), citation_of) for j in order]
+
+
 def ground(
     *,
     answer_sentences: Sequence[str],
@@ -86,20 +121,5 @@ def ground(
         shared = overlap(content_words(sentence.text), answer_words) if answer_words else 0.0
         scores.append(relevance + support + shared)
     order = sorted(range(len(pool)), key=lambda j: -scores[j])[:evidence_count]
-    evidence = [
-        Evidence(
-            document_id=pool[j].hit.document_id,
-            file_name=pool[j].hit.file_name,
-            chunk_index=pool[j].hit.chunk_index,
-            start=pool[j].start,
-            end=pool[j].end,
-            text=pool[j].text,
-            score=round(scores[j] / 3, 4),
-            citation=citation_of.get(pool[j].hit.point_id, 0),
-            page=pool[j].hit.page,
-            heading=pool[j].hit.heading,
-            location=pool[j].hit.location,
-        )
-        for j in order
-    ]
+    evidence = [as_evidence(pool[j], scores[j] / 3, citation_of) for j in order]
     return Grounding(evidence, round(grounded, 4), unsupported)

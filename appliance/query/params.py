@@ -18,7 +18,7 @@ class AskParams:
     max_tokens: int | None  # None: the strategy's, else generation.max_tokens
     temperature: float
     document_ids: Sequence[str] | None = None
-    strategy: str | None = None  # a [prompts.*] name; None: generation.prompt
+    strategy: str | None = None  # a [prompts.*] name or "extract"; None: the config's
     filters: DocumentFilter | None = None
     retrieval: str | None = None  # "dense" | "hybrid"; None: retrieval.mode
     conversation_id: str | None = None  # the caller's conversation it continues, if any
@@ -37,6 +37,7 @@ class AnswerSettings:
     support_cosine: float = 0.7
     support_overlap: float = 0.8
     retrieval: str = "dense"  # retrieval.mode: "dense" or "hybrid" (BM25 + dense, RRF)
+    answer_mode: str = "generate"  # generation.answer_mode: "generate" or "extract"
 
 
 class UnknownStrategy(FieldError):

@@ -9,6 +9,7 @@ import time
 
 from appliance.config.schema import PromptStrategy
 from appliance.domain.protocols import Embedder, Generator, VectorStore
+from appliance.domain.types import Hit
 from appliance.observability.metrics import Metrics
 from appliance.query.answer import AnswerContext, PreparedAnswer
 from appliance.query.answer_plan import AnswerPlan, cosines, sentence_key
@@ -17,6 +18,7 @@ from appliance.query.context import Sentence, candidates, passages, select_sente
 from appliance.query.conversations import ConversationService, Turn
 from appliance.query.draining import Draining
 from appliance.query.evidence import EvidenceFinder
+from appliance.query.extract import EXTRACT, ExtractedStream, extractive_answer, no_prompt
 from appliance.query.generation import GenerationRules
 from appliance.query.grounding import Grounding
 from appliance.query.params import AnswerSettings, AskParams, UnknownStrategy
@@ -59,6 +61,7 @@ class QueryService:
         self.searcher.use_embedding(embedder, store)
 
     def strategy(self, name: str | None) -> tuple[str, PromptStrategy]:
+        """The named prompt strategy (None: the default); `extract` is not one."""
         name = name or self.answers.default_prompt
         try:
             return name, self.answers.prompts[name]
@@ -83,12 +86,18 @@ class QueryService:
 
     async def prepare(self, params: AskParams, turn: Turn | None = None) -> PreparedAnswer:
         """Search, build the prompt and queue the generation (no conversation: `ask`)."""
-        name, strategy = self.strategy(params.strategy)  # fail fast, before any work
+        wanted = params.strategy
+        if wanted is None and self.answers.answer_mode == EXTRACT:
+            wanted = EXTRACT
+        extract = wanted == EXTRACT
+        name, strategy = self.strategy(None if extract else wanted)  # fail fast
         t_start = time.perf_counter()
         found = await self.searcher.search(
             params.question, params.top_k, params.document_ids, params.filters,
             retrieval=params.retrieval, min_score=self._min_score,
         )  # fmt: skip
+        if extract:
+            return await self._extract(params, found, strategy, t_start, turn)
         t0 = time.perf_counter()
         plan = await self._plan(params, found, name, strategy)
         plan.documents = await self.searcher.describe(plan.pool)
@@ -101,6 +110,36 @@ class QueryService:
         return PreparedAnswer(
             self._answer, params.question, found, plan, prompt_ms, stream, t_start, turn
         )
+
+    async def _extract(
+        self,
+        params: AskParams,
+        found: SearchOutcome,
+        strategy: PromptStrategy,
+        t_start: float,
+        turn: Turn | None,
+    ) -> PreparedAnswer:
+        """The extractive answer: the first evidence, quoted (the default strategy's passages
+        and candidates; no prompt, no chat model)."""
+        t0 = time.perf_counter()
+        embedder = found.embedder or self.searcher.embedder
+        hits = self._context_hits(found, strategy)
+        plan = AnswerPlan(EXTRACT, strategy, no_prompt([]), hits, None, {}, embedder)
+        first = await self._answer.evidence.first(params.question, plan, found.vector)
+        plan.read = plan.candidates  # what the answer was drawn from, for grounding
+        plan.documents = await self.searcher.describe(plan.pool)
+        prompt_ms = (time.perf_counter() - t0) * 1000
+        self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
+        stream = ExtractedStream(extractive_answer(first))
+        return PreparedAnswer(
+            self._answer, params.question, found, plan, prompt_ms, stream, t_start, turn, first
+        )
+
+    def _context_hits(self, found: SearchOutcome, strategy: PromptStrategy) -> list[Hit]:
+        """The hits a strategy reads: above `min_score` (fused scores are ranks, not cosines:
+        min_score was applied to the dense ranking), its `passages` best."""
+        hits = [h for h in found.hits if found.fused or h.score >= self._min_score]
+        return hits[: strategy.passages]
 
     async def ground(
         self, params: AskParams, plan: AnswerPlan, vector: list[float], answer: str
@@ -115,11 +154,10 @@ class QueryService:
     async def _plan(
         self, params: AskParams, found: SearchOutcome, name: str, strategy: PromptStrategy
     ) -> AnswerPlan:
-        # fused scores are ranks, not cosines: min_score was applied to the dense ranking
-        hits = [h for h in found.hits if found.fused or h.score >= self._min_score]
-        hits = hits[: strategy.passages]
+        hits = self._context_hits(found, strategy)
         budget = strategy.context_tokens or self.answers.context_tokens
         read: list[Sentence] | None = None
+        pool: list[Sentence] = []
         vectors: dict[tuple[str, int], list[float]] = {}
         gen = self._generator
         embedder = found.embedder or self.searcher.embedder
@@ -154,4 +192,4 @@ class QueryService:
             return AnswerPlan(name, strategy, prompt, prompt.hits, None, vectors, embedder)
         kept = {e.hit.point_id for e in prompt.excerpts}  # the excerpts that fit
         read = [s for s in read if s.hit.point_id in kept]
-        return AnswerPlan(name, strategy, prompt, hits, read, vectors, embedder)
+        return AnswerPlan(name, strategy, prompt, hits, read, vectors, embedder, candidates=pool)

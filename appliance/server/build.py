@@ -162,6 +162,7 @@ async def _build_the_rest(
             support_cosine=g.support_cosine,
             support_overlap=g.support_overlap,
             retrieval=r.mode,
+            answer_mode=g.answer_mode,
         ),
         deadline_s=settings.generation.deadline_s,
         min_score=settings.retrieval.min_score,

@@ -62,6 +62,14 @@ class Timings(msgspec.Struct, frozen=True):
     cached_prompt_tokens: int = 0  # prompt tokens reused from the slot's KV cache
 
 
+class EvidenceEvent(msgspec.Struct, frozen=True, tag="evidence"):
+    """The first event of an answer, before any token: the sentences of the retrieved
+    passages that best answer the question (the `done` event then carries the evidence
+    ranked against the answer too). Same shape and offsets as `done`'s evidence."""
+
+    evidence: list[Evidence]
+
+
 class TokenEvent(msgspec.Struct, frozen=True, tag="token"):
     """A piece of the answer as it is generated."""
 
@@ -99,4 +107,4 @@ class ErrorEvent(msgspec.Struct, frozen=True, tag="error"):
     code: str | None = None
 
 
-AnswerEvent = TokenEvent | DoneEvent | ErrorEvent
+AnswerEvent = EvidenceEvent | TokenEvent | DoneEvent | ErrorEvent

@@ -62,7 +62,9 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         Annotated[
             StrategyName,
             Meta(
-                description="A prompt strategy of the config ([prompts.*]); default: "
+                description="A prompt strategy of the config ([prompts.*]), or `extract`: the "
+                "passages' sentences that best answer the question, verbatim with citation "
+                "markers, without the chat model. Default: generation.answer_mode, then "
                 "generation.prompt."
             ),
         ]
@@ -100,3 +102,8 @@ class AskResponse(msgspec.Struct, frozen=True):
         Meta(description="In a conversation: the question as searched (a follow-up joined "
              "to the question before it)."),
     ] = None  # fmt: skip
+    first_evidence: Annotated[
+        list[Evidence],
+        Meta(description="The evidence a stream sends first, before the answer's words: the "
+             "sentences of the retrieved passages that best answer the question."),
+    ] = msgspec.field(default_factory=list)  # fmt: skip

@@ -120,7 +120,8 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
     filters: Filters | None = None
     strategy: (
         Annotated[
-            StrategyName, Meta(description="A prompt strategy of the config ([prompts.*]) (rag).")
+            StrategyName,
+            Meta(description="A prompt strategy of the config ([prompts.*]), or `extract` (rag)."),
         ]
         | None
     ) = None
@@ -143,6 +144,14 @@ class RagExtra(msgspec.Struct, frozen=True):
     finish_reason: Annotated[
         FinishReason, Meta(description="The appliance's own reason (e.g. `repetition`).")
     ]
+
+
+class RagEvidence(msgspec.Struct, frozen=True):
+    """The `rag` of a streamed RAG answer's first chunk, before any word: what was searched
+    and the sentences of the retrieved passages that best answer it."""
+
+    query: Annotated[str, Meta(description="What was searched: the last user message.")]
+    evidence: list[Evidence]
 
 
 class PromptTokensDetails(msgspec.Struct, frozen=True):
@@ -195,7 +204,8 @@ class ChunkChoice(msgspec.Struct, frozen=True):
 
 
 class ChatCompletionChunk(msgspec.Struct, frozen=True, kw_only=True):
-    """One `data:` event. The chunk with `finish_reason` carries `rag`; with
+    """One `data:` event. In a RAG answer the first chunk carries `rag` with the first
+    evidence (`RagEvidence`) and the chunk with `finish_reason` the whole `rag`; with
     `stream_options.include_usage` every chunk has `usage` (null but in the last one,
     which has no choices)."""
 
@@ -205,7 +215,7 @@ class ChatCompletionChunk(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     choices: list[ChunkChoice]
     usage: CompletionUsage | UnsetType | None = UNSET
-    rag: RagExtra | UnsetType = UNSET
+    rag: RagExtra | RagEvidence | UnsetType = UNSET
 
 
 # ----------------------------------------------------------------- models, embeddings

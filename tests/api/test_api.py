@@ -197,14 +197,14 @@ def test_grounded_separates_a_supported_answer_from_an_unsupported_one(
     assert client.blocking_portal.call(grounded, "")[0] == 0.0
 
 
-def test_sse_stream_sends_tokens_then_done(
+def test_sse_stream_sends_evidence_tokens_then_done(
     client: TestClient[Any], ingested: dict[str, Any]
 ) -> None:
     resp = client.post("/v1/ask/stream", json={"query": "When are backups run?", "max_tokens": 40})
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/event-stream")
     events = [line[6:].strip() for line in resp.text.splitlines() if line.startswith("event:")]
-    assert events.count("token") > 1 and events[-1] == "done"
+    assert events[0] == "evidence" and events.count("token") > 1 and events[-1] == "done"
     done = json.loads(resp.text.strip().splitlines()[-1][5:])
     assert done["type"] == "done" and done["citations"]
     assert done["evidence"] and 0.0 <= done["grounded"] <= 1.0
@@ -219,9 +219,9 @@ def test_websocket_streams_the_same_events(
         while True:
             event = json.loads(ws.receive_text())
             kinds.append(event["type"])
-            if event["type"] != "token":
+            if event["type"] not in ("evidence", "token"):
                 break
-        assert kinds.count("token") > 1 and kinds[-1] == "done"
+        assert kinds[0] == "evidence" and kinds.count("token") > 1 and kinds[-1] == "done"
         assert event["citations"][0]["file_name"] == "backups.md"
         assert any(e["file_name"] == "backups.md" for e in event["evidence"])
         ws.send_text(json.dumps({"query": "", "top_k": "x"}))

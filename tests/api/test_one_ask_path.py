@@ -66,7 +66,7 @@ def by_sse(client: TestClient[Any]) -> dict[str, Any]:
 def by_websocket(client: TestClient[Any]) -> dict[str, Any]:
     with client.websocket_connect("/v1/ask/ws") as ws:
         ws.send_text(json.dumps({**ASK, "conversation_id": "ws"}))
-        while (event := json.loads(ws.receive_text()))["type"] == "token":
+        while (event := json.loads(ws.receive_text()))["type"] in ("evidence", "token"):
             pass
     assert event["type"] == "done", event
     done: dict[str, Any] = event

@@ -122,7 +122,9 @@ def test_chat_answers_from_the_documents_with_citations(
     assert set(rag) >= {"evidence", "grounded", "unsupported", "strategy"}
 
 
-def test_chat_streams_chunks_with_rag_on_the_last_and_usage(client: openai.OpenAI) -> None:
+def test_chat_streams_evidence_first_then_rag_on_the_last_and_usage(
+    client: openai.OpenAI,
+) -> None:
     stream = client.chat.completions.create(
         model="any",
         messages=[{"role": "user", "content": QUESTION}],
@@ -143,7 +145,10 @@ def test_chat_streams_chunks_with_rag_on_the_last_and_usage(client: openai.OpenA
     assert finished[0].model_extra is not None
     rag = finished[0].model_extra["rag"]
     assert rag["citations"][0]["file_name"] == DOC_NAME
-    assert all("rag" not in (c.model_extra or {}) for c in chunks if c is not finished[0])
+    opening = (chunks[0].model_extra or {})["rag"]  # the first evidence, before any word
+    assert opening["query"] == QUESTION and opening["evidence"]
+    assert not chunks[0].choices[0].delta.content
+    assert all("rag" not in (c.model_extra or {}) for c in chunks[1:] if c is not finished[0])
     last = chunks[-1]
     assert last.choices == [] and last.usage is not None
     assert last.usage.completion_tokens == rag["timings"]["completion_tokens"]

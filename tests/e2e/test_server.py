@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -115,8 +116,9 @@ def test_websocket_streams_tokens_then_done(
         while True:
             event = json.loads(ws.recv(timeout=120))  # hang guard, as above
             events.append(event)
-            if event["type"] != "token":
+            if event["type"] not in ("evidence", "token"):
                 break
+    assert events[0]["type"] == "evidence"  # the answering sentences before any word
     assert sum(1 for e in events if e["type"] == "token") > 1
     assert events[-1]["type"] == "done"
     assert events[-1]["citations"][0]["file_name"] == "faq.html"
@@ -190,6 +192,20 @@ def test_cli_ingest_and_ask(server: ServerProcess, tmp_path: Path) -> None:
     assert answer.strip()  # the answer comes first, then the evidence with file and page
     assert '[1] canteen.txt: "The canteen serves lunch from 11:30 to 14:00 daily."' in tail
     assert "Sources:" in tail and "Grounded: " in tail
+    # the sentences that answer it come first, before the answer's words
+    first, _, _ = answer.partition("\n\n")
+    assert first.startswith("From the documents:\n") and "canteen.txt" in first, ask.stdout
+    extract = subprocess.run(
+        [sys.executable, "-m", "appliance", "ask", "When does the canteen serve lunch?",
+         "--url", server.url, "--extract"],
+        # hang guard: no chat model, a search and a few embeddings
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False, env=server.env,
+    )  # fmt: skip
+    assert extract.returncode == 0, extract.stderr
+    quoted = re.search(
+        r"The canteen serves lunch from 11:30 to 14:00 daily\. \[\d\]", extract.stdout
+    )
+    assert quoted, extract.stdout  # the sentence verbatim, with its citation marker
 
 
 def test_metrics_have_nonzero_stage_histograms(

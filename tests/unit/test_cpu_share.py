@@ -266,8 +266,9 @@ def test_a_lent_thread_is_taken_from_the_budget_while_it_is_lent() -> None:
 def test_a_search_on_the_query_thread_borrows_a_thread_of_the_engine(
     chat_model: Path, embedding_model: Path
 ) -> None:
-    """While the query thread embeds a question, the engine's next decode steps get one
-    thread fewer (three spinning threads on two cores stalled both: issue 20's batching).
+    """While the query thread embeds a question, on one thread, the engine's next decode
+    steps get one thread fewer (three spinning threads on two cores stalled both: issue
+    20's batching).
     The vector is the one a lone context computes."""
     import asyncio
 
@@ -278,13 +279,13 @@ def test_a_search_on_the_query_thread_borrows_a_thread_of_the_engine(
     built = build_engine(
         EngineSpec(chat_path=chat_model, embedding_path=embedding_model, query_thread=True)
     ).start()
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, bool]] = []
     context_type = type(built.embedding.context())
     embed_one = context_type.embed_one
 
     def recording(self: Any, text: str, *, one_thread: bool = False) -> list[float]:
         budget = built.embedding._budget
-        seen.append((budget.threads(), budget.machine_threads()))
+        seen.append((budget.threads(), budget.machine_threads(), one_thread))
         return embed_one(self, text, one_thread=one_thread)
 
     try:
@@ -292,7 +293,8 @@ def test_a_search_on_the_query_thread_borrows_a_thread_of_the_engine(
         question = "How often are backups taken?"
         [vector] = asyncio.run(built.embedder.embed([question], interactive=True))
         context_type.embed_one = embed_one  # type: ignore[method-assign]
-        assert seen and all(threads == max(1, free - 1) for threads, free in seen)
+        assert seen and all(threads == max(1, free - 1) for threads, free, _ in seen)
+        assert all(one for _, _, one in seen)  # on the one thread it borrowed
         assert built.embedding._budget.threads() == built.embedding._budget.machine_threads()
         reference = built.embedding.context().embed_one(question)
         assert float(np.dot(vector, reference)) > 0.9999

@@ -1,4 +1,5 @@
-"""Ask: a playground that streams the answer, then shows its evidence and citations."""
+"""Ask: a playground that shows the sentences answering the question as soon as they
+arrive, streams the answer's words under them, then its evidence and citations."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
 from appliance.client.display import where
-from appliance.domain.types import DoneEvent, ErrorEvent, TokenEvent
-from tui.messages import AnswerDone, AnswerFailed, AnswerToken
+from appliance.domain.types import DoneEvent, ErrorEvent, Evidence, EvidenceEvent, TokenEvent
+from tui.messages import AnswerDone, AnswerEvidence, AnswerFailed, AnswerToken
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import cell, plain
 
@@ -28,12 +29,19 @@ def stats_line(done: DoneEvent) -> str:
     )
 
 
+def evidence_line(e: Evidence) -> str:
+    return f'  [{e.citation}] {where(e)}: "{" ".join(e.text.split())}"'
+
+
+def first_evidence_text(evidence: list[Evidence]) -> str:
+    return "\n".join(["From the documents:", *map(evidence_line, evidence)])
+
+
 def evidence_text(done: DoneEvent) -> str:
+    """The evidence weighed against the answer, and what it does not support."""
     if not done.evidence:
         return "Evidence: none found in the passages read."
-    lines = ["Evidence:"]
-    for e in done.evidence:
-        lines.append(f'  [{e.citation}] {where(e)}: "{" ".join(e.text.split())}"')
+    lines = ["Evidence:", *map(evidence_line, done.evidence)]
     for sentence in done.unsupported:
         lines.append(f'  not supported by the documents: "{sentence}"')
     return "\n".join(lines)
@@ -44,16 +52,19 @@ class AskScreen(ConsoleScreen):
     CSS_PATH = "ask.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop answer"),
+        Binding("f2", "toggle_extract", "Extract on/off"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.answer = ""
+        self.extract = False  # answer with the documents' sentences, without the model
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
         yield Input(placeholder="Ask a question about the documents, then Enter", id="question")
         with VerticalScroll(id="answer-pane"):
+            yield Static("", id="first-evidence")  # shown when the evidence event comes
             yield Static("", id="answer")
             yield Static("", id="stats")
             yield Static("", id="evidence")
@@ -72,6 +83,7 @@ class AskScreen(ConsoleScreen):
     def asked(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.answer = ""
+            self.query_one("#first-evidence", Static).display = False
             self.query_one("#answer", Static).update("…")
             for selector in ("#stats", "#evidence"):
                 self.query_one(selector, Static).update("")
@@ -81,8 +93,11 @@ class AskScreen(ConsoleScreen):
     @work(exclusive=True, group="ask", exit_on_error=False)
     async def ask(self, question: str) -> None:
         async def stream() -> None:
-            async for event in self.client.ask_stream(question):
-                if isinstance(event, TokenEvent):
+            strategy = "extract" if self.extract else None
+            async for event in self.client.ask_stream(question, strategy=strategy):
+                if isinstance(event, EvidenceEvent):
+                    self.post_message(AnswerEvidence(event.evidence))
+                elif isinstance(event, TokenEvent):
                     self.post_message(AnswerToken(event.text))
                 elif isinstance(event, DoneEvent):
                     self.post_message(AnswerDone(event))
@@ -91,6 +106,13 @@ class AskScreen(ConsoleScreen):
 
         await self.call("ask", stream())
 
+    def action_toggle_extract(self) -> None:
+        """F2: the next answers quote the documents' best sentences (no chat model),
+        or are generated again."""
+        self.extract = not self.extract
+        mode = "extract: the documents' sentences, verbatim" if self.extract else "generate"
+        self.notify(f"answers: {mode}", title="Ask")
+
     def action_stop(self) -> None:
         """Escape stops an answer being streamed; otherwise it leaves the question field."""
         if any(w.is_running for w in self.workers if w.group == "ask"):
@@ -98,6 +120,12 @@ class AskScreen(ConsoleScreen):
             self.query_one("#stats", Static).update("stopped")
         else:
             self.action_leave_input()
+
+    def on_answer_evidence(self, message: AnswerEvidence) -> None:
+        if message.evidence:
+            shown = self.query_one("#first-evidence", Static)
+            shown.update(plain(first_evidence_text(message.evidence)))
+            shown.display = True
 
     def on_answer_token(self, message: AnswerToken) -> None:
         self.answer += message.text

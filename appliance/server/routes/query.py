@@ -16,7 +16,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import WS_1001_GOING_AWAY
 
 from appliance.config.schema import Settings
-from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent
+from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent, Evidence, EvidenceEvent
 from appliance.query.answer import PreparedAnswer
 from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.params import AskParams
@@ -114,10 +114,13 @@ class QueryController(Controller):
     )  # fmt: skip
     async def ask(self, data: AskRequest, asker: Asker) -> AskResponse:
         prepared = await asker.ask(data)
+        first: list[Evidence] = []
         async with contextlib.aclosing(prepared.events()) as events:
             async for event in events:
-                if isinstance(event, DoneEvent):
-                    return AskResponse(**msgspec.structs.asdict(event))
+                if isinstance(event, EvidenceEvent):
+                    first = event.evidence
+                elif isinstance(event, DoneEvent):
+                    return AskResponse(**msgspec.structs.asdict(event), first_evidence=first)
                 if isinstance(event, ErrorEvent):
                     raise StreamFailed(event)
         raise StreamFailed(ErrorEvent("generation ended without an answer", 500))
@@ -127,15 +130,17 @@ class QueryController(Controller):
         status_code=200,
         summary="Answer a question as Server-Sent Events (query)",
         description=(
-            'Events: `token` (`{"type":"token","text":...}`) as the answer is generated, '
-            "then `done` with the answer, citations and timings; `error` if generation fails "
+            "Events: first `evidence` (the sentences of the retrieved passages that best answer "
+            'the question, before any token), `token` (`{"type":"token","text":...}`) as the '
+            "answer is generated, then `done` with the answer, citations, timings and the "
+            "evidence weighed against the answer; `error` if generation fails "
             '(`"code": "shutting_down"` when the server stops).'
         ),
         responses={
             200: ResponseSpec(
                 data_container=SseEvent,
                 media_type="text/event-stream",
-                description="token events, then one done or error event",
+                description="one evidence event, token events, then one done or error event",
             ),
             **errors(400, 503),
         },
@@ -191,7 +196,7 @@ async def ask_websocket(
     keys: KeyStore,
 ) -> None:
     """Send an AskRequest as JSON text; receive the same events as the SSE stream as JSON
-    messages (`type` is token, done or error). Several questions may follow one another;
+    messages (`type` is evidence, token, done or error). Several questions may follow one another;
     each counts against the key's rate limit (over it: an error event, status 429, code
     `rate_limit_exceeded`, and the socket stays open)."""
     await socket.accept()

@@ -1,5 +1,6 @@
 """Chat completions over the query service: an answer (RAG) or plain chat, as pieces of
-text then how it finished; the whole completion, or pieces for the stream."""
+text then how it finished (a RAG answer opens with its first evidence); the whole
+completion, or pieces for the stream."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import msgspec
 
 from appliance.config.schema import Settings
 from appliance.domain.errors import ApplianceError, FieldError
-from appliance.domain.types import AnswerEvent, DoneEvent, ErrorEvent, FinishReason, TokenEvent
+from appliance.domain.types import (
+    AnswerEvent,
+    DoneEvent,
+    ErrorEvent,
+    EvidenceEvent,
+    FinishReason,
+    TokenEvent,
+)
 from appliance.query.chat import ChatDone, ChatEvent, Message, retrieval_question
 from appliance.query.params import AskParams
 from appliance.query.pipeline import QueryService
@@ -26,6 +34,7 @@ from appliance.wire.openai import (
     CompletionUsage,
     OpenAIFinish,
     PromptTokensDetails,
+    RagEvidence,
     RagExtra,
 )
 
@@ -37,15 +46,17 @@ class Finished:
     rag: RagExtra | msgspec.UnsetType
 
 
-Piece = str | Finished | ErrorEvent
+Piece = str | RagEvidence | Finished | ErrorEvent
 
 
 @dataclass(frozen=True)
 class Run:
-    """A queued completion: its pieces of text, then `Finished` or an `ErrorEvent`."""
+    """A queued completion: its pieces of text, then `Finished` or an `ErrorEvent`; a RAG
+    answer's first piece is its evidence (`opens_with_evidence`)."""
 
     pieces: AsyncGenerator[Piece, None]
     cancel: Callable[[], Awaitable[None]]
+    opens_with_evidence: bool = False
 
 
 def finish(reason: FinishReason) -> OpenAIFinish:
@@ -68,6 +79,8 @@ async def pieces(
         async for event in events:
             if isinstance(event, TokenEvent):
                 yield event.text
+            elif isinstance(event, EvidenceEvent):
+                yield RagEvidence(query=query, evidence=event.evidence)
             elif isinstance(event, DoneEvent):
                 t = event.timings
                 rag = RagExtra(
@@ -119,7 +132,7 @@ async def start(
         if exc.field == "query":  # the question: the message it came from
             exc.field = f"messages[{index}].content"
         raise
-    return Run(pieces(prepared.events(), question), prepared.cancel)
+    return Run(pieces(prepared.events(), question), prepared.cancel, opens_with_evidence=True)
 
 
 def failed(event: ErrorEvent) -> ApplianceError:
@@ -134,6 +147,8 @@ async def complete(run: Run, model: str) -> ChatCompletion:
             async for piece in pieces:
                 if isinstance(piece, str):
                     texts.append(piece)
+                elif isinstance(piece, RagEvidence):
+                    continue  # the whole completion's `rag` carries the final evidence
                 elif isinstance(piece, ErrorEvent):
                     raise failed(piece)
                 else:

@@ -20,6 +20,7 @@ from appliance.wire.openai import (
     Delta,
     OpenAIError,
     OpenAIErrorDetail,
+    RagEvidence,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -31,7 +32,8 @@ def frame(payload: msgspec.Struct) -> bytes:
 
 async def sse(run: Run, model: str, include_usage: bool) -> AsyncIterator[bytes]:
     """`data: {chunk}` events as the OpenAI API sends them, then `data: [DONE]`; a
-    failure mid-way is a `data: {"error": ...}` event (the SDK raises it)."""
+    failure mid-way is a `data: {"error": ...}` event (the SDK raises it). A RAG answer's
+    first chunk (the assistant role) carries its first evidence in `rag`."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     usage: CompletionUsage | msgspec.UnsetType | None = None if include_usage else msgspec.UNSET
 
@@ -39,12 +41,16 @@ async def sse(run: Run, model: str, include_usage: bool) -> AsyncIterator[bytes]
         fields = {"usage": usage, **extra}
         return ChatCompletionChunk(id=cid, created=created, model=model, choices=choices, **fields)
 
+    opening = [ChunkChoice(0, Delta(role="assistant", content=""))]
     try:
-        yield frame(chunk([ChunkChoice(0, Delta(role="assistant", content=""))]))
+        if not run.opens_with_evidence:  # plain chat: the role at once
+            yield frame(chunk(opening))
         started = False  # leading whitespace is dropped, as from the whole answer
         async with contextlib.aclosing(run.pieces) as pieces:
             async for piece in pieces:
-                if isinstance(piece, str):
+                if isinstance(piece, RagEvidence):  # a RAG answer's first piece
+                    yield frame(chunk(opening, rag=piece))
+                elif isinstance(piece, str):
                     if not started:
                         piece = piece.lstrip()
                         started = bool(piece)
