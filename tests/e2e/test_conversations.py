@@ -101,6 +101,7 @@ def test_the_stream_and_the_websocket_carry_the_conversation(server: ServerProce
                 json.loads(line[5:]) for line in resp.iter_lines() if line.startswith("data:")
             ]
         done = events[-1]
+        assert events[0]["type"] == "evidence"  # the answering sentences first (issue 22)
         assert done["type"] == "done" and done["conversation_id"] == "c-stream"
         assert done["citations"][0]["file_name"] == "checksums.md"
     url = server.url.replace("http", "ws", 1) + "/v1/ask/ws"
@@ -108,7 +109,7 @@ def test_the_stream_and_the_websocket_carry_the_conversation(server: ServerProce
         socket.send(json.dumps({"query": FOLLOW_UP, "max_tokens": 8, "top_k": 1,
                                 "conversation_id": "c-stream"}))  # fmt: skip
         # timeout: a hang guard per event (an 8-token answer takes well under a second)
-        while (event := json.loads(socket.recv(timeout=120)))["type"] == "token":
+        while (event := json.loads(socket.recv(timeout=120)))["type"] in ("evidence", "token"):
             pass
     assert event["type"] == "done" and event["citations"][0]["file_name"] == "checksums.md"
     with server.client() as client:
