@@ -60,6 +60,15 @@ class AnswerToken(Message):
 
 
 @dataclass
+class EvidencePassage(Message):
+    """The passage (chunk text) the first evidence sentence stands in, with the evidence
+    sentences it holds, to highlight them within it."""
+
+    text: str
+    evidence: list[Evidence]
+
+
+@dataclass
 class AnswerDone(Message):
     done: DoneEvent
 

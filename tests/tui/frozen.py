@@ -16,6 +16,7 @@ from appliance.domain.types import (
     Citation,
     DoneEvent,
     Evidence,
+    EvidenceEvent,
     Hit,
     ScanReport,
     Timings,
@@ -73,8 +74,9 @@ def _answer() -> bytes:
         evidence=[Evidence("d1", "facilities.pdf", 1, 19, 90, FACT, 0.83, 1, page=2)],
         grounded=1.0, strategy="top3",
     )  # fmt: skip
-    events = [TokenEvent("The generator"), TokenEvent(" is tested every Tuesday"), done]
-    tag = {TokenEvent: "token", DoneEvent: "done"}
+    first = EvidenceEvent([Evidence("d1", "facilities.pdf", 1, 19, 89, FACT, 0.71, 1, page=2)])
+    events = [first, TokenEvent("The generator"), TokenEvent(" is tested every Tuesday"), done]
+    tag = {EvidenceEvent: "evidence", TokenEvent: "token", DoneEvent: "done"}
     return b"".join(
         b"event: " + tag[type(e)].encode() + b"\ndata: " + msgspec.json.encode(e) + b"\n\n"
         for e in events

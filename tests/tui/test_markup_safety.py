@@ -25,7 +25,7 @@ from tests.docs_factory import FACTS
 from tests.tui.conftest import WAIT_S, until, wait_job
 from tui.app import AdminApp
 from tui.messages import AnswerDone
-from tui.screens.ask import AskScreen
+from tui.screens.ask import HIGHLIGHT, AskScreen, in_passage
 from tui.screens.chunks import ChunksScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.documents import DocumentsScreen
@@ -40,6 +40,25 @@ from tui.widgets.plain import cell, clean, plain
 QUIT = "[@click=app.quit]"
 FACT = FACTS["pdf"]  # the emergency generator: what the questions find
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\x9b31m"  # clear screen, set the title, C1 CSI
+
+
+def test_evidence_is_highlighted_within_its_passage_as_plain_text() -> None:
+    """Issue 22: the first evidence sentence is shown inside its passage, highlighted; the
+    passage's markup and escapes stay text, and a sentence whose offsets do not cut this
+    text (another chunk's) is a line below, not a wrong highlight."""
+    before = f"{QUIT} [bold]intro[/bold]\r\n{ESCAPES} "
+    text = f"{before}{FACT} Then more."
+    start = len(before)
+
+    def evidence(doc: str, at: int, said: str, citation: int) -> Evidence:
+        return Evidence(doc, "[red]f.pdf", 0, at, at + len(said), said, 0.8, citation)
+
+    shown = in_passage(text, [evidence("d1", start, FACT, 1), evidence("d2", 0, "Elsewhere.", 2)])
+    assert QUIT in shown.plain and "[bold]intro[/bold]" in shown.plain and "\x1b" not in shown.plain
+    assert shown.plain.startswith("From the documents: [1] [red]f.pdf")
+    [span] = [s for s in shown.spans if s.style == HIGHLIGHT]
+    assert shown.plain[span.start : span.end] == FACT  # the \r dropped before it: still exact
+    assert shown.plain.rstrip().endswith('[2] [red]f.pdf: "Elsewhere."')
 
 
 def hostile_text(title: str) -> str:

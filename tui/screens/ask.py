@@ -1,5 +1,6 @@
 """Ask: a playground that shows the sentences answering the question as soon as they
-arrive, streams the answer's words under them, then its evidence and citations."""
+arrive (then highlighted within their passage), streams the answer's words under them,
+then its evidence and citations."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
+from appliance.client import ApiError
 from appliance.client.display import where
 from appliance.domain.types import DoneEvent, ErrorEvent, Evidence, EvidenceEvent, TokenEvent
-from tui.messages import AnswerDone, AnswerEvidence, AnswerFailed, AnswerToken
+from tui.messages import AnswerDone, AnswerEvidence, AnswerFailed, AnswerToken, EvidencePassage
 from tui.screens.base import ConsoleScreen
-from tui.widgets.plain import cell, plain
+from tui.widgets.plain import cell, clean, plain
+
+HIGHLIGHT = "bold reverse"  # an evidence sentence within its passage
 
 
 def stats_line(done: DoneEvent) -> str:
@@ -35,6 +39,29 @@ def evidence_line(e: Evidence) -> str:
 
 def first_evidence_text(evidence: list[Evidence]) -> str:
     return "\n".join(["From the documents:", *map(evidence_line, evidence)])
+
+
+def in_passage(text: str, evidence: list[Evidence]) -> Text:
+    """The first evidence's passage with the evidence sentences it holds highlighted, then
+    the other evidence sentences. Every piece is plain text (`clean`), never markup."""
+    first = evidence[0]
+    chunk = (first.document_id, first.chunk_index)
+    shown = Text(clean(f"From the documents: [{first.citation}] {where(first)}\n"), end="")
+    pos = 0
+    others: list[Evidence] = []
+    for e in sorted(evidence, key=lambda e: e.start):
+        mine = (e.document_id, e.chunk_index) == chunk and text[e.start : e.end] == e.text
+        if not mine or e.start < pos:  # another passage's, or overlapping: a line below
+            others.append(e)
+            continue
+        shown.append(clean(text[pos : e.start]))
+        shown.append(clean(text[e.start : e.end]), style=HIGHLIGHT)
+        pos = e.end
+    shown.append(clean(text[pos:]))
+    if others:
+        others.sort(key=evidence.index)
+        shown.append(clean("\n" + "\n".join(map(evidence_line, others))))
+    return shown
 
 
 def evidence_text(done: DoneEvent) -> str:
@@ -59,6 +86,7 @@ class AskScreen(ConsoleScreen):
         super().__init__()
         self.answer = ""
         self.extract = False  # answer with the documents' sentences, without the model
+        self.first_evidence: list[Evidence] = []  # of the answer being shown
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
@@ -83,6 +111,7 @@ class AskScreen(ConsoleScreen):
     def asked(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.answer = ""
+            self.first_evidence = []
             self.query_one("#first-evidence", Static).display = False
             self.query_one("#answer", Static).update("…")
             for selector in ("#stats", "#evidence"):
@@ -121,11 +150,31 @@ class AskScreen(ConsoleScreen):
         else:
             self.action_leave_input()
 
+    @work(exclusive=True, group="passage", exit_on_error=False)
+    async def show_passage(self, evidence: list[Evidence]) -> None:
+        """Fetch the first evidence's passage, to highlight the sentences within it (without
+        it, the sentences stay shown as lines)."""
+        first = evidence[0]
+        try:
+            page = await self.client.chunks(first.document_id, first.chunk_index, limit=1)
+        except ApiError:
+            return  # e.g. a query key may not read chunks: the lines stay
+        for chunk in page.chunks:
+            if chunk.index == first.chunk_index:
+                self.post_message(EvidencePassage(chunk.text, evidence))
+
     def on_answer_evidence(self, message: AnswerEvidence) -> None:
+        self.first_evidence = message.evidence
         if message.evidence:
             shown = self.query_one("#first-evidence", Static)
             shown.update(plain(first_evidence_text(message.evidence)))
             shown.display = True
+            self.show_passage(message.evidence)
+
+    def on_evidence_passage(self, message: EvidencePassage) -> None:
+        if message.evidence is not self.first_evidence:
+            return  # a passage of an earlier question's evidence
+        self.query_one("#first-evidence", Static).update(in_passage(message.text, message.evidence))
 
     def on_answer_token(self, message: AnswerToken) -> None:
         self.answer += message.text
