@@ -308,6 +308,8 @@ def main() -> None:
     parser.add_argument("--key", default=os.environ.get("APPLIANCE_API_KEY"))
     parser.add_argument("--strategies", help="comma-separated strategy names (default: all)")
     parser.add_argument("--limit", type=int, help="first N questions only (a quick look)")
+    parser.add_argument("--after-only", action="store_true",
+                        help="only the shipped server: no before/after targets (a quick look)")  # fmt: skip
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="pg",
                         help="the question set (default: pg, the PostgreSQL manual)")  # fmt: skip
     args = parser.parse_args()
@@ -324,11 +326,15 @@ def main() -> None:
     log = Path(tempfile.gettempdir()) / "bench-answers.log"
     found_by: dict[str, Retrieval] = {}
     results = []
+    took_before = 0.0
     with tempfile.TemporaryDirectory() as work:
-        with appliance_server(Path(work) / "before", MODELS, log, **BEFORE) as server:
-            found, took_before, res = measure(server.url, server.key, "before", spec, ["legacy"])
-            found_by["before"] = found
-            results += res
+        if not args.after_only:
+            with appliance_server(Path(work) / "before", MODELS, log, **BEFORE) as server:
+                found, took_before, res = measure(
+                    server.url, server.key, "before", spec, ["legacy"]
+                )
+                found_by["before"] = found
+                results += res
         with appliance_server(Path(work) / "after", MODELS, log, **AFTER) as server:
             found, took_after, res = measure(
                 server.url, server.key, "after", spec, list(names or AFTER_STRATEGIES)
@@ -344,8 +350,9 @@ def main() -> None:
           "strategy; the default is the first)\n")  # fmt: skip
     print(table(results, found_by))
     print()
-    print(targets(results, (names or AFTER_STRATEGIES)[0] or "sentences"))
-    print()
+    if not args.after_only:
+        print(targets(results, (names or AFTER_STRATEGIES)[0] or "sentences"))
+        print()
     print(separation(results))
     print()
     print(samples(results, spec))

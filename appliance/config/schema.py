@@ -447,7 +447,10 @@ class GenerationSettings(Base, frozen=True):
         Meta(
             ge=1,
             le=10000,
-            description="Questions waiting for a free slot at most; beyond: 503 + Retry-After.",
+            description=(
+                "Questions waiting for a free slot at most; beyond, a question gets the "
+                'extractive answer (its evidence quoted), finish_reason "busy", Retry-After.'
+            ),
         ),
     ] = 64
     deadline_s: Annotated[
@@ -615,6 +618,17 @@ class PromptStrategy(Base, frozen=True):
     ] = 0
     max_tokens: Annotated[
         int, Meta(ge=0, le=8192, description="Answer tokens by default; 0 = generation.max_tokens.")
+    ] = 0
+    answer_sentences: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=100,
+            description=(
+                "The answer stops once it has said this many sentences (a list runs on to "
+                "max_tokens); 0 = no limit."
+            ),
+        ),
     ] = 0
     instruction: Annotated[
         str, Meta(min_length=1, description="The system prompt: how to answer.")

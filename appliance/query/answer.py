@@ -45,6 +45,7 @@ class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
     """A queued answer; iterate `events()` to stream it, `cancel()` to drop it."""
 
     answer = True
+    retry_after: int | None = None  # seconds: a "busy" answer (the generation queue was full)
 
     def __init__(
         self,
@@ -60,7 +61,8 @@ class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
     ) -> None:
         """`first`: the evidence sent before the answer, when already known (an extractive
         answer quotes it); else found when the answer's events begin."""
-        super().__init__(context.rules, stream, len(plan.prompt.tokens), t_start)
+        limit = plan.strategy.answer_sentences
+        super().__init__(context.rules, stream, len(plan.prompt.tokens), t_start, limit)
         self._first = first
         self._context = context
         self._question = question

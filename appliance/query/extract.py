@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from appliance.domain.types import Evidence
+from appliance.domain.types import Evidence, FinishReason
 from appliance.query.prompt import BuiltPrompt, Excerpt
 
 EXTRACT = "extract"
@@ -29,8 +29,10 @@ def no_prompt(excerpts: list[Excerpt]) -> BuiltPrompt:
 class ExtractedStream:
     """Implements `domain.protocols.TokenStream`: the extractive answer as one piece."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, finish: FinishReason = "stop") -> None:
+        """`finish`: "busy" when it stands in for a generation the queue refused."""
         self._text = text
+        self._finish = finish
         self._closed = False
         self.finish_reason: str | None = None
 
@@ -48,7 +50,7 @@ class ExtractedStream:
     async def _pieces(self) -> AsyncIterator[str]:
         if not self._closed:
             yield self._text
-            self.finish_reason = "stop"
+            self.finish_reason = self._finish
 
     async def aclose(self) -> None:
         self._closed = True

@@ -17,6 +17,7 @@ from appliance.domain.protocols import TokenStream
 from appliance.domain.types import ErrorEvent, FinishReason, TokenEvent
 from appliance.observability.metrics import Metrics
 from appliance.query.draining import SHUTTING_DOWN, Draining
+from appliance.query.sentence_limit import SentenceLimit
 
 E = TypeVar("E")
 Done = TypeVar("Done")
@@ -69,25 +70,35 @@ async def generate(
     *,
     t_start: float,
     answer: bool,
+    limit: SentenceLimit | None = None,
 ) -> AsyncGenerator[TokenEvent | ErrorEvent | Generated, None]:
     """Token events, then `Generated`; or an `ErrorEvent` (the last event) if generation
     fails. `answer`: counted as a question (`appliance_questions_total`, time to first
-    token from `t_start`), as plain chat is not. The stream is closed in every case."""
+    token from `t_start`), as plain chat is not. `limit`: the answer stops (finish "stop")
+    once it has said that many sentences. The stream is closed in every case."""
     metrics, draining, deadline_s = rules.metrics, rules.draining, rules.deadline_s
     pieces: list[str] = []
     first_token_at: float | None = None
     t_gen = time.perf_counter()
     metrics.active_generations.inc()
     outcome = "cancelled"
+    read = 0  # pieces read: the tokens of an answer stopped at its sentence limit
     try:
         async with draining.deadline(deadline_s):
             async for piece in stream:
+                read += 1
+                if limit is not None:
+                    piece = limit.feed(piece)
+                    if limit.reached and not piece:
+                        break
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                     if answer:
                         metrics.time_to_first_token.observe(first_token_at - t_start)
                 pieces.append(piece)
                 yield TokenEvent(piece)
+                if limit is not None and limit.reached:
+                    break
         outcome = "ok"
     except TimeoutError:
         if draining.started:
@@ -117,15 +128,19 @@ async def generate(
             metrics.questions.labels(outcome).inc()
         await stream.aclose()
     t_end = time.perf_counter()
+    stopped = limit is not None and limit.reached
+    finish = "stop" if stopped else stream.finish_reason or "cancelled"
+    # stopped: the engine's own count never came (the stream was closed before its end)
+    completion_tokens = max(stream.completion_tokens, read) if stopped else stream.completion_tokens
     metrics.stage_seconds.labels("generate").observe(t_end - t_gen)
-    metrics.tokens_generated.inc(stream.completion_tokens)
+    metrics.tokens_generated.inc(completion_tokens)
     metrics.prompt_tokens.inc(prompt_tokens - stream.cached_tokens)
     metrics.prompt_tokens_cached.inc(stream.cached_tokens)
     yield Generated(
         text="".join(pieces).strip(),
-        finish_reason=cast(FinishReason, stream.finish_reason or "cancelled"),
+        finish_reason=cast(FinishReason, finish),
         prompt_tokens=prompt_tokens,
-        completion_tokens=stream.completion_tokens,
+        completion_tokens=completion_tokens,
         cached_tokens=stream.cached_tokens,
         first_token_at=first_token_at,
         started_at=t_gen,
@@ -143,6 +158,7 @@ class QueuedGeneration(Generic[Done]):
     prompt_tokens: int
     t_start: float
     answer: ClassVar[bool] = False  # counted as a question (see `generate`)
+    sentences: int = 0  # the answer stops after this many sentences (0: no limit)
 
     async def cancel(self) -> None:
         await self.stream.aclose()
@@ -157,7 +173,7 @@ class QueuedGeneration(Generic[Done]):
     async def _events(self) -> AsyncGenerator[TokenEvent | ErrorEvent | Done, None]:
         generation = generate(
             self.rules, self.stream, self.prompt_tokens, t_start=self.t_start,
-            answer=self.answer,
+            answer=self.answer, limit=SentenceLimit(self.sentences) if self.sentences else None,
         )  # fmt: skip
         async with aclosing(generation):
             async for event in generation:

@@ -37,20 +37,12 @@ def _matrix(vectors: Sequence[Sequence[float]], dim: int) -> np.ndarray:
 
 def as_evidence(sentence: Sentence, score: float, citation_of: dict[str, int]) -> Evidence:
     """`sentence` as the evidence an answer returns (offsets into its chunk's text)."""
-    hit = sentence.hit
+    hit, start, end = sentence.hit, sentence.start, sentence.end
+    citation = citation_of.get(hit.point_id, 0)
     return Evidence(
-        document_id=hit.document_id,
-        file_name=hit.file_name,
-        chunk_index=hit.chunk_index,
-        start=sentence.start,
-        end=sentence.end,
-        text=sentence.text,
-        score=round(score, 4),
-        citation=citation_of.get(hit.point_id, 0),
-        page=hit.page,
-        heading=hit.heading,
-        location=hit.location,
-    )
+        hit.document_id, hit.file_name, hit.chunk_index, start, end, sentence.text,
+        round(score, 4), citation, hit.page, hit.heading, hit.location,
+    )  # fmt: skip
 
 
 def answering(

@@ -8,6 +8,7 @@ import dataclasses
 import time
 
 from appliance.config.schema import PromptStrategy
+from appliance.domain.errors import Overloaded
 from appliance.domain.protocols import Embedder, Generator, VectorStore
 from appliance.domain.types import Hit
 from appliance.observability.metrics import Metrics
@@ -74,9 +75,10 @@ class QueryService:
         conversation (`params.conversation_id`) is searched with the question before it,
         and the answer is recorded there. Every transport calls this.
 
-        Raises before anything is streamed (queue full → `Overloaded`, question too
-        long → `PromptTooLong`, unknown strategy → `UnknownStrategy`), so an HTTP
-        handler can still answer with a status code."""
+        Raises before anything is streamed (a queue of the search full → `Overloaded`,
+        question too long → `PromptTooLong`, unknown strategy → `UnknownStrategy`), so an
+        HTTP handler can still answer with a status code. When the generation queue is full,
+        the answer is the extractive one, finishing "busy" (`retry_after` set)."""
         conversations = self._answer.conversations
         turn: Turn | None = None
         if params.conversation_id is not None and conversations is not None:
@@ -103,10 +105,16 @@ class QueryService:
         plan.documents = await self.searcher.describe(plan.pool)
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
-        stream = self._generator.stream(
-            plan.prompt.tokens, max_tokens=plan.prompt.max_tokens,
-            temperature=params.temperature, messages=plan.prompt.messages,
-        )  # fmt: skip
+        try:
+            stream = self._generator.stream(
+                plan.prompt.tokens, max_tokens=plan.prompt.max_tokens,
+                temperature=params.temperature, messages=plan.prompt.messages,
+            )  # fmt: skip
+        except Overloaded as busy:  # every slot and the queue taken: the words wait, not the answer
+            self._metrics.rejections.labels("generation").inc()
+            return await self._extract(
+                params, found, strategy, t_start, turn, known=plan.vectors, busy=busy
+            )
         return PreparedAnswer(
             self._answer, params.question, found, plan, prompt_ms, stream, t_start, turn
         )
@@ -118,22 +126,28 @@ class QueryService:
         strategy: PromptStrategy,
         t_start: float,
         turn: Turn | None,
+        *,
+        known: dict[tuple[str, int], list[float]] | None = None,
+        busy: Overloaded | None = None,
     ) -> PreparedAnswer:
         """The extractive answer: the first evidence, quoted (the default strategy's passages
-        and candidates; no prompt, no chat model)."""
+        and candidates; no prompt, no chat model). `known`: sentence embeddings already made
+        for these passages; `busy`: the queue's refusal it stands in for (finish "busy")."""
         t0 = time.perf_counter()
         embedder = found.embedder or self.searcher.embedder
         hits = self._context_hits(found, strategy)
-        plan = AnswerPlan(EXTRACT, strategy, no_prompt([]), hits, None, {}, embedder)
+        plan = AnswerPlan(EXTRACT, strategy, no_prompt([]), hits, None, dict(known or {}), embedder)
         first = await self._answer.evidence.first(params.question, plan, found.vector)
         plan.read = plan.candidates  # what the answer was drawn from, for grounding
         plan.documents = await self.searcher.describe(plan.pool)
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
-        stream = ExtractedStream(extractive_answer(first))
-        return PreparedAnswer(
+        stream = ExtractedStream(extractive_answer(first), "busy" if busy else "stop")
+        answer = PreparedAnswer(
             self._answer, params.question, found, plan, prompt_ms, stream, t_start, turn, first
         )
+        answer.retry_after = busy.retry_after if busy else None
+        return answer
 
     def _context_hits(self, found: SearchOutcome, strategy: PromptStrategy) -> list[Hit]:
         """The hits a strategy reads: above `min_score` (fused scores are ranks, not cosines:

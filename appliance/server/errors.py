@@ -57,8 +57,15 @@ def appliance_error_handler(
     body: dict[str, Any] = {"status_code": exc.status, "detail": _detail(exc), "code": exc.code}
     if exc.field:
         body["extra"] = [{"key": exc.field, "message": exc.detail, "source": "body"}]
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return Response(body, status_code=exc.status, headers=headers)
+    return Response(body, status_code=exc.status, headers=retry_after(exc.retry_after))
+
+
+def retry_after(seconds: int | None, **headers: str) -> dict[str, str]:
+    """`headers`, and Retry-After when `seconds` is set (a refusal, or a "busy" answer: the
+    extractive one, sent because the generation queue was full)."""
+    if seconds:
+        headers["Retry-After"] = str(seconds)
+    return headers
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {ApplianceError: appliance_error_handler}

@@ -76,7 +76,9 @@ class TokenEvent(msgspec.Struct, frozen=True, tag="token"):
     text: str
 
 
-FinishReason = Literal["stop", "length", "repetition", "cancelled"]
+# "busy": every slot and the queue were taken, so the answer is the extractive one (the
+# evidence quoted), sent with a Retry-After hint instead of a 503.
+FinishReason = Literal["stop", "length", "repetition", "cancelled", "busy"]
 
 
 class DoneEvent(msgspec.Struct, frozen=True, tag="done"):

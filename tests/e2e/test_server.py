@@ -305,7 +305,7 @@ def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
     assert slots_active() == 0
 
 
-def test_restart_keeps_documents_and_overload_gets_503(
+def test_restart_keeps_documents_and_overload_answers_busy(
     server: ServerProcess, uploaded: dict[str, Any], docs: dict[str, Path], models_dir: Path
 ) -> None:
     before = httpx.get(f"{server.url}/v1/documents", headers=server.headers).json()
@@ -319,7 +319,8 @@ def test_restart_keeps_documents_and_overload_gets_503(
     for kind in ("pdf", "docx", "md"):
         assert search(server, FACTS[kind])[0]["file_name"] == docs[kind].name
 
-    # one slot and a queue of one: one answer running, one waiting, the third is refused
+    # one slot and a queue of one: one answer running, one waiting, the third's generation is
+    # refused: it gets the extractive answer, finishing "busy", with Retry-After
     streams: list[httpx.Response] = []
     client = server.client()
     running_done = threading.Event()
@@ -337,14 +338,38 @@ def test_restart_keeps_documents_and_overload_gets_503(
             streams.append(client.send(request, stream=True))
         reader.start()
         refused = client.post("/v1/ask", json=body)
-        assert refused.status_code == 503
+        assert refused.status_code == 200, refused.text
         assert int(refused.headers["retry-after"]) > 0
+        busy = refused.json()
+        assert busy["finish_reason"] == "busy" and busy["strategy"] == "extract", busy
+        assert busy["first_evidence"] and busy["timings"]["completion_tokens"] == 0
+        # the extractive answer: the best sentences verbatim, each with its citation
+        best = busy["first_evidence"][0]
+        assert busy["answer"].startswith(f"{' '.join(best['text'].split())} [{best['citation']}]")
+        # the same over Server-Sent Events: evidence, the quoted answer, done
+        sse = client.post("/v1/ask/stream", json=body)
+        assert sse.status_code == 200 and int(sse.headers["retry-after"]) > 0
+        events = [json.loads(x[5:]) for x in sse.text.splitlines() if x.startswith("data:")]
+        assert [e["type"] for e in events] == ["evidence", "token", "done"], events
+        assert events[-1]["finish_reason"] == "busy"
+        # and a chat completion: OpenAI's finish_reason stays "stop", `rag` says busy
+        model = client.get("/v1/models").json()["data"][0]["id"]
+        messages = [{"role": "user", "content": body["query"]}]
+        chat = client.post("/v1/chat/completions", json={"model": model, "messages": messages})
+        assert chat.status_code == 200 and int(chat.headers["retry-after"]) > 0, chat.text
+        completion = chat.json()
+        assert completion["choices"][0]["finish_reason"] == "stop"
+        assert completion["rag"]["finish_reason"] == "busy"
+        assert (
+            completion["choices"][0]["message"]["content"]
+            and completion["usage"]["completion_tokens"] == 0
+        )
         # refused at once, not after waiting for the slot: the running answer (300 tokens)
         # had not finished (an order, not a time: it holds on a busy machine too)
         assert not running_done.is_set(), "the refusal waited for the running answer"
         assert client.get("/readyz").status_code == 200
         metrics = client.get("/metrics").text
-        assert 'appliance_rejections_total{worker="generation"} 1.0' in metrics
+        assert 'appliance_rejections_total{worker="generation"} 3.0' in metrics
     finally:
         for s in reversed(streams):  # the waiting one first: the running one is being read
             if s is streams[0] and reader.ident is not None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, WebSocket, post, websocket
+from litestar import Controller, Request, Response, WebSocket, post, websocket
 from litestar.di import Provide
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
@@ -24,7 +24,7 @@ from appliance.query.pipeline import QueryService
 from appliance.security.key_store import KeyStore
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.auth import WS_UNAUTHORIZED, SocketBudget
-from appliance.server.errors import ApplianceError, error_event, field_error
+from appliance.server.errors import ApplianceError, error_event, field_error, retry_after
 from appliance.server.openapi import SseEvent, errors
 from appliance.wire.ask import AskRequest, AskResponse
 from appliance.wire.search import SearchRequest, SearchResponse
@@ -112,7 +112,7 @@ class QueryController(Controller):
         "/ask", status_code=200, summary="Answer a question with citations (query)",
         responses=errors(400, 503, 504),
     )  # fmt: skip
-    async def ask(self, data: AskRequest, asker: Asker) -> AskResponse:
+    async def ask(self, data: AskRequest, asker: Asker) -> Response[AskResponse]:
         prepared = await asker.ask(data)
         first: list[Evidence] = []
         async with contextlib.aclosing(prepared.events()) as events:
@@ -120,7 +120,8 @@ class QueryController(Controller):
                 if isinstance(event, EvidenceEvent):
                     first = event.evidence
                 elif isinstance(event, DoneEvent):
-                    return AskResponse(**msgspec.structs.asdict(event), first_evidence=first)
+                    answer = AskResponse(**msgspec.structs.asdict(event), first_evidence=first)
+                    return Response(answer, headers=retry_after(prepared.retry_after))
                 if isinstance(event, ErrorEvent):
                     raise StreamFailed(event)
         raise StreamFailed(ErrorEvent("generation ended without an answer", 500))
@@ -155,7 +156,9 @@ class QueryController(Controller):
                         data=_encoder.encode(event).decode(), event=event_name(event)
                     )
 
-        return ServerSentEvent(messages(), headers={"Cache-Control": "no-cache"})
+        return ServerSentEvent(
+            messages(), headers=retry_after(prepared.retry_after, **{"Cache-Control": "no-cache"})
+        )
 
 
 async def _answer_over_socket(

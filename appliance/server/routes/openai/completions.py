@@ -57,10 +57,12 @@ class Run:
     pieces: AsyncGenerator[Piece, None]
     cancel: Callable[[], Awaitable[None]]
     opens_with_evidence: bool = False
+    retry_after: int | None = None  # a "busy" answer: the generation queue was full
 
 
 def finish(reason: FinishReason) -> OpenAIFinish:
-    # "repetition" (a loop cut short) and "cancelled" end the text as a stop does
+    # "repetition" (a loop cut short), "cancelled" and "busy" (the extractive answer, the
+    # queue being full: `rag.finish_reason` says so) end the text as a stop does
     return "length" if reason == "length" else "stop"
 
 
@@ -132,7 +134,10 @@ async def start(
         if exc.field == "query":  # the question: the message it came from
             exc.field = f"messages[{index}].content"
         raise
-    return Run(pieces(prepared.events(), question), prepared.cancel, opens_with_evidence=True)
+    return Run(
+        pieces(prepared.events(), question), prepared.cancel, opens_with_evidence=True,
+        retry_after=prepared.retry_after,
+    )  # fmt: skip
 
 
 def failed(event: ErrorEvent) -> ApplianceError:

@@ -21,6 +21,7 @@ from appliance.config.schema import Settings
 from appliance.domain.errors import FieldError
 from appliance.query.pipeline import QueryService
 from appliance.security.keys import KeyRecord, Role
+from appliance.server.errors import retry_after
 from appliance.server.routes.openai.completions import complete, start
 from appliance.server.routes.openai.embeddings import embed, vectors_out
 from appliance.server.routes.openai.errors import EXCEPTION_HANDLERS, openai_errors, strictly
@@ -84,9 +85,11 @@ class OpenAIController(Controller):
             include_usage = data.stream_options is not None and data.stream_options.include_usage
             return Stream(
                 sse(run, served.chat, include_usage), media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                headers=retry_after(
+                    run.retry_after, **{"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+                ),
             )  # fmt: skip
-        return Response(await complete(run, served.chat))
+        return Response(await complete(run, served.chat), headers=retry_after(run.retry_after))
 
     @post(
         "/embeddings", status_code=200,
