@@ -44,7 +44,7 @@ class EvidenceFinder:
             self._metrics.stage_seconds.labels("first_evidence").observe(time.perf_counter() - t0)
             plan.vectors.update(zip(map(sentence_key, missing), embedded, strict=True))
         vectors = [plan.vectors[sentence_key(s)] for s in pool]
-        count = self._answers.evidence_sentences
+        count = self._answers.generation.evidence_sentences
         return answering(pool, vectors, vector, plan.citation_of(), count)
 
     async def ground(
@@ -69,7 +69,7 @@ class EvidenceFinder:
         embedded = await plan.embedder.embed([*texts, *sentences], interactive=True, urgent=False)
         self._metrics.stage_seconds.labels("ground").observe(time.perf_counter() - t0)
         known = {**plan.vectors, **dict(zip(missing, embedded[: len(texts)], strict=True))}
-        a = self._answers
+        a = self._answers.generation
         return ground(
             answer_sentences=sentences,
             answer_vectors=embedded[len(texts) :],

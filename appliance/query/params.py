@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.config.schema import PromptStrategy
+from appliance.config.schema import GenerationSettings, PromptStrategy, RetrievalSettings
 from appliance.domain.errors import FieldError
 from appliance.domain.types import DocumentFilter
 
@@ -26,18 +26,12 @@ class AskParams:
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    """What the query service needs from `[generation]`, `[retrieval]` and `[prompts]`."""
+    """What the query service reads of the config: `[generation]`, `[retrieval]` and the
+    `[prompts.*]` strategies."""
 
+    generation: GenerationSettings
+    retrieval: RetrievalSettings
     prompts: dict[str, PromptStrategy]
-    default_prompt: str
-    context_tokens: int
-    max_tokens: int
-    max_tokens_ceiling: int
-    evidence_sentences: int = 5
-    support_cosine: float = 0.7
-    support_overlap: float = 0.8
-    retrieval: str = "dense"  # retrieval.mode: "dense" or "hybrid" (BM25 + dense, RRF)
-    answer_mode: str = "generate"  # generation.answer_mode: "generate" or "extract"
 
 
 class UnknownStrategy(FieldError):

@@ -39,21 +39,20 @@ class QueryService:
         generator: Generator,
         metrics: Metrics,
         answers: AnswerSettings,
-        deadline_s: float,
-        min_score: float = -1.0,
         catalog: Journal | None = None,
     ) -> None:
         """`catalog`: the journal (filters, citations' metadata, conversations)."""
-        self.searcher = Searcher(embedder, store, metrics, answers.retrieval, catalog)
+        g, deadline_s = answers.generation, answers.generation.deadline_s
+        self.searcher = Searcher(embedder, store, metrics, answers.retrieval.mode, catalog)
         self._generator = generator
         self._metrics = metrics
         self.answers = answers
         self.draining = Draining()
-        self._min_score = min_score
+        self._min_score = answers.retrieval.min_score
         rules = GenerationRules(metrics, self.draining, deadline_s)
         conversations = ConversationService(catalog) if catalog is not None else None
         self._answer = AnswerContext(rules, EvidenceFinder(answers, metrics), conversations)
-        limits = ChatLimits(answers.max_tokens, answers.max_tokens_ceiling, deadline_s)
+        limits = ChatLimits(g.max_tokens, g.max_tokens_ceiling, deadline_s)
         self.chat = ChatService(generator, metrics, self.draining, limits)  # rag: false
 
     def use_embedding(self, embedder: Embedder, store: VectorStore) -> None:
@@ -63,7 +62,7 @@ class QueryService:
 
     def strategy(self, name: str | None) -> tuple[str, PromptStrategy]:
         """The named prompt strategy (None: the default); `extract` is not one."""
-        name = name or self.answers.default_prompt
+        name = name or self.answers.generation.prompt
         try:
             return name, self.answers.prompts[name]
         except KeyError:
@@ -89,7 +88,7 @@ class QueryService:
     async def prepare(self, params: AskParams, turn: Turn | None = None) -> PreparedAnswer:
         """Search, build the prompt and queue the generation (no conversation: `ask`)."""
         wanted = params.strategy
-        if wanted is None and self.answers.answer_mode == EXTRACT:
+        if wanted is None and self.answers.generation.answer_mode == EXTRACT:
             wanted = EXTRACT
         extract = wanted == EXTRACT
         name, strategy = self.strategy(None if extract else wanted)  # fail fast
@@ -162,14 +161,14 @@ class QueryService:
         return await self._answer.evidence.ground(params.question, plan, vector, answer)
 
     def _max_tokens(self, params: AskParams, strategy: PromptStrategy) -> int:
-        wanted = params.max_tokens or strategy.max_tokens or self.answers.max_tokens
-        return min(wanted, self.answers.max_tokens_ceiling)
+        wanted = params.max_tokens or strategy.max_tokens or self.answers.generation.max_tokens
+        return min(wanted, self.answers.generation.max_tokens_ceiling)
 
     async def _plan(
         self, params: AskParams, found: SearchOutcome, name: str, strategy: PromptStrategy
     ) -> AnswerPlan:
         hits = self._context_hits(found, strategy)
-        budget = strategy.context_tokens or self.answers.context_tokens
+        budget = strategy.context_tokens or self.answers.retrieval.context_tokens
         read: list[Sentence] | None = None
         pool: list[Sentence] = []
         vectors: dict[tuple[str, int], list[float]] = {}

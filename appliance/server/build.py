@@ -152,20 +152,7 @@ async def _build_the_rest(
         store=store,
         generator=engine.generator,
         metrics=metrics,
-        answers=AnswerSettings(
-            prompts=dict(settings.prompts),
-            default_prompt=g.prompt,
-            context_tokens=r.context_tokens,
-            max_tokens=g.max_tokens,
-            max_tokens_ceiling=g.max_tokens_ceiling,
-            evidence_sentences=g.evidence_sentences,
-            support_cosine=g.support_cosine,
-            support_overlap=g.support_overlap,
-            retrieval=r.mode,
-            answer_mode=g.answer_mode,
-        ),
-        deadline_s=settings.generation.deadline_s,
-        min_score=settings.retrieval.min_score,
+        answers=AnswerSettings(settings.generation, r, dict(settings.prompts)),
         catalog=journal,
     )
     sources = SourceService(
