@@ -24,6 +24,7 @@ sentence of those passages holds the fact.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -187,12 +188,13 @@ RANKERS: dict[str, Ranker] = {
 }
 
 
-def measure(corpus: str, limit: int | None) -> list[str]:
+def measure(corpus: str, limit: int | None, dump: Path | None = None) -> list[str]:
     spec = load_questions(corpus)
     questions: list[dict[str, str]] = spec["questions"]  # type: ignore[assignment]
     questions = questions[:limit] if limit else questions
     hits_at: dict[str, list[tuple[bool, bool]]] = {name: [] for name in ["shipped", *RANKERS]}
     first_s: list[float] = []
+    dumped: list[dict[str, Any]] = []
     log = Path(tempfile.gettempdir()) / "bench-evidence.log"
     with (
         tempfile.TemporaryDirectory() as work,
@@ -214,9 +216,17 @@ def measure(corpus: str, limit: int | None) -> list[str]:
             hits_at["shipped"].append((any(found[:1]), any(found[:5])))
             search = {"query": q["question"], "top_k": TOP_K}
             hits = client.post("/v1/search", json=search).json()["hits"]
+            dumped.append({**q, "hits": hits, "shipped": shipped})
             for name, ranker in RANKERS.items():
                 ranked = [holds(fact, t) for t in ranker(q["question"], hits, embed)]
                 hits_at[name].append((any(ranked[:1]), any(ranked[:5])))
+        if dump is not None:  # the hits and every sentence's embedding, to try rankings offline
+            texts = {u.text for d in dumped for w in (False, True)
+                     for u in units_of(d["hits"], TOP_K, w)}  # fmt: skip
+            texts |= {str(q["question"]) for q in questions}
+            order = sorted(texts)
+            vectors = dict(zip(order, embed(order).round(5).tolist(), strict=True))
+            dump.write_text(json.dumps({"questions": dumped, "vectors": vectors}))
     n = len(questions)
     lines = [
         f"{corpus}: {n} questions, {len(spec['files'])} pages of {spec['package']} "  # type: ignore[arg-type]
@@ -234,11 +244,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", choices=[*sorted(CORPORA), "both"], default="both")
     parser.add_argument("--limit", type=int, help="first N questions only (a quick look)")
+    parser.add_argument("--dump", type=Path, help="write each corpus's hits and sentence "
+                        "embeddings to DUMP.<corpus>.json (to try rankings offline)")  # fmt: skip
     args = parser.parse_args()
     corpora = sorted(CORPORA) if args.corpus == "both" else [args.corpus]
     t0 = time.monotonic()
     for corpus in corpora:
-        print("\n".join(measure(corpus, args.limit)), flush=True)
+        dump = args.dump.with_suffix(f".{corpus}.json") if args.dump else None
+        print("\n".join(measure(corpus, args.limit, dump)), flush=True)
     print(f"(evidence.py: {time.monotonic() - t0:.0f} s)")
 
 
