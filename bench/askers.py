@@ -10,6 +10,10 @@ each without `max_tokens`, so each server's defaults apply:
 * **after**: the shipped defaults (sized from the prompt budget: 768 cells, 16 slots).
 
 Peak RSS is sampled every 0.1 s over the server's whole life (ingestion included).
+
+`python bench/askers.py overload`: one server with the shipped defaults, 8 then 150
+askers at once: time to each one's first event (the evidence) p50/p99, how many finished
+"busy" (the extractive answer: every slot and the queue taken) and how many errors.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -77,8 +82,49 @@ def run(name: str, data_dir: Path, log: Path, spec: dict[str, Any],
     return out
 
 
+OVERLOAD = (8, 150)  # `askers.py overload`: askers at once, each round
+
+
+def overload(spec: dict[str, Any]) -> None:
+    """Issue 22: every asker gets its evidence event, those beyond the slots and the queue
+    the extractive answer ("busy"); the shipped defaults, one server."""
+    questions = [q["question"] for q in spec["questions"]]
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as work:
+        log = Path(work) / "server.log"
+        with appliance_server(Path(work) / "data", MODELS, log) as srv:
+            with httpx.Client(base_url=srv.url, timeout=600, headers=srv.headers) as client:
+                ingest(client, Path(spec["root"]), spec["files"])
+            slots = slots_of(srv.url, srv.headers)
+            print(f"shipped defaults: {slots} slots, queue 64; the answer benchmark's corpus "
+                  "and questions (cycled), no max_tokens\n")  # fmt: skip
+            print(f"{'askers':>6} {'evidence p50 s':>14} {'evidence p99 s':>14} {'no evidence':>11} "
+                  f"{'busy':>5} {'generated':>9} {'ttft p50 s':>10} {'errors':>6} {'wall s':>6}")  # fmt: skip
+            for n in OVERLOAD:
+                bodies: list[dict[str, object]] = [
+                    {"query": questions[i % len(questions)], "temperature": 0} for i in range(n)
+                ]
+                res = asyncio.run(
+                    concurrent_streams(f"{srv.url}/v1/ask/stream", bodies, headers=srv.headers)
+                )
+                ok = [r for r in res.results if r.status == 200 and r.finish]
+                firsts = [r.first_event for r in ok]
+                busy = sum(r.finish == "busy" for r in ok)
+                generated = [r for r in ok if r.finish != "busy"]
+                ttft = np.median([r.ttft for r in generated]) if generated else float("nan")
+                p50, p99 = np.percentile(firsts, 50), np.percentile(firsts, 99)
+                print(f"{n:>6} {p50:>14.2f} {p99:>14.2f} {n - len(ok):>11} {busy:>5} "
+                      f"{len(generated):>9} {ttft:>10.2f} {len(res.results) - len(ok):>6} "
+                      f"{res.wall:>6.1f}", flush=True)  # fmt: skip
+                time.sleep(2)
+    print(f"\n(askers.py overload: {time.monotonic() - t0:.0f} s)")
+
+
 def main() -> None:
     spec = load_questions()
+    if sys.argv[1:] == ["overload"]:
+        overload(spec)
+        return
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         log = Path(work) / "server.log"

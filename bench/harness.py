@@ -112,6 +112,8 @@ class StreamResult:
     total: float = 0.0
     last: float = 0.0  # time of the last token
     completion_tokens: int = 0  # the server's count (done event of /v1/ask/stream), else 0
+    first_event: float = 0.0  # time of the first event (/v1/ask/stream: the evidence)
+    finish: str = ""  # the done event's finish_reason (/v1/ask/stream)
 
 
 @dataclass
@@ -175,8 +177,11 @@ async def sse_stream(client: httpx.AsyncClient, url: str, body: dict[str, object
             else:
                 event = json.loads(data)
                 is_token = event["type"] == "token"
+                if not result.first_event:
+                    result.first_event = time.perf_counter() - t0
                 if event["type"] == "done":
                     result.completion_tokens = int(event["timings"]["completion_tokens"])
+                    result.finish = str(event["finish_reason"])
             if is_token:
                 now = time.perf_counter() - t0
                 if result.tokens == 0:
