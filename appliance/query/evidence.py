@@ -45,7 +45,7 @@ class EvidenceFinder:
             plan.vectors.update(zip(map(sentence_key, missing), embedded, strict=True))
         vectors = [plan.vectors[sentence_key(s)] for s in pool]
         count = self._answers.generation.evidence_sentences
-        return answering(pool, vectors, vector, plan.citation_of(), count)
+        return answering(question, pool, vectors, vector, plan.citation_of(), count)
 
     async def ground(
         self, question: str, plan: AnswerPlan, vector: list[float], answer: str

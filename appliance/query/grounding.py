@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from appliance.domain.types import Evidence
+from appliance.query.answer_type import answer_type_bonus
 from appliance.query.context import Sentence
 from appliance.query.sentences import content_words, join_words, overlap
 
@@ -46,20 +47,24 @@ def as_evidence(sentence: Sentence, score: float, citation_of: dict[str, int]) -
 
 
 def answering(
+    question: str,
     pool: Sequence[Sentence],
     pool_vectors: Sequence[Sequence[float]],
     question_vector: Sequence[float],
     citation_of: dict[str, int],
     count: int,
 ) -> list[Evidence]:
-    """The `count` sentences of `pool` closest to the question: the evidence sent before
-    the answer's first token (no answer to weigh yet)."""
+    """The `count` sentences of `pool` that best answer the question: the evidence sent
+    before the answer's first token (no answer to weigh yet). Closest to the question, with
+    a bonus for naming what it asks for (`query.answer_type`)."""
     if not pool:
         return []
     q = np.asarray(question_vector, dtype=np.float32)
-    scores = _matrix(pool_vectors, len(q)) @ q
-    order = sorted(range(len(pool)), key=lambda j: -float(scores[j]))[:count]
-    return [as_evidence(pool[j], float(scores[j]), citation_of) for j in order]
+    cosine = _matrix(pool_vectors, len(q)) @ q
+    bonus = answer_type_bonus(question, [s.text for s in pool])
+    scores = [float(c) + b for c, b in zip(cosine, bonus, strict=True)]
+    order = sorted(range(len(pool)), key=lambda j: -scores[j])[:count]
+    return [as_evidence(pool[j], float(cosine[j]), citation_of) for j in order]
 
 
 def ground(
