@@ -25,8 +25,13 @@ RERUN_ONLY = (
     "`python bench/run_all.py {names}`, reran only {names})"
 )
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
-SCRIPTS = ["serve_load", "batching", "contention", "answers", "askers", "hostile", "ocr", "hybrid",
-           "query_thread", "query_path", "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
+SCRIPTS = ["serve_load", "batching", "contention", "answers", "answers_apache", "evidence", "askers",
+           "askers_overload", "hostile", "ocr", "hybrid", "query_thread", "query_path",
+           "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
+COMMANDS = {  # a section whose script runs with arguments: (script, arguments)
+    "answers_apache": ("answers", ["--corpus", "apache"]),
+    "askers_overload": ("askers", ["overload"]),
+}
 MARKDOWN = {
     "batching",
     "contention",
@@ -35,7 +40,10 @@ TITLES = {
     "batching": "Batching as shipped: the same questions one at a time and together (bench/batching.py)",
     "contention": "Beside a CPU hog on every core: hog / idle (bench/contention.py)",
     "answers": "Answers: accuracy, evidence and latency per prompt strategy (bench/answers.py)",
+    "answers_apache": "Answers on the second corpus, the Apache HTTP Server manual (bench/answers.py --corpus apache)",
+    "evidence": "Evidence hit@1 and hit@5 per sentence ranking, both corpora (bench/evidence.py)",
     "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
+    "askers_overload": "8 and 150 concurrent askers: evidence first, busy beyond capacity (bench/askers.py overload)",
     "hostile": "Hostile files against the shipped limits (bench/hostile.py)",
     "hybrid": "Hybrid retrieval (BM25 + dense, RRF) vs dense only (bench/hybrid.py)",
     "ocr": "OCR of scanned pages: speed and character error rate (bench/ocr.py)",
@@ -50,8 +58,9 @@ TITLES = {
 def run(name: str) -> str:
     print(f"== {name}", flush=True)
     t0 = time.monotonic()
+    script, args = COMMANDS.get(name, (name, []))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / f"{name}.py")], cwd=REPO, text=True,
+        [sys.executable, str(REPO / "bench" / f"{script}.py"), *args], cwd=REPO, text=True,
         stdout=subprocess.PIPE, stderr=sys.stderr, check=False,
     )  # fmt: skip
     print(proc.stdout, flush=True)
