@@ -54,7 +54,7 @@ CORPORA = {  # --corpus: its question set
     "apache": REPO / "bench" / "data" / "apache_questions.json",
 }
 MODELS = REPO / ".cache" / "models"
-AFTER_STRATEGIES = ["sentences", "top3", "extract", "sentences-system", "top1", "top5"]
+AFTER_STRATEGIES = ["brief", "sentences", "extract", "brief4", "top3"]
 BEFORE = {  # the appliance before issue 7, by its settings
     "retrieval__html_main_content": "false",
     "retrieval__top_k": "4",
@@ -291,6 +291,31 @@ def targets(results: list[StrategyResult], default: str) -> str:
     ])  # fmt: skip
 
 
+def evidence_targets(results: list[StrategyResult], default: str) -> str:
+    """Issue 22's targets: the evidence first, the extractive answer, shorter answers."""
+    after = {r.name: r for r in results if r.server == "after"}
+    lines = [f"targets (issue 22; {default} and extract, same run):"]
+    ok = lambda cond: "met" if cond else "MISSED"  # noqa: E731
+    if default in after:
+        r = after[default]
+        cut = sum(a.finish == "length" for a in r.answers) / max(1, len(r.answers))
+        lines += [
+            f"  evidence event p50  {r.p50('evidence_s'):.2f} s (target <= 0.25 s: {ok(r.p50('evidence_s') <= 0.25)})",
+            f"  first evidence @1   {r.share('first_at_1'):.2f} (target >= 0.60: {ok(r.share('first_at_1') >= 0.6)})",
+            f"  first evidence @5   {r.share('first_at_5'):.2f} (target >= 0.90: {ok(r.share('first_at_5') >= 0.9)})",
+            f"  answer accuracy     {r.share('right'):.2f} (target >= 0.40: {ok(r.share('right') >= 0.4)})",
+            f"  cut at max_tokens   {cut:.2f} (target <= 0.15: {ok(cut <= 0.15)})",
+            f"  answer tokens p50   {r.p50('answer_tokens'):.0f} (target <= 60: {ok(r.p50('answer_tokens') <= 60)})",
+        ]  # fmt: skip
+    if "extract" in after:
+        x = after["extract"]
+        lines += [
+            f"  extract accuracy    {x.share('right'):.2f} (target >= 0.60: {ok(x.share('right') >= 0.6)})",
+            f"  extract answer p50  {x.p50('total'):.2f} s (target <= 0.30 s: {ok(x.p50('total') <= 0.3)})",
+        ]  # fmt: skip
+    return "\n".join(lines)
+
+
 def samples(results: list[StrategyResult], spec: dict[str, object], n: int = 4) -> str:
     questions: list[dict[str, str]] = spec["questions"]  # type: ignore[assignment]
     lines = ["sample answers (default strategy):"]
@@ -350,9 +375,12 @@ def main() -> None:
           "strategy; the default is the first)\n")  # fmt: skip
     print(table(results, found_by))
     print()
+    default = (names or AFTER_STRATEGIES)[0] or "brief"
     if not args.after_only:
-        print(targets(results, (names or AFTER_STRATEGIES)[0] or "sentences"))
+        print(targets(results, default))
         print()
+    print(evidence_targets(results, default))
+    print()
     print(separation(results))
     print()
     print(samples(results, spec))

@@ -25,6 +25,7 @@ from appliance.query.answer_plan import AnswerPlan
 from appliance.query.citations import citations_for
 from appliance.query.conversations import ConversationService, Turn
 from appliance.query.evidence import EvidenceFinder
+from appliance.query.extract import ExtractedStream
 from appliance.query.generation import Generated, GenerationRules, QueuedGeneration
 from appliance.query.grounding import Grounding
 from appliance.query.search import SearchOutcome
@@ -61,7 +62,8 @@ class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
     ) -> None:
         """`first`: the evidence sent before the answer, when already known (an extractive
         answer quotes it); else found when the answer's events begin."""
-        limit = plan.strategy.answer_sentences
+        # the model's answer stops after the strategy's sentences; a quoted one is whole
+        limit = 0 if isinstance(stream, ExtractedStream) else plan.strategy.answer_sentences
         super().__init__(context.rules, stream, len(plan.prompt.tokens), t_start, limit)
         self._first = first
         self._context = context

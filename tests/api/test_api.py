@@ -125,7 +125,7 @@ def test_ask_answers_with_citations(client: TestClient[Any], ingested: dict[str,
     assert "Hermes" in body["answer"]
     assert body["citations"][0]["file_name"] == "faq.html"
     assert body["timings"]["completion_tokens"] > 0
-    assert body["strategy"] == "sentences"  # generation.prompt
+    assert body["strategy"] == "brief"  # generation.prompt
     assert any("Hermes" in e["text"] and e["file_name"] == "faq.html" for e in body["evidence"])
     assert 0.0 <= body["grounded"] <= 1.0
 
@@ -398,7 +398,8 @@ def test_a_deadline_during_generation_is_504_not_500(
     settings = load_settings(REPO / "configs" / "appliance.toml", env)
     with TestClient(create_app(settings), timeout=120) as slow:  # hang guard per request
         slow.headers["Authorization"] = f"Bearer {admin_key(tmp_path / 'data')}"
-        resp = slow.post("/v1/ask", json={"query": "Tell me a long story.", "max_tokens": 300})
+        body = {"query": "Tell me a long story.", "max_tokens": 300, "strategy": "sentences"}
+        resp = slow.post("/v1/ask", json=body)  # "sentences": no sentence stop, it runs on
         assert resp.status_code == 504, resp.text
         assert "generation.deadline_s" in resp.json()["detail"]
         assert slow.get("/healthz").status_code == 200

@@ -428,7 +428,11 @@ def scraped(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             assert ask.status_code == 200, ask.text
             # one slot and a queue of one: one answer running, one waiting, a third's
             # generation refused (it gets the extractive answer, "busy")
-            body = {"query": "Write a long essay about the canteen.", "max_tokens": 300}
+            body = {
+                "query": "Write a long essay about the canteen.",
+                "max_tokens": 300,
+                "strategy": "sentences",
+            }  # no sentence stop: it runs on
             streams = [
                 client.send(client.build_request("POST", "/v1/ask/stream", json=body), stream=True)
                 for _ in range(2)

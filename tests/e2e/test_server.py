@@ -131,7 +131,11 @@ def test_healthz_stays_fast_during_a_long_generation(
     finished = threading.Event()
 
     def long_answer() -> None:
-        body = {"query": "Write a very long essay about the facilities.", "max_tokens": 400}
+        body = {
+            "query": "Write a very long essay about the facilities.",
+            "max_tokens": 400,
+            "strategy": "sentences",
+        }  # no sentence stop: it runs on
         with httpx.stream(
             "POST",
             f"{server.url}/v1/ask/stream",
@@ -273,7 +277,11 @@ def test_twenty_concurrent_sse_clients_and_disconnects_free_slots(
         raise AssertionError("stream ended without done")
 
     async def disconnect_early(client: httpx.AsyncClient) -> None:
-        body = {"query": "Write a very long essay about the facilities.", "max_tokens": 400}
+        body = {
+            "query": "Write a very long essay about the facilities.",
+            "max_tokens": 400,
+            "strategy": "sentences",
+        }  # no sentence stop: it runs on
         async with client.stream("POST", "/v1/ask/stream", json=body) as resp:
             async for line in resp.aiter_lines():
                 if line.startswith("event: token"):
@@ -332,7 +340,11 @@ def test_restart_keeps_documents_and_overload_answers_busy(
 
     reader = threading.Thread(target=lambda: read_the_running_answer(streams[0]))
     try:
-        body = {"query": "Write a long essay about backups.", "max_tokens": 300}
+        body = {
+            "query": "Write a long essay about backups.",
+            "max_tokens": 300,
+            "strategy": "sentences",
+        }  # no sentence stop: it runs on
         for _ in range(2):
             request = client.build_request("POST", "/v1/ask/stream", json=body)
             streams.append(client.send(request, stream=True))

@@ -20,7 +20,12 @@ from tests.e2e.server import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-LONG = {"query": "Write a very long essay about backups and the facilities.", "max_tokens": 500}
+# "sentences": a strategy without a sentence stop, so the answer runs on
+LONG = {
+    "query": "Write a very long essay about backups and the facilities.",
+    "max_tokens": 500,
+    "strategy": "sentences",
+}
 
 
 def test_sigterm_ends_every_stream_with_a_final_event_and_exits_0(
