@@ -99,6 +99,11 @@ class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
 
     async def _grounding(self, answer: str) -> Grounding:
         context = self._context
+        if isinstance(self.stream, ExtractedStream) and self._first is not None:
+            # a quoted answer is its evidence, every sentence of it read: nothing to weigh
+            grounded = 1.0 if self._first else 0.0  # none: "the documents hold no passage"
+            context.rules.metrics.answer_grounded.observe(grounded)
+            return Grounding(self._first, grounded, [])
         try:
             grounding = await context.evidence.ground(
                 self._question, self.plan, self.found.vector, answer
