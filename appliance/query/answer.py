@@ -63,8 +63,10 @@ class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
         """`first`: the evidence sent before the answer, when already known (an extractive
         answer quotes it); else found when the answer's events begin."""
         # the model's answer stops after the strategy's sentences; a quoted one is whole
-        limit = 0 if isinstance(stream, ExtractedStream) else plan.strategy.answer_sentences
+        quoted = isinstance(stream, ExtractedStream)  # the extractive answer: `first` quoted
+        limit = 0 if quoted else plan.strategy.answer_sentences
         super().__init__(context.rules, stream, len(plan.prompt.tokens), t_start, limit)
+        self._quoted = quoted
         self._first = first
         self._context = context
         self._question = question
@@ -99,7 +101,7 @@ class PreparedAnswer(QueuedGeneration[DoneEvent | EvidenceEvent]):
 
     async def _grounding(self, answer: str) -> Grounding:
         context = self._context
-        if isinstance(self.stream, ExtractedStream) and self._first is not None:
+        if self._quoted and self._first is not None:
             # a quoted answer is its evidence, every sentence of it read: nothing to weigh
             grounded = 1.0 if self._first else 0.0  # none: "the documents hold no passage"
             context.rules.metrics.answer_grounded.observe(grounded)
