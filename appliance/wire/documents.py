@@ -31,6 +31,7 @@ class DocumentRead(msgspec.Struct, frozen=True):
         dict[str, str],
         Meta(description="What else the format records: mail headers, pages read by OCR."),
     ] = msgspec.field(default_factory=dict)
+    collection: Annotated[str, Meta(description="The collection it belongs to.")] = "default"
 
 
 class DocumentList(msgspec.Struct, frozen=True):

@@ -36,3 +36,4 @@ class JobRead(msgspec.Struct, frozen=True):
     chunks_done: int
     chunks_total: int
     files: list[FileProgress]
+    collection: str = "default"  # where its documents go

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from appliance.wire.collections import ALL_COLLECTIONS, KeyCollections
+
 Role = Literal["admin", "ingest", "query"]  # what a key may do (the server's `security.keys.Role`)
 
 KeyName = Annotated[
@@ -26,6 +28,7 @@ class KeyCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         Role,
         Meta(description="admin: everything; ingest: upload and jobs; query: search, ask, read."),
     ]
+    collections: KeyCollections = msgspec.field(default_factory=lambda: [ALL_COLLECTIONS])
 
 
 class KeyRead(msgspec.Struct, frozen=True):
@@ -34,6 +37,9 @@ class KeyRead(msgspec.Struct, frozen=True):
     role: str
     created_at: float
     revoked_at: float | None
+    collections: Annotated[
+        list[str], Meta(description='What it may read: collection names, or ["*"] for all.')
+    ] = msgspec.field(default_factory=lambda: [ALL_COLLECTIONS])
 
 
 class KeyCreated(msgspec.Struct, frozen=True):
@@ -42,6 +48,7 @@ class KeyCreated(msgspec.Struct, frozen=True):
     role: str
     created_at: float
     key: Annotated[str, Meta(description="The key itself: shown this once, never again.")]
+    collections: list[str] = msgspec.field(default_factory=lambda: [ALL_COLLECTIONS])
 
 
 class KeyList(msgspec.Struct, frozen=True):

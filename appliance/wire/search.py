@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from appliance.wire.collections import CollectionName
+
 
 class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Which documents a search may find, by their metadata; every condition given must
@@ -23,6 +25,8 @@ class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     created_before: date | None = None
     ingested_after: date | None = None  # the day it was ingested (UTC)
     ingested_before: date | None = None
+    # narrows the search to these collections (names); never widens what the key reads
+    collections: list[CollectionName] | None = None
 
 
 class DocumentInfo(msgspec.Struct, frozen=True):
@@ -61,7 +65,8 @@ Filters = Annotated[
         description=(
             "Only documents whose metadata match: file types (extensions), sources "
             '("upload" for uploaded files), title or author (case-insensitive, anywhere), '
-            "the document's own date and the day it was ingested (YYYY-MM-DD, inclusive)."
+            "the document's own date and the day it was ingested (YYYY-MM-DD, inclusive), "
+            "collections (names; only ever narrows what the key may read)."
         )
     ),
 ]

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from appliance.wire.collections import DEFAULT_COLLECTION, CollectionName
+
 SourceId = Annotated[
     str,
     Meta(
@@ -64,6 +66,10 @@ class SourceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         Literal["admin", "ingest"],
         Meta(description="The key role that owns it: may see and scan it (admin may always)."),
     ] = "ingest"
+    collection: Annotated[
+        CollectionName,
+        Meta(description="The collection its documents go to; only keys that read it see it."),
+    ] = DEFAULT_COLLECTION
 
 
 class ScanReport(msgspec.Struct, kw_only=True):
