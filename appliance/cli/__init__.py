@@ -1,5 +1,5 @@
-"""The `appliance` command: serve | tui | models | ingest | ask | keys | sources | backup |
-restore | doctor | config, and --version.
+"""The `appliance` command: serve | tui | models | ingest | ask | keys | collections |
+sources | backup | restore | doctor | config, and --version.
 
 Commands that touch data talk to the running server over HTTP, like any client
 (`appliance.client`): the embedded store is locked to the server process. Each command
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from appliance.cli import (
     ask,
     backup,
+    collections,
     config,
     console,
     doctor,
@@ -32,8 +33,8 @@ EXIT_CONFIG = 2
 # in the order `appliance --help` lists them
 GROUPS = (
     serve.register, models.register, doctor.register, config.register, console.register,
-    keys.register, sources.register, evaluate.register, backup.register, ingest.register,
-    ask.register,
+    keys.register, collections.register, sources.register, evaluate.register, backup.register,
+    ingest.register, ask.register,
 )  # fmt: skip
 
 

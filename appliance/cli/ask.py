@@ -5,8 +5,8 @@ shared client (`appliance.client`), like the admin console."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
+from typing import Any
 
 from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
@@ -24,15 +24,16 @@ def register(commands: options.Commands) -> None:
         "--extract", action="store_true",
         help="answer with the documents' sentences that best answer it, verbatim (no chat model)",
     )  # fmt: skip
+    p.add_argument(
+        "--collection", dest="collections", action="append", type=options.collection_name,
+        metavar="NAME", help="only this collection's documents (repeatable; never more than "
+        "the key may read)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_ask)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    settings = options.settings(args)
-    return ask(
-        options.server_url(args, settings), options.api_key(args, settings), args.question,
-        args.top_k, args.max_tokens, strategy="extract" if args.extract else None,
-    )  # fmt: skip
+    return options.with_client(args, lambda client: ask(client, args), timeout=None)
 
 
 def evidence_lines(evidence: list[Evidence]) -> list[str]:
@@ -62,46 +63,35 @@ def print_evidence(done: DoneEvent) -> None:
         print(f'  not supported by the documents: "{sentence}"')
 
 
-def ask(
-    url: str,
-    key: str | None,
-    question: str,
-    top_k: int | None,
-    max_tokens: int | None,
-    strategy: str | None = None,
-) -> int:
+async def ask(client: ApplianceClient, args: argparse.Namespace) -> int:
+    """Ask `args.question` (narrowed to `args.collections` when given); the exit status."""
+    fields = {
+        "top_k": args.top_k, "max_tokens": args.max_tokens,
+        "strategy": "extract" if args.extract else None,
+        "filters": {"collections": args.collections} if args.collections else None,
+    }  # fmt: skip
     try:
-        return asyncio.run(_ask(url, key, question, top_k, max_tokens, strategy))
+        return await _ask(client, args.question, fields)
     except ApiError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
 
 
-async def _ask(
-    url: str,
-    key: str | None,
-    question: str,
-    top_k: int | None,
-    max_tokens: int | None,
-    strategy: str | None,
-) -> int:
-    async with ApplianceClient(url, key, timeout=None) as client:
-        async for event in client.ask_stream(
-            question, top_k=top_k, max_tokens=max_tokens, strategy=strategy
-        ):
-            if isinstance(event, EvidenceEvent):
-                print_first_evidence(event)
-            elif isinstance(event, TokenEvent):
-                print(event.text, end="", flush=True)
-            elif isinstance(event, DoneEvent):
-                print()
-                print_evidence(event)
-                t = event.timings
-                print(
-                    f"  first token {t.first_token_ms:.0f} ms, {t.tokens_per_s:.1f} tok/s",
-                    file=sys.stderr,
-                )
-            elif isinstance(event, ErrorEvent):
-                print(f"\nerror: {event.message}", file=sys.stderr)
-                return 1
+async def _ask(client: ApplianceClient, question: str, fields: dict[str, Any]) -> int:
+    async for event in client.ask_stream(question, **fields):
+        if isinstance(event, EvidenceEvent):
+            print_first_evidence(event)
+        elif isinstance(event, TokenEvent):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, DoneEvent):
+            print()
+            print_evidence(event)
+            t = event.timings
+            print(
+                f"  first token {t.first_token_ms:.0f} ms, {t.tokens_per_s:.1f} tok/s",
+                file=sys.stderr,
+            )
+        elif isinstance(event, ErrorEvent):
+            print(f"\nerror: {event.message}", file=sys.stderr)
+            return 1
     return 0

@@ -1,5 +1,6 @@
-"""`appliance ingest PATH...`: upload files or directories and follow each job with a
-progress bar, over the shared client (`appliance.client`), like the admin console."""
+"""`appliance ingest PATH...`: upload files or directories (into `--collection`) and
+follow each job with a progress bar, over the shared client (`appliance.client`), like
+the admin console."""
 
 from __future__ import annotations
 
@@ -20,15 +21,18 @@ def register(commands: options.Commands) -> None:
     options.add_client_options(p)
     p.add_argument("paths", nargs="+", help="files or directories")
     p.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the job")
+    p.add_argument(
+        "--collection", type=options.collection_name, default=None, metavar="NAME",
+        help="the collection the documents go to (default: default)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_ingest)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    settings = options.settings(args)
-    return ingest(
-        options.server_url(args, settings), options.api_key(args, settings),
-        [Path(p) for p in args.paths], args.wait,
-    )  # fmt: skip
+    paths = [Path(p) for p in args.paths]
+    return options.with_client(
+        args, lambda client: ingest(client, paths, args.wait, args.collection), timeout=300
+    )
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -36,9 +40,12 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
-def ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
+async def ingest(
+    client: ApplianceClient, paths: list[Path], wait: bool, collection: str | None = None
+) -> int:
+    """Upload `paths` into `collection` (the server's default when None); the exit status."""
     try:
-        return asyncio.run(_ingest(url, key, paths, wait))
+        return await _ingest(client, paths, wait, collection)
     except ApiError as exc:
         print(f"\nupload failed: {exc}", file=sys.stderr)
         return 1
@@ -59,29 +66,31 @@ async def _follow(client: ApplianceClient, job_id: str) -> JobRead:
         await asyncio.sleep(0.5)
 
 
-async def _ingest(url: str, key: str | None, paths: list[Path], wait: bool) -> int:
+async def _ingest(
+    client: ApplianceClient, paths: list[Path], wait: bool, collection: str | None
+) -> int:
     failed = 0
-    async with ApplianceClient(url, key, timeout=300) as client:
-        extensions = (await client.status()).supported_extensions
-        files, problems = collect_files(paths, extensions)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if not files:
-            print("nothing to upload", file=sys.stderr)
-            return 1
-        for start in range(0, len(files), UPLOAD_GROUP):
-            group = files[start : start + UPLOAD_GROUP]
-            created = await client.upload(group)
-            if not wait:
-                print(f"job {created.job_id} queued ({len(group)} files)")
-                continue
-            job = await _follow(client, created.job_id)
-            for f in job.files:
-                if f.state == "failed":
-                    failed += 1
-                    print(f"  FAILED {f.file_name}: {f.error}", file=sys.stderr)
-                elif f.state == "skipped":
-                    print(f"  skipped {f.file_name}: {f.note}")
-                else:
-                    print(f"  {f.state} {f.file_name}: {f.chunks_done} chunks")
+    extensions = (await client.status()).supported_extensions
+    files, problems = collect_files(paths, extensions)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not files:
+        print("nothing to upload", file=sys.stderr)
+        return 1
+    for start in range(0, len(files), UPLOAD_GROUP):
+        group = files[start : start + UPLOAD_GROUP]
+        created = await client.upload(group, collection)
+        if not wait:
+            print(f"job {created.job_id} queued ({len(group)} files)")
+            continue
+        job = await _follow(client, created.job_id)
+        print(f"into collection {job.collection}:")
+        for f in job.files:
+            if f.state == "failed":
+                failed += 1
+                print(f"  FAILED {f.file_name}: {f.error}", file=sys.stderr)
+            elif f.state == "skipped":
+                print(f"  skipped {f.file_name}: {f.note}")
+            else:
+                print(f"  {f.state} {f.file_name}: {f.chunks_done} chunks")
     return 1 if failed else 0

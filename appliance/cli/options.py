@@ -1,12 +1,19 @@
 """What the commands share: the settings (--config), and for those that talk to a
-running server, its URL (--url) and API key (--key)."""
+running server, its URL (--url) and API key (--key), a client of it, and the names of
+collections as the server accepts them."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeAlias
 
+import msgspec
+
+from appliance.client import ApplianceClient
 from appliance.config import Settings, load_settings, local
+from appliance.wire.collections import ALL_COLLECTIONS, CollectionName
 
 if TYPE_CHECKING:
     # what `add_subparsers` returns: each command group's `register` adds to it
@@ -32,3 +39,40 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         "--key",
         help="API key (default: $APPLIANCE_API_KEY, else <data_dir>/secrets/admin.key)",
     )
+
+
+def with_client(
+    args: argparse.Namespace,
+    body: Callable[[ApplianceClient], Awaitable[int]],
+    timeout: float | None = 30.0,
+) -> int:
+    """Run `body` with a client of the server `args` names (--config, --url, --key); its
+    exit status."""
+    found = settings(args)
+    url, key = server_url(args, found), api_key(args, found)
+
+    async def run() -> int:
+        async with ApplianceClient(url, key, timeout=timeout) as client:
+            return await body(client)
+
+    return asyncio.run(run())
+
+
+def collection_name(text: str) -> str:
+    """An argparse `type`: a collection's name as the server accepts it."""
+    try:
+        return msgspec.convert(text, CollectionName)
+    except msgspec.ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a collection name (lower-case letters, digits, - and _)"
+        ) from None
+
+
+def key_collections(text: str) -> list[str]:
+    """An argparse `type`: `hr,finance` or `*` as the list of collections a key reads."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == [ALL_COLLECTIONS]:
+        return names
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one collection, or * for all")
+    return [collection_name(name) for name in names]

@@ -13,6 +13,7 @@ from appliance.cli import options
 from appliance.client import ApiError, ApplianceClient
 from appliance.config.sources import SourceSettings
 from appliance.domain.types import ScanReport
+from appliance.wire.collections import DEFAULT_COLLECTION
 from appliance.wire.sources import SourceRead
 
 
@@ -28,6 +29,10 @@ def register(commands: options.Commands) -> None:
     add.add_argument("--interval", type=float, default=0.0, help="seconds between scans")
     add.add_argument("--watch", action="store_true", help="scan when files change")
     add.add_argument("--role", choices=["admin", "ingest"], default="ingest")
+    add.add_argument(
+        "--collection", type=options.collection_name, default=DEFAULT_COLLECTION, metavar="NAME",
+        help="the collection its documents go to (default: default)",
+    )  # fmt: skip
     scan = verbs.add_parser("scan", help="scan a folder now and wait for the report")
     scan.add_argument("id")
     scan.add_argument("--no-wait", action="store_true", help="start the scan and return")
@@ -60,6 +65,7 @@ def _show(source: SourceRead) -> None:
     schedule = f"every {s.interval_s:g} s" if s.interval_s else "on demand"
     schedule += ", watched" if s.watch else ""
     print(f"{s.id}  {s.path}  [{source.origin}, role {s.role}, {schedule}]")
+    print(f"    into collection {s.collection}")
     print(f"    include {', '.join(s.include)}; exclude {', '.join(s.exclude) or '-'}")
     print(f"    last scan: {_report(source.last_scan)}")
 
@@ -88,7 +94,7 @@ async def _run(url: str, key: str | None, args: argparse.Namespace) -> int:
             spec = msgspec.convert(
                 {
                     "id": args.id, "path": args.path, "interval_s": args.interval,
-                    "watch": args.watch, "role": args.role,
+                    "watch": args.watch, "role": args.role, "collection": args.collection,
                     **({"include": args.include} if args.include else {}),
                     **({"exclude": args.exclude} if args.exclude else {}),
                 },

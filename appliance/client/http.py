@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
+from appliance.client.errors import ApiError, refusal, unreachable
 from appliance.wire.answers import AnswerEvent
 from appliance.wire.ask import AskResponse
+from appliance.wire.collections import CollectionDeleted, CollectionList, CollectionRead
 from appliance.wire.documents import ChunkPage, DocumentList
 from appliance.wire.embedding_switch import EmbeddingSwitchRead
 from appliance.wire.jobs import JobCreated, JobRead
@@ -29,60 +32,6 @@ from appliance.wire.sources import SourceList, SourceRead, SourceRemoved, Source
 from appliance.wire.status import LogPage, Readiness, StatusRead
 
 T = TypeVar("T")
-KEY_HINT = (
-    "pass --key, set APPLIANCE_API_KEY, or run on the server itself, where "
-    "<data_dir>/secrets/admin.key is read"
-)
-
-
-class ApiError(Exception):
-    """The appliance refused a request (`status` is its HTTP status) or could not be
-    reached (`status` is None). `str()` is a sentence for the user."""
-
-    def __init__(self, message: str, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-
-    @property
-    def unreachable(self) -> bool:
-        return self.status is None
-
-    @property
-    def key_refused(self) -> bool:
-        return self.status == 401
-
-
-def _detail(resp: httpx.Response) -> tuple[str, str | None]:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text.strip() or resp.reason_phrase, None
-    if isinstance(body, dict):
-        return str(body.get("detail", resp.text)), body.get("code")
-    return resp.text, None
-
-
-def refusal(resp: httpx.Response, url: str) -> ApiError:
-    """The ApiError for a non-2xx answer, with what to do for 401/403."""
-    detail, code = _detail(resp)
-    if resp.status_code == 401:
-        message = f"the appliance at {url} refused the API key (HTTP 401: {detail}): {KEY_HINT}"
-    elif resp.status_code == 403:
-        message = f"this API key may not do that (HTTP 403: {detail})"
-    else:
-        message = f"{resp.status_code}: {detail}"
-    return ApiError(message, resp.status_code, code)
-
-
-def unreachable(url: str, exc: httpx.TransportError) -> ApiError:
-    why = {
-        httpx.ConnectError: "nothing answers there (is the appliance running?)",
-        httpx.ConnectTimeout: "no answer in time (a firewall, or the wrong address?)",
-        httpx.ReadTimeout: "it stopped answering (busy, or restarting?)",
-    }.get(type(exc), str(exc) or type(exc).__name__)
-    return ApiError(f"cannot reach the appliance at {url}: {why}")
 
 
 class ApplianceClient:
@@ -173,12 +122,16 @@ class ApplianceClient:
     async def reindex(self, document_id: str) -> JobCreated:
         return await self._post(f"/v1/documents/{document_id}/reindex", JobCreated)
 
-    async def upload(self, paths: Sequence[Path]) -> JobCreated:
-        """One upload request of these files (at most server.max_files_per_upload)."""
+    async def upload(self, paths: Sequence[Path], collection: str | None = None) -> JobCreated:
+        """One upload request of these files (at most server.max_files_per_upload), into
+        `collection` (the server's `default` when None)."""
         handles = [(p.name, p.open("rb")) for p in paths]
+        data = {"collection": collection} if collection else None
         try:
             files = [("files", (name, fh)) for name, fh in handles]
-            return await self._post("/v1/documents", JobCreated, files=files, timeout=None)
+            return await self._post(
+                "/v1/documents", JobCreated, files=files, data=data, timeout=None
+            )
         finally:
             for _, fh in handles:
                 fh.close()
@@ -218,6 +171,25 @@ class ApplianceClient:
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from exc
 
+    # ---- collections -----------------------------------------------------
+    async def collections(self) -> list[CollectionRead]:
+        """The collections this key may read (an admin key: all of them)."""
+        return (await self._get("/v1/collections", CollectionList)).collections
+
+    async def create_collection(self, name: str) -> CollectionRead:
+        return await self._post("/v1/collections", CollectionRead, json={"name": name})
+
+    async def rename_collection(self, name: str, new: str) -> CollectionRead:
+        resp = await self._send("PATCH", _collection_path(name), json={"name": new})
+        return msgspec.json.decode(resp.content, type=CollectionRead)
+
+    async def delete_collection(self, name: str, force: bool = False) -> CollectionDeleted:
+        """Delete a collection; one that holds documents only with `force` (which deletes
+        them too), else the server refuses (409, code `collection_not_empty`)."""
+        params = {"force": "true"} if force else {}
+        resp = await self._send("DELETE", _collection_path(name), params=params)
+        return msgspec.json.decode(resp.content, type=CollectionDeleted)
+
     # ---- keys and backup -------------------------------------------------
     async def embedding_switch(self) -> EmbeddingSwitchRead:
         return await self._get("/v1/models/embedding", EmbeddingSwitchRead)
@@ -243,8 +215,14 @@ class ApplianceClient:
     async def keys(self) -> list[KeyRead]:
         return (await self._get("/v1/keys", KeyList)).keys
 
-    async def create_key(self, name: str, role: Role) -> KeyCreated:
-        return await self._post("/v1/keys", KeyCreated, json={"name": name, "role": role})
+    async def create_key(
+        self, name: str, role: Role, collections: Sequence[str] | None = None
+    ) -> KeyCreated:
+        """A new key reading `collections` (names; the server's `["*"]`, all, when None)."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        if collections is not None:
+            body["collections"] = list(collections)
+        return await self._post("/v1/keys", KeyCreated, json=body)
 
     async def revoke_key(self, key_id: str) -> None:
         await self._send("DELETE", f"/v1/keys/{key_id}")
@@ -294,3 +272,8 @@ def _create_part(tmp: Path) -> int:
         return os.open(tmp, flags, 0o600)
     except FileExistsError:
         raise ApiError(f"{tmp}: planted while the download started: refused") from None
+
+
+def _collection_path(name: str) -> str:
+    # quoted whole: a name typed with '/' or '?' names no other route
+    return f"/v1/collections/{quote(name, safe='')}"
