@@ -9,11 +9,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeAlias
 
-import msgspec
-
-from appliance.client import ApplianceClient
+from appliance.client import ApplianceClient, names
 from appliance.config import Settings, load_settings, local
-from appliance.wire.collections import ALL_COLLECTIONS, CollectionName
 
 if TYPE_CHECKING:
     # what `add_subparsers` returns: each command group's `register` adds to it
@@ -61,18 +58,14 @@ def with_client(
 def collection_name(text: str) -> str:
     """An argparse `type`: a collection's name as the server accepts it."""
     try:
-        return msgspec.convert(text, CollectionName)
-    except msgspec.ValidationError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a collection name (lower-case letters, digits, - and _)"
-        ) from None
+        return names.collection_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def key_collections(text: str) -> list[str]:
     """An argparse `type`: `hr,finance` or `*` as the list of collections a key reads."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if names == [ALL_COLLECTIONS]:
-        return names
-    if not names:
-        raise argparse.ArgumentTypeError("name at least one collection, or * for all")
-    return [collection_name(name) for name in names]
+    try:
+        return names.key_collections(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

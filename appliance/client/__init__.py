@@ -5,6 +5,7 @@ the command line (`appliance.cli`) and the admin console (`tui`).
 - `errors`: what a failed request becomes (`ApiError`);
 - `files`: what an upload sends (`collect_files`);
 - `evaluation`: a question set against the live index, through the client;
+- `names`: collection names as typed, checked as the server checks them;
 - `display`: plain-text formatting both front ends show.
 
 It imports the wire types only (where the server and the key are is `config.local`).
