@@ -29,11 +29,7 @@ def register(commands: options.Commands) -> None:
         metavar="NAME", help="only this collection's documents (repeatable; never more than "
         "the key may read)",
     )  # fmt: skip
-    p.set_defaults(func=cmd_ask)
-
-
-def cmd_ask(args: argparse.Namespace) -> int:
-    return options.with_client(args, lambda client: ask(client, args), timeout=None)
+    options.client_command(p, ask, timeout=None)
 
 
 def evidence_lines(evidence: list[Evidence]) -> list[str]:

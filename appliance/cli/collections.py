@@ -28,11 +28,7 @@ def register(commands: options.Commands) -> None:
     delete.add_argument(
         "--force", action="store_true", help="also when it holds documents: delete them too"
     )
-    group.set_defaults(func=cmd_collections)
-
-
-def cmd_collections(args: argparse.Namespace) -> int:
-    return options.with_client(args, lambda client: collections_command(client, args))
+    options.client_command(group, collections_command)
 
 
 async def collections_command(client: ApplianceClient, args: argparse.Namespace) -> int:

@@ -25,14 +25,7 @@ def register(commands: options.Commands) -> None:
         "--collection", type=options.collection_name, default=None, metavar="NAME",
         help="the collection the documents go to (default: default)",
     )  # fmt: skip
-    p.set_defaults(func=cmd_ingest)
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.paths]
-    return options.with_client(
-        args, lambda client: ingest(client, paths, args.wait, args.collection), timeout=300
-    )
+    options.client_command(p, ingest, timeout=300)
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -40,12 +33,12 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
-async def ingest(
-    client: ApplianceClient, paths: list[Path], wait: bool, collection: str | None = None
-) -> int:
-    """Upload `paths` into `collection` (the server's default when None); the exit status."""
+async def ingest(client: ApplianceClient, args: argparse.Namespace) -> int:
+    """Upload `args.paths` into `args.collection` (the server's default when None); the
+    exit status."""
+    paths = [Path(p) for p in args.paths]
     try:
-        return await _ingest(client, paths, wait, collection)
+        return await _ingest(client, paths, args.wait, args.collection)
     except ApiError as exc:
         print(f"\nupload failed: {exc}", file=sys.stderr)
         return 1

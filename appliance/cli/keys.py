@@ -25,11 +25,7 @@ def register(commands: options.Commands) -> None:
     )  # fmt: skip
     revoke = verbs.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    keys.set_defaults(func=cmd_keys)
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    return options.with_client(args, lambda client: keys_command(client, args))
+    options.client_command(keys, keys_command)
 
 
 async def keys_command(client: ApplianceClient, args: argparse.Namespace) -> int:

@@ -38,21 +38,27 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def with_client(
-    args: argparse.Namespace,
-    body: Callable[[ApplianceClient], Awaitable[int]],
-    timeout: float | None = 30.0,
-) -> int:
-    """Run `body` with a client of the server `args` names (--config, --url, --key); its
-    exit status."""
-    found = settings(args)
-    url, key = server_url(args, found), api_key(args, found)
+Request: TypeAlias = Callable[[ApplianceClient, argparse.Namespace], Awaitable[int]]
 
-    async def run() -> int:
-        async with ApplianceClient(url, key, timeout=timeout) as client:
-            return await body(client)
 
-    return asyncio.run(run())
+def client_command(
+    parser: argparse.ArgumentParser, request: Request, timeout: float | None = 30.0
+) -> None:
+    """Make `parser`'s command run `request(client, args)` with a client of the server
+    `args` names (--config, --url, --key); its exit status is the command's. A test
+    awaits `args.request` with a client of its own."""
+
+    def run(args: argparse.Namespace) -> int:
+        found = settings(args)
+        url, key = server_url(args, found), api_key(args, found)
+
+        async def requests() -> int:
+            async with ApplianceClient(url, key, timeout=timeout) as client:
+                return await request(client, args)
+
+        return asyncio.run(requests())
+
+    parser.set_defaults(func=run, request=request)
 
 
 def collection_name(text: str) -> str:
