@@ -24,6 +24,7 @@ from appliance.client import ApiError, ApplianceClient
 from appliance.wire.status import Readiness, StatusRead
 from tui.messages import CallFailed
 from tui.screens.ask import AskScreen
+from tui.screens.collections import CollectionsScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.documents import DocumentsScreen
 from tui.screens.ingest import IngestScreen
@@ -57,6 +58,7 @@ class AdminApp(App[None]):
         "keys": KeysScreen,
         "logs": LogsScreen,
         "sources": SourcesScreen,
+        "collections": CollectionsScreen,
     }
     DEFAULT_MODE = "dashboard"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012

@@ -9,6 +9,7 @@ from textual.message import Message
 from appliance.client import ApiError
 from appliance.client.evaluation import EvalReport, QuestionResult
 from appliance.domain.types import DoneEvent, ErrorEvent, Evidence
+from appliance.wire.collections import CollectionRead
 from appliance.wire.documents import ChunkPage, DocumentList
 from appliance.wire.jobs import JobRead
 from appliance.wire.keys import KeyCreated, KeyRead
@@ -106,6 +107,11 @@ class KeysLoaded(Message):
 @dataclass
 class SourcesLoaded(Message):
     sources: list[SourceRead]
+
+
+@dataclass
+class CollectionsLoaded(Message):
+    collections: list[CollectionRead]
 
 
 @dataclass

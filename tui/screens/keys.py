@@ -1,7 +1,9 @@
-"""Keys: list, create (the secret is shown once), revoke (confirmed)."""
+"""Keys: list with the collections each reads, create (the secret is shown once), revoke
+(confirmed)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, cast
 
 from textual import on, work
@@ -12,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static
 
 from appliance.client.display import when
+from appliance.client.names import key_collections
+from appliance.wire.collections import ALL_COLLECTIONS
 from appliance.wire.keys import KeyCreated, KeyRead, Role
 from tui.messages import KeyMade, KeysLoaded
 from tui.screens.base import ConsoleScreen
@@ -19,31 +23,52 @@ from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
 from tui.widgets.record_table import RecordTable
 
-COLUMNS = ("id", "role", "name", "created", "revoked")
+COLUMNS = ("id", "role", "name", "collections", "created", "revoked")
 
 
-class NewKeyScreen(ModalScreen[tuple[str, Role] | None]):
+@dataclass(frozen=True)
+class NewKey:
+    """What the new-key form asks for: who it is for, its role, the collections it reads."""
+
+    name: str
+    role: Role
+    collections: list[str]
+
+
+class NewKeyScreen(ModalScreen[NewKey | None]):
     CSS_PATH = "modal.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("New API key: who or what is it for, and its role? Enter makes it.")
+            yield Static(
+                "New API key: who or what is it for, its role, and the collections it may "
+                "read? Enter makes it."
+            )
             yield Input(placeholder="name, e.g. helpdesk-bot", id="key-name")
             yield Select(
                 [("query: search, ask, read", "query"), ("ingest: upload and jobs", "ingest"),
                  ("admin: everything", "admin")],
                 value="query", allow_blank=False, id="key-role",
             )  # fmt: skip
+            yield Input(
+                ALL_COLLECTIONS, placeholder="collections: * for all, or hr, finance",
+                id="key-collections",
+            )  # fmt: skip
 
-    @on(Input.Submitted, "#key-name")
-    def submitted(self, event: Input.Submitted) -> None:
-        name = event.value.strip()
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        name = self.query_one("#key-name", Input).value.strip()
         if not name:
             self.notify("give the key a name", severity="warning")
             return
+        try:
+            collections = key_collections(self.query_one("#key-collections", Input).value)
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
         role = cast(Role, self.query_one("#key-role", Select).value)
-        self.dismiss((name, role))
+        self.dismiss(NewKey(name, role, collections))
 
 
 class SecretScreen(ModalScreen[None]):
@@ -64,8 +89,8 @@ class SecretScreen(ModalScreen[None]):
         with Vertical(classes="dialog"):
             yield Static(
                 plain(
-                    f"Made {c.role} key {c.id} ({c.name}). Copy it now: it is not shown again "
-                    "(only its hash is stored).\n\n"
+                    f"Made {c.role} key {c.id} ({c.name}), reading {', '.join(c.collections)}. "
+                    "Copy it now: it is not shown again (only its hash is stored).\n\n"
                     f"{c.key}\n\n"
                     "c: copy to the clipboard (OSC 52: most terminals, also over SSH) · or "
                     "select it with the mouse (shift+drag in tmux) · Escape: close"
@@ -113,9 +138,10 @@ class KeysScreen(ConsoleScreen):
     def on_keys_loaded(self, message: KeysLoaded) -> None:
         self.keys = {k.id: k for k in message.keys}
         rows = {
-            k.id: (k.id, k.role, k.name, when(k.created_at), when(k.revoked_at))
+            k.id: (k.id, k.role, k.name, ", ".join(k.collections), when(k.created_at),
+                   when(k.revoked_at))
             for k in message.keys
-        }
+        }  # fmt: skip
         self.query_one("#keys", RecordTable).show_rows(rows)
         live = sum(1 for k in message.keys if k.revoked_at is None)
         self.query_one("#keys-summary", Static).update(
@@ -131,15 +157,16 @@ class KeysScreen(ConsoleScreen):
             self.confirm_revoke(key)
 
     def new_key(self) -> None:
-        def answered(answer: tuple[str, Role] | None) -> None:
+        def answered(answer: NewKey | None) -> None:
             if answer is not None:
-                self.create(*answer)
+                self.create(answer)
 
         self.app.push_screen(NewKeyScreen(), answered)
 
     @work(group="create-key", exit_on_error=False)
-    async def create(self, name: str, role: Role) -> None:
-        created = await self.call("create the key", self.client.create_key(name, role))
+    async def create(self, new: NewKey) -> None:
+        made = self.client.create_key(new.name, new.role, new.collections)
+        created = await self.call("create the key", made)
         if created is not None:
             self.post_message(KeyMade(created))
         self.load()
