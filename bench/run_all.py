@@ -27,7 +27,7 @@ RERUN_ONLY = (
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
 SCRIPTS = ["serve_load", "batching", "contention", "answers", "answers_apache", "evidence", "askers",
            "askers_overload", "hostile", "ocr", "hybrid", "query_thread", "query_path",
-           "store_engines", "engine_models", "portable_kernels"]  # fmt: skip
+           "store_engines", "collections", "engine_models", "portable_kernels"]  # fmt: skip
 COMMANDS = {  # a section whose script runs with arguments: (script, arguments)
     "answers_apache": ("answers", ["--corpus", "apache"]),
     "askers_overload": ("askers", ["overload"]),
@@ -50,6 +50,7 @@ TITLES = {
     "query_thread": "Search while answers stream: query embeddings on their own thread (bench/query_thread.py)",
     "query_path": "Query path: appliance code vs raw library calls (bench/query_path.py)",
     "store_engines": "Embedded vector engines (bench/store_engines.py)",
+    "collections": "Search with a collection filter vs without, Qdrant Edge (bench/collections.py)",
     "engine_models": "Continuous batching engine vs llama-server, both models (bench/engine_models.py)",
     "portable_kernels": "The bundle's portable llama.cpp vs the native build (bench/portable_kernels.py)",
 }

@@ -1,0 +1,292 @@
+"""Search with a collection filter vs without, on the embedded Qdrant Edge store as shipped.
+
+Issue 23's acceptance: at 100k chunks over 10 collections, search p50 with a collection
+filter <= 1.1x the p50 without, and recall@10 of the filtered search >= 0.95 against
+exact search restricted to that collection (brute-force cosine in numpy).
+
+The store is `EdgeStore` built as `make_store` builds it (BM25 encoder with the shipped
+parameters, the shipped search threads); the filter is `search(..., collections={c})`,
+a payload condition inside the one Qdrant query. Vectors are synthetic, not model
+embeddings (100k real embeddings take too long to compute here): unit vectors around a
+few hundred cluster centres (topics), each cluster spread along its own low-dimensional
+subspace plus isotropic noise; each collection draws most of its chunks from its own
+topics, the rest from shared ones; collection sizes are unequal (30% down to 2% for 10).
+Chunk texts are generated words, topic words mixed with common ones, for BM25.
+
+Queries: stored points perturbed (cosine ~0.9 to their source), each searched without
+a filter and with the filter of a collection chosen uniformly at random (mostly not
+the source's), in alternating order, after `optimize()`. Dense search always; hybrid
+(`text=`, dense + BM25 fused by RRF) as well, unless `--no-hybrid`.
+
+    python bench/collections.py [--chunks 100000] [--collections 10] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from appliance.config.schema import Settings  # noqa: E402
+from appliance.domain.types import ChunkRecord, Hit  # noqa: E402
+from appliance.store.edge import EdgeStore  # noqa: E402
+from appliance.store.lexical import Bm25Params, LexicalEncoder  # noqa: E402
+
+DIM = 384
+TOP_K = 10
+CLUSTERS = 300
+SHARED_TOPICS = 0.2  # share of clusters every collection draws from
+OWN_TOPIC = 0.8  # share of a collection's chunks from its own clusters
+LOCAL_DIM = 16  # each cluster's subspace
+WARMUP = 20
+BATCH = 256
+
+
+@dataclass
+class Corpus:
+    vectors: np.ndarray  # (n, DIM) float32, unit
+    collection: np.ndarray  # (n,) int: the collection index of each chunk
+    texts: list[str]
+    members: list[np.ndarray]  # chunk indices of each collection
+
+
+def collection_sizes(n: int, k: int) -> list[int]:
+    """Geometric sizes, the largest 15x the smallest (30%..2% for 10), summing to n."""
+    weights = np.geomspace(15.0, 1.0, k) if k > 1 else np.ones(1)
+    sizes = np.floor(weights / weights.sum() * n).astype(int)
+    sizes[0] += n - sizes.sum()
+    return [int(s) for s in sizes]
+
+
+def vocabulary(rng: np.random.Generator, size: int = 5000) -> np.ndarray:
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    words = {"".join(rng.choice(syllables, rng.integers(2, 4))) for _ in range(size * 2)}
+    return np.array(sorted(words)[:size])
+
+
+def synthetic(n: int, k: int, seed: int) -> Corpus:
+    rng = np.random.default_rng(seed)
+    sizes = collection_sizes(n, k)
+    collection = np.repeat(np.arange(k), sizes)
+    shared = int(CLUSTERS * SHARED_TOPICS)  # clusters 0..shared-1: every collection's
+    own = np.array_split(np.arange(shared, CLUSTERS), k)  # the rest: one collection's
+    cluster = np.empty(n, dtype=int)
+    for c in range(k):
+        idx = np.flatnonzero(collection == c)
+        mine = rng.random(len(idx)) < OWN_TOPIC
+        cluster[idx] = np.where(
+            mine, rng.choice(own[c], len(idx)), rng.integers(0, shared, len(idx))
+        )
+    common = rng.standard_normal(DIM)  # embeddings share a mean direction (anisotropy)
+    centres = rng.standard_normal((CLUSTERS, DIM)) + 0.4 * common / np.linalg.norm(
+        common
+    ) * np.sqrt(DIM)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = np.empty((n, DIM), dtype=np.float32)
+    for t in range(CLUSTERS):
+        idx = np.flatnonzero(cluster == t)
+        basis = rng.standard_normal((LOCAL_DIM, DIM)) / np.sqrt(LOCAL_DIM * DIM)
+        local = rng.standard_normal((len(idx), LOCAL_DIM)) @ basis
+        noise = rng.standard_normal((len(idx), DIM)) / np.sqrt(DIM)
+        spread = rng.uniform(0.8, 1.2)
+        vectors[idx] = centres[t] + spread * (0.9 * local + 0.45 * noise)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vocab = vocabulary(rng)
+    topics = rng.integers(0, len(vocab), (CLUSTERS, 25))
+    zipf = 1.0 / np.arange(1, len(vocab) + 1)
+    words = rng.choice(len(vocab), (n, 60), p=zipf / zipf.sum())
+    topical = rng.random((n, 60)) < 0.35
+    words = np.where(
+        topical, topics[cluster][np.arange(n)[:, None], rng.integers(0, 25, (n, 60))], words
+    )
+    texts = [" ".join(vocab[row[: 30 + i % 31]]) for i, row in enumerate(words)]
+    members = [np.flatnonzero(collection == c) for c in range(k)]
+    return Corpus(vectors, collection, texts, members)
+
+
+def record(corpus: Corpus, i: int) -> ChunkRecord:
+    return ChunkRecord(
+        point_id=str(uuid.UUID(int=i + 1)), document_id=f"d{i // 50}",
+        file_name=f"doc{i // 50}.pdf", chunk_index=i % 50, text=corpus.texts[i], page=None,
+        heading=None, vector=corpus.vectors[i].tolist(),
+        collection=f"c{corpus.collection[i]}",
+    )  # fmt: skip
+
+
+def index_of(hit: Hit) -> int:
+    return uuid.UUID(hit.point_id).int - 1
+
+
+def exact(corpus: Corpus, q: np.ndarray, within: np.ndarray | None) -> set[int]:
+    idx = within if within is not None else np.arange(len(corpus.vectors))
+    scores = corpus.vectors[idx] @ q
+    return {int(i) for i in idx[np.argpartition(-scores, TOP_K)[:TOP_K]]}
+
+
+class Series:
+    """Latencies and recalls of one kind of search."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self.recall: list[float] = []
+
+    def p(self, q: float) -> float:
+        return float(np.percentile(self.ms, q))
+
+    def row(self, name: str) -> str:
+        recall = f"{np.mean(self.recall):>10.3f}" if self.recall else f"{'-':>10}"
+        return f"{name:<20} {self.p(50):>8.2f} {self.p(99):>8.2f} {recall}"
+
+
+async def timed(
+    store: EdgeStore, vector: list[float], collections: set[str] | None, text: str | None
+) -> tuple[float, list[Hit]]:
+    t0 = time.perf_counter()
+    hits = await store.search(vector, TOP_K, text=text, collections=collections)
+    return (time.perf_counter() - t0) * 1000, hits
+
+
+async def measure(
+    store: EdgeStore, corpus: Corpus, n_queries: int, hybrid: bool, seed: int
+) -> dict[str, Series]:
+    rng = np.random.default_rng(seed + 1)
+    k = len(corpus.members)
+    series = {name: Series() for name in ("dense", "dense filtered", "hybrid", "hybrid filtered")}
+    per_collection = {c: Series() for c in range(k)}
+    outside = 0
+    for n in range(WARMUP + n_queries):
+        source = int(rng.integers(len(corpus.vectors)))
+        q = corpus.vectors[source] + rng.standard_normal(DIM).astype(np.float32) * 0.5 / np.sqrt(
+            DIM
+        )
+        q /= np.linalg.norm(q)
+        c = int(rng.integers(k))
+        words = corpus.texts[source].split()
+        text = " ".join(rng.choice(words, min(5, len(words)), replace=False))
+        runs: list[tuple[str, set[str] | None, str | None]] = [
+            ("dense", None, None),
+            ("dense filtered", {f"c{c}"}, None),
+        ]
+        if hybrid:
+            runs += [("hybrid", None, text), ("hybrid filtered", {f"c{c}"}, text)]
+        if n % 2:  # alternate which goes first: neither gets the other's warm cache
+            runs = runs[1::-1] + runs[:1:-1]
+        for name, collections, query_text in runs:
+            ms, hits = await timed(
+                store, vector=q.tolist(), collections=collections, text=query_text
+            )
+            if n < WARMUP:
+                continue
+            series[name].ms.append(ms)
+            got = {index_of(h) for h in hits}
+            if collections is not None:
+                outside += sum(corpus.collection[i] != c for i in got)
+            if name == "dense":
+                series[name].recall.append(len(got & exact(corpus, q, None)) / TOP_K)
+            elif name == "dense filtered":
+                recall = len(got & exact(corpus, q, corpus.members[c])) / TOP_K
+                series[name].recall.append(recall)
+                per_collection[c].ms.append(ms)
+                per_collection[c].recall.append(recall)
+    series["outside"] = Series()
+    series["outside"].ms.append(float(outside))
+    series.update({f"c{c}": s for c, s in per_collection.items()})
+    return series
+
+
+async def build(store: EdgeStore, corpus: Corpus) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    for start in range(0, len(corpus.vectors), BATCH):
+        await store.upsert(
+            [record(corpus, i) for i in range(start, min(start + BATCH, len(corpus.vectors)))]
+        )
+    upserted = time.perf_counter()
+    await store.optimize()
+    return upserted - t0, time.perf_counter() - upserted
+
+
+def report(
+    args: argparse.Namespace, corpus: Corpus, times: tuple[float, float], series: dict[str, Series]
+) -> None:
+    n, k = len(corpus.vectors), len(corpus.members)
+    sizes = [len(m) for m in corpus.members]
+    print(f"Qdrant Edge as shipped (EdgeStore, BM25 on, {Settings().storage.edge_search_threads} search thread), "
+          f"{n} chunks in {k} collections of {100 * sizes[0] / n:.0f}%..{100 * sizes[-1] / n:.0f}%.")  # fmt: skip
+    print(f"SYNTHETIC vectors, not model embeddings: unit vectors in {DIM}-d around {CLUSTERS} cluster "
+          f"centres (own {LOCAL_DIM}-d subspace + noise); {OWN_TOPIC:.0%} of a collection's chunks "
+          f"from its own clusters. Generated texts for BM25.")  # fmt: skip
+    print(
+        f"Build: upsert {times[0]:.1f} s (BM25 encoding included), optimize (HNSW) {times[1]:.1f} s."
+    )
+    print(f"{args.queries} queries (stored points perturbed), each unfiltered and filtered on a "
+          f"random collection, interleaved; top {TOP_K}.\n")  # fmt: skip
+    print(f"{'search':<20} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>10}")
+    for name in ("dense", "dense filtered", "hybrid", "hybrid filtered"):
+        if series[name].ms:
+            print(series[name].row(name))
+    print("(recall@10: against exact cosine search, filtered: restricted to the collection)\n")
+    ratio = series["dense filtered"].p(50) / series["dense"].p(50)
+    recall = float(np.mean(series["dense filtered"].recall))
+    print(f"dense  p50 filtered / unfiltered: {ratio:.2f}x (target <= 1.1: "
+          f"{'pass' if ratio <= 1.1 else 'FAIL'}); recall@10 filtered {recall:.3f} "
+          f"(target >= 0.95: {'pass' if recall >= 0.95 else 'FAIL'})")  # fmt: skip
+    if series["hybrid"].ms:
+        ratio = series["hybrid filtered"].p(50) / series["hybrid"].p(50)
+        print(f"hybrid p50 filtered / unfiltered: {ratio:.2f}x (target <= 1.1: "
+              f"{'pass' if ratio <= 1.1 else 'FAIL'})")  # fmt: skip
+    print(f"filtered hits outside their collection: {series['outside'].ms[0]:.0f}\n")
+    print(f"{'dense filtered on':<20} {'chunks':>8} {'queries':>8} {'p50 ms':>8} {'recall@10':>10}")
+    for c in range(k):
+        s = series[f"c{c}"]
+        if s.ms:
+            print(
+                f"{f'c{c}':<20} {sizes[c]:>8} {len(s.ms):>8} {s.p(50):>8.2f} {np.mean(s.recall):>10.3f}"
+            )
+
+
+async def run(args: argparse.Namespace) -> None:
+    t_start = time.monotonic()
+    corpus = synthetic(args.chunks, args.collections, args.seed)
+    settings = Settings()
+    r = settings.retrieval
+    work = Path(tempfile.mkdtemp(prefix="bench-collections-"))
+    store = EdgeStore(
+        path=work / "edge", dim=DIM, optimize_after_writes=False,
+        search_threads=settings.storage.edge_search_threads,
+        lexical=LexicalEncoder(Bm25Params(avg_len=r.bm25_avg_len, k=r.bm25_k, b=r.bm25_b)),
+        lexical_weight=r.bm25_weight,
+    )  # fmt: skip
+    store.start()
+    try:
+        times = await build(store, corpus)
+        series = await measure(store, corpus, args.queries, not args.no_hybrid, args.seed)
+    finally:
+        await store.close()
+        shutil.rmtree(work, ignore_errors=True)
+    report(args, corpus, times, series)
+    print(f"\n(collections.py: {time.monotonic() - t_start:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--collections", type=int, default=10)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--no-hybrid", action="store_true", help="dense search only")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
