@@ -3,7 +3,7 @@ concrete adapters, and nothing above it names one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Protocol
 
 from appliance.domain.types import ChunkRecord, DocumentFilter, DocumentInfo, Hit
@@ -124,9 +124,12 @@ class VectorStore(Protocol):
         *,
         text: str | None = None,
         min_score: float | None = None,
+        collections: Collection[str] | None = None,
     ) -> list[Hit]:
         """Nearest chunks; with `text` on a hybrid store, dense and BM25 rankings fused
-        (RRF scores). `min_score` drops dense candidates below that cosine."""
+        (RRF scores). `min_score` drops dense candidates below that cosine.
+        `collections` (ids; None: all) is a condition inside the query, so top-k stays
+        top-k within them."""
         ...
 
     async def count(self, document_id: str | None = None) -> int: ...

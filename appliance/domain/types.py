@@ -47,3 +47,4 @@ class ChunkRecord(msgspec.Struct, frozen=True):
     heading: str | None
     vector: list[float]
     location: str | None = None
+    collection: str = "default"  # the id of the collection its document belongs to

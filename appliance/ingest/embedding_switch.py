@@ -182,9 +182,10 @@ class EmbeddingSwitch:
             vectors = await embedder.embed([c.text for c in batch], interactive=False)
             await store.upsert([
                 ChunkRecord(
-                    point_id=point_id_for(doc.content_hash, start + i), document_id=doc.id,
-                    file_name=doc.file_name, chunk_index=start + i, text=c.text, page=c.page,
-                    heading=c.heading, vector=v,
+                    point_id=point_id_for(doc.content_hash, start + i, doc.collection),
+                    document_id=doc.id, file_name=doc.file_name, chunk_index=start + i,
+                    text=c.text, page=c.page, heading=c.heading, vector=v,
+                    location=c.location, collection=doc.collection,
                 )
                 for i, (c, v) in enumerate(zip(batch, vectors, strict=True))
             ])  # fmt: skip

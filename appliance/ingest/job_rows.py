@@ -13,6 +13,7 @@ from appliance.ingest.jobs import FileState, FileTask, Job, JobState, SourceOrig
 from appliance.ingest.reader import file_type
 from appliance.store.journal import DocumentRow, FileRow, JobRow
 from appliance.store.journal_sources import SourceFile
+from appliance.wire.collections import DEFAULT_COLLECTION
 
 _COLUMNS = frozenset({"title", "author", "created", "modified"})  # own columns, not `meta`
 
@@ -27,6 +28,8 @@ def _extra(task: FileTask) -> str:
         extra["parent_id"] = task.parent_id
     if task.origin is not None:
         extra["origin"] = dataclasses.asdict(task.origin)
+    if task.collection != DEFAULT_COLLECTION:
+        extra["collection"] = task.collection
     return msgspec.json.encode(extra).decode()
 
 
@@ -64,6 +67,7 @@ def job_of(row: JobRow, files: list[FileRow], upload_dir: Path) -> Job:
         task.metadata = dict(extra.get("metadata", {}))
         task.ocr_pages = list(extra.get("ocr_pages", []))
         task.parent_id = extra.get("parent_id")
+        task.collection = str(extra.get("collection", DEFAULT_COLLECTION))
         if "origin" in extra:
             task.origin = msgspec.convert(extra["origin"], SourceOrigin)
         if f.stage in ("received", "parsed"):
@@ -95,7 +99,7 @@ def document_row(
         title=task.metadata.get("title"), author=task.metadata.get("author"),
         created=task.metadata.get("created"), modified=task.metadata.get("modified"),
         source_id=origin.source_id if origin else None, parent_id=task.parent_id,
-        meta=msgspec.json.encode(meta).decode(),
+        meta=msgspec.json.encode(meta).decode(), collection=task.collection,
     )  # fmt: skip
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from appliance.wire.collections import DEFAULT_COLLECTION
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -46,6 +48,7 @@ class FileTask:
     ocr_pages: list[int] = field(default_factory=list)
     parent_id: str | None = None  # the mail this file was attached to
     origin: SourceOrigin | None = None  # the synced folder's file it is a snapshot of
+    collection: str = DEFAULT_COLLECTION  # the id of the collection its document goes to
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class Job:
     finished_at: float | None = None
     cancel_requested: bool = False
     source_id: str | None = None  # a scan of this synced folder
+
+    @property
+    def collection(self) -> str:
+        """The id of the collection its documents go to (one per job)."""
+        return self.files[0].collection if self.files else DEFAULT_COLLECTION
 
     @property
     def finished(self) -> bool:

@@ -30,18 +30,25 @@ from appliance.ingest.sandbox import ParseCancelled, ParseSandbox
 from appliance.observability.metrics import Metrics
 from appliance.runtime.files import sha256_file
 from appliance.store.journal import Journal
+from appliance.wire.collections import DEFAULT_COLLECTION
 
 log = logging.getLogger(__name__)
 
 ID_NAMESPACE = uuid.UUID("6f1c1f9e-5f44-4a55-9a0e-6b7a2f3c2d10")
 
 
-def document_id_for(content_hash: str) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, content_hash))
+def _in(collection: str) -> str:
+    """The prefix that keeps the same content apart in two collections (`default`, and
+    every document from before collections, keeps the ids it had)."""
+    return "" if collection == DEFAULT_COLLECTION else f"{collection}/"
 
 
-def point_id_for(content_hash: str, chunk_index: int) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, f"{content_hash}:{chunk_index}"))
+def document_id_for(content_hash: str, collection: str = DEFAULT_COLLECTION) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{_in(collection)}{content_hash}"))
+
+
+def point_id_for(content_hash: str, chunk_index: int, collection: str = DEFAULT_COLLECTION) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{_in(collection)}{content_hash}:{chunk_index}"))
 
 
 class FileSettings(msgspec.Struct, frozen=True):
@@ -118,7 +125,7 @@ class FilePipeline:
             content_type, pages = task.content_type, task.pages
         else:
             data_hash = await asyncio.to_thread(sha256_file, task.path)
-            document_id = document_id_for(data_hash)
+            document_id = document_id_for(data_hash, task.collection)
             existing = await self.parts.journal.get(document_id)
             if existing is not None:
                 task.document_id = document_id
@@ -154,7 +161,7 @@ class FilePipeline:
             )
             records = [
                 ChunkRecord(
-                    point_id=point_id_for(data_hash, start + i),
+                    point_id=point_id_for(data_hash, start + i, task.collection),
                     document_id=document_id,
                     file_name=task.file_name,
                     chunk_index=start + i,
@@ -163,6 +170,7 @@ class FilePipeline:
                     heading=c.heading,
                     vector=v,
                     location=c.location,
+                    collection=task.collection,
                 )
                 for i, (c, v) in enumerate(zip(batch, vectors, strict=True))
             ]

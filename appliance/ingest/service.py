@@ -26,6 +26,7 @@ from appliance.ingest.jobs import FileState, FileTask, Job, JobState
 from appliance.ingest.pipeline import FilePipeline
 from appliance.ingest.uploads import UnsupportedFile, fsync_dir, refusal, save_upload
 from appliance.store.journal import JobRow
+from appliance.wire.collections import DEFAULT_COLLECTION
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +85,21 @@ class IngestionService:
         await asyncio.to_thread(self._parts.sandbox.close)
 
     # ---- jobs -------------------------------------------------------------
-    async def receive(self, files: Sequence[tuple[str, IO[bytes]]]) -> Job:
+    async def receive(
+        self, files: Sequence[tuple[str, IO[bytes]]], collection: str = DEFAULT_COLLECTION
+    ) -> Job:
         """An upload's files (name, content): each fsynced under a server-made name and
         sniffed (a file that is not what its name says is failed at once, the others
-        queued), then the job journaled and queued (`submit`). `UnsupportedFile` when no
-        file of the upload can be ingested."""
+        queued), then the job journaled and queued (`submit`), its documents bound for
+        the collection of id `collection`. `UnsupportedFile` when no file of the upload
+        can be ingested."""
         job = Job(files=[])
         job_dir = self.new_job_dir(job)
         try:
             for index, (name, content) in enumerate(files):
                 target = job_dir / f"{index:05d}.upload"  # never the client's name
                 size = await asyncio.to_thread(save_upload, content, target)
-                task = FileTask(file_name=name, path=target, size_bytes=size)
+                task = FileTask(file_name=name, path=target, size_bytes=size, collection=collection)
                 if (reason := await asyncio.to_thread(refusal, target, name)) is not None:
                     task.state, task.error = FileState.FAILED, reason
                     target.unlink()
@@ -150,6 +154,7 @@ class IngestionService:
             content_type=doc.content_type,
             pages=doc.pages,
             document_id=doc.id,
+            collection=doc.collection,
         )
         job.files.append(task)
         return await self.submit(job)

@@ -46,7 +46,9 @@ from appliance.ingest.source_root import ScanRoot, SourceError, copy_entry, iden
 from appliance.ingest.source_threads import run_owned, watch_changes
 from appliance.ingest.source_walk import Entry, next_batch, shown, walk
 from appliance.observability.metrics import Metrics
+from appliance.store.collections import CollectionRegistry
 from appliance.store.journal import Journal
+from appliance.wire.collections import DEFAULT_COLLECTION
 
 log = logging.getLogger(__name__)
 BATCH_PATHS = 500  # paths looked up in the journal at once
@@ -88,6 +90,7 @@ class SourceService:
         metrics: Metrics,
         configured: list[SourceSettings],
         protected: Sequence[str] = (),
+        collections: CollectionRegistry | None = None,
     ) -> None:
         """`protected`: the folders no source may be inside (`source_root.protected_folders`)."""
         self._protected = list(protected)
@@ -95,6 +98,7 @@ class SourceService:
         self._ingestion = ingestion
         self._metrics = metrics
         self._configured = configured
+        self._collections = collections  # a source's collection is made if missing
         self._sources: dict[str, _Live] = {}
 
     async def start(self) -> None:
@@ -127,6 +131,18 @@ class SourceService:
         for live in self._sources.values():
             await self._cancel(live)
 
+    async def _collection_id(self, spec: SourceSettings) -> str:
+        if self._collections is None:
+            return DEFAULT_COLLECTION
+        return await self._collections.ensure(spec.collection)
+
+    def collection_of(self, spec: SourceSettings) -> str | None:
+        """The id of the collection the source fills (None: not made yet)."""
+        if self._collections is None:
+            return DEFAULT_COLLECTION
+        row = self._collections.named(spec.collection)
+        return row.id if row is not None else None
+
     # ---- what the API offers ----------------------------------------------
     def listing(self) -> list[tuple[SourceSettings, str, ScanReport | None]]:
         return [(s.settings, s.origin, s.last_scan) for s in self._sources.values()]
@@ -139,6 +155,7 @@ class SourceService:
         if spec.id in self._sources:
             raise SourceConflict(f"`id`: a source named {spec.id!r} exists already", field="id")
         device = await asyncio.to_thread(root_device, spec.path, self._protected)
+        await self._collection_id(spec)  # made now: the admin sees it at once
         await self._journal.save_source(spec.id, _encode(spec), "api", time.time(), device)
         live = _Live(spec, "api")
         self._sources[spec.id] = live
@@ -342,6 +359,7 @@ class SourceService:
         """Copy the files into a job (a snapshot), run it, wait for its end."""
         job = Job(files=[])
         job.source_id = spec.id
+        collection = await self._collection_id(spec)
         target = self._ingestion.new_job_dir(job)
         for i, (entry, old_document) in enumerate(pending):
             copy = target / f"{i:05d}{Path(entry.path).suffix.lower()}"
@@ -356,11 +374,9 @@ class SourceService:
                 continue
             origin = SourceOrigin(spec.id, entry.path, entry.size, entry.mtime_ns, number,
                                   old_document)  # fmt: skip
-            job.files.append(
-                FileTask(
-                    file_name=shown(entry.path), path=copy, size_bytes=entry.size, origin=origin
-                )
-            )
+            task = FileTask(shown(entry.path), copy, entry.size, origin=origin)
+            task.collection = collection
+            job.files.append(task)
         if not job.files:
             await asyncio.to_thread(shutil.rmtree, target, ignore_errors=True)
             return

@@ -22,6 +22,7 @@ class AskParams:
     filters: DocumentFilter | None = None
     retrieval: str | None = None  # "dense" | "hybrid"; None: retrieval.mode
     conversation_id: str | None = None  # the caller's conversation it continues, if any
+    collections: frozenset[str] | None = None  # ids the search may read; None: all
 
 
 @dataclass(frozen=True)

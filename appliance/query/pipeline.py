@@ -96,6 +96,7 @@ class QueryService:
         found = await self.searcher.search(
             params.question, params.top_k, params.document_ids, params.filters,
             retrieval=params.retrieval, min_score=self._min_score,
+            collections=params.collections,
         )  # fmt: skip
         if extract:
             return await self._extract(params, found, strategy, t_start, turn)

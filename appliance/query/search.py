@@ -4,13 +4,21 @@ dense + BM25 fused by reciprocal rank), within the documents the filters admit."
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+
+import msgspec
 
 from appliance.domain.protocols import DocumentCatalog, Embedder, VectorStore
 from appliance.domain.types import DocumentFilter, DocumentInfo, Hit
 from appliance.observability.metrics import Metrics
 from appliance.query.params import NoLexicalIndex
+
+
+def _by_metadata(filters: DocumentFilter) -> bool:
+    """Whether `filters` names documents by their metadata (collections are a condition
+    of the store query, not a list of documents)."""
+    return msgspec.structs.replace(filters, collections=None) != DocumentFilter()
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Searcher:
     ) -> Sequence[str] | None:
         """The documents a search may find: `document_ids` and those `filters` admit
         (None: all of them)."""
-        if filters is None or self._catalog is None:
+        if filters is None or self._catalog is None or not _by_metadata(filters):
             return document_ids
         admitted = await self._catalog.matching(filters)
         if document_ids is None:
@@ -71,9 +79,12 @@ class Searcher:
         *,
         retrieval: str | None = None,
         min_score: float | None = None,
+        collections: Collection[str] | None = None,
     ) -> SearchOutcome:
         """`retrieval`: "dense" or "hybrid" (None: retrieval.mode); with hybrid, hits are
-        ranked by reciprocal rank fusion and `min_score` applies to the dense ranking."""
+        ranked by reciprocal rank fusion and `min_score` applies to the dense ranking.
+        `collections`: the ids the caller may read (None: all), a condition of the store
+        query itself."""
         embedder, store = self.embedder, self._store  # one model and its collection
         fused = (retrieval or self._retrieval) == "hybrid"
         if fused and not store.hybrid:
@@ -81,14 +92,16 @@ class Searcher:
                 raise NoLexicalIndex()
             fused = False  # the config's default, on a collection without BM25 (logged)
         document_ids = await self.scope(document_ids, filters)
-        if document_ids is not None and not document_ids:  # the filters admit no document
+        if (document_ids is not None and not document_ids) or (
+            collections is not None and not collections
+        ):  # the filters admit no document, or the caller reads no collection
             return SearchOutcome([], 0.0, 0.0, [], embedder, fused)
         t0 = time.perf_counter()
         [vector] = await embedder.embed([query], interactive=True)
         t1 = time.perf_counter()
         hits = await store.search(
             vector, top_k, document_ids, text=query if fused else None,
-            min_score=min_score if fused else None,
+            min_score=min_score if fused else None, collections=collections,
         )  # fmt: skip
         t2 = time.perf_counter()
         self._metrics.stage_seconds.labels("embed_query").observe(t1 - t0)

@@ -18,6 +18,7 @@ import msgspec
 from appliance.runtime.files import copy_sqlite, write_private
 from appliance.runtime.worker import ThreadWorker
 from appliance.security.keys import KeyRecord, Role, check, key_id_of, new_key
+from appliance.wire.collections import ALL_COLLECTIONS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -29,7 +30,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at REAL
 )
 """
-_COLUMNS = "id, name, role, key_hash, created_at, revoked_at"
+# keys made before collections read every collection
+_ADD_COLLECTIONS = "ALTER TABLE api_keys ADD COLUMN collections TEXT NOT NULL DEFAULT '[\"*\"]'"
+_COLUMNS = "id, name, role, key_hash, created_at, revoked_at, collections"
 BOOTSTRAP_NAME = "bootstrap admin"
 
 
@@ -38,7 +41,9 @@ class LastAdminKey(Exception):
 
 
 def _record(row: tuple[object, ...]) -> KeyRecord:
-    return msgspec.convert(dict(zip(_COLUMNS.split(", "), row, strict=True)), KeyRecord)
+    fields = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    fields["collections"] = msgspec.json.decode(str(fields["collections"]))
+    return msgspec.convert(fields, KeyRecord)
 
 
 class KeyStore:
@@ -57,6 +62,8 @@ class KeyStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(_SCHEMA)
+        if "collections" not in {r[1] for r in conn.execute("PRAGMA table_info(api_keys)")}:
+            conn.execute(_ADD_COLLECTIONS)
         conn.commit()
         return conn
 
@@ -107,10 +114,13 @@ class KeyStore:
     def get(self, key_id: str) -> KeyRecord | None:
         return self._keys.get(key_id)
 
-    async def create(self, name: str, role: Role) -> tuple[str, KeyRecord]:
-        """A new key: (the key, shown once; its record)."""
+    async def create(
+        self, name: str, role: Role, collections: tuple[str, ...] = (ALL_COLLECTIONS,)
+    ) -> tuple[str, KeyRecord]:
+        """A new key: (the key, shown once; its record). `collections`: the ids it may
+        read, or `*` for all."""
         key_id, key, key_hash = new_key()
-        record = KeyRecord(key_id, name, role, key_hash, time.time())
+        record = KeyRecord(key_id, name, role, key_hash, time.time(), None, collections)
         await self._insert(record)
         return key, record
 
@@ -118,9 +128,12 @@ class KeyStore:
         def job(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute(
-                    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?)",
-                    (*msgspec.structs.astuple(record)[:5], None),
-                )
+                    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        *msgspec.structs.astuple(record)[:5], None,
+                        msgspec.json.encode(list(record.collections)).decode(),
+                    ),
+                )  # fmt: skip
 
         await self._worker.call(job)
         self._keys[record.id] = record

@@ -15,6 +15,9 @@ from enum import StrEnum
 
 import msgspec
 
+from appliance.domain.access import ReadScope
+from appliance.wire.collections import ALL_COLLECTIONS
+
 PREFIX = "rag_"
 SECRET_BYTES = 32
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
@@ -39,10 +42,15 @@ class KeyRecord(msgspec.Struct, frozen=True):
     key_hash: str
     created_at: float
     revoked_at: float | None = None
+    collections: tuple[str, ...] = (ALL_COLLECTIONS,)  # ids it may read; `*`: all
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def scope(self) -> ReadScope:
+        return ReadScope.of(self.collections, admin=self.role is Role.ADMIN)
 
 
 def new_key() -> tuple[str, str, str]:

@@ -29,6 +29,7 @@ from appliance.server.dependencies import DEPENDENCIES
 from appliance.server.errors import EXCEPTION_HANDLERS
 from appliance.server.openapi import describe_settings
 from appliance.server.routes.admin import AdminController
+from appliance.server.routes.collections import CollectionController
 from appliance.server.routes.conversations import ConversationController
 from appliance.server.routes.documents import DocumentController
 from appliance.server.routes.health import HealthController
@@ -106,6 +107,7 @@ def create_app(
         DocumentController,
         QueryController,
         KeyController,
+        CollectionController,
         SourceController,
         ConversationController,
         AdminController,

@@ -20,6 +20,7 @@ from appliance.engine.remote.external import (
     external_generator,
 )
 from appliance.engine.remote.generator import OpenAIGenerator
+from appliance.ingest.collections import CollectionService
 from appliance.ingest.embedding_switch import EmbedderFactory
 from appliance.ingest.pipeline import FilePipeline, FileSettings, IngestParts
 from appliance.ingest.reconcile import reconcile
@@ -38,6 +39,7 @@ from appliance.server.backup import sweep
 from appliance.server.services import Services
 from appliance.server.stores import live_index, make_store
 from appliance.store.active_index import remove_retired_edge
+from appliance.store.collections import CollectionRegistry
 from appliance.store.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,8 @@ async def _build_the_rest(
     ingestion = IngestionService(files=files)
     sweep(root / "backups")  # archives a crash left behind hold secrets
     await reconcile(journal, store, metrics)
+    registry = CollectionRegistry(journal)
+    await registry.load()
     resumed = await ingestion.start()
     metrics.jobs_resumed.inc(resumed)
     if resumed:
@@ -157,7 +161,7 @@ async def _build_the_rest(
     )
     sources = SourceService(
         journal=journal, ingestion=ingestion, metrics=metrics, configured=settings.sources,
-        protected=protected_folders(root),
+        protected=protected_folders(root), collections=registry,
     )  # fmt: skip
     await sources.start()
     if isinstance(engine.generator, OpenAIGenerator):
@@ -175,6 +179,7 @@ async def _build_the_rest(
         settings, plan, metrics, engine, store, journal, ingestion, query, keys, audit,
         index.collection, new_store=lambda dim, name: make_store(settings, dim, name),
         new_embedder=switch_embedder(settings, plan), sources=sources,
+        collections=CollectionService(registry, journal, ingestion, sources),
     )  # fmt: skip
 
 

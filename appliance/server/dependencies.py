@@ -16,6 +16,7 @@ from appliance.ingest.sources import SourceService
 from appliance.security.audit import CallerAudit
 from appliance.security.keys import KeyRecord
 from appliance.server.health_checks import HealthChecks
+from appliance.server.reader import caller_reader
 from appliance.server.services import Services
 from appliance.server.startup import running_services
 from appliance.server.status_report import StatusReport
@@ -65,4 +66,6 @@ DEPENDENCIES = {
     "status_report": provide(StatusReport),
     "health_checks": provide(HealthChecks),
     "served": provide(Services.served),
+    "reader": Provide(caller_reader, sync_to_thread=False),
+    "collections": provide(lambda s: s.collections),
 }

@@ -15,6 +15,7 @@ from appliance.config.schema import Settings
 from appliance.domain.protocols import Embedder, Generator
 from appliance.engine.build import Engine
 from appliance.engine.remote.external import ExternalEngine
+from appliance.ingest.collections import CollectionService
 from appliance.ingest.embedding_switch import EmbedderFactory, EmbeddingSwitch, StoreFactory
 from appliance.ingest.service import IngestionService
 from appliance.ingest.sources import SourceService
@@ -67,6 +68,7 @@ class Services:
     new_store: InitVar[StoreFactory]
     new_embedder: InitVar[EmbedderFactory]
     sources: SourceService | None = None  # the synced folders, once started
+    collections: CollectionService | None = None
     data_dir_lock: int | None = None
 
     def __post_init__(self, new_store: StoreFactory, new_embedder: EmbedderFactory) -> None:

@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,9 @@ from appliance.store.lexical import (
     Sparse,
     indexed_text,
 )
-from appliance.store.payload import hit_of, payload_of
+from appliance.store.payload import COLLECTION_FIELD, hit_of, payload_of
 
-INDEXED_FIELDS = ("document_id",)
+INDEXED_FIELDS = ("document_id", COLLECTION_FIELD)
 BM25_MARKER = "appliance-bm25.json"  # the BM25 parameters the stored sparse vectors have
 _BACKFILL_PAGE = 512
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class EdgeStore(HybridStore):
                 ) from exc
             if self.lexical is not None:
                 shard = self._ensure_sparse(shard, has_sparse)
+            self._ensure_collections(shard)
             return shard
         self._path.mkdir(parents=True, exist_ok=True)
         shard = qe.EdgeShard.create(str(self._path), self._config(self.lexical is not None))
@@ -117,6 +118,26 @@ class EdgeStore(HybridStore):
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
         self._write_marker()
         return shard
+
+    @staticmethod
+    def _ensure_collections(shard: Any) -> None:
+        """A shard from before collections: the payload index on `collection`, and every
+        chunk without one put in `default` (one filtered update; none left: no-op)."""
+        import qdrant_edge as qe
+
+        indexed = set((shard.info().payload_schema or {}).keys())
+        if COLLECTION_FIELD not in indexed:
+            shard.update(
+                qe.UpdateOperation.create_field_index(
+                    COLLECTION_FIELD, qe.PayloadSchemaType.Keyword
+                )
+            )
+        unset = qe.Filter(must=[qe.IsEmptyCondition(COLLECTION_FIELD)])
+        if shard.count(qe.CountRequest(exact=True, filter=unset)):
+            shard.update(
+                qe.UpdateOperation.set_payload_by_filter(unset, {COLLECTION_FIELD: "default"})
+            )
+            shard.flush()
 
     def _write_marker(self) -> None:
         if self.lexical is not None:
@@ -224,12 +245,21 @@ class EdgeStore(HybridStore):
         self._queue_optimize()
 
     @staticmethod
-    def _filter(document_ids: Sequence[str]) -> Any:
+    def _filter(
+        document_ids: Sequence[str] | None, collections: Collection[str] | None = None
+    ) -> Any:
         import qdrant_edge as qe
 
-        return qe.Filter(
-            must=[qe.FieldCondition(key="document_id", match=qe.MatchAny(any=list(document_ids)))]
-        )
+        must: list[Any] = []
+        if document_ids is not None:
+            must.append(
+                qe.FieldCondition(key="document_id", match=qe.MatchAny(any=list(document_ids)))
+            )
+        if collections is not None:  # none readable: matches nothing
+            must.append(
+                qe.FieldCondition(key=COLLECTION_FIELD, match=qe.MatchAny(any=sorted(collections)))
+            )
+        return qe.Filter(must=must)
 
     async def delete_by_document(self, document_id: str) -> None:
         import qdrant_edge as qe

@@ -10,7 +10,7 @@ BM25 vectors turns it off).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +55,16 @@ class HybridStore(ThreadOwned, ABC):
         *,
         text: str | None = None,
         min_score: float | None = None,
+        collections: Collection[str] | None = None,
     ) -> list[Hit]:
         """Nearest chunks by cosine; with `text` (and a lexical encoder), the dense and
         BM25 rankings fused by reciprocal rank: scores are then RRF scores, and
         `min_score` applies to the dense ranking only (a BM25 match enters regardless)."""
-        where = self._filter(document_ids) if document_ids else None
+        where = (
+            self._filter(document_ids, collections)
+            if document_ids or collections is not None
+            else None
+        )
         query = VectorQuery(vector, top_k, where, min_score)
 
         def job(client: Any) -> list[Hit]:
@@ -70,8 +75,11 @@ class HybridStore(ThreadOwned, ABC):
 
     @staticmethod
     @abstractmethod
-    def _filter(document_ids: Sequence[str]) -> Any:
-        """Only the points of these documents, in the client's terms."""
+    def _filter(
+        document_ids: Sequence[str] | None, collections: Collection[str] | None = None
+    ) -> Any:
+        """Only the points of these documents (None: any) in these collections (None:
+        any), in the client's terms."""
 
     @abstractmethod
     def _dense(self, client: Any, query: VectorQuery) -> list[Hit]:

@@ -11,7 +11,7 @@ reconciler reads what was left half-done and finishes it (`ingest/reconcile.py`)
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from appliance.domain.types import Section
 from appliance.runtime.files import copy_sqlite
 from appliance.runtime.worker import ThreadWorker
 from appliance.store.journal_catalog import CatalogQueries
+from appliance.store.journal_collections import CollectionJournal
 from appliance.store.journal_conversations import ConversationJournal
 from appliance.store.journal_schema import (
     DOC_COLUMNS,
@@ -45,7 +46,7 @@ def _insert_indexed(doc: DocumentRow) -> tuple[str, tuple[Any, ...]]:
     )
 
 
-class Journal(SourceJournal, ConversationJournal, CatalogQueries):
+class Journal(SourceJournal, ConversationJournal, CollectionJournal, CatalogQueries):
     def __init__(self, path: Path, queue_size: int = 256) -> None:
         self.path = path
         self._worker: ThreadWorker[sqlite3.Connection] = ThreadWorker(
@@ -91,9 +92,13 @@ class Journal(SourceJournal, ConversationJournal, CatalogQueries):
         )
         return DocumentRow(*rows[0]) if rows else None
 
-    async def documents(self) -> list[DocumentRow]:
+    async def documents(self, collections: Collection[str] | None = None) -> list[DocumentRow]:
+        """The indexed documents, of these collections (ids; None: all)."""
+        where, params = "state = 'indexed'", list(collections or ())
+        if collections is not None:
+            where += f" AND collection IN ({','.join('?' * len(params)) or 'NULL'})"
         rows = await self._read(
-            f"SELECT {DOC_COLUMNS} FROM documents WHERE state = 'indexed' ORDER BY created_at, id"
+            f"SELECT {DOC_COLUMNS} FROM documents WHERE {where} ORDER BY created_at, id", params
         )
         return [DocumentRow(*r) for r in rows]
 

@@ -16,12 +16,13 @@ import msgspec
 
 from appliance.runtime.files import copy_sqlite
 from appliance.store.conversation_tables import create_conversation_tables
+from appliance.wire.collections import DEFAULT_COLLECTION
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
     file_name TEXT NOT NULL,
-    content_hash TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
     content_type TEXT NOT NULL,
     size_bytes INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
@@ -68,6 +69,12 @@ CREATE TABLE IF NOT EXISTS sources (
     created_at REAL NOT NULL,
     last_scan TEXT
 );
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+INSERT OR IGNORE INTO collections (id, name, created_at) VALUES ('default', 'default', 0);
 CREATE TABLE IF NOT EXISTS source_files (
     source_id TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -104,6 +111,7 @@ class DocumentRow(msgspec.Struct, frozen=True):
     source_id: str | None = None
     parent_id: str | None = None
     meta: str = "{}"
+    collection: str = DEFAULT_COLLECTION  # the id of its collection
 
 
 class JobRow(msgspec.Struct, frozen=True):
@@ -162,6 +170,7 @@ def connect(path: Path) -> sqlite3.Connection:
     if "cancel_requested" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}:
         conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0")
     _add_columns(conn, "documents", _DOC_ADDED)
+    _unique_per_collection(conn)
     _add_columns(conn, "files", (("extra", "TEXT NOT NULL DEFAULT '{}'"),))
     _add_columns(conn, "chunks", (("location", "TEXT"),))
     _add_columns(conn, "sources", (("device", "INTEGER"),))  # st_dev at add
@@ -180,13 +189,36 @@ _DOC_ADDED = (
     ("source_id", "TEXT"),
     ("parent_id", "TEXT"),
     ("meta", "TEXT NOT NULL DEFAULT '{}'"),
+    ("collection", "TEXT NOT NULL DEFAULT 'default'"),  # every older document: `default`
 )
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS documents_file_type ON documents(file_type);
 CREATE INDEX IF NOT EXISTS documents_source ON documents(source_id);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_content ON documents(collection, content_hash);
 CREATE INDEX IF NOT EXISTS source_files_document ON source_files(document_id);
 CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at);
 """
+
+
+def _unique_per_collection(conn: sqlite3.Connection) -> None:
+    """Journals from before collections held each content once (`content_hash UNIQUE`);
+    now it is once per collection. SQLite cannot drop a constraint, so the table is
+    rebuilt from its own definition, in one transaction (rows, column order kept)."""
+    [sql] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'documents'").fetchone()
+    if "content_hash TEXT NOT NULL UNIQUE" not in sql:
+        return
+    rebuilt = sql.replace("content_hash TEXT NOT NULL UNIQUE", "content_hash TEXT NOT NULL")
+    rebuilt = rebuilt.replace("CREATE TABLE documents", "CREATE TABLE documents_rebuilt", 1)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(rebuilt)
+        conn.execute("INSERT INTO documents_rebuilt SELECT * FROM documents")
+        conn.execute("DROP TABLE documents")
+        conn.execute("ALTER TABLE documents_rebuilt RENAME TO documents")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _add_columns(

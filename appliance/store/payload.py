@@ -6,8 +6,11 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 
+COLLECTION_FIELD = "collection"  # the collection id: every read of content filters on it
+
 PAYLOAD_FIELDS = (
     "document_id", "file_name", "chunk_index", "text", "page", "heading", "location",
+    "collection",
 )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ it keeps working dense-only (logged): recreate it, or switch to a new
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from appliance.store.lexical import (
     Sparse,
     indexed_text,
 )
-from appliance.store.payload import hit_of, payload_of
+from appliance.store.payload import COLLECTION_FIELD, hit_of, payload_of
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class QdrantStore(HybridStore):
                     self.collection, "document_id", models.PayloadSchemaType.KEYWORD
                 )
         else:
+            self._ensure_collections(client)
             info = client.get_collection(self.collection)
             size = info.config.params.vectors.size  # type: ignore[union-attr]
             if size != self.dim:
@@ -94,7 +95,23 @@ class QdrantStore(HybridStore):
                     "(a new storage.collection gets them)", self.collection,
                 )  # fmt: skip
                 self.lexical = None
+        if self.mode == "server":  # the filter of every read: indexed (idempotent)
+            client.create_payload_index(
+                self.collection, COLLECTION_FIELD, models.PayloadSchemaType.KEYWORD
+            )
         return client
+
+    def _ensure_collections(self, client: Any) -> None:
+        """Chunks stored before collections existed go to `default`."""
+        from qdrant_client import models
+
+        unset = models.Filter(
+            must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=COLLECTION_FIELD))]
+        )
+        if client.count(self.collection, count_filter=unset, exact=True).count:
+            client.set_payload(
+                self.collection, {COLLECTION_FIELD: "default"}, points=unset, wait=True
+            )
 
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         from qdrant_client import models
@@ -118,16 +135,25 @@ class QdrantStore(HybridStore):
         await self._worker.call(job, INTERACTIVE)
 
     @staticmethod
-    def _filter(document_ids: Sequence[str]) -> Any:
+    def _filter(
+        document_ids: Sequence[str] | None, collections: Collection[str] | None = None
+    ) -> Any:
         from qdrant_client import models
 
-        return models.Filter(
-            must=[
+        must: list[Any] = []
+        if document_ids is not None:
+            must.append(
                 models.FieldCondition(
                     key="document_id", match=models.MatchAny(any=list(document_ids))
                 )
-            ]
-        )
+            )
+        if collections is not None:
+            must.append(
+                models.FieldCondition(
+                    key=COLLECTION_FIELD, match=models.MatchAny(any=sorted(collections))
+                )
+            )
+        return models.Filter(must=must)
 
     async def delete_by_document(self, document_id: str) -> None:
         from qdrant_client import models

@@ -30,6 +30,7 @@ MAX_CONTENT_CHARS = 32_768  # one message's text, or one text part
 MAX_CONTENT_PARTS = 16
 MAX_CHAT_CHARS = 262_144  # the text of all messages together (checked in code)
 MAX_EMBEDDING_INPUTS = 2048  # as OpenAI
+APPLIANCE_MODEL = "appliance"  # RAG over every collection the key reads; `appliance/NAME`: one
 MAX_EMBEDDING_CHARS = 32_768  # one input; the model reads its context's worth of tokens
 
 Text = Annotated[str, Meta(min_length=1, max_length=MAX_CONTENT_CHARS)]
@@ -80,8 +81,9 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
         str,
         Meta(
             max_length=256,
-            description="Any name: the appliance answers with its one chat model (GET "
-            "/v1/models) and says which in the response.",
+            description="`appliance/NAME` searches only the collection NAME; any other name "
+            "(`appliance`, or the chat model's) searches every collection the key reads. "
+            "The appliance answers with its one chat model and says which in the response.",
         ),
     ]
     messages: Annotated[list[ChatMessage], Meta(min_length=1, max_length=MAX_MESSAGES)]

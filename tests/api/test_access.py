@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ REQUIRED = {
     ("GET", "/v1/models"): "query",
     ("POST", "/v1/chat/completions"): "query",
     ("POST", "/v1/embeddings"): "query",
+    ("GET", "/v1/collections"): "query",
+    ("POST", "/v1/collections"): "admin",
+    ("PATCH", "/v1/collections/{name}"): "admin",
+    ("DELETE", "/v1/collections/{name}"): "admin",
 }
 ROLES = ("admin", "ingest", "query")
 
@@ -109,9 +114,9 @@ def operations(schema: dict[str, Any]) -> set[tuple[str, str]]:
 def call(client: TestClient[Any], method: str, path: str, headers: dict[str, str]) -> int:
     """Send a harmless request: placeholders in the path, a body the route refuses."""
     url = path.replace("{document_id}", "no-such-doc").replace("{job_id}", "no-such-job")
-    url = url.replace("{key_id}", "nokey000")
+    url = url.replace("{key_id}", "nokey000").replace("{name}", "no-such-collection")
     kwargs: dict[str, Any] = {"headers": headers}
-    if method == "POST":
+    if method in ("POST", "PATCH"):
         kwargs["json"] = {}
     return client.request(method, url, **kwargs).status_code
 
@@ -296,3 +301,171 @@ def test_openai_routes_refuse_in_openai_error_shape_with_the_same_limits(
     resp = client.get("/v1/models", headers=bearer(key))
     assert resp.status_code == 429 and "ratelimit-reset" in resp.headers
     assert resp.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+# ---- collections: who reads what ---------------------------------------------------
+HR_FACT = "Staff file leave requests on form PINEAPPLE-7731 in the human resources portal."
+DESK_FACT = "The helpdesk resets forgotten passwords at the MANGO-4420 kiosk on floor two."
+QUESTION = {"query": "Which form do staff file leave requests on?", "strategy": "extract"}
+# Every operation, and how it is kept to the key's collections: a probe of what an HR
+# document shows through it, or why it shows none. A new route fails the test until it
+# is listed here.
+NO_CONTENT = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/status"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("DELETE", "/v1/keys/{key_id}"),
+    ("POST", "/v1/backup"),
+    ("GET", "/v1/models/embedding"),
+    ("POST", "/v1/models/embedding"),
+    ("GET", "/v1/logs"),
+    ("POST", "/v1/sources"),
+    ("DELETE", "/v1/sources/{source_id}"),
+    ("DELETE", "/v1/documents/{document_id}"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/collections"),
+    ("PATCH", "/v1/collections/{name}"),
+    ("DELETE", "/v1/collections/{name}"),  # admin only, or no document content
+    ("POST", "/v1/documents"),  # uploads: the collection is checked (test below)
+    ("GET", "/v1/conversations"),
+    ("GET", "/v1/conversations/{conversation_id}"),
+    ("DELETE", "/v1/conversations/{conversation_id}"),  # each key's own (follow-up: e2e)
+}
+PROBES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
+    ("GET", "/v1/documents"): ("query", "GET /v1/documents", None),
+    ("GET", "/v1/documents/{document_id}"): ("query", "GET /v1/documents/{doc}", None),
+    ("GET", "/v1/documents/{document_id}/chunks"): (
+        "query", "GET /v1/documents/{doc}/chunks", None),
+    ("POST", "/v1/documents/{document_id}/reindex"): (
+        "ingest", "POST /v1/documents/{doc}/reindex", {}),
+    ("GET", "/v1/jobs"): ("ingest", "GET /v1/jobs", None),
+    ("GET", "/v1/jobs/{job_id}"): ("ingest", "GET /v1/jobs/{job}", None),
+    ("POST", "/v1/jobs/{job_id}/cancel"): ("ingest", "POST /v1/jobs/{job}/cancel", {}),
+    ("POST", "/v1/search"): ("query", "POST /v1/search", {"query": QUESTION["query"], "top_k": 50}),
+    ("POST", "/v1/ask"): ("query", "POST /v1/ask", QUESTION),
+    ("POST", "/v1/ask/stream"): ("query", "POST /v1/ask/stream", QUESTION),
+    ("POST", "/v1/chat/completions"): ("query", "POST /v1/chat/completions", {
+        "model": "appliance", "strategy": "extract",
+        "messages": [{"role": "user", "content": QUESTION["query"]}]}),
+    ("GET", "/v1/models"): ("query", "GET /v1/models", None),
+    ("GET", "/v1/collections"): ("query", "GET /v1/collections", None),
+    ("GET", "/v1/sources"): ("ingest", "GET /v1/sources", None),
+    ("POST", "/v1/sources/{source_id}/scan"): ("ingest", "POST /v1/sources/hr-share/scan", {}),
+}  # fmt: skip
+SCOPES = {"hr": ["hr"], "desk": ["desk"], "all": ["*"]}
+ACTIONS = {"reindex", "cancel", "scan"}  # these show nothing: success is what they let through
+
+
+@pytest.fixture(scope="module")
+def teams(
+    app_client: tuple[TestClient[Any], Path], keys: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:  # fmt: skip
+    """Collections `hr` and `desk` with one document each, an HR source, and keys of
+    each role scoped to hr, to desk and to `*` (named `<role>-<scope>`)."""
+    client, _ = app_client
+    admin = bearer(keys["admin"])
+    made: dict[str, str] = {}
+    for name, fact in (("hr", HR_FACT), ("desk", DESK_FACT)):
+        assert client.post("/v1/collections", json={"name": name}, headers=admin).status_code == 201
+        resp = client.post(
+            "/v1/documents", files=[("files", (f"{name}.txt", fact.encode()))],
+            data={"collection": name}, headers=admin,
+        )  # fmt: skip
+        assert resp.status_code == 202, resp.text
+        made[f"job-{name}"] = job = resp.json()["job_id"]
+        for _ in range(600):
+            state = client.get(f"/v1/jobs/{job}", headers=admin).json()
+            if state["state"] == "done":
+                break
+            time.sleep(0.1)
+        made[f"doc-{name}"] = state["files"][0]["document_id"]
+    share = tmp_path_factory.mktemp("hr-share")
+    spec = {"id": "hr-share", "path": str(share), "collection": "hr", "role": "ingest"}
+    assert client.post("/v1/sources", json=spec, headers=admin).status_code == 201
+    for role in ("query", "ingest"):
+        for scope, collections in SCOPES.items():
+            body = {"name": f"{role} {scope}", "role": role, "collections": collections}
+            resp = client.post("/v1/keys", json=body, headers=admin)
+            assert resp.status_code == 201, resp.text
+            assert resp.json()["collections"] == collections
+            made[f"{role}-{scope}"] = resp.json()["key"]
+    made["admin"] = keys["admin"]
+    return made
+
+
+def test_every_route_returning_document_content_is_kept_to_the_keys_collections(
+    app_client: tuple[TestClient[Any], Path], teams: dict[str, str]
+) -> None:
+    """Each key sees the HR document (its id, its job, its text, its source, its
+    collection) through a route exactly when it reads `hr`: keys scoped to hr, to `*`,
+    and admin; never a desk key, and never as a 403 (a 404 or an answer without it)."""
+    client, _ = app_client
+    assert set(PROBES) | NO_CONTENT == set(REQUIRED) and not set(PROBES) & NO_CONTENT
+    hr_marks = (
+        teams["doc-hr"], teams["job-hr"], "PINEAPPLE-7731", "hr-share", '"hr"', "appliance/hr",
+    )  # fmt: skip
+    wrong: list[str] = []
+    for role, target, body in PROBES.values():
+        method, path = target.replace("{doc}", teams["doc-hr"]).replace(
+            "{job}", teams["job-hr"]).split(" ")  # fmt: skip
+        for who in (f"{role}-hr", f"{role}-desk", f"{role}-all", "admin"):
+            resp = client.request(method, path, json=body, headers=bearer(teams[who]))
+            if path.rsplit("/", 1)[-1] in ACTIONS:
+                shown = resp.status_code < 400
+            else:  # a 404 names the id asked for: that is no leak
+                shown = resp.status_code < 400 and any(m in resp.text for m in hr_marks)
+            if resp.status_code == 404 and "PINEAPPLE" in resp.text:
+                wrong.append(f"{target} as {who}: the refusal quotes the document")
+            if resp.status_code >= 400 and resp.status_code != 404:
+                wrong.append(f"{target} as {who}: {resp.status_code} {resp.text[:200]}")
+            elif shown != (not who.endswith("-desk")):
+                wrong.append(f"{target} as {who}: HR content shown={shown} ({resp.status_code})")
+    for who in ("query-hr", "query-desk"):  # the WebSocket (not in the OpenAPI document)
+        with client.websocket_connect("/v1/ask/ws", headers=bearer(teams[who])) as ws:
+            ws.send_text(json.dumps(QUESTION))
+            events = [ws.receive_text()]
+            while json.loads(events[-1])["type"] not in ("done", "error"):
+                events.append(ws.receive_text())
+        if ("PINEAPPLE-7731" in "".join(events)) != (who == "query-hr"):
+            wrong.append(f"WS /v1/ask/ws as {who}: {events[-1][:200]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_request_may_narrow_its_collections_but_never_widen_them(
+    app_client: tuple[TestClient[Any], Path], teams: dict[str, str]
+) -> None:
+    client, data = app_client
+    desk = bearer(teams["query-desk"])
+    for body in (
+        {**QUESTION, "filters": {"collections": ["hr"]}},
+        {**QUESTION, "filters": {"collections": ["no-such"]}},
+    ):
+        resp = client.post("/v1/ask", json=body, headers=desk)
+        assert resp.status_code == 404 and resp.json()["code"] == "collection_not_found"
+        assert "PINEAPPLE" not in resp.text
+    chat = {"model": "appliance/hr", "messages": [{"role": "user", "content": "leave form?"}]}
+    resp = client.post("/v1/chat/completions", json=chat, headers=desk)
+    assert resp.status_code == 404 and resp.json()["error"]["param"] == "model"
+    upload = client.post(
+        "/v1/documents", files=[("files", ("x.txt", b"x"))], data={"collection": "hr"},
+        headers=bearer(teams["ingest-desk"]),
+    )  # fmt: skip
+    assert upload.status_code == 404 and "hr" in upload.text
+    everyone = bearer(teams["query-all"])
+    narrowed = client.post(
+        "/v1/search", json={"query": QUESTION["query"], "top_k": 50,
+                            "filters": {"collections": ["desk"]}}, headers=everyone,
+    ).json()  # fmt: skip
+    assert narrowed["hits"] and {h["document_id"] for h in narrowed["hits"]} == {teams["doc-desk"]}
+    services = client.app.state.services
+    services.audit.stop()  # flush the listener thread
+    services.audit.start()
+    lines = [json.loads(line) for line in (data / "audit.log").read_text().splitlines()]
+    refused = [e for e in lines if e["event"] == "collection_refused"]
+    desk_id = client.get("/v1/keys", headers=bearer(teams["admin"])).json()["keys"]
+    desk_key = next(k["id"] for k in desk_id if k["name"] == "query desk")
+    assert any(e["by"] == desk_key and e["collection"] == "hr" for e in refused), refused

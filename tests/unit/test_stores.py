@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -159,3 +160,82 @@ def test_edge_search_pool_has_the_configured_size(tmp_path: Path, threads: int) 
         assert edge_search_threads() - before == threads
     finally:
         asyncio.run(store.close())
+
+
+def in_collection(recs: list[ChunkRecord], collection: str) -> list[ChunkRecord]:
+    return [msgspec.structs.replace(r, collection=collection) for r in recs]
+
+
+def test_collections_filter_inside_the_query(
+    make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path
+) -> None:
+    """A collection condition keeps top-k within the collection (not a filter after the
+    query), narrows together with document ids, and an empty set reads nothing."""
+    rng = np.random.default_rng(3)
+    hr = in_collection(records("doc-hr", 40, rng), "hr")
+    desk = in_collection(records("doc-desk", 40, rng), "desk")
+
+    async def scenario() -> None:
+        store = make(tmp_path / "store")
+        store.start()
+        await store.upsert(hr + desk)
+        probe = hr[5].vector  # nearest to an HR chunk
+        hits = await store.search(probe, 10, collections={"desk"})
+        assert len(hits) == 10 and {h.document_id for h in hits} == {"doc-desk"}
+        both = await store.search(probe, 10, collections={"desk", "hr"})
+        assert both[0].document_id == "doc-hr"
+        assert await store.search(probe, 10, ["doc-hr"], collections={"desk"}) == []
+        assert await store.search(probe, 10, collections=set()) == []
+        assert len(await store.search(probe, 80)) == 80  # None: every collection
+        await store.close()
+
+    run(scenario())
+
+
+def test_chunks_stored_before_collections_move_to_default(
+    make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path
+) -> None:
+    """A store written before collections (no `collection` payload) opens with every
+    chunk in `default`, found by a `default`-scoped search and by no other."""
+    rng = np.random.default_rng(4)
+    old = records("doc-old", 12, rng)
+
+    async def write_old() -> None:
+        store = make(tmp_path / "store")
+        store.start()
+        await store.upsert(old)
+        await store.close()
+
+    run(write_old())
+    _drop_collection_payload(make, tmp_path / "store")
+
+    async def reopen() -> None:
+        store = make(tmp_path / "store")
+        store.start()
+        assert len(await store.search(old[0].vector, 20, collections={"default"})) == 12
+        assert await store.search(old[0].vector, 20, collections={"hr"}) == []
+        await store.close()
+
+    run(reopen())
+
+
+def _drop_collection_payload(make: Callable[[Path], QdrantStore | EdgeStore], path: Path) -> None:
+    """Remove the `collection` field from every stored chunk, with the client itself."""
+    if make is ADAPTERS["qdrant-edge"]:
+        import qdrant_edge as qe
+
+        shard = qe.EdgeShard.load(str(path), None)
+        everything = qe.Filter(
+            must=[qe.FieldCondition(key="document_id", match=qe.MatchAny(any=["doc-old"]))]
+        )
+        shard.update(qe.UpdateOperation.delete_payload_by_filter(everything, ["collection"]))
+        shard.flush()
+        shard.close()
+    else:
+        from qdrant_client import QdrantClient, models
+
+        client = QdrantClient(path=str(path))
+        match = models.MatchAny(any=["doc-old"])
+        condition = models.FieldCondition(key="document_id", match=match)
+        client.delete_payload("chunks", keys=["collection"], points=models.Filter(must=[condition]))
+        client.close()

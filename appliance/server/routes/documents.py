@@ -21,16 +21,19 @@ from appliance.security.audit import CallerAudit
 from appliance.security.keys import Role
 from appliance.server.errors import field_error, found
 from appliance.server.openapi import errors
+from appliance.server.reader import Reader
 from appliance.store.journal import DocumentRow, Journal
+from appliance.wire.collections import CollectionName
 from appliance.wire.documents import ChunkPage, ChunkRead, DocumentList, DocumentRead
 from appliance.wire.jobs import FileProgress, JobCreated, JobRead
 
 
 class UploadForm(msgspec.Struct):
     files: Annotated[list[UploadFile], Meta(min_length=1, max_length=1000)]
+    collection: CollectionName | None = None  # default: `default`
 
 
-def job_read(job: Job) -> JobRead:
+def job_read(job: Job, reader: Reader) -> JobRead:
     return JobRead(
         id=job.id,
         state=job.state.value,
@@ -43,6 +46,7 @@ def job_read(job: Job) -> JobRead:
         chunks_done=sum(f.chunks_done for f in job.files),
         chunks_total=sum(f.chunks_total for f in job.files),
         files=[msgspec.convert(f, FileProgress, from_attributes=True) for f in job.files],
+        collection=reader.name_of(job.collection),
     )
 
 
@@ -50,10 +54,26 @@ def job_created(job: Job) -> JobCreated:
     return JobCreated(job_id=job.id, files=len(job.files), status_url=f"/v1/jobs/{job.id}")
 
 
-def document_read(row: DocumentRow) -> DocumentRead:
-    """The row's fields, but `source_id` shown as `source` and `meta` decoded."""
-    shown = {"source": row.source_id, "meta": msgspec.json.decode(row.meta or "{}")}
+def document_read(row: DocumentRow, reader: Reader) -> DocumentRead:
+    """The row's fields, but `source_id` shown as `source`, `meta` decoded and the
+    collection by its name."""
+    shown = {
+        "source": row.source_id, "meta": msgspec.json.decode(row.meta or "{}"),
+        "collection": reader.name_of(row.collection),
+    }  # fmt: skip
     return msgspec.convert(msgspec.structs.asdict(row) | shown, DocumentRead)
+
+
+async def readable(journal: Journal, document_id: str, reader: Reader) -> DocumentRow:
+    """The document, if it exists and the key reads its collection; else 404 (the same
+    404: whether it exists elsewhere does not show)."""
+    row = await journal.get(document_id)
+    return found(row if row is not None and reader.admits(row.collection) else None,
+                 f"document {document_id}")  # fmt: skip
+
+
+def visible(job: Job | None, reader: Reader) -> Job | None:
+    return job if job is not None and reader.admits(job.collection) else None
 
 
 def _clean_name(raw: str | None, index: int) -> str:
@@ -76,9 +96,11 @@ class DocumentController(Controller):
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
         ingestion: IngestionService,
         settings: Settings,
+        reader: Reader,
     ) -> JobCreated:
         """Upload one or more files in the repeatable field `files`
-        (.txt .md .html .pdf .docx). Answers at once with a job to follow."""
+        (.txt .md .html .pdf .docx), into the collection the field `collection` names
+        (`default` if none). Answers at once with a job to follow."""
         files = data.files if isinstance(data.files, list) else [data.files]
         if not files:
             raise field_error("files", "at least one file is required")
@@ -88,24 +110,28 @@ class DocumentController(Controller):
                 "files", f"at most {limit} files per upload (server.max_files_per_upload)"
             )
         names = [_clean_name(f.filename, i) for i, f in enumerate(files)]
-        job = await ingestion.receive([(n, f.file) for n, f in zip(names, files, strict=True)])
+        into = reader.collection(data.collection, "collection")
+        job = await ingestion.receive(
+            [(n, f.file) for n, f in zip(names, files, strict=True)], into.id
+        )
         return job_created(job)
 
     @get(
         "/documents", summary="List documents (query)", opt={"role": Role.QUERY},
         responses=errors(),
     )  # fmt: skip
-    async def list_documents(self, journal: Journal) -> DocumentList:
-        rows = await journal.documents()
-        return DocumentList(documents=[document_read(r) for r in rows], total=len(rows))
+    async def list_documents(self, journal: Journal, reader: Reader) -> DocumentList:
+        rows = await journal.documents(reader.scope.collections)
+        return DocumentList(documents=[document_read(r, reader) for r in rows], total=len(rows))
 
     @get(
         "/documents/{document_id:str}", summary="Read one document (query)",
         opt={"role": Role.QUERY}, responses=errors(404),
     )  # fmt: skip
-    async def get_document(self, document_id: str, journal: Journal) -> DocumentRead:
-        row = found(await journal.get(document_id), f"document {document_id}")
-        return document_read(row)
+    async def get_document(
+        self, document_id: str, journal: Journal, reader: Reader
+    ) -> DocumentRead:
+        return document_read(await readable(journal, document_id, reader), reader)
 
     @delete(
         "/documents/{document_id:str}", summary="Delete a document and all its chunks (admin)",
@@ -127,10 +153,11 @@ class DocumentController(Controller):
         self,
         document_id: str,
         journal: Journal,
+        reader: Reader,
         offset: Annotated[int, Parameter(ge=0, description="First chunk index to return.")] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500, description="At most this many.")] = 100,
     ) -> ChunkPage:
-        row = found(await journal.get(document_id), f"document {document_id}")
+        row = await readable(journal, document_id, reader)
         total, rows = await journal.chunk_page(document_id, offset, limit)
         return ChunkPage(
             document_id=document_id, file_name=row.file_name, total=total, offset=offset,
@@ -146,8 +173,14 @@ class DocumentController(Controller):
         opt={"role": Role.INGEST}, responses=errors(404, 503),
     )  # fmt: skip
     async def reindex_document(
-        self, document_id: str, ingestion: IngestionService, audit: CallerAudit
+        self,
+        document_id: str,
+        ingestion: IngestionService,
+        audit: CallerAudit,
+        journal: Journal,
+        reader: Reader,
     ) -> JobCreated:
+        await readable(journal, document_id, reader)
         job = found(await ingestion.reindex(document_id), f"document {document_id}")
         audit.record("document_reindexed", document_id=document_id)
         return job_created(job)
@@ -156,16 +189,16 @@ class DocumentController(Controller):
         "/jobs", summary="List recent ingestion jobs (ingest)", opt={"role": Role.INGEST},
         responses=errors(),
     )  # fmt: skip
-    async def list_jobs(self, ingestion: IngestionService) -> list[JobRead]:
-        return [job_read(j) for j in reversed(ingestion.jobs())]
+    async def list_jobs(self, ingestion: IngestionService, reader: Reader) -> list[JobRead]:
+        return [job_read(j, reader) for j in reversed(ingestion.jobs()) if visible(j, reader)]
 
     @get(
         "/jobs/{job_id:str}", summary="Follow an ingestion job (ingest)",
         opt={"role": Role.INGEST}, responses=errors(404),
     )  # fmt: skip
-    async def get_job(self, job_id: str, ingestion: IngestionService) -> JobRead:
-        job = found(ingestion.get(job_id), f"job {job_id}")
-        return job_read(job)
+    async def get_job(self, job_id: str, ingestion: IngestionService, reader: Reader) -> JobRead:
+        job = found(visible(ingestion.get(job_id), reader), f"job {job_id}")
+        return job_read(job, reader)
 
     @post(
         "/jobs/{job_id:str}/cancel", status_code=200,
@@ -173,11 +206,12 @@ class DocumentController(Controller):
         opt={"role": Role.INGEST}, responses=errors(404),
     )  # fmt: skip
     async def cancel_job(
-        self, job_id: str, ingestion: IngestionService, audit: CallerAudit
+        self, job_id: str, ingestion: IngestionService, audit: CallerAudit, reader: Reader
     ) -> JobRead:
+        found(visible(ingestion.get(job_id), reader), f"job {job_id}")
         job = found(await ingestion.cancel(job_id), f"job {job_id}")
         audit.record("job_cancelled", job_id=job_id)
-        return job_read(job)
+        return job_read(job, reader)
 
 
 __all__: list[Any] = ["DocumentController"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 from litestar.status_codes import HTTP_201_CREATED
 
+from appliance.domain.access import ReadScope
+from appliance.ingest.collections import CollectionService
 from appliance.security.audit import CallerAudit
 from appliance.security.key_store import KeyStore, LastAdminKey
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.errors import ApplianceError, found
 from appliance.server.openapi import errors
+from appliance.wire.collections import ALL_COLLECTIONS
 from appliance.wire.keys import KeyCreate, KeyCreated, KeyList, KeyRead
 
 
@@ -18,8 +21,9 @@ class KeyConflict(ApplianceError):
     code = "last_admin_key"
 
 
-def key_read(r: KeyRecord) -> KeyRead:
-    return KeyRead(r.id, r.name, r.role.value, r.created_at, r.revoked_at)
+def key_read(r: KeyRecord, collections: CollectionService) -> KeyRead:
+    names = [c if c == ALL_COLLECTIONS else collections.registry.name_of(c) for c in r.collections]
+    return KeyRead(r.id, r.name, r.role.value, r.created_at, r.revoked_at, names)
 
 
 class KeyController(Controller):
@@ -28,27 +32,39 @@ class KeyController(Controller):
     opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
 
     @get("/", summary="List API keys (admin; never their secrets)", responses=errors())
-    async def list_keys(self, keys: KeyStore) -> KeyList:
-        return KeyList([key_read(r) for r in keys.list()])
+    async def list_keys(self, keys: KeyStore, collections: CollectionService) -> KeyList:
+        return KeyList([key_read(r, collections) for r in keys.list()])
 
     @post(
         "/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)",
         responses=errors(400),
     )  # fmt: skip
-    async def create_key(self, data: KeyCreate, keys: KeyStore, audit: CallerAudit) -> KeyCreated:
-        key, r = await keys.create(data.name, Role(data.role))
-        audit.record("key_created", key_id=r.id, role=r.role.value)
-        return KeyCreated(r.id, r.name, r.role.value, r.created_at, key)
+    async def create_key(
+        self, data: KeyCreate, keys: KeyStore, audit: CallerAudit, collections: CollectionService
+    ) -> KeyCreated:
+        granted = tuple(
+            c if c == ALL_COLLECTIONS else collections.get(c, ReadScope(), "collections").id
+            for c in dict.fromkeys(data.collections)
+        )
+        if ALL_COLLECTIONS in granted:
+            granted = (ALL_COLLECTIONS,)
+        key, r = await keys.create(data.name, Role(data.role), granted)
+        audit.record("key_created", key_id=r.id, role=r.role.value, collections=list(granted))
+        return KeyCreated(
+            r.id, r.name, r.role.value, r.created_at, key, key_read(r, collections).collections
+        )
 
     @delete(
         "/{key_id:str}", status_code=200, summary="Revoke an API key (admin)",
         responses=errors(404, 409),
     )  # fmt: skip
-    async def revoke_key(self, key_id: str, keys: KeyStore, audit: CallerAudit) -> KeyRead:
+    async def revoke_key(
+        self, key_id: str, keys: KeyStore, audit: CallerAudit, collections: CollectionService
+    ) -> KeyRead:
         try:
             r = await keys.revoke(key_id)
         except LastAdminKey as exc:
             raise KeyConflict(str(exc)) from None
         revoked = found(r, f"key {key_id}")
         audit.record("key_revoked", key_id=key_id)
-        return key_read(revoked)
+        return key_read(revoked, collections)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, WebSocket, post, websocket
+from litestar import Controller, Response, WebSocket, post, websocket
 from litestar.di import Provide
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
@@ -22,16 +22,18 @@ from appliance.query.draining import SHUTTING_DOWN
 from appliance.query.params import AskParams
 from appliance.query.pipeline import QueryService
 from appliance.security.key_store import KeyStore
-from appliance.security.keys import KeyRecord, Role
+from appliance.security.keys import Role
 from appliance.server.auth import WS_UNAUTHORIZED, SocketBudget
 from appliance.server.errors import ApplianceError, error_event, field_error, retry_after
 from appliance.server.openapi import SseEvent, errors
+from appliance.server.reader import Reader, reader_for
 from appliance.wire.ask import AskRequest, AskResponse
 from appliance.wire.search import SearchRequest, SearchResponse
 
 
-def ask_params(data: AskRequest, settings: Settings) -> AskParams:
-    """The request as the query service reads it (the config's defaults filled in)."""
+def ask_params(data: AskRequest, settings: Settings, reader: Reader) -> AskParams:
+    """The request as the query service reads it (the config's defaults filled in, the
+    key's collections narrowed by the request's)."""
     g = settings.generation
     return AskParams(
         question=data.query,
@@ -43,6 +45,7 @@ def ask_params(data: AskRequest, settings: Settings) -> AskParams:
         filters=data.filters,
         retrieval=data.retrieval,
         conversation_id=data.conversation_id,
+        collections=reader.searched(data.filters),
     )
 
 
@@ -50,20 +53,19 @@ class Asker:
     """`QueryService.ask` for one key, the request's unset fields taken from the config.
     A plain class: Litestar passes a dependency of a plain class through as it is."""
 
-    __slots__ = ("key_id", "query_service", "settings")
+    __slots__ = ("query_service", "reader", "settings")
 
-    def __init__(self, query_service: QueryService, settings: Settings, key_id: str) -> None:
-        self.query_service, self.settings, self.key_id = query_service, settings, key_id
+    def __init__(self, query_service: QueryService, settings: Settings, reader: Reader) -> None:
+        self.query_service, self.settings, self.reader = query_service, settings, reader
 
     async def ask(self, data: AskRequest) -> PreparedAnswer:
-        return await self.query_service.ask(ask_params(data, self.settings), self.key_id)
+        params = ask_params(data, self.settings, self.reader)
+        return await self.query_service.ask(params, self.reader.key.id)
 
 
-def caller_asker(
-    query_service: QueryService, settings: Settings, request: Request[KeyRecord, Any, Any]
-) -> Asker:
+def caller_asker(query_service: QueryService, settings: Settings, reader: Reader) -> Asker:
     """What the HTTP routes ask with: the calling key's `Asker`."""
-    return Asker(query_service, settings, request.user.id)
+    return Asker(query_service, settings, reader)
 
 
 class StreamFailed(ApplianceError):
@@ -91,7 +93,7 @@ class QueryController(Controller):
         responses=errors(400, 503),
     )  # fmt: skip
     async def search(
-        self, data: SearchRequest, query_service: QueryService, settings: Settings
+        self, data: SearchRequest, query_service: QueryService, settings: Settings, reader: Reader
     ) -> SearchResponse:
         top_k = data.top_k or settings.retrieval.top_k
         if top_k > settings.retrieval.max_top_k:
@@ -99,8 +101,9 @@ class QueryController(Controller):
                 "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
             )
         found = await query_service.searcher.search(
-            data.query, top_k, data.document_ids, data.filters, retrieval=data.retrieval
-        )
+            data.query, top_k, data.document_ids, data.filters, retrieval=data.retrieval,
+            collections=reader.searched(data.filters),
+        )  # fmt: skip
         return SearchResponse(
             hits=found.hits,
             embed_ms=round(found.embed_ms, 3),
@@ -205,7 +208,7 @@ async def ask_websocket(
     await socket.accept()
     draining = query_service.draining
     budget = SocketBudget(socket, settings.security.rate_limit_per_minute)
-    asker = Asker(query_service, settings, socket.user.id)
+    asker = Asker(query_service, settings, reader_for(socket.app.state, socket.user))
     try:
         while not draining.started:
             receive = asyncio.ensure_future(socket.receive_data(mode="text"))
@@ -220,6 +223,7 @@ async def ask_websocket(
             if key is None or not key.active:  # revoked while the socket was open
                 await socket.close(code=WS_UNAUTHORIZED, reason="the API key was revoked")
                 return
+            asker.reader = reader_for(socket.app.state, key)  # its scope as it is now
             if refused := await budget.refusal():
                 await socket.send_data(_encoder.encode(refused).decode(), mode="text")
                 continue

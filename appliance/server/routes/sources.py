@@ -13,6 +13,7 @@ from appliance.security.audit import CallerAudit
 from appliance.security.keys import Role, allows
 from appliance.server.errors import ApplianceError
 from appliance.server.openapi import errors
+from appliance.server.reader import Reader
 from appliance.wire.sources import SourceList, SourceRead, SourceRemoved
 
 
@@ -20,8 +21,16 @@ class AdminOnly(ApplianceError):
     status, code = 403, "forbidden"
 
 
-def _visible(request: Request[Any, Any, Any], spec: SourceSettings) -> bool:
-    return allows(request.user.role, Role(spec.role))
+def _visible(
+    request: Request[Any, Any, Any], spec: SourceSettings, sources: SourceService, reader: Reader
+) -> bool:
+    """Its role's keys (and admin's) see it, if they read the collection it fills."""
+    if not allows(request.user.role, Role(spec.role)):
+        return False
+    collection = sources.collection_of(spec)
+    return reader.scope.collections is None or (
+        collection is not None and reader.admits(collection)
+    )
 
 
 class SourceController(Controller):
@@ -32,13 +41,13 @@ class SourceController(Controller):
     @get("/", summary="List synced folders and their last scan (their role, or admin)",
          responses=errors())  # fmt: skip
     async def list_sources(
-        self, sources: SourceService, request: Request[Any, Any, Any]
+        self, sources: SourceService, request: Request[Any, Any, Any], reader: Reader
     ) -> SourceList:
         return SourceList(
             [
                 SourceRead(spec, origin, report)  # type: ignore[arg-type]
                 for spec, origin, report in sources.listing()
-                if _visible(request, spec)
+                if _visible(request, spec, sources, reader)
             ]
         )
 
@@ -72,10 +81,10 @@ class SourceController(Controller):
     )  # fmt: skip
     async def scan_source(
         self, source_id: str, sources: SourceService, audit: CallerAudit,
-        request: Request[Any, Any, Any], purge: bool = False,
+        request: Request[Any, Any, Any], reader: Reader, purge: bool = False,
     ) -> SourceRead:  # fmt: skip
         spec, origin, _ = sources.get(source_id)
-        if not _visible(request, spec):
+        if not _visible(request, spec, sources, reader):
             raise SourceNotFound(f"no source named {source_id!r}")
         if purge and not allows(request.user.role, Role.ADMIN):
             raise AdminOnly("`purge`: only an admin key may purge a source", field="purge")

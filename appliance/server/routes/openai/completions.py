@@ -25,7 +25,9 @@ from appliance.domain.types import (
 from appliance.query.chat import ChatDone, ChatEvent, Message, retrieval_question
 from appliance.query.params import AskParams
 from appliance.query.pipeline import QueryService
+from appliance.server.reader import Reader
 from appliance.wire.openai import (
+    APPLIANCE_MODEL,
     MAX_CHAT_CHARS,
     AssistantMessage,
     ChatCompletion,
@@ -109,8 +111,19 @@ def conversation(data: ChatCompletionRequest) -> list[Message]:
     return messages
 
 
+def searched(data: ChatCompletionRequest, reader: Reader) -> frozenset[str] | None:
+    """The collections a RAG completion searches: `appliance/NAME` names one; any other
+    model name, all the key reads; `filters.collections` narrows either."""
+    family, slash, name = data.model.partition("/")
+    within = reader.searched(data.filters)
+    if not (family == APPLIANCE_MODEL and slash):
+        return within
+    chosen = reader.collection(name, "model").id
+    return within & {chosen} if within is not None else frozenset({chosen})
+
+
 async def start(
-    data: ChatCompletionRequest, query_service: QueryService, settings: Settings, key_id: str
+    data: ChatCompletionRequest, query_service: QueryService, settings: Settings, reader: Reader
 ) -> Run:
     """Queue the completion; refusals (400, 503) raise here, before anything streams."""
     g = settings.generation
@@ -126,10 +139,10 @@ async def start(
     params = AskParams(
         question=question, top_k=data.top_k or settings.retrieval.top_k, max_tokens=max_tokens,
         temperature=temperature, document_ids=data.document_ids, strategy=data.strategy,
-        filters=data.filters,
+        filters=data.filters, collections=searched(data, reader),
     )  # fmt: skip
     try:
-        prepared = await query_service.ask(params, key_id)
+        prepared = await query_service.ask(params, reader.key.id)
     except FieldError as exc:
         if exc.field == "query":  # the question: the message it came from
             exc.field = f"messages[{index}].content"

@@ -19,15 +19,18 @@ from litestar.response import Stream
 
 from appliance.config.schema import Settings
 from appliance.domain.errors import FieldError
+from appliance.ingest.collections import CollectionService
 from appliance.query.pipeline import QueryService
 from appliance.security.keys import KeyRecord, Role
 from appliance.server.errors import retry_after
+from appliance.server.reader import Reader
 from appliance.server.routes.openai.completions import complete, start
 from appliance.server.routes.openai.embeddings import embed, vectors_out
 from appliance.server.routes.openai.errors import EXCEPTION_HANDLERS, openai_errors, strictly
 from appliance.server.routes.openai.stream import sse
 from appliance.server.services import ServedModels
 from appliance.wire.openai import (
+    APPLIANCE_MODEL,
     ChatCompletion,
     ChatCompletionRequest,
     Embedding,
@@ -49,8 +52,15 @@ class OpenAIController(Controller):
         "/models", summary="The chat and embedding models, OpenAI-style (query)",
         responses=openai_errors(),
     )  # fmt: skip
-    async def models(self, served: ServedModels) -> ModelList:
-        names = (served.chat, served.embedding)
+    async def models(
+        self, served: ServedModels, collections: CollectionService, reader: Reader
+    ) -> ModelList:
+        """The chat and embedding models, `appliance` (RAG over every collection the key
+        reads) and `appliance/NAME` for each of them."""
+        readable = [
+            f"{APPLIANCE_MODEL}/{r.name}" for r, _ in await collections.listing(reader.scope)
+        ]
+        names = (served.chat, served.embedding, APPLIANCE_MODEL, *readable)
         return ModelList(data=[ModelCard(id=m, created=served.created) for m in names])
 
     @post(
@@ -78,9 +88,10 @@ class OpenAIController(Controller):
         settings: Settings,
         served: ServedModels,
         request: Request[KeyRecord, Any, Any],
+        reader: Reader,
     ) -> Response[Any]:
         data = await strictly(request, ChatCompletionRequest)
-        run = await start(data, query_service, settings, request.user.id)
+        run = await start(data, query_service, settings, reader)
         if data.stream:
             include_usage = data.stream_options is not None and data.stream_options.include_usage
             return Stream(
