@@ -22,6 +22,7 @@ from appliance.domain.types import (
     Timings,
     TokenEvent,
 )
+from appliance.wire.collections import CollectionList, CollectionRead
 from appliance.wire.documents import ChunkPage, ChunkRead, DocumentList, DocumentRead
 from appliance.wire.keys import KeyList, KeyRead
 from appliance.wire.search import SearchResponse
@@ -95,7 +96,11 @@ ROUTES: dict[tuple[str, str], object] = {
     ("GET", "/v1/jobs"): [],
     ("GET", "/v1/keys"): KeyList([
         KeyRead("0ca025ea", "bootstrap admin", "admin", T0, None),
-        KeyRead("459696b8", "helpdesk", "query", T0 + 300, T0 + 900),
+        KeyRead("459696b8", "helpdesk", "query", T0 + 300, T0 + 900, ["hr", "handbook"]),
+    ]),
+    ("GET", "/v1/collections"): CollectionList([
+        CollectionRead("default", "c0d3f4a1", T0 - 86400, 2),
+        CollectionRead("hr", "7be2c905", T0 + 240, 1),
     ]),
     ("GET", "/v1/logs"): LogPage([
         LogLine(1, T0, "info", "appliance.server.app", "appliance ready: models need ~898 MiB"),

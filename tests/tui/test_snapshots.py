@@ -102,6 +102,7 @@ SCREENS: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
     "keys": on("6", rows("#keys", 2)),
     "logs": on("7", static_has("#logs-state", "3 lines")),
     "sources": on("8", rows("#sources", 2)),
+    "collections": on("9", rows("#collections", 2)),
 }
 
 

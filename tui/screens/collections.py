@@ -106,7 +106,7 @@ class CollectionsScreen(ConsoleScreen):
         if event.action == "new":
             self.ask_name("New collection: its name? Enter makes it.", self.create)
         elif event.action == "rename" and found is not None:
-            question = f"Rename the collection {found.name} to? Keys that read it still will."
+            question = f"New name of the collection {found.name} (its keys keep reading it):"
             self.ask_name(question, lambda new: self.rename(found.name, new), found.name)
         elif event.action == "delete" and found is not None:
             self.confirm_delete(found)
@@ -127,6 +127,8 @@ class CollectionsScreen(ConsoleScreen):
 
     @work(group="rename-collection", exit_on_error=False)
     async def rename(self, name: str, new: str) -> None:
+        if new == name:
+            return
         renamed = await self.call(f"rename {name}", self.client.rename_collection(name, new))
         if renamed is not None:
             self.notify(f"renamed {name} to {renamed.name}")

@@ -23,7 +23,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
 from tui.widgets.record_table import RecordTable
 
-COLUMNS = ("id", "role", "name", "collections", "created", "revoked")
+COLUMNS = ("id", "role", "name", "created", "revoked", "collections")
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ class KeysScreen(ConsoleScreen):
     def on_keys_loaded(self, message: KeysLoaded) -> None:
         self.keys = {k.id: k for k in message.keys}
         rows = {
-            k.id: (k.id, k.role, k.name, ", ".join(k.collections), when(k.created_at),
-                   when(k.revoked_at))
+            k.id: (k.id, k.role, k.name, when(k.created_at), when(k.revoked_at),
+                   ", ".join(k.collections))
             for k in message.keys
         }  # fmt: skip
         self.query_one("#keys", RecordTable).show_rows(rows)
