@@ -9,6 +9,7 @@ An older journal gains the newer columns when it is opened.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -200,6 +201,9 @@ CREATE INDEX IF NOT EXISTS conversations_key ON conversations(key_id, updated_at
 """
 
 
+_REBUILT = "CREATE TABLE documents_rebuilt"
+
+
 def _unique_per_collection(conn: sqlite3.Connection) -> None:
     """Journals from before collections held each content once (`content_hash UNIQUE`);
     now it is once per collection. SQLite cannot drop a constraint, so the table is
@@ -208,7 +212,8 @@ def _unique_per_collection(conn: sqlite3.Connection) -> None:
     if "content_hash TEXT NOT NULL UNIQUE" not in sql:
         return
     rebuilt = sql.replace("content_hash TEXT NOT NULL UNIQUE", "content_hash TEXT NOT NULL")
-    rebuilt = rebuilt.replace("CREATE TABLE documents", "CREATE TABLE documents_rebuilt", 1)
+    # the name as stored: bare, or quoted once the table was renamed
+    rebuilt = re.sub(r'^CREATE TABLE (IF NOT EXISTS )?"?documents"?', _REBUILT, rebuilt)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(rebuilt)
