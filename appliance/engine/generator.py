@@ -14,18 +14,19 @@ from typing import Any
 
 from appliance.engine.chat_prompt import ChatPromptEncoder
 from appliance.engine.engine_thread import GenerateJob, LlamaEngineThread
+from appliance.engine.gauges import GeneratorGauges
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError
-from appliance.engine.piece_stream import PieceStream
-from appliance.engine.scheduler import Finished, FinishReason
+from appliance.engine.piece_stream import Ending, PieceStream
+from appliance.engine.scheduler import Finished
 
 
-class LlamaGenerator:
+class LlamaGenerator(GeneratorGauges):
     """Implements `domain.protocols.Generator`."""
 
     def __init__(self, path: Path, engine: LlamaEngineThread, *, n_ctx: int) -> None:
+        super().__init__(engine, n_ctx)
         self._engine = engine
-        self._n_ctx = n_ctx
         vocab = load_llama(str(path), vocab_only=True)
         template = vocab.metadata.get("tokenizer.chat_template")
         self._path = path
@@ -40,10 +41,6 @@ class LlamaGenerator:
                 f"{self._path}: the GGUF has no chat template (tokenizer.chat_template); "
                 "use an instruct/chat model"
             )
-
-    @property
-    def n_ctx(self) -> int:
-        return self._n_ctx
 
     def close(self) -> None:
         """Free the vocabulary model now rather than in `Llama.__del__` at exit."""
@@ -60,17 +57,6 @@ class LlamaGenerator:
 
     async def aclose(self) -> None:
         """Nothing held by the event loop (`close()` frees the model, from `Engine.stop`)."""
-
-    def queue_depth(self) -> int:
-        return self._engine.generation_depth()
-
-    @property
-    def active(self) -> int:
-        return self._engine.active_generations
-
-    @property
-    def slots(self) -> int:
-        return self._engine.slots
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text of `messages` in the model's chat template, ready for an answer."""
@@ -103,10 +89,10 @@ class LlamaGenerator:
         and return an iterator of text pieces. Closing the iterator cancels generation."""
         if not prompt_tokens:
             raise EngineConfigError("empty prompt")
-        if len(prompt_tokens) + max_tokens > self._n_ctx:
+        if len(prompt_tokens) + max_tokens > self.n_ctx:
             raise EngineConfigError(
                 f"prompt ({len(prompt_tokens)}) + max_tokens ({max_tokens}) exceed "
-                f"n_ctx={self._n_ctx}"
+                f"n_ctx={self.n_ctx}"
             )
         return TokenStream(self._engine.submit_generate(prompt_tokens, max_tokens, temperature))
 
@@ -120,17 +106,14 @@ class TokenStream(PieceStream):
     """
 
     def __init__(self, job: GenerateJob) -> None:
-        super().__init__(job.pieces)
+        super().__init__(job.pieces, Ending())
         self._job = job
-        self.finish_reason: FinishReason | None = None
-        self.completion_tokens = 0
-        self.cached_tokens = 0
 
     def ended(self, item: object) -> None:
         assert isinstance(item, Finished)
-        self.finish_reason = item.reason
-        self.completion_tokens = item.completion_tokens
-        self.cached_tokens = item.cached_tokens
+        self._ending.finish_reason = item.reason
+        self._ending.completion_tokens = item.completion_tokens
+        self._ending.cached_tokens = item.cached_tokens
 
     async def aclose(self) -> None:
         if not self._done:

@@ -11,12 +11,37 @@ from __future__ import annotations
 import asyncio
 
 
-class PieceStream:
-    """Async iterator over the text pieces in `pieces`; subclasses say how to close."""
+class Ending:
+    """How an answer ended: why, and how many tokens it generated and reused from a
+    cache. Filled in by whoever learns it (the stream from its end item, or the task of
+    an HTTP request as the server's answer comes)."""
 
-    def __init__(self, pieces: asyncio.Queue[object]) -> None:
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.completion_tokens = 0
+        self.cached_tokens = 0
+
+
+class PieceStream:
+    """Async iterator over the text pieces in `pieces`, telling how the answer ended
+    (read live from `ending`); subclasses say how to close."""
+
+    def __init__(self, pieces: asyncio.Queue[object], ending: Ending) -> None:
         self._pieces = pieces
+        self._ending = ending
         self._done = False
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._ending.finish_reason
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._ending.completion_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self._ending.cached_tokens
 
     def ended(self, item: object) -> None:
         """Read the end item (the last one, not a text piece and not an exception)."""

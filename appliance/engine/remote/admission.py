@@ -16,17 +16,17 @@ class Admission:
     def __init__(self, slots: int, queue_size: int) -> None:
         self.slots = slots
         self.queue_size = queue_size
-        self.active = 0
+        self.active_generations = 0
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    def waiting(self) -> int:
+    def generation_depth(self) -> int:
         return sum(1 for f in self._waiting if not f.done())
 
     def reserve(self) -> asyncio.Future[None] | None:
         """A slot now (None), or a place in the queue (a future resolved when the slot is
         handed over). Raises `Overloaded` when the queue is full."""
-        if self.active < self.slots and not self.waiting():
-            self.active += 1
+        if self.active_generations < self.slots and not self.generation_depth():
+            self.active_generations += 1
             return None
         if any(f.done() for f in self._waiting):  # places given up
             self._waiting = collections.deque(f for f in self._waiting if not f.done())
@@ -61,6 +61,6 @@ class Admission:
         while self._waiting:
             fut = self._waiting.popleft()
             if not fut.done():
-                fut.set_result(None)  # the slot passes on: `active` stays
+                fut.set_result(None)  # the slot passes on: `active_generations` stays
                 return
-        self.active -= 1
+        self.active_generations -= 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from appliance.engine.gauges import GeneratorGauges
 from appliance.engine.remote.admission import Admission
 from appliance.engine.remote.client import ServerClient
 from appliance.engine.remote.errors import GenerationServerDown
@@ -31,8 +32,9 @@ from appliance.engine.remote.stream import Answer, RemoteTokenStream
 from appliance.engine.remote.tokens import NCTX_SHARE, estimate_tokens, render_chatml
 
 
-class OpenAIGenerator:
-    """Implements `domain.protocols.Generator` with an OpenAI-compatible server."""
+class OpenAIGenerator(GeneratorGauges):
+    """Implements `domain.protocols.Generator` with an OpenAI-compatible server; its
+    `n_ctx` is the server's, less headroom."""
 
     def __init__(
         self,
@@ -47,10 +49,10 @@ class OpenAIGenerator:
     ) -> None:
         if parallel < 1:
             raise ValueError(f"parallel={parallel}: at least one request must be let through")
+        self.admission = Admission(parallel, queue_size)
+        super().__init__(self.admission, int(n_ctx * NCTX_SHARE))
         self.model = model
         self.server_ctx = n_ctx
-        self._n_ctx = int(n_ctx * NCTX_SHARE)
-        self.admission = Admission(parallel, queue_size)
         self._client = ServerClient(
             url, api_key=api_key, timeout_s=timeout_s, connections=parallel + 2
         )
@@ -59,11 +61,6 @@ class OpenAIGenerator:
         self._readiness = ReadinessCache(self.public_url, self._probe)
 
     # ---- the Generator protocol --------------------------------------------
-    @property
-    def n_ctx(self) -> int:
-        """Tokens a prompt and its answer may take (the server's, less headroom)."""
-        return self._n_ctx
-
     def render(self, messages: list[dict[str, str]]) -> str:
         return render_chatml(outgoing_messages(messages))
 
@@ -75,18 +72,6 @@ class OpenAIGenerator:
         """Stand-in tokens (their count is all that is read): one per estimated token,
         plus one for a BOS, as a local tokenizer gives."""
         return [0] * (1 + estimate_tokens(text))
-
-    def queue_depth(self) -> int:
-        return self.admission.waiting()
-
-    @property
-    def active(self) -> int:
-        """Requests in flight to the server now."""
-        return self.admission.active
-
-    @property
-    def slots(self) -> int:
-        return self.admission.slots
 
     def stream(
         self,

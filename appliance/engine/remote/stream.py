@@ -12,25 +12,23 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-from appliance.engine.piece_stream import PieceStream
+from appliance.engine.piece_stream import Ending, PieceStream
 from appliance.engine.remote.admission import Admission
 
 END = object()  # the last item of a request that ended by itself
 
 
-class Answer:
+class Answer(Ending):
     """What the task of one request fills in: text pieces (then `END` or an error),
     why it ended and how many tokens. The task holds this, not the `RemoteTokenStream`,
     so a stream dropped unread is collected and its `__del__` cancels the request."""
 
     def __init__(self, prompt_estimate: int) -> None:
+        super().__init__()
         self.pieces: asyncio.Queue[object] = asyncio.Queue()
         self.started = False  # the task ran: it releases its admission itself
         self.prompt_estimate = prompt_estimate
         self.server_prompt_tokens = 0
-        self.finish_reason: str | None = None
-        self.completion_tokens = 0
-        self.cached_tokens = 0
 
     def put(self, item: object) -> None:
         self.pieces.put_nowait(item)
@@ -64,7 +62,7 @@ class RemoteTokenStream(PieceStream):
         admission: Admission,
         place: asyncio.Future[None] | None,
     ) -> None:
-        super().__init__(answer.pieces)
+        super().__init__(answer.pieces, answer)
         self._answer = answer
         try:
             self._task = asyncio.get_running_loop().create_task(request)
@@ -78,18 +76,6 @@ class RemoteTokenStream(PieceStream):
                 admission.forfeit(place)
 
         self._task.add_done_callback(cancelled_before_start)
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._answer.finish_reason
-
-    @property
-    def completion_tokens(self) -> int:
-        return self._answer.completion_tokens
-
-    @property
-    def cached_tokens(self) -> int:
-        return self._answer.cached_tokens
 
     @property
     def server_prompt_tokens(self) -> int:
