@@ -26,6 +26,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from appliance.engine.llama_params import context_sizes
 from appliance.engine.scheduler import (
     Finished,
     FinishReason,
@@ -70,12 +71,9 @@ class BatchedChat:
         if not self._model:
             raise RuntimeError(f"{path}: llama.cpp could not load the model")
         ctx_params = llama_cpp.llama_context_default_params()
-        ctx_params.n_ctx = n_ctx
-        ctx_params.n_batch = n_batch
-        ctx_params.n_ubatch = n_batch
+        for name, value in context_sizes(n_ctx, n_batch, n_threads).items():
+            setattr(ctx_params, name, value)
         ctx_params.n_seq_max = slots
-        ctx_params.n_threads = n_threads
-        ctx_params.n_threads_batch = n_threads
         ctx_params.kv_unified = unified_kv
         ctx_params.no_perf = True
         # Same attention kernels as llama-cpp-python's `Llama` (flash attention off),

@@ -21,7 +21,7 @@ import numpy as np
 from appliance.engine.cpu_share import ThreadBudget
 from appliance.engine.engine_thread import LlamaEngineThread
 from appliance.engine.llama_loader import load_llama
-from appliance.engine.llama_params import check_common, check_encoder
+from appliance.engine.llama_params import check_common, check_encoder, context_sizes
 from appliance.engine.priority import prepare_compute_thread
 from appliance.runtime.worker import BACKGROUND, INTERACTIVE, ThreadWorker
 
@@ -38,16 +38,9 @@ def embedding_model(
     """Validate the parameters now; the model itself loads on first use."""
     check_common(path, n_ctx, n_ctx, n_threads)
     check_encoder(n_ctx, n_ctx, n_ctx, train_ctx)
+    sizes = context_sizes(n_ctx, n_ctx, n_threads)
     load = functools.partial(
-        load_llama,
-        str(path),
-        extra_buffers=extra_buffers,
-        embedding=True,
-        n_ctx=n_ctx,
-        n_batch=n_ctx,
-        n_ubatch=n_ctx,
-        n_threads=n_threads,
-        n_threads_batch=n_threads,
+        load_llama, str(path), extra_buffers=extra_buffers, embedding=True, **sizes
     )
     return EmbeddingModel(
         load, budget if budget is not None else ThreadBudget(n_threads, adaptive=False)

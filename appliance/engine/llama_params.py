@@ -30,3 +30,11 @@ def check_encoder(n_ctx: int, n_batch: int, n_ubatch: int, train_ctx: int) -> No
         raise EngineConfigError(
             f"embedding n_ctx={n_ctx} exceeds the model's position table ({train_ctx})"
         )
+
+
+def context_sizes(n_ctx: int, n_batch: int, n_threads: int) -> dict[str, int]:
+    """The llama.cpp context parameters every model of the appliance gets the same way:
+    the micro-batch is the whole batch (an encoder must see each sequence in one), and
+    prompt batches decode on as many threads as single tokens."""
+    batch = {"n_batch": n_batch, "n_ubatch": n_batch}
+    return {"n_ctx": n_ctx, **batch, "n_threads": n_threads, "n_threads_batch": n_threads}
