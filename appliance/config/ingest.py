@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import Meta
 
+from appliance.config.base import Base
 
-class IngestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+
+class IngestSettings(Base, frozen=True):
     parse_memory_mb: Annotated[
         int,
         Meta(

@@ -12,14 +12,10 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Meta
 
+from appliance.config.base import Base
 from appliance.config.ingest import IngestSettings
 from appliance.config.security import SecuritySettings
 from appliance.config.sources import SourceSettings
-
-
-class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Frozen, strict base for every config section."""
-
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 NonNegInt = Annotated[int, Meta(ge=0)]

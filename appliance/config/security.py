@@ -7,8 +7,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from appliance.config.base import Base
 
-class SecuritySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+
+class SecuritySettings(Base, frozen=True):
     rate_limit_per_minute: Annotated[
         int,
         Meta(
