@@ -6,6 +6,8 @@ names it (the next scan would make it again under the old name)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from appliance.domain.access import ReadScope
 from appliance.domain.errors import ApplianceError
 from appliance.ingest.service import IngestionService
@@ -30,18 +32,12 @@ class CollectionNotFound(ApplianceError):
         super().__init__(f"collection {name} not found", field=field)
 
 
+@dataclass(frozen=True)
 class CollectionService:
-    def __init__(
-        self,
-        registry: CollectionRegistry,
-        journal: Journal,
-        ingestion: IngestionService,
-        sources: SourceService | None,
-    ) -> None:
-        self.registry = registry
-        self._journal = journal
-        self._ingestion = ingestion
-        self._sources = sources
+    registry: CollectionRegistry
+    _journal: Journal
+    _ingestion: IngestionService
+    _sources: SourceService | None
 
     async def listing(self, scope: ReadScope) -> list[tuple[CollectionRow, int]]:
         """The collections `scope` reads, each with its number of documents."""

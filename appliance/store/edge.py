@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -245,21 +245,12 @@ class EdgeStore(HybridStore):
         self._queue_optimize()
 
     @staticmethod
-    def _filter(
-        document_ids: Sequence[str] | None, collections: Collection[str] | None = None
-    ) -> Any:
+    def _match_all(terms: list[tuple[str, list[str]]]) -> Any:
         import qdrant_edge as qe
 
-        must: list[Any] = []
-        if document_ids is not None:
-            must.append(
-                qe.FieldCondition(key="document_id", match=qe.MatchAny(any=list(document_ids)))
-            )
-        if collections is not None:  # none readable: matches nothing
-            must.append(
-                qe.FieldCondition(key=COLLECTION_FIELD, match=qe.MatchAny(any=sorted(collections)))
-            )
-        return qe.Filter(must=must)
+        return qe.Filter(
+            must=[qe.FieldCondition(key=k, match=qe.MatchAny(any=v)) for k, v in terms]
+        )
 
     async def delete_by_document(self, document_id: str) -> None:
         import qdrant_edge as qe

@@ -17,6 +17,7 @@ from typing import Any
 from appliance.domain.types import Hit
 from appliance.store.lexical import LexicalEncoder, Sparse, prefetch_limit
 from appliance.store.owned import ThreadOwned
+from appliance.store.payload import COLLECTION_FIELD
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,20 @@ class HybridStore(ThreadOwned, ABC):
 
         return await self._worker.call(job)
 
-    @staticmethod
-    @abstractmethod
     def _filter(
-        document_ids: Sequence[str] | None, collections: Collection[str] | None = None
+        self, document_ids: Sequence[str] | None, collections: Collection[str] | None = None
     ) -> Any:
         """Only the points of these documents (None: any) in these collections (None:
-        any), in the client's terms."""
+        any; empty: none), in the client's terms."""
+        terms = [] if document_ids is None else [("document_id", list(document_ids))]
+        if collections is not None:
+            terms.append((COLLECTION_FIELD, sorted(collections)))
+        return self._match_all(terms)
+
+    @staticmethod
+    @abstractmethod
+    def _match_all(terms: list[tuple[str, list[str]]]) -> Any:
+        """Points whose `field` holds one of `values`, for every (field, values)."""
 
     @abstractmethod
     def _dense(self, client: Any, query: VectorQuery) -> list[Hit]:

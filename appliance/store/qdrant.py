@@ -14,7 +14,7 @@ it keeps working dense-only (logged): recreate it, or switch to a new
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,25 +135,12 @@ class QdrantStore(HybridStore):
         await self._worker.call(job, INTERACTIVE)
 
     @staticmethod
-    def _filter(
-        document_ids: Sequence[str] | None, collections: Collection[str] | None = None
-    ) -> Any:
+    def _match_all(terms: list[tuple[str, list[str]]]) -> Any:
         from qdrant_client import models
 
-        must: list[Any] = []
-        if document_ids is not None:
-            must.append(
-                models.FieldCondition(
-                    key="document_id", match=models.MatchAny(any=list(document_ids))
-                )
-            )
-        if collections is not None:
-            must.append(
-                models.FieldCondition(
-                    key=COLLECTION_FIELD, match=models.MatchAny(any=sorted(collections))
-                )
-            )
-        return models.Filter(must=must)
+        return models.Filter(
+            must=[models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in terms]
+        )
 
     async def delete_by_document(self, document_id: str) -> None:
         from qdrant_client import models

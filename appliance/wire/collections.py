@@ -32,16 +32,12 @@ KeyCollection = Annotated[
         description="A collection's name, or `*` for every collection.",
     ),
 ]
+KEY_COLLECTIONS = (
+    'The collections the key may read: names, or ["*"] for all of them (the default; admin '
+    "keys always read all)."
+)
 KeyCollections = Annotated[
-    list[KeyCollection],
-    Meta(
-        min_length=1,
-        max_length=256,
-        description=(
-            'The collections the key may read: names, or ["*"] for all of them (the '
-            "default; admin keys always read all)."
-        ),
-    ),
+    list[KeyCollection], Meta(min_length=1, max_length=256, description=KEY_COLLECTIONS)
 ]
 
 

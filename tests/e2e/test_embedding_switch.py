@@ -24,8 +24,10 @@ from tests.e2e.server import REPO, ServerProcess
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def upload(client: httpx.Client, name: str, text: str) -> str:
-    job = client.post("/v1/documents", files=[("files", (name, text.encode()))]).json()["job_id"]
+def upload(client: httpx.Client, name: str, text: str, collection: str = "default") -> str:
+    job = client.post(
+        "/v1/documents", files=[("files", (name, text.encode()))], data={"collection": collection}
+    ).json()["job_id"]
     while (state := client.get(f"/v1/jobs/{job}").json())["state"] in ("queued", "running"):
         time.sleep(0.1)
     assert state["state"] == "done", state
@@ -33,8 +35,11 @@ def upload(client: httpx.Client, name: str, text: str) -> str:
     return document_id
 
 
-def found(client: httpx.Client, query: str) -> set[str]:
-    hits = client.post("/v1/search", json={"query": query, "top_k": 10}).json()["hits"]
+def found(client: httpx.Client, query: str, collection: str | None = None) -> set[str]:
+    body: dict[str, object] = {"query": query, "top_k": 10}
+    if collection:
+        body["filters"] = {"collections": [collection]}
+    hits = client.post("/v1/search", json=body).json()["hits"]
     return {h["file_name"] for h in hits}
 
 
@@ -60,15 +65,20 @@ def test_switch_reembeds_swaps_and_survives_a_restart(
             md = make_md(tmp_path / "backups.md")
             upload(client, "backups.md", md.read_text())
             gone_id = upload(client, "printers.md", "# Printers\n\nThe printer is HP-4100.\n")
+            assert client.post("/v1/collections", json={"name": "hr"}).status_code == 201
+            upload(client, "leave.md", "# Leave\n\nLeave requests use form L-7.\n", "hr")
             added = cli("add", str(embedding_model), "--name", "minilm-b")
             assert added.returncode == 0, added.stderr
             switched = cli("use", "minilm-b", "--url", server.url, "--key", server.key)
             assert switched.returncode == 0, switched.stdout + switched.stderr
-            assert "re-embedding 2 documents" in switched.stdout and "switched" in switched.stdout
+            assert "re-embedding 3 documents" in switched.stdout and "switched" in switched.stdout
             status = client.get("/v1/models/embedding").json()
             assert status["state"] == "done" and status["collection"] == "chunks__minilm-b"
-            assert status["documents_done"] == 2 and status["chunks_done"] >= 2
+            assert status["documents_done"] == 3 and status["chunks_done"] >= 3
             assert {"backups.md", "printers.md"} <= found(client, "backups printer")
+            # each chunk keeps its collection through the switch
+            assert found(client, "backups printer leave", "hr") == {"leave.md"}
+            assert "leave.md" not in found(client, "leave requests form", "default")
             # after the swap: uploads, deletes and answers use the new collection
             upload(client, "vpn.md", "# VPN\n\nThe VPN gateway is vpn-gw-3.\n")
             assert "vpn.md" in found(client, "VPN gateway")
