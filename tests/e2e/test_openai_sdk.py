@@ -82,8 +82,12 @@ def model_ids(client: openai.OpenAI) -> dict[str, str]:
 
 
 def test_models_lists_the_chat_and_the_embedding_model(client: openai.OpenAI) -> None:
+    """Then `appliance` (RAG over every collection the key reads) and one
+    `appliance/NAME` per collection."""
     models = list(client.models.list())
-    assert [m.id for m in models] == ["SmolLM2-135M-Instruct.Q8_0", "all-MiniLM-L6-v2.F16"]
+    assert [m.id for m in models] == [
+        "SmolLM2-135M-Instruct.Q8_0", "all-MiniLM-L6-v2.F16", "appliance", "appliance/default",
+    ]  # fmt: skip
     assert all(m.object == "model" and m.owned_by == "appliance" for m in models)
     assert all(m.created > 1_600_000_000 for m in models)
 
