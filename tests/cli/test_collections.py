@@ -115,7 +115,7 @@ def test_names_are_checked_before_anything_is_sent(capsys: pytest.CaptureFixture
     for argv in (
         ["collections", "create", "HR"],
         ["collections", "rename", "hr", "a/b"],
-        ["keys", "create", "--role", "query", "--name", "x", "--collections", "hr,"],
+        ["keys", "create", "--role", "query", "--name", "x", "--collections", " , "],
         ["keys", "create", "--role", "query", "--name", "x", "--collections", "hr,Fin"],
         ["ingest", "f.txt", "--collection", "../keys"],
     ):
