@@ -36,5 +36,7 @@ def context_sizes(n_ctx: int, n_batch: int, n_threads: int) -> dict[str, int]:
     """The llama.cpp context parameters every model of the appliance gets the same way:
     the micro-batch is the whole batch (an encoder must see each sequence in one), and
     prompt batches decode on as many threads as single tokens."""
-    batch = {"n_batch": n_batch, "n_ubatch": n_batch}
-    return {"n_ctx": n_ctx, **batch, "n_threads": n_threads, "n_threads_batch": n_threads}
+    return {
+        "n_ctx": n_ctx, "n_batch": n_batch, "n_ubatch": n_batch,
+        "n_threads": n_threads, "n_threads_batch": n_threads,
+    }  # fmt: skip
