@@ -36,7 +36,7 @@ DOCS = [
     DocumentRead("d2", "backups.md", "text/markdown", 2_000, 2, None, T0 + 60),
     DocumentRead("d3", "remote-access.docx",
                  "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                 12_000, 2, None, T0 + 120),
+                 12_000, 2, None, T0 + 120, collection="hr"),
 ]  # fmt: skip
 FACT = "The emergency generator in building C is tested every Tuesday at 9 am."
 METRICS = """\

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from appliance.client import ApplianceClient
 from tests.docs_factory import make_md
@@ -14,6 +14,8 @@ from tests.tui.conftest import until, wait_job
 from tui.app import AdminApp
 from tui.screens.collections import CollectionsScreen, NameScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.documents import DocumentsScreen
+from tui.screens.ingest import FileRow, IngestScreen
 from tui.screens.keys import KeysScreen, NewKeyScreen, SecretScreen
 
 pytestmark = pytest.mark.slow
@@ -119,3 +121,44 @@ async def test_a_key_is_made_for_some_collections_and_listed_with_them(
         assert str(table.get_cell(secret.created.id, "collections")) == "hr"
         made = next(k for k in await live_client.keys() if k.id == secret.created.id)
         assert made.collections == ["hr"]
+
+
+async def test_an_upload_goes_into_the_collection_named_and_documents_show_it(
+    live_client: ApplianceClient, tmp_path: Path
+) -> None:
+    await live_client.create_collection("hr")
+    docs = tmp_path / "shared"
+    docs.mkdir()
+    make_md(docs / "backups.md")
+    app = AdminApp(live_client, interval=0.25, browse_root=docs)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, IngestScreen)
+        screen.query_one("#path", Input).value = str(docs)
+        await pilot.press("enter")  # added; the tree has the focus, where u uploads
+        collection = screen.query_one("#collection", Input)
+        collection.value = "Not A Name"
+        await pilot.press("u")
+        assert screen.chosen == [docs]  # refused before anything was sent
+        collection.value = "hr"
+        await pilot.press("u")
+
+        def done() -> bool:
+            labels = [
+                str(r.query_one(".file-label", Static).render()) for r in screen.query(FileRow)
+            ]
+            return len(labels) == 1 and labels[0].startswith("backups.md: done")
+
+        await until(pilot, done, "the file done")
+        [doc] = (await live_client.documents()).documents
+        assert doc.collection == "hr"
+
+        await pilot.press("3")
+        documents = app.screen
+        assert isinstance(documents, DocumentsScreen)
+        table = documents.query_one("#documents", DataTable)
+        await until(pilot, lambda: table.row_count == 1, "the document")
+        assert str(table.get_cell(doc.id, "collection")) == "hr"
+        await pilot.press("slash", *"default")
+        await until(pilot, lambda: table.row_count == 0, "no document in default")

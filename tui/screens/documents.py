@@ -1,4 +1,5 @@
-"""Documents: the table with filter-as-you-type; delete (confirmed), re-index, chunks."""
+"""Documents: the table (with each one's collection) with filter-as-you-type; delete
+(confirmed), re-index, chunks."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.widgets.plain import plain
 from tui.widgets.record_table import RecordTable
 
-COLUMNS = ("name", "type", "pages", "chunks", "ingested")
+COLUMNS = ("name", "collection", "type", "pages", "chunks", "ingested")
 
 
 def kind(content_type: str) -> str:
@@ -30,15 +31,17 @@ def kind(content_type: str) -> str:
     return short.get(content_type, content_type.rsplit("/", 1)[-1][:12])
 
 
-def cells(d: DocumentRead) -> tuple[str, str, str, str, str]:
+def cells(d: DocumentRead) -> tuple[str, ...]:
     ingested = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.created_at))
     pages = str(d.pages) if d.pages else ""
-    return (d.file_name, kind(d.content_type), pages, str(d.chunks), ingested)
+    return (d.file_name, d.collection, kind(d.content_type), pages, str(d.chunks), ingested)
 
 
 def matches(d: DocumentRead, needle: str) -> bool:
     needle = needle.strip().lower()
-    return not needle or needle in d.file_name.lower() or needle in kind(d.content_type)
+    return not needle or any(
+        needle in field for field in (d.file_name.lower(), kind(d.content_type), d.collection)
+    )
 
 
 class DocumentTable(RecordTable):
@@ -65,7 +68,7 @@ class DocumentsScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_chrome()
-        yield Input(placeholder="Filter by name or type (/)", id="filter")
+        yield Input(placeholder="Filter by name, type or collection (/)", id="filter")
         yield DocumentTable(COLUMNS, id="documents")
         yield Static("", id="summary")
         yield from self.compose_footer()

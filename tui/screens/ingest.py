@@ -1,4 +1,5 @@
-"""Ingest: pick files or directories (browser or typed path), upload, follow each file."""
+"""Ingest: pick files or directories (browser or typed path), upload into a collection
+(`default` unless named), follow each file."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DirectoryTree, Input, Label, ProgressBar, Static
 
 from appliance.client import UPLOAD_GROUP, collect_files
+from appliance.client.names import collection_name
 from tui.messages import JobsUpdated
 from tui.screens.base import ConsoleScreen
 from tui.widgets.plain import clean, plain
@@ -89,6 +91,7 @@ class IngestScreen(ConsoleScreen):
         with Horizontal(id="ingest-body"):
             with Vertical(id="pick"):
                 yield Input(placeholder="A file or directory path, Enter", id="path")
+                yield Input(placeholder="Into the collection: default", id="collection")
                 yield FolderTree(self.console.browse_root, id="tree")
                 yield Static("Enter/a add · u upload · / path", id="pick-help")
             with Vertical(id="progress"):
@@ -127,6 +130,10 @@ class IngestScreen(ConsoleScreen):
             event.input.value = ""
         self.query_one(DirectoryTree).focus()  # where a, u, c and x work
 
+    @on(Input.Submitted, "#collection")
+    def collection_typed(self) -> None:
+        self.query_one(DirectoryTree).focus()
+
     @on(DirectoryTree.FileSelected)
     def file_picked(self, event: DirectoryTree.FileSelected) -> None:
         self._add(event.path)
@@ -148,10 +155,16 @@ class IngestScreen(ConsoleScreen):
         if not self.chosen:
             self.notify("choose files or a directory first", severity="warning")
             return
-        self.upload(list(self.chosen))
+        named = self.query_one("#collection", Input).value.strip()
+        try:
+            collection = collection_name(named) if named else None
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.upload(list(self.chosen), collection)
 
     @work(exclusive=True, group="upload", exit_on_error=False)
-    async def upload(self, chosen: list[Path]) -> None:
+    async def upload(self, chosen: list[Path], collection: str | None = None) -> None:
         status = self.console.server_status or await self.call("read status", self.client.status())
         if status is None:
             return
@@ -170,7 +183,8 @@ class IngestScreen(ConsoleScreen):
         self.job_ids, self.started = [], time.monotonic()
         for start in range(0, len(files), UPLOAD_GROUP):
             group = files[start : start + UPLOAD_GROUP]
-            created = await self.call(f"upload {len(group)} files", self.client.upload(group))
+            sent = self.client.upload(group, collection)
+            created = await self.call(f"upload {len(group)} files", sent)
             if created is None:
                 break
             self.job_ids.append(created.job_id)
