@@ -21,21 +21,12 @@ class CollectionRow(msgspec.Struct, frozen=True):
 
 class CollectionJournal(JournalThread):
     async def collection_rows(self) -> list[CollectionRow]:
-        rows = await self._worker.call(
-            lambda c: c.execute(
-                "SELECT id, name, created_at FROM collections ORDER BY created_at, name"
-            ).fetchall()
-        )
-        return [CollectionRow(*r) for r in rows]
+        rows = await self._rows("SELECT id, name, created_at FROM collections ORDER BY created_at")
+        return [CollectionRow(str(i), str(name), float(str(at))) for i, name, at in rows]
 
     async def documents_per_collection(self) -> dict[str, int]:
-        rows = await self._worker.call(
-            lambda c: c.execute(
-                "SELECT collection, count(*) FROM documents WHERE state = 'indexed' "
-                "GROUP BY collection"
-            ).fetchall()
-        )
-        return {r[0]: int(r[1]) for r in rows}
+        counted = "SELECT collection, count(*) FROM documents WHERE state = 'indexed' GROUP BY 1"
+        return {str(name): int(str(n)) for name, n in await self._rows(counted)}
 
     async def add_collection(self, row: CollectionRow) -> None:
         def body(conn: sqlite3.Connection) -> None:
@@ -62,9 +53,5 @@ class CollectionJournal(JournalThread):
 
     async def documents_in(self, collection_id: str) -> list[str]:
         """Ids of the collection's documents, indexed or being deleted."""
-        rows = await self._worker.call(
-            lambda c: c.execute(
-                "SELECT id FROM documents WHERE collection = ?", (collection_id,)
-            ).fetchall()
-        )
-        return [r[0] for r in rows]
+        rows = await self._rows("SELECT id FROM documents WHERE collection = ?", collection_id)
+        return [str(r[0]) for r in rows]

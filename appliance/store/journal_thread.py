@@ -16,6 +16,10 @@ class JournalThread:
 
     _worker: ThreadWorker[sqlite3.Connection]
 
+    async def _rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """The rows of one query, read on the journal's thread."""
+        return await self._worker.call(lambda conn: conn.execute(sql, params).fetchall())
+
     async def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run `body` in one transaction, committed (fsynced) before returning."""
 

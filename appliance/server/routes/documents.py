@@ -131,6 +131,8 @@ class DocumentController(Controller):
     async def get_document(
         self, document_id: str, journal: Journal, reader: Reader
     ) -> DocumentRead:
+        """Its metadata; 404 if it does not exist or lies in a collection this key does
+        not read (the same answer either way)."""
         return document_read(await readable(journal, document_id, reader), reader)
 
     @delete(

@@ -50,7 +50,8 @@ def ask_params(data: AskRequest, settings: Settings, reader: Reader) -> AskParam
 
 
 class Asker:
-    """`QueryService.ask` for one key, the request's unset fields taken from the config.
+    """`QueryService.ask` and search for one key (within its collections), the request's
+    unset fields taken from the config.
     A plain class: Litestar passes a dependency of a plain class through as it is."""
 
     __slots__ = ("query_service", "reader", "settings")
@@ -61,6 +62,20 @@ class Asker:
     async def ask(self, data: AskRequest) -> PreparedAnswer:
         params = ask_params(data, self.settings, self.reader)
         return await self.query_service.ask(params, self.reader.key.id)
+
+    async def search(self, data: SearchRequest) -> SearchResponse:
+        limits, searcher = self.settings.retrieval, self.query_service.searcher
+        top_k = data.top_k or limits.top_k
+        if top_k > limits.max_top_k:
+            raise field_error("top_k", f"must be <= {limits.max_top_k} (retrieval.max_top_k)")
+        found = await searcher.search(
+            data.query, top_k, data.document_ids, data.filters, retrieval=data.retrieval,
+            collections=self.reader.searched(data.filters),
+        )  # fmt: skip
+        return SearchResponse(
+            hits=found.hits, embed_ms=round(found.embed_ms, 3),
+            search_ms=round(found.search_ms, 3), documents=await searcher.describe(found.hits),
+        )  # fmt: skip
 
 
 def caller_asker(query_service: QueryService, settings: Settings, reader: Reader) -> Asker:
@@ -92,24 +107,8 @@ class QueryController(Controller):
         "/search", status_code=200, summary="Semantic search over the documents (query)",
         responses=errors(400, 503),
     )  # fmt: skip
-    async def search(
-        self, data: SearchRequest, query_service: QueryService, settings: Settings, reader: Reader
-    ) -> SearchResponse:
-        top_k = data.top_k or settings.retrieval.top_k
-        if top_k > settings.retrieval.max_top_k:
-            raise field_error(
-                "top_k", f"must be <= {settings.retrieval.max_top_k} (retrieval.max_top_k)"
-            )
-        found = await query_service.searcher.search(
-            data.query, top_k, data.document_ids, data.filters, retrieval=data.retrieval,
-            collections=reader.searched(data.filters),
-        )  # fmt: skip
-        return SearchResponse(
-            hits=found.hits,
-            embed_ms=round(found.embed_ms, 3),
-            search_ms=round(found.search_ms, 3),
-            documents=await query_service.searcher.describe(found.hits),
-        )
+    async def search(self, data: SearchRequest, asker: Asker) -> SearchResponse:
+        return await asker.search(data)
 
     @post(
         "/ask", status_code=200, summary="Answer a question with citations (query)",
