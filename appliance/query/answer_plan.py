@@ -35,6 +35,8 @@ class AnswerPlan:
     embedder: Embedder  # the model of the question's vector: the rest embeds with it
     documents: dict[str, DocumentInfo] = field(default_factory=dict)  # of the cited passages
     candidates: list[Sentence] = field(default_factory=list)  # embedded to pick the context
+    # under load: the candidates ranked by words, not embedded (`evidence.word_scores`)
+    by_words: bool = False
 
     def citation_of(self) -> dict[str, int]:
         return {h.point_id: n for n, h in enumerate(self.pool, start=1)}

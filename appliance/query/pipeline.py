@@ -18,13 +18,14 @@ from appliance.query.chat import ChatLimits, ChatService
 from appliance.query.context import Sentence, candidates, passages, select_sentences, sentences_of
 from appliance.query.conversations import ConversationService, Turn
 from appliance.query.draining import Draining
-from appliance.query.evidence import EvidenceFinder
+from appliance.query.evidence import EvidenceFinder, word_scores
 from appliance.query.extract import EXTRACT, ExtractedStream, extractive_answer, no_prompt
 from appliance.query.generation import GenerationRules
 from appliance.query.grounding import Grounding
 from appliance.query.params import AnswerSettings, AskParams, UnknownStrategy
 from appliance.query.prompt import build_prompt
 from appliance.query.search import Searcher, SearchOutcome
+from appliance.query.vector_cache import VectorCache
 from appliance.store.journal import Journal
 
 __all__ = ["AnswerSettings", "AskParams", "PreparedAnswer", "QueryService"]  # build, tests
@@ -43,7 +44,9 @@ class QueryService:
     ) -> None:
         """`catalog`: the journal (filters, citations' metadata, conversations)."""
         g, deadline_s = answers.generation, answers.generation.deadline_s
-        self.searcher = Searcher(embedder, store, metrics, answers.retrieval.mode, catalog)
+        vectors = VectorCache()  # the question's and the sentences' embeddings, remembered
+        mode = answers.retrieval.mode
+        self.searcher = Searcher(embedder, store, metrics, mode, catalog, vectors)
         self._generator = generator
         self._metrics = metrics
         self.answers = answers
@@ -51,7 +54,8 @@ class QueryService:
         self._min_score = answers.retrieval.min_score
         rules = GenerationRules(metrics, self.draining, deadline_s)
         conversations = ConversationService(catalog) if catalog is not None else None
-        self._answer = AnswerContext(rules, EvidenceFinder(answers, metrics), conversations)
+        evidence = EvidenceFinder(answers, metrics, vectors)
+        self._answer = AnswerContext(rules, evidence, conversations)
         limits = ChatLimits(g.max_tokens, g.max_tokens_ceiling, deadline_s)
         self.chat = ChatService(generator, metrics, self.draining, limits)  # rag: false
 
@@ -113,8 +117,9 @@ class QueryService:
         except Overloaded as busy:  # every slot and the queue taken: the words wait, not the answer
             self._metrics.rejections.labels("generation").inc()
             return await self._extract(
-                params, found, strategy, t_start, turn, known=plan.vectors, busy=busy
-            )
+                params, found, strategy, t_start, turn, known=plan.vectors, busy=busy,
+                by_words=plan.by_words,
+            )  # fmt: skip
         return PreparedAnswer(
             self._answer, params.question, found, plan, prompt_ms, stream, t_start, turn
         )
@@ -129,14 +134,17 @@ class QueryService:
         *,
         known: dict[tuple[str, int], list[float]] | None = None,
         busy: Overloaded | None = None,
+        by_words: bool = False,
     ) -> PreparedAnswer:
         """The extractive answer: the first evidence, quoted (the default strategy's passages
         and candidates; no prompt, no chat model). `known`: sentence embeddings already made
-        for these passages; `busy`: the queue's refusal it stands in for (finish "busy")."""
+        for these passages; `busy`: the queue's refusal it stands in for (finish "busy");
+        `by_words`: the candidates were ranked by words (the query embeddings were busy)."""
         t0 = time.perf_counter()
         embedder = found.embedder or self.searcher.embedder
         hits = self._context_hits(found, strategy)
         plan = AnswerPlan(EXTRACT, strategy, no_prompt([]), hits, None, dict(known or {}), embedder)
+        plan.by_words = by_words
         first = await self._answer.evidence.first(params.question, plan, found.vector)
         plan.read = plan.candidates  # what the answer was drawn from, for grounding
         plan.documents = await self.searcher.describe(plan.pool)
@@ -175,12 +183,16 @@ class QueryService:
         vectors: dict[tuple[str, int], list[float]] = {}
         gen = self._generator
         embedder = found.embedder or self.searcher.embedder
+        by_words = False
         if strategy.context == "sentences" and hits:
             per_hit = sentences_of(hits)
             pool = candidates(per_hit, params.question, strategy.candidates)
-            embedded = await embedder.embed([s.text for s in pool], interactive=True)
-            vectors = {sentence_key(s): v for s, v in zip(pool, embedded, strict=True)}
-            scored = list(zip(pool, cosines(embedded, found.vector), strict=True))
+            if by_words := self._answer.evidence.by_words_now():  # under load: no waiting
+                scored = list(zip(pool, word_scores(params.question, pool), strict=True))
+            else:
+                embedded = await self.searcher.vectors.embed(embedder, [s.text for s in pool])
+                vectors = {sentence_key(s): v for s, v in zip(pool, embedded, strict=True)}
+                scored = list(zip(pool, cosines(embedded, found.vector), strict=True))
             excerpts, read = await asyncio.to_thread(
                 select_sentences,
                 per_hit,
@@ -206,4 +218,7 @@ class QueryService:
             return AnswerPlan(name, strategy, prompt, prompt.hits, None, vectors, embedder)
         kept = {e.hit.point_id for e in prompt.excerpts}  # the excerpts that fit
         read = [s for s in read if s.hit.point_id in kept]
-        return AnswerPlan(name, strategy, prompt, hits, read, vectors, embedder, candidates=pool)
+        return AnswerPlan(
+            name, strategy, prompt, hits, read, vectors, embedder, candidates=pool,
+            by_words=by_words,
+        )  # fmt: skip

@@ -13,6 +13,7 @@ from appliance.domain.protocols import DocumentCatalog, Embedder, VectorStore
 from appliance.domain.types import DocumentFilter, DocumentInfo, Hit
 from appliance.observability.metrics import Metrics
 from appliance.query.params import NoLexicalIndex
+from appliance.query.vector_cache import VectorCache
 
 
 def _by_metadata(filters: DocumentFilter) -> bool:
@@ -41,8 +42,11 @@ class Searcher:
         metrics: Metrics,
         retrieval: str,
         catalog: DocumentCatalog | None,
+        vectors: VectorCache | None = None,
     ) -> None:
+        """`vectors`: the query path's embeddings, remembered (None: none remembered)."""
         self.embedder = embedder
+        self.vectors = vectors if vectors is not None else VectorCache(0)
         self._store = store
         self._metrics = metrics
         self._retrieval = retrieval  # retrieval.mode: "dense" or "hybrid"
@@ -97,7 +101,7 @@ class Searcher:
         ):  # the filters admit no document, or the caller reads no collection
             return SearchOutcome([], 0.0, 0.0, [], embedder, fused)
         t0 = time.perf_counter()
-        [vector] = await embedder.embed([query], interactive=True)
+        [vector] = await self.vectors.embed(embedder, [query])
         t1 = time.perf_counter()
         hits = await store.search(
             vector, top_k, document_ids, text=query if fused else None,
