@@ -13,11 +13,16 @@ Peak RSS is sampled every 0.1 s over the server's whole life (ingestion included
 
 `python bench/askers.py overload`: one server with the shipped defaults, 8 then 150
 askers at once: time to each one's first event (the evidence) p50/p99, how many finished
-"busy" (the extractive answer: every slot and the queue taken) and how many errors.
+"busy" (the extractive answer: every slot and the queue taken), how many first evidences
+were ranked by words (the query embeddings were queued deep) and how many errors.
+`--askers 8,150` sets the rounds; `--unique` makes every asker's question its own (the
+benchmark's 45 questions, each asker's with its number appended), so no two askers share
+a question embedding.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -33,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.answers import BEFORE, ingest, load_questions  # noqa: E402
-from bench.harness import appliance_server, concurrent_streams  # noqa: E402
+from bench.harness import appliance_server, concurrent_streams, metric_totals  # noqa: E402
 
 MODELS = REPO / ".cache" / "models"
 ASKERS = 50
@@ -83,11 +88,15 @@ def run(name: str, data_dir: Path, log: Path, spec: dict[str, Any],
 
 
 OVERLOAD = (8, 150)  # `askers.py overload`: askers at once, each round
+BY_WORDS = 'appliance_stage_seconds_count{stage="first_evidence_by_words"}'
 
 
-def overload(spec: dict[str, Any]) -> None:
+def overload(
+    spec: dict[str, Any], rounds: tuple[int, ...] = OVERLOAD, unique: bool = False
+) -> None:
     """Issue 22: every asker gets its evidence event, those beyond the slots and the queue
-    the extractive answer ("busy"); the shipped defaults, one server."""
+    the extractive answer ("busy"); the shipped defaults, one server. `unique`: no two
+    askers ask the same question."""
     questions = [q["question"] for q in spec["questions"]]
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
@@ -96,17 +105,25 @@ def overload(spec: dict[str, Any]) -> None:
             with httpx.Client(base_url=srv.url, timeout=600, headers=srv.headers) as client:
                 ingest(client, Path(spec["root"]), spec["files"])
             slots = slots_of(srv.url, srv.headers)
+            cycled = "each asker's own (numbered)" if unique else "cycled"
             print(f"shipped defaults: {slots} slots, queue 64; the answer benchmark's corpus "
-                  "and questions (cycled), no max_tokens\n")  # fmt: skip
+                  f"and questions ({cycled}), no max_tokens\n")  # fmt: skip
             print(f"{'askers':>6} {'evidence p50 s':>14} {'evidence p99 s':>14} {'no evidence':>11} "
-                  f"{'busy':>5} {'generated':>9} {'ttft p50 s':>10} {'errors':>6} {'wall s':>6}")  # fmt: skip
-            for n in OVERLOAD:
+                  f"{'busy':>5} {'generated':>9} {'by words':>8} {'ttft p50 s':>10} {'errors':>6} "
+                  f"{'wall s':>6}")  # fmt: skip
+            asked = 0
+            for n in rounds:
                 bodies: list[dict[str, object]] = [
-                    {"query": questions[i % len(questions)], "temperature": 0} for i in range(n)
-                ]
+                    {"query": questions[i % len(questions)] + (f" ({asked + i})" if unique else ""),
+                     "temperature": 0}
+                    for i in range(n)
+                ]  # fmt: skip
+                asked += n
+                words0 = metric_totals(srv.url, srv.headers).get(BY_WORDS, 0.0)
                 res = asyncio.run(
                     concurrent_streams(f"{srv.url}/v1/ask/stream", bodies, headers=srv.headers)
                 )
+                words = metric_totals(srv.url, srv.headers).get(BY_WORDS, 0.0) - words0
                 ok = [r for r in res.results if r.status == 200 and r.finish]
                 firsts = [r.first_event for r in ok]
                 busy = sum(r.finish == "busy" for r in ok)
@@ -114,21 +131,29 @@ def overload(spec: dict[str, Any]) -> None:
                 ttft = np.median([r.ttft for r in generated]) if generated else float("nan")
                 p50, p99 = np.percentile(firsts, 50), np.percentile(firsts, 99)
                 print(f"{n:>6} {p50:>14.2f} {p99:>14.2f} {n - len(ok):>11} {busy:>5} "
-                      f"{len(generated):>9} {ttft:>10.2f} {len(res.results) - len(ok):>6} "
-                      f"{res.wall:>6.1f}", flush=True)  # fmt: skip
+                      f"{len(generated):>9} {words:>8.0f} {ttft:>10.2f} "
+                      f"{len(res.results) - len(ok):>6} {res.wall:>6.1f}", flush=True)  # fmt: skip
                 time.sleep(2)
     print(f"\n(askers.py overload: {time.monotonic() - t0:.0f} s)")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["before", "after", "overload"],
+                        help="one server only (before, after) or the overload rounds")  # fmt: skip
+    parser.add_argument("--askers", default=",".join(map(str, OVERLOAD)),
+                        help="overload: askers at once in each round (default %(default)s)")  # fmt: skip
+    parser.add_argument("--unique", action="store_true",
+                        help="overload: every asker's question its own (numbered)")  # fmt: skip
+    args = parser.parse_args()
     spec = load_questions()
-    if sys.argv[1:] == ["overload"]:
-        overload(spec)
+    if args.mode == "overload":
+        overload(spec, tuple(int(n) for n in args.askers.split(",")), args.unique)
         return
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         log = Path(work) / "server.log"
-        only = sys.argv[1:]  # `askers.py after`: one server, for a quick look
+        only = [args.mode] if args.mode else []  # `askers.py after`: one server, for a quick look
         before = (
             run("before", Path(work) / "before", log, spec, BEFORE)
             if only in ([], ["before"])
