@@ -32,9 +32,11 @@ MAX_EVIDENCE_POOL = 32
 # none): those sharing most words with the question, a few ms each on the query thread
 # while the answer waits for its prefill; kept for grounding.
 FIRST_EVIDENCE_POOL = 12
-# Texts waiting for the query embeddings (~10 ms each beside decoding on 2 cores) beyond
-# which the first evidence is ranked by words, not embeddings (bench/askers.py overload).
-BY_WORDS_FROM_QUEUED = 36
+# Texts waiting for the query embeddings (~10-20 ms each beside decoding on 2 cores) beyond
+# which the first evidence is ranked by words, not embeddings. Measured (bench/askers.py
+# overload, evidence p99 with 8 / 150 askers at once): 36 -> 0.90 / 2.02 s (3 of 8 by words),
+# 24 -> 0.78 / 1.67 s (5 of 8); without: 1.57 / 8.28 s.
+BY_WORDS_FROM_QUEUED = 24
 
 
 def word_scores(question: str, pool: Sequence[Sentence]) -> list[float]:
