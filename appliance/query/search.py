@@ -101,7 +101,8 @@ class Searcher:
         ):  # the filters admit no document, or the caller reads no collection
             return SearchOutcome([], 0.0, 0.0, [], embedder, fused)
         t0 = time.perf_counter()
-        [vector] = await self.vectors.embed(embedder, [query])
+        among = "*" if collections is None else ",".join(sorted(collections))
+        [vector] = await self.vectors.embed(embedder, [query], shared=f"question:{among}")
         t1 = time.perf_counter()
         hits = await store.search(
             vector, top_k, document_ids, text=query if fused else None,

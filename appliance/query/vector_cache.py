@@ -78,15 +78,17 @@ class VectorCache:
         return serial
 
     async def embed(
-        self, embedder: Embedder, texts: Sequence[str], *, urgent: bool = True
+        self, embedder: Embedder, texts: Sequence[str], *, urgent: bool = True, shared: str = ""
     ) -> list[list[float]]:
         """The embeddings of `texts` by `embedder` (the query path: `interactive=True`).
         `urgent=False` (evidence after the answer) never holds up an urgent caller: those
-        do not wait for a non-urgent embedding under way."""
+        do not wait for a non-urgent embedding under way. `shared`: who may share these
+        entries (a question is shared only within the same collections: a cached
+        question answers sooner, and that must not tell one team what another asked)."""
         serial = self._serial(embedder) if self._max > 0 else None
         if serial is None:
             return await embedder.embed(texts, interactive=True, urgent=urgent)
-        keys = [(serial, _digest(t)) for t in texts]
+        keys = [(serial, _digest(f"{shared}\0{t}" if shared else t)) for t in texts]
         found: dict[_Key, np.ndarray] = {}
         waits: dict[_Key, _Pending] = {}
         missing: dict[_Key, str] = {}

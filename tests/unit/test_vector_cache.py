@@ -166,3 +166,13 @@ async def test_queued_counts_the_urgent_texts_under_way() -> None:
     fake.gate.set()
     await asyncio.gather(*askers)
     assert cache.queued() == 0
+
+
+async def test_a_question_is_shared_only_among_the_same_collections() -> None:
+    """A cached question answers sooner: one team must not learn by timing what another
+    asked, so entries are shared within `shared` only."""
+    cache, fake = VectorCache(), CountingFakeEmbedder()
+    await cache.embed(fake, ["is the plant closing?"], shared="question:hr")
+    await cache.embed(fake, ["is the plant closing?"], shared="question:desk")
+    await cache.embed(fake, ["is the plant closing?"], shared="question:hr")
+    assert fake.texts == ["is the plant closing?"] * 2 and cache.hits == 1
