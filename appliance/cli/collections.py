@@ -14,9 +14,9 @@ NOT_EMPTY = "collection_not_empty"  # the server's code for a delete that needs 
 
 
 def register(commands: options.Commands) -> None:
-    group = commands.add_parser("collections", help="collections: who may read which documents")
-    options.add_client_options(group)
-    verbs = group.add_subparsers(dest="collections_command", required=True)
+    group, verbs = options.verb_group(
+        commands, "collections", "collections: who may read which documents"
+    )
     verbs.add_parser("list", help="the collections this key may read, with their documents")
     create = verbs.add_parser("create", help="make an empty collection (admin)")
     create.add_argument("name", type=options.collection_name)

@@ -21,10 +21,7 @@ def register(commands: options.Commands) -> None:
     options.add_client_options(p)
     p.add_argument("paths", nargs="+", help="files or directories")
     p.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the job")
-    p.add_argument(
-        "--collection", type=options.collection_name, default=None, metavar="NAME",
-        help="the collection the documents go to (default: default)",
-    )  # fmt: skip
+    options.add_collection(p, "the collection the documents go to (default: default)", None)
     options.client_command(p, ingest, timeout=300)
 
 

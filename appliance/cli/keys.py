@@ -12,9 +12,7 @@ from appliance.client.display import when
 
 
 def register(commands: options.Commands) -> None:
-    keys = commands.add_parser("keys", help="manage API keys (admin)")
-    options.add_client_options(keys)
-    verbs = keys.add_subparsers(dest="keys_command", required=True)
+    keys, verbs = options.verb_group(commands, "keys", "manage API keys (admin)")
     verbs.add_parser("list", help="list the keys and what they read (never their secrets)")
     create = verbs.add_parser("create", help="make a key; its secret is shown once")
     create.add_argument("--role", choices=["admin", "ingest", "query"], required=True)

@@ -38,6 +38,23 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def verb_group(
+    commands: Commands, name: str, help: str
+) -> tuple[argparse.ArgumentParser, Commands]:
+    """A command group talking to the server (`appliance NAME [--url --key] VERB`) and
+    its verbs, chosen in `args.<name>_command`."""
+    group = commands.add_parser(name, help=help)
+    add_client_options(group)
+    return group, group.add_subparsers(dest=f"{name}_command", required=True)
+
+
+def add_collection(parser: argparse.ArgumentParser, help: str, default: str | None) -> None:
+    """`--collection NAME`: where documents go."""
+    parser.add_argument(
+        "--collection", type=collection_name, default=default, metavar="NAME", help=help
+    )
+
+
 Request: TypeAlias = Callable[[ApplianceClient, argparse.Namespace], Awaitable[int]]
 
 

@@ -29,10 +29,9 @@ def register(commands: options.Commands) -> None:
     add.add_argument("--interval", type=float, default=0.0, help="seconds between scans")
     add.add_argument("--watch", action="store_true", help="scan when files change")
     add.add_argument("--role", choices=["admin", "ingest"], default="ingest")
-    add.add_argument(
-        "--collection", type=options.collection_name, default=DEFAULT_COLLECTION, metavar="NAME",
-        help="the collection its documents go to (default: default)",
-    )  # fmt: skip
+    options.add_collection(
+        add, "the collection its documents go to (default: default)", DEFAULT_COLLECTION
+    )
     scan = verbs.add_parser("scan", help="scan a folder now and wait for the report")
     scan.add_argument("id")
     scan.add_argument("--no-wait", action="store_true", help="start the scan and return")
