@@ -67,5 +67,7 @@ DEPENDENCIES = {
     "health_checks": provide(HealthChecks),
     "served": provide(Services.served),
     "reader": Provide(caller_reader, sync_to_thread=False),
-    "collections": provide(lambda s: s.collections),
+    # not `collections`: Litestar reads a body field of a dependency's name as a failed
+    # dependency (a 500), and requests carry a `collections` field
+    "collection_service": provide(lambda s: s.collections),
 }

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from appliance.wire.collections import CollectionName
+from appliance.wire.collections import CollectionNames
 
 
 class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -26,7 +26,7 @@ class DocumentFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ingested_after: date | None = None  # the day it was ingested (UTC)
     ingested_before: date | None = None
     # narrows the search to these collections (names); never widens what the key reads
-    collections: list[CollectionName] | None = None
+    collections: CollectionNames | None = None
 
 
 class DocumentInfo(msgspec.Struct, frozen=True):

@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(RUN_LIMIT_S
 # schema-valid and rightly refused (415). Nor is a token count: a schema-valid chat
 # message of 32k characters is far past the model's context and rightly refused (400,
 # as OpenAI does); every chat example generates an answer, so it gets fewer examples.
+# An upload's `collection` must exist on the server, which no schema can say either: a
+# schema-valid name of none is rightly answered 404 (as a search naming one is, by default).
 # A synced folder must exist on the server, which no schema can say: a schema-valid
 # path that is not an absolute directory is rightly refused (400). Nothing else is
 # exempted. (DELETE /v1/keys/{key_id} is not fuzzed: its stateful phase reads the
@@ -48,7 +50,7 @@ max-examples = {examples}
 [[operations]]
 # one filter: separate include-path and include-method filters match either (any POST)
 include-name = "POST /v1/documents"
-checks.positive_data_acceptance.expected-statuses = ["2xx", 415]
+checks.positive_data_acceptance.expected-statuses = ["2xx", 404, 415]
 [[operations]]
 include-name = "POST /v1/chat/completions"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400]

@@ -34,9 +34,9 @@ class CollectionController(Controller):
         opt={"role": Role.QUERY}, responses=errors(),
     )  # fmt: skip
     async def list_collections(
-        self, collections: CollectionService, reader: Reader
+        self, collection_service: CollectionService, reader: Reader
     ) -> CollectionList:
-        listed = await collections.listing(reader.scope)
+        listed = await collection_service.listing(reader.scope)
         return CollectionList([collection_read(r, n) for r, n in listed])
 
     @post(
@@ -44,9 +44,9 @@ class CollectionController(Controller):
         responses=errors(400, 409),
     )  # fmt: skip
     async def create_collection(
-        self, data: CollectionCreate, collections: CollectionService, audit: CallerAudit
+        self, data: CollectionCreate, collection_service: CollectionService, audit: CallerAudit
     ) -> CollectionRead:
-        row, documents = await collections.create(data.name)
+        row, documents = await collection_service.create(data.name)
         audit.record("collection_created", collection=row.name, collection_id=row.id)
         return collection_read(row, documents)
 
@@ -55,10 +55,10 @@ class CollectionController(Controller):
         responses=errors(400, 404, 409),
     )  # fmt: skip
     async def rename_collection(
-        self, name: str, data: CollectionRename, collections: CollectionService,
+        self, name: str, data: CollectionRename, collection_service: CollectionService,
         audit: CallerAudit,
     ) -> CollectionRead:  # fmt: skip
-        row, documents = await collections.rename(name, data.name)
+        row, documents = await collection_service.rename(name, data.name)
         audit.record("collection_renamed", collection=name, to=row.name, collection_id=row.id)
         return collection_read(row, documents)
 
@@ -69,8 +69,12 @@ class CollectionController(Controller):
         responses=errors(404, 409),
     )  # fmt: skip
     async def delete_collection(
-        self, name: str, collections: CollectionService, audit: CallerAudit, force: bool = False
+        self,
+        name: str,
+        collection_service: CollectionService,
+        audit: CallerAudit,
+        force: bool = False,
     ) -> CollectionDeleted:
-        deleted = await collections.delete(name, force=force)
+        deleted = await collection_service.delete(name, force=force)
         audit.record("collection_deleted", collection=name, documents=deleted)
         return CollectionDeleted(name, deleted)

@@ -23,14 +23,13 @@ from appliance.server.errors import field_error, found
 from appliance.server.openapi import errors
 from appliance.server.reader import Reader
 from appliance.store.journal import DocumentRow, Journal
-from appliance.wire.collections import CollectionName
 from appliance.wire.documents import ChunkPage, ChunkRead, DocumentList, DocumentRead
 from appliance.wire.jobs import FileProgress, JobCreated, JobRead
 
 
 class UploadForm(msgspec.Struct):
     files: Annotated[list[UploadFile], Meta(min_length=1, max_length=1000)]
-    collection: CollectionName | None = None  # default: `default`
+    collection: str | None = None  # a name (default: `default`), resolved by the reader
 
 
 def job_read(job: Job, reader: Reader) -> JobRead:
@@ -89,7 +88,7 @@ class DocumentController(Controller):
 
     @post(
         "/documents", status_code=HTTP_202_ACCEPTED, summary="Upload documents (ingest)",
-        opt={"role": Role.INGEST}, responses=errors(400, 413, 415, 503),
+        opt={"role": Role.INGEST}, responses=errors(400, 404, 413, 415, 503),
     )  # fmt: skip
     async def upload(
         self,

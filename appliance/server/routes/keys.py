@@ -21,8 +21,10 @@ class KeyConflict(ApplianceError):
     code = "last_admin_key"
 
 
-def key_read(r: KeyRecord, collections: CollectionService) -> KeyRead:
-    names = [c if c == ALL_COLLECTIONS else collections.registry.name_of(c) for c in r.collections]
+def key_read(r: KeyRecord, collection_service: CollectionService) -> KeyRead:
+    names = [
+        c if c == ALL_COLLECTIONS else collection_service.registry.name_of(c) for c in r.collections
+    ]
     return KeyRead(r.id, r.name, r.role.value, r.created_at, r.revoked_at, names)
 
 
@@ -32,18 +34,22 @@ class KeyController(Controller):
     opt = {"role": Role.ADMIN}  # noqa: RUF012 - Litestar's own attribute
 
     @get("/", summary="List API keys (admin; never their secrets)", responses=errors())
-    async def list_keys(self, keys: KeyStore, collections: CollectionService) -> KeyList:
-        return KeyList([key_read(r, collections) for r in keys.list()])
+    async def list_keys(self, keys: KeyStore, collection_service: CollectionService) -> KeyList:
+        return KeyList([key_read(r, collection_service) for r in keys.list()])
 
     @post(
         "/", status_code=HTTP_201_CREATED, summary="Create an API key (admin)",
-        responses=errors(400),
+        responses=errors(400, 404),
     )  # fmt: skip
     async def create_key(
-        self, data: KeyCreate, keys: KeyStore, audit: CallerAudit, collections: CollectionService
+        self,
+        data: KeyCreate,
+        keys: KeyStore,
+        audit: CallerAudit,
+        collection_service: CollectionService,
     ) -> KeyCreated:
         granted = tuple(
-            c if c == ALL_COLLECTIONS else collections.get(c, ReadScope(), "collections").id
+            c if c == ALL_COLLECTIONS else collection_service.get(c, ReadScope(), "collections").id
             for c in dict.fromkeys(data.collections)
         )
         if ALL_COLLECTIONS in granted:
@@ -51,7 +57,12 @@ class KeyController(Controller):
         key, r = await keys.create(data.name, Role(data.role), granted)
         audit.record("key_created", key_id=r.id, role=r.role.value, collections=list(granted))
         return KeyCreated(
-            r.id, r.name, r.role.value, r.created_at, key, key_read(r, collections).collections
+            r.id,
+            r.name,
+            r.role.value,
+            r.created_at,
+            key,
+            key_read(r, collection_service).collections,
         )
 
     @delete(
@@ -59,7 +70,7 @@ class KeyController(Controller):
         responses=errors(404, 409),
     )  # fmt: skip
     async def revoke_key(
-        self, key_id: str, keys: KeyStore, audit: CallerAudit, collections: CollectionService
+        self, key_id: str, keys: KeyStore, audit: CallerAudit, collection_service: CollectionService
     ) -> KeyRead:
         try:
             r = await keys.revoke(key_id)
@@ -67,4 +78,4 @@ class KeyController(Controller):
             raise KeyConflict(str(exc)) from None
         revoked = found(r, f"key {key_id}")
         audit.record("key_revoked", key_id=key_id)
-        return key_read(revoked, collections)
+        return key_read(revoked, collection_service)

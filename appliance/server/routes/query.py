@@ -105,14 +105,14 @@ class QueryController(Controller):
 
     @post(
         "/search", status_code=200, summary="Semantic search over the documents (query)",
-        responses=errors(400, 503),
+        responses=errors(400, 404, 503),
     )  # fmt: skip
     async def search(self, data: SearchRequest, asker: Asker) -> SearchResponse:
         return await asker.search(data)
 
     @post(
         "/ask", status_code=200, summary="Answer a question with citations (query)",
-        responses=errors(400, 503, 504),
+        responses=errors(400, 404, 503, 504),
     )  # fmt: skip
     async def ask(self, data: AskRequest, asker: Asker) -> Response[AskResponse]:
         prepared = await asker.ask(data)
@@ -145,7 +145,7 @@ class QueryController(Controller):
                 media_type="text/event-stream",
                 description="one evidence event, token events, then one done or error event",
             ),
-            **errors(400, 503),
+            **errors(400, 404, 503),
         },
     )
     async def ask_stream(self, data: AskRequest, asker: Asker) -> ServerSentEvent:

@@ -37,6 +37,8 @@ _WHY = {
     400: "The body is invalid; `error.param` names the field.",
     401: "No API key, or an unknown or revoked one.",
     403: "The key's role may not do this (these routes need `query`), or a foreign Origin.",
+    404: "`model` names a collection (`appliance/NAME`) this key does not read or that "
+    "does not exist.",
     413: "The body is larger than server.max_upload_mb.",
     429: "Too many requests for this key (security.rate_limit_per_minute).",
     503: "Busy (a queue is full; retry after Retry-After) or a part is not running.",

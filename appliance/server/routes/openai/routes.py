@@ -53,12 +53,12 @@ class OpenAIController(Controller):
         responses=openai_errors(),
     )  # fmt: skip
     async def models(
-        self, served: ServedModels, collections: CollectionService, reader: Reader
+        self, served: ServedModels, collection_service: CollectionService, reader: Reader
     ) -> ModelList:
         """The chat and embedding models, `appliance` (RAG over every collection the key
         reads) and `appliance/NAME` for each of them."""
         readable = [
-            f"{APPLIANCE_MODEL}/{r.name}" for r, _ in await collections.listing(reader.scope)
+            f"{APPLIANCE_MODEL}/{r.name}" for r, _ in await collection_service.listing(reader.scope)
         ]
         names = (served.chat, served.embedding, APPLIANCE_MODEL, *readable)
         return ModelList(data=[ModelCard(id=m, created=served.created) for m in names])
@@ -78,7 +78,7 @@ class OpenAIController(Controller):
                 data_container=ChatCompletion,
                 description="A chat.completion; with `stream`, text/event-stream of chunks",
             ),
-            **openai_errors(400, 413, 503, 504),
+            **openai_errors(400, 404, 413, 503, 504),
         },
     )
     async def chat_completions(
