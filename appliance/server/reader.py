@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
+from appliance.domain.errors import ApplianceError
 from appliance.domain.types import DocumentFilter
 from appliance.ingest.collections import CollectionNotFound, CollectionService
 from appliance.security.audit import CallerAudit
@@ -23,8 +24,11 @@ from appliance.store.journal_collections import CollectionRow
 from appliance.wire.collections import DEFAULT_COLLECTION
 
 
-class CollectionsOff(Exception):
-    """The services were built without collections (never in a running server)."""
+class CollectionsOff(ApplianceError):
+    """The services were built without collections (never once the server has started):
+    answered as `starting`, like the synced folders before they start."""
+
+    status, code = 503, "starting"
 
 
 class Reader:
