@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from appliance.config.schema import Settings  # noqa: E402
 from appliance.domain.types import ChunkRecord, Hit  # noqa: E402
 from appliance.store.edge import EdgeStore  # noqa: E402
+from appliance.store.hybrid import NarrowedSearch  # noqa: E402
 from appliance.store.lexical import Bm25Params, LexicalEncoder  # noqa: E402
 
 DIM = 384
@@ -254,6 +255,10 @@ def report(
           f"search thread), {n} chunks in {k} collections of "
           f"{100 * sizes[0] / n:.0f}%..{100 * sizes[-1] / n:.0f}%, documents of {DOC_CHUNKS} "
           "chunks upserted in random order.")  # fmt: skip
+    st = Settings().storage
+    print(f"A search narrowed to collections walks the graph with ef {st.filtered_search_ef} "
+          f"and ACORN {'on' if st.filtered_search_acorn else 'off'} (storage.filtered_search_*)"
+          ".")  # fmt: skip
     print(f"SYNTHETIC vectors, not model embeddings: unit vectors in {DIM}-d around {CLUSTERS} "
           f"cluster centres (each: own {LOCAL_DIM}-d subspace + noise), one cluster per "
           f"document, {OWN_TOPIC:.0%} of a collection's documents on its own clusters. "
@@ -303,6 +308,9 @@ async def run(args: argparse.Namespace) -> None:
         search_threads=settings.storage.edge_search_threads,
         lexical=LexicalEncoder(Bm25Params(avg_len=r.bm25_avg_len, k=r.bm25_k, b=r.bm25_b)),
         lexical_weight=r.bm25_weight,
+        narrowed=NarrowedSearch(
+            ef=settings.storage.filtered_search_ef, acorn=settings.storage.filtered_search_acorn
+        ),
     )  # fmt: skip
     store.start()
     try:

@@ -11,6 +11,7 @@ from appliance.models.registry import Registry
 from appliance.runtime.files import sha256_file
 from appliance.store.active_index import ActiveIndex, read_active_index, write_active_index
 from appliance.store.edge import EdgeStore
+from appliance.store.hybrid import NarrowedSearch
 from appliance.store.journal import count_documents
 from appliance.store.lexical import Bm25Params, LexicalEncoder
 from appliance.store.qdrant import QdrantStore
@@ -24,10 +25,11 @@ def make_store(
     s, r = settings.storage, settings.retrieval
     name = collection or s.collection
     lexical = LexicalEncoder(Bm25Params(avg_len=r.bm25_avg_len, k=r.bm25_k, b=r.bm25_b))
+    narrowed = NarrowedSearch(ef=s.filtered_search_ef, acorn=s.filtered_search_acorn)
     if s.qdrant_url:
         return QdrantStore(
             collection=name, dim=dim, url=s.qdrant_url, api_key=s.qdrant_api_key,
-            lexical=lexical, lexical_weight=r.bm25_weight,
+            lexical=lexical, lexical_weight=r.bm25_weight, narrowed=narrowed,
         )  # fmt: skip
     if s.embedded_engine == "edge":
         return EdgeStore(
@@ -36,10 +38,11 @@ def make_store(
             search_threads=s.edge_search_threads,
             lexical=lexical,
             lexical_weight=r.bm25_weight,
+            narrowed=narrowed,
         )
     return QdrantStore(
         collection=name, dim=dim, path=data_dir(settings) / "qdrant", lexical=lexical,
-        lexical_weight=r.bm25_weight,
+        lexical_weight=r.bm25_weight, narrowed=narrowed,
     )  # fmt: skip
 
 

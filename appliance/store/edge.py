@@ -29,7 +29,7 @@ from typing import Any
 from appliance.domain.errors import Overloaded, WorkerStopped
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.runtime.worker import BACKGROUND, INTERACTIVE, ThreadWorker
-from appliance.store.hybrid import HybridStore, VectorQuery
+from appliance.store.hybrid import HybridStore, NarrowedSearch, VectorQuery
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,
@@ -65,8 +65,9 @@ class EdgeStore(HybridStore):
         search_threads: int = 1,
         lexical: LexicalEncoder | None = None,
         lexical_weight: float = 1.0,
+        narrowed: NarrowedSearch | None = None,
     ) -> None:
-        super().__init__(lexical, lexical_weight)
+        super().__init__(lexical, lexical_weight, narrowed)
         self.dim = dim
         self._search_threads = search_threads
         self._path = path
@@ -266,7 +267,7 @@ class EdgeStore(HybridStore):
 
         request = qe.QueryRequest(
             limit=query.top_k, query=qe.Query.Nearest(query.vector), with_payload=True,
-            filter=query.where, score_threshold=query.min_score,
+            filter=query.where, score_threshold=query.min_score, params=_params(query),
         )  # fmt: skip
         return [hit_of(p.id, p.score, p.payload) for p in shard.query(request)]
 
@@ -277,7 +278,8 @@ class EdgeStore(HybridStore):
             limit=query.top_k,
             prefetches=[
                 qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(query.vector),
-                            filter=query.where, score_threshold=query.min_score),
+                            filter=query.where, score_threshold=query.min_score,
+                            params=_params(query)),
                 qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(_sparse(sparse),
                             using=SPARSE_NAME), filter=query.where),
             ],
@@ -333,3 +335,15 @@ class EdgeStore(HybridStore):
         if self._worker.alive:
             await self._worker.call(flush)
         self._worker.stop()
+
+
+def _params(query: VectorQuery) -> Any:
+    """The dense walk of a search narrowed to collections (`NarrowedSearch`), else None."""
+    import qdrant_edge as qe
+
+    n = query.narrowed
+    if n is None:
+        return None
+    return qe.SearchParams(
+        hnsw_ef=n.ef or None, acorn=qe.AcornSearchParams(enable=True) if n.acorn else None
+    )

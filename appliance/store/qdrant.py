@@ -20,7 +20,7 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.runtime.worker import INTERACTIVE, ThreadWorker
-from appliance.store.hybrid import HybridStore, VectorQuery
+from appliance.store.hybrid import HybridStore, NarrowedSearch, VectorQuery
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,
@@ -47,10 +47,11 @@ class QdrantStore(HybridStore):
         queue_size: int = 256,
         lexical: LexicalEncoder | None = None,
         lexical_weight: float = 1.0,
+        narrowed: NarrowedSearch | None = None,
     ) -> None:
         if (path is None) == (not url):
             raise ValueError("QdrantStore needs exactly one of path (embedded) or url (server)")
-        super().__init__(lexical, lexical_weight)
+        super().__init__(lexical, lexical_weight, narrowed)
         self.collection = collection
         self.dim = dim
         self.mode = "server" if url else "embedded"
@@ -154,6 +155,7 @@ class QdrantStore(HybridStore):
         result = client.query_points(
             self.collection, query=query.vector, limit=query.top_k, query_filter=query.where,
             with_payload=True, score_threshold=query.min_score,
+            search_params=self._params(query),
         )  # fmt: skip
         return [hit_of(p.id, p.score, p.payload) for p in result.points]
 
@@ -164,7 +166,7 @@ class QdrantStore(HybridStore):
             self.collection,
             prefetch=[
                 models.Prefetch(query=query.vector, limit=query.prefetch, filter=query.where,
-                                score_threshold=query.min_score),
+                                score_threshold=query.min_score, params=self._params(query)),
                 models.Prefetch(
                     query=models.SparseVector(indices=sparse.indices, values=sparse.values),
                     using=SPARSE_NAME, limit=query.prefetch, filter=query.where,
@@ -175,6 +177,19 @@ class QdrantStore(HybridStore):
             with_payload=True,
         )  # fmt: skip
         return [hit_of(p.id, p.score, p.payload) for p in result.points]
+
+    def _params(self, query: VectorQuery) -> Any:
+        """The dense walk of a search narrowed to collections (`NarrowedSearch`), else None.
+        Local mode searches by brute force: no graph to walk (and it warns of params)."""
+        from qdrant_client import models
+
+        n = query.narrowed
+        if n is None or self.mode != "server":
+            return None
+        return models.SearchParams(
+            hnsw_ef=n.ef or None,
+            acorn=models.AcornSearchParams(enable=True) if n.acorn else None,
+        )
 
     async def count(self, document_id: str | None = None) -> int:
         count_filter = self._filter([document_id]) if document_id else None

@@ -16,8 +16,12 @@ import msgspec
 import numpy as np
 import pytest
 
+from appliance.config.schema import Settings
 from appliance.domain.types import ChunkRecord
+from appliance.server.stores import make_store
 from appliance.store.edge import EdgeStore
+from appliance.store.hybrid import NarrowedSearch
+from appliance.store.lexical import Bm25Params, LexicalEncoder
 from appliance.store.qdrant import QdrantStore
 
 DIM = 16
@@ -190,6 +194,48 @@ def test_collections_filter_inside_the_query(
         await store.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    "narrowed", [NarrowedSearch(), NarrowedSearch(ef=0, acorn=False), NarrowedSearch(ef=64)]
+)
+def test_narrowed_walk_keeps_dense_and_fused_search_in_the_collection(
+    make: Callable[[Path], QdrantStore | EdgeStore], tmp_path: Path, narrowed: NarrowedSearch
+) -> None:
+    """The graph walk of a search narrowed to collections (wider ef, ACORN) reaches both
+    adapters' dense query and the dense prefetch of the fused one: each still answers
+    the exact top-k within the collection, and an unnarrowed search is untouched."""
+    rng = np.random.default_rng(5)
+    hr = in_collection(records("doc-hr", 60, rng), "hr")
+    desk = in_collection(records("doc-desk", 60, rng), "desk")
+    lexical = LexicalEncoder(Bm25Params())
+
+    async def scenario() -> None:
+        store = make(tmp_path / "store")
+        store.lexical, store._narrowed = lexical, narrowed
+        store.start()
+        await store.upsert(hr + desk)
+        probe = hr[7].vector
+        exact = sorted(desk, key=lambda r: -float(np.dot(r.vector, probe)))[:10]
+        dense = await store.search(probe, 10, collections={"desk"})
+        assert [h.point_id for h in dense] == [r.point_id for r in exact]
+        fused = await store.search(probe, 10, text="chunk 3 of doc-hr", collections={"desk"})
+        assert len(fused) == 10 and {h.document_id for h in fused} == {"doc-desk"}
+        assert (await store.search(probe, 1))[0].point_id == hr[7].point_id
+        await store.close()
+
+    run(scenario())
+
+
+def test_the_config_sets_the_narrowed_walk(tmp_path: Path) -> None:
+    """storage.filtered_search_ef and filtered_search_acorn reach the store."""
+    settings = msgspec.convert(
+        {"storage": {"data_dir": str(tmp_path), "filtered_search_ef": 96,
+                     "filtered_search_acorn": False}},
+        Settings,
+    )  # fmt: skip
+    store = make_store(settings, DIM)
+    assert store._narrowed == NarrowedSearch(ef=96, acorn=False)
 
 
 def test_chunks_stored_before_collections_move_to_default(
