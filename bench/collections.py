@@ -15,7 +15,7 @@ Chunk texts are generated words, topic words mixed with common ones, for BM25.
 
 Queries: stored points perturbed (cosine ~0.9 to their source), each searched without
 a filter and with the filter of a collection chosen uniformly at random (mostly not
-the source's), in alternating order, after `optimize()`. Dense search always; hybrid
+the source's), in a random order, after `optimize()`. Dense search always; hybrid
 (`text=`, dense + BM25 fused by RRF) as well, unless `--no-hybrid`.
 
     python bench/collections.py [--chunks 100000] [--collections 10] [--queries 300]
@@ -157,8 +157,8 @@ class Series:
 
     def row(self, name: str) -> str:
         if not self.recall:
-            return f"{name:<34} {self.p(50):>8.2f} {self.p(99):>8.2f} {'-':>10} {'-':>9}"
-        return (f"{name:<34} {self.p(50):>8.2f} {self.p(99):>8.2f} {np.mean(self.recall):>10.3f} "
+            return f"{name:<50} {self.p(50):>8.2f} {self.p(99):>8.2f} {'-':>10} {'-':>9}"
+        return (f"{name:<50} {self.p(50):>8.2f} {self.p(99):>8.2f} {np.mean(self.recall):>10.3f} "
                 f"{np.mean(self.gap):>9.4f}")  # fmt: skip
 
 
@@ -174,12 +174,38 @@ HYBRID, HYBRID_RANDOM = "hybrid", "hybrid, random collection"
 KINDS = (DENSE, RANDOM, OWN, HYBRID, HYBRID_RANDOM)
 
 
+def walk_name(walk: NarrowedSearch) -> str:
+    return f"ef {walk.ef or 'default'}, ACORN {'on' if walk.acorn else 'off'}"
+
+
+def other_walks(spec: str, shipped: NarrowedSearch) -> list[NarrowedSearch]:
+    """`--walks "0:off,150:on"`: graph walks compared with the shipped one on the same shard."""
+    walks = []
+    for item in filter(None, spec.split(",")):
+        ef, acorn = item.split(":")
+        walk = NarrowedSearch(ef=int(ef), acorn=acorn == "on")
+        if walk != shipped:
+            walks.append(walk)
+    return walks
+
+
 async def timed(
-    store: EdgeStore, vector: list[float], collections: set[str] | None, text: str | None
+    store: EdgeStore,
+    vector: list[float],
+    collections: set[str] | None,
+    text: str | None,
+    walk: NarrowedSearch | None = None,
 ) -> tuple[float, list[int]]:
-    t0 = time.perf_counter()
-    hits = await store.search(vector, TOP_K, text=text, collections=collections)
-    return (time.perf_counter() - t0) * 1000, [index_of(h) for h in hits]
+    """One search; `walk`: another graph walk than the shipped one (the bench sets the
+    store's, as `storage.filtered_search_*` would)."""
+    shipped = store._narrowed
+    store._narrowed = walk or shipped
+    try:
+        t0 = time.perf_counter()
+        hits = await store.search(vector, TOP_K, text=text, collections=collections)
+        return (time.perf_counter() - t0) * 1000, [index_of(h) for h in hits]
+    finally:
+        store._narrowed = shipped
 
 
 async def round_trip(store: EdgeStore) -> float:
@@ -190,11 +216,17 @@ async def round_trip(store: EdgeStore) -> float:
 
 
 async def measure(
-    store: EdgeStore, corpus: Corpus, n_queries: int, hybrid: bool, seed: int
+    store: EdgeStore,
+    corpus: Corpus,
+    n_queries: int,
+    hybrid: bool,
+    seed: int,
+    walks: list[NarrowedSearch],
 ) -> Results:
     rng = np.random.default_rng(seed + 1)
     k = len(corpus.members)
-    out = Results({name: Series() for name in (*KINDS, "round trip")},
+    others = [(f"{kind} [{walk_name(w)}]", w) for w in walks for kind in (RANDOM, OWN)]
+    out = Results({name: Series() for name in (*KINDS, *(n for n, _ in others), "round trip")},
                   [Series() for _ in range(k)])  # fmt: skip
     for n in range(WARMUP + n_queries):
         source = int(rng.integers(len(corpus.vectors)))
@@ -203,17 +235,18 @@ async def measure(
         c, own = int(rng.integers(k)), int(corpus.collection[source])
         words = corpus.texts[source].split()
         text = " ".join(rng.choice(words, min(5, len(words)), replace=False))
-        runs: list[tuple[str, int | None, str | None]] = [
-            (DENSE, None, None), (RANDOM, c, None), (OWN, own, None),
+        runs: list[tuple[str, int | None, str | None, NarrowedSearch | None]] = [
+            (DENSE, None, None, None), (RANDOM, c, None, None), (OWN, own, None, None),
         ]  # fmt: skip
+        runs += [(name, c if RANDOM in name else own, None, w) for name, w in others]
         if hybrid:
-            runs += [(HYBRID, None, text), (HYBRID_RANDOM, c, text)]
-        if n % 2:  # alternate the order: neither gets the other's warm cache
-            runs.reverse()
+            runs += [(HYBRID, None, text, None), (HYBRID_RANDOM, c, text, None)]
+        order = np.random.default_rng(seed + n).permutation(len(runs))
+        runs = [runs[i] for i in order]  # a new order each query: none gets the others' cache
         ping = await round_trip(store)
-        for name, within, query_text in runs:
+        for name, within, query_text, walk in runs:
             collections = {f"c{within}"} if within is not None else None
-            ms, got = await timed(store, q.tolist(), collections, query_text)
+            ms, got = await timed(store, q.tolist(), collections, query_text, walk)
             if n < WARMUP:
                 continue
             out.series[name].ms.append(ms)
@@ -267,11 +300,11 @@ def report(
           f"{times[1]:.1f} s.")  # fmt: skip
     print(f"{args.queries} queries (stored chunks perturbed, cosine ~0.9), each searched without "
           "a filter, filtered on a random collection (uniform: mostly not the query's topic) and "
-          "on the collection of its source chunk, in alternating order; top "
+          "on the collection of its source chunk, in a random order; top "
           f"{TOP_K}; times through EdgeStore.search (the store thread's round trip "
           "included).\n")  # fmt: skip
-    print(f"{'search':<34} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>10} {'cos gap':>9}")
-    for name in (*KINDS, "round trip"):
+    print(f"{'search':<50} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>10} {'cos gap':>9}")
+    for name in series:
         if series[name].ms:
             print(series[name].row(name if name != "round trip" else "round trip only (ping)"))
     print("(recall@10 against exact cosine search, a filtered one restricted to the collection; "
@@ -281,6 +314,17 @@ def report(
     print(f"dense  p50 filtered / unfiltered: {ratio:.2f}x (target <= 1.1: {verdict(ratio <= 1.1)})"
           f"; recall@10 filtered {recall:.3f} (target >= 0.95: {verdict(recall >= 0.95)}), "
           f"on the query's own collection {np.mean(series[OWN].recall):.3f}")  # fmt: skip
+    for name in series:
+        if name.startswith(RANDOM + " ["):
+            own = name.replace(RANDOM, OWN)
+            print(f"  {name[len(RANDOM) + 1 :]:<28} random: {series[name].p(50) / series[DENSE].p(50):.2f}x, "
+                  f"recall {np.mean(series[name].recall):.3f}; own: "
+                  f"{series[own].p(50) / series[DENSE].p(50):.2f}x, "
+                  f"recall {np.mean(series[own].recall):.3f}")  # fmt: skip
+    print(f"  {'shipped':<28} random: {series[RANDOM].p(50) / series[DENSE].p(50):.2f}x, recall "
+          f"{np.mean(series[RANDOM].recall):.3f}; own: "
+          f"{series[OWN].p(50) / series[DENSE].p(50):.2f}x, recall "
+          f"{np.mean(series[OWN].recall):.3f}")  # fmt: skip
     if series[HYBRID].ms:
         ratio = series[HYBRID_RANDOM].p(50) / series[HYBRID].p(50)
         print(f"hybrid p50 filtered / unfiltered: {ratio:.2f}x (target <= 1.1: "
@@ -315,7 +359,8 @@ async def run(args: argparse.Namespace) -> None:
     store.start()
     try:
         times = await build(store, corpus)
-        results = await measure(store, corpus, args.queries, not args.no_hybrid, args.seed)
+        walks = other_walks(args.walks, store._narrowed)
+        results = await measure(store, corpus, args.queries, not args.no_hybrid, args.seed, walks)
     finally:
         await store.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -330,6 +375,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--no-hybrid", action="store_true", help="dense search only")
+    parser.add_argument("--walks", default="0:off,0:on,100:on,150:on",
+                        help="other graph walks to compare (ef:acorn, ef 0 = the default)")  # fmt: skip
     asyncio.run(run(parser.parse_args()))
 
 

@@ -111,10 +111,10 @@ class StorageSettings(Base, frozen=True):
             le=4096,
             description=(
                 "HNSW beam of a dense search narrowed to some collections (a key's scope); "
-                "0 = the index's default. 200 with ACORN: recall@10 0.98 at 100k chunks."
+                "0 = the index's default. 150 with ACORN: recall@10 0.97 at 100k chunks."
             ),
         ),
-    ] = 200
+    ] = 150
     filtered_search_acorn: Annotated[
         bool,
         Meta(

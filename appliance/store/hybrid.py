@@ -26,11 +26,11 @@ class NarrowedSearch:
 
     Qdrant links each collection's points among themselves only while the collection
     is a small share of the store; a large one is searched through the main graph,
-    where a query on another collection's topic stalls (recall@10 0.87 at 100k chunks,
+    where a query on another collection's topic stalls (recall@10 0.91 at 100k chunks,
     `bench/collections.py`). A wider beam (`ef`) and ACORN (neighbours of neighbours
-    when a neighbour is filtered out) bring it to 0.98 for about 1 ms more."""
+    when a neighbour is filtered out) bring it to 0.97 for about 0.6 ms more."""
 
-    ef: int = 200  # 0: Qdrant's default (the index's ef_construct)
+    ef: int = 150  # 0: Qdrant's default (the index's ef_construct)
     acorn: bool = True
 
 
