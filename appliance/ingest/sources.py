@@ -292,6 +292,7 @@ class SourceService:
         skip = await asyncio.to_thread(identities, self._protected)
         root.entries = walk(root.fd, spec.include, spec.exclude, unreadable, skip)
         pending: list[tuple[Entry, str | None]] = []  # new or changed, and the old document
+        moved = await self._journal.files_elsewhere(spec.id, await self._collection_id(spec))
         entries = root.entries
         while batch := await asyncio.to_thread(
             root.run, lambda _fd: next_batch(entries, BATCH_PATHS)
@@ -301,7 +302,8 @@ class SourceService:
             await self._journal.mark_seen(spec.id, list(rows), number)
             for entry in batch:
                 row = rows.get(entry.path)
-                if row is not None and (row.size, row.mtime_ns) == (entry.size, entry.mtime_ns):
+                same = row is not None and (row.size, row.mtime_ns) == (entry.size, entry.mtime_ns)
+                if same and entry.path not in moved:  # moved: the source's collection changed
                     report.unchanged += 1
                     continue
                 if row is None:

@@ -157,6 +157,18 @@ class SourceJournal(JournalThread):
 
         return await self._worker.call(job) if paths else {}
 
+    async def files_elsewhere(self, source_id: str, collection: str) -> set[str]:
+        """The source's paths whose document is in another collection than `collection`
+        (the source was moved to it: each is ingested anew there, the old one dropped)."""
+        rows = await self._worker.call(
+            lambda conn: conn.execute(
+                "SELECT f.path FROM source_files f JOIN documents d ON d.id = f.document_id "
+                "WHERE f.source_id = ? AND d.collection != ?",
+                (source_id, collection),
+            ).fetchall()
+        )
+        return {r[0] for r in rows}
+
     async def mark_seen(self, source_id: str, paths: Sequence[str], scan: int) -> None:
         def body(conn: sqlite3.Connection) -> None:
             conn.executemany(

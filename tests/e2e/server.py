@@ -23,8 +23,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, ca: Path | None = None) -> None:
-        """`ca`: the server speaks HTTPS with a certificate signed by this file."""
+    def __init__(
+        self, env: dict[str, str], log_path: Path, ca: Path | None = None,
+        config: Path | None = None,
+    ) -> None:  # fmt: skip
+        """`ca`: the server speaks HTTPS with a certificate signed by this file; `config`:
+        its config file (default: configs/appliance.toml)."""
+        self.config = config
         self.port = free_port()
         self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.verify: str | bool = str(ca) if ca else True
@@ -59,7 +64,8 @@ class ServerProcess:
         """`timeout`: a hang guard; a start loads both models in ~2 s alone."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve"],
+            [sys.executable, "-m", "appliance",
+             *(["--config", str(self.config)] if self.config else []), "serve"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout

@@ -255,3 +255,62 @@ def test_an_older_data_dir_opens_with_everything_in_default(
             assert {h["document_id"] for h in hits} == expected
     finally:
         proc.stop()
+
+
+def with_source(config: Path, share: Path, collection: str) -> None:
+    """The shipped config plus one synced folder filling `collection`."""
+    shipped = (REPO / "configs" / "appliance.toml").read_text()
+    config.write_text(
+        f'{shipped}\n[[sources]]\nid = "share"\npath = "{share}"\ncollection = "{collection}"\n'
+    )
+
+
+def test_a_source_moved_to_another_collection_takes_its_documents_along(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """An admin moves a synced folder from `default` to `hr` in the config file: its
+    unchanged files must not stay readable in `default` (they would leak to every key
+    reading it). The next scan stores them in `hr` and drops them from `default`."""
+    share, config = tmp_path / "share", tmp_path / "appliance.toml"
+    share.mkdir()
+    (share / "bonus.txt").write_text("The staff bonus code this year is MANGO-4411.\n")
+    with_source(config, share, "default")
+    env = server_env(tmp_path / "data", models_dir)
+    proc = ServerProcess(env, tmp_path / "s.log", config=config).start()
+
+    def scan_and_search(key: str | None = None) -> set[str]:
+        with proc.client() as client:
+            assert client.post("/v1/sources/share/scan").status_code == 202
+            deadline = time.monotonic() + 300  # hang guard: one short file takes ~1 s
+            while client.get("/v1/sources").json()["sources"][0]["last_scan"]["state"] == (
+                "running"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        hits = httpx.post(
+            f"{proc.url}/v1/search", json={"query": "staff bonus code", "top_k": 10},
+            headers={"Authorization": f"Bearer {key or proc.key}"}, timeout=60,  # hang guard
+        ).json()["hits"]  # fmt: skip
+        with proc.client() as client:  # the collection of each document holding the fact
+            return {
+                client.get(f"/v1/documents/{h['document_id']}").json()["collection"]
+                for h in hits if "MANGO-4411" in h["text"]
+            }  # fmt: skip
+
+    try:
+        with proc.client() as client:
+            reads_default = make_key(client, "default only", ["default"])
+        assert scan_and_search(reads_default) == {"default"}
+    finally:
+        proc.stop()
+    with_source(config, share, "hr")
+    proc.start()
+    try:
+        assert scan_and_search(reads_default) == set()
+        assert scan_and_search() == {"hr"}  # the admin reads it, in `hr` only
+        with proc.client() as client:
+            mine = {"Authorization": f"Bearer {reads_default}"}
+            listed = client.get("/v1/documents", headers=mine)
+            assert listed.status_code == 200 and listed.json()["documents"] == []
+    finally:
+        proc.stop()
