@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Collection
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -29,7 +30,9 @@ class StatusReport:
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def read(self) -> StatusRead:
+    async def read(self, collections: Collection[str] | None = None) -> StatusRead:
+        """`collections`: those the caller reads (ids; None: all): `documents` counts
+        only theirs, so a key learns nothing of the others'."""
         services = self._services
         root = data_dir(services.settings)
         disk = await asyncio.to_thread(shutil.disk_usage, root)
@@ -48,7 +51,7 @@ class StatusReport:
             ram_budget_bytes=plan.budget_bytes,
             ram_planned_bytes=plan.total_bytes,
             store=(urlsplit(url).hostname or url) if url else "embedded",
-            documents=len(await services.journal.document_ids()),
+            documents=await services.journal.indexed_count(collections),
             data_dir_bytes=await services.data_dir_size.get(),
             disk_free_bytes=disk.free,
             disk_total_bytes=disk.total,

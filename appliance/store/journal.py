@@ -94,13 +94,17 @@ class Journal(SourceJournal, ConversationJournal, CollectionJournal, CatalogQuer
 
     async def documents(self, collections: Collection[str] | None = None) -> list[DocumentRow]:
         """The indexed documents, of these collections (ids; None: all)."""
-        where, params = "state = 'indexed'", list(collections or ())
-        if collections is not None:
-            where += f" AND collection IN ({','.join('?' * len(params)) or 'NULL'})"
+        where, params = _indexed_in(collections)
         rows = await self._read(
             f"SELECT {DOC_COLUMNS} FROM documents WHERE {where} ORDER BY created_at, id", params
         )
         return [DocumentRow(*r) for r in rows]
+
+    async def indexed_count(self, collections: Collection[str] | None = None) -> int:
+        """How many documents are indexed in these collections (ids; None: all)."""
+        where, params = _indexed_in(collections)
+        rows = await self._read(f"SELECT count(*) FROM documents WHERE {where}", params)
+        return int(rows[0][0])
 
     async def document_ids(self) -> set[str]:
         """Every document the journal knows: indexed, being deleted, or parsed and on its
@@ -314,6 +318,14 @@ class Journal(SourceJournal, ConversationJournal, CollectionJournal, CatalogQuer
         """A consistent copy of the journal (SQLite's online backup) at `target`."""
 
         await self._worker.call(lambda conn: copy_sqlite(conn, target))
+
+
+def _indexed_in(collections: Collection[str] | None) -> tuple[str, list[str]]:
+    """The WHERE clause (and its parameters) of the indexed documents of `collections`."""
+    where, params = "state = 'indexed'", list(collections or ())
+    if collections is not None:
+        where += f" AND collection IN ({','.join('?' * len(params)) or 'NULL'})"
+    return where, params
 
 
 def count_documents(path: Path) -> int:

@@ -35,7 +35,7 @@ class StatusRead(msgspec.Struct, frozen=True):
     ram_budget_bytes: int
     ram_planned_bytes: int
     store: Annotated[str, Meta(description='"embedded", or the Qdrant server URL\'s host.')]
-    documents: int
+    documents: Annotated[int, Meta(description="Documents indexed in the collections it reads.")]
     data_dir_bytes: Annotated[int, Meta(description="Size of the data dir (counted every 30 s).")]
     disk_free_bytes: int
     disk_total_bytes: int

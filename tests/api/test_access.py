@@ -314,7 +314,7 @@ NO_CONTENT = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
-    ("GET", "/v1/status"),
+    ("GET", "/v1/status"),  # counts the key's documents only (test below)
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("DELETE", "/v1/keys/{key_id}"),
@@ -469,3 +469,18 @@ def test_a_request_may_narrow_its_collections_but_never_widen_them(
     desk_id = client.get("/v1/keys", headers=bearer(teams["admin"])).json()["keys"]
     desk_key = next(k["id"] for k in desk_id if k["name"] == "query desk")
     assert any(e["by"] == desk_key and e["collection"] == "hr" for e in refused), refused
+
+
+def test_status_counts_only_the_documents_a_key_reads(
+    app_client: tuple[TestClient[Any], Path], teams: dict[str, str]
+) -> None:
+    """`documents` in /v1/status: how many HR documents exist is not a desk key's to know."""
+    client, _ = app_client
+
+    def counted(who: str) -> int:
+        resp = client.get("/v1/status", headers=bearer(teams[who]))
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["documents"])
+
+    assert counted("query-desk") == counted("query-hr") == 1
+    assert counted("admin") == counted("query-all") >= 2

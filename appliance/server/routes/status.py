@@ -11,6 +11,7 @@ from appliance.observability.log_buffer import LogBuffer
 from appliance.security.keys import Role
 from appliance.server.auth import ANY_KEY
 from appliance.server.openapi import errors
+from appliance.server.reader import Reader
 from appliance.server.status_report import StatusReport
 from appliance.wire.status import LogPage, StatusRead
 
@@ -20,11 +21,11 @@ class StatusController(Controller):
     tags = ("status",)
 
     @get(
-        "/status", summary="Version, uptime, models, disk (any key)", opt={"role": ANY_KEY},
-        responses=errors(),
+        "/status", summary="Version, uptime, models, disk, documents the key reads (any key)",
+        opt={"role": ANY_KEY}, responses=errors(),
     )  # fmt: skip
-    async def status(self, status_report: StatusReport) -> StatusRead:
-        return await status_report.read()
+    async def status(self, status_report: StatusReport, reader: Reader) -> StatusRead:
+        return await status_report.read(reader.scope.collections)
 
     @get(
         "/logs", summary="Recent server log lines, to follow (admin)", opt={"role": Role.ADMIN},
