@@ -120,7 +120,8 @@ class StorageSettings(Base, frozen=True):
         Meta(
             description=(
                 "ACORN for searches narrowed to collections: when a neighbour is in another "
-                "collection, look at its neighbours. Recall on a large collection, ~0.6 ms more."
+                "collection, look at its neighbours. Recall on a large collection, ~0.6 ms more. "
+                "A Qdrant server needs v1.16 or later for it: set false for an older one."
             )
         ),
     ] = True
