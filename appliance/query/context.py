@@ -60,12 +60,14 @@ def passages(hits: Sequence[Hit], strategy: PromptStrategy) -> list[Excerpt]:
     return [Excerpt(n, h, h.text) for n, h in enumerate(hits[: strategy.passages], start=1)]
 
 
-def _needs_next(s: Sentence) -> bool:
+def needs_next(s: Sentence) -> bool:
+    """A sentence read with the next one: it ends in a colon, or is a short line."""
     text = s.text
     return text.endswith(":") or len(text) < SHORT_SENTENCE_CHARS
 
 
-def _needs_previous(s: Sentence) -> bool:
+def needs_previous(s: Sentence) -> bool:
+    """A sentence read with the previous one: it refers back ('This ...', lowercase)."""
     return bool(_REFERS_BACK.match(s.text))
 
 
@@ -106,9 +108,9 @@ def select_sentences(
         picked += 1
         if strategy.neighbours:
             siblings = per_hit[sentence.rank]
-            if _needs_next(sentence) and sentence.index + 1 < len(siblings):
+            if needs_next(sentence) and sentence.index + 1 < len(siblings):
                 take(siblings[sentence.index + 1])
-            if _needs_previous(sentence) and sentence.index > 0:
+            if needs_previous(sentence) and sentence.index > 0:
                 take(siblings[sentence.index - 1])
     # Passages in rank order (numbered as the citations), sentences in document order.
     excerpts: list[Excerpt] = []

@@ -5,9 +5,10 @@ grounded, recorded in its conversation and counted like any other."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
-from appliance.domain.types import Evidence, FinishReason
+from appliance.domain.types import Evidence, FinishReason, Hit
+from appliance.query.context import needs_next, needs_previous, sentences_of
 from appliance.query.prompt import BuiltPrompt, Excerpt
 
 EXTRACT = "extract"
@@ -15,9 +16,33 @@ EXTRACT = "extract"
 EXTRACT_SENTENCES = 3
 
 
-def extractive_answer(evidence: list[Evidence]) -> str:
-    """The best sentences, verbatim, each followed by its passage's [n]."""
-    quoted = [f"{' '.join(e.text.split())} [{e.citation}]" for e in evidence[:EXTRACT_SENTENCES]]
+def extractive_answer(evidence: list[Evidence], hits: Sequence[Hit]) -> str:
+    """The best sentences, verbatim, each followed by its passage's [n]; each with the
+    neighbour it needs to be read, as the prompt reads it (the next one after a colon or
+    a short line, the previous one before "This ..."), and none quoted twice."""
+    per_hit = {
+        (h.document_id, h.chunk_index): s for h, s in zip(hits, sentences_of(hits), strict=True)
+    }
+    quoted: list[str] = []
+    said: set[tuple[str, int, int]] = set()
+    for e in evidence[:EXTRACT_SENTENCES]:
+        siblings = per_hit.get((e.document_id, e.chunk_index), [])
+        at = next((i for i, s in enumerate(siblings) if (s.start, s.end) == (e.start, e.end)), -1)
+        span = [at] if at >= 0 else []
+        if at >= 0 and needs_previous(siblings[at]) and at > 0:
+            span.insert(0, at - 1)
+        if at >= 0 and needs_next(siblings[at]) and at + 1 < len(siblings):
+            span.append(at + 1)
+        span = [i for i in span if (e.document_id, e.chunk_index, i) not in said]
+        if at >= 0 and at not in span:  # quoted already, with an earlier one
+            continue
+        said |= {(e.document_id, e.chunk_index, i) for i in span}
+        text = (
+            siblings[0].hit.text[siblings[span[0]].start : siblings[span[-1]].end]
+            if span
+            else e.text
+        )
+        quoted.append(f"{' '.join(text.split())} [{e.citation}]")
     return " ".join(quoted) if quoted else "The documents hold no passage that answers this."
 
 

@@ -150,7 +150,7 @@ class QueryService:
         plan.documents = await self.searcher.describe(plan.pool)
         prompt_ms = (time.perf_counter() - t0) * 1000
         self._metrics.stage_seconds.labels("prompt").observe(prompt_ms / 1000)
-        stream = ExtractedStream(extractive_answer(first), "busy" if busy else "stop")
+        stream = ExtractedStream(extractive_answer(first, plan.pool), "busy" if busy else "stop")
         answer = PreparedAnswer(
             self._answer, params.question, found, plan, prompt_ms, stream, t_start, turn, first
         )

@@ -126,8 +126,9 @@ def test_an_extractive_answer_quotes_the_evidence_without_the_chat_model(
     assert body["timings"]["completion_tokens"] == 0
     first = body["first_evidence"]
     assert_verbatim(client, first)
-    quoted = " ".join(f"{' '.join(e['text'].split())} [{e['citation']}]" for e in first[:3])
-    assert body["answer"] == quoted and "35 days" in body["answer"]
+    # each of the three best, verbatim (with a neighbour it needs: tests/unit/test_extract.py)
+    assert all(" ".join(e["text"].split()) in body["answer"] for e in first[:3])
+    assert body["answer"].count("[") >= 1 and "35 days" in body["answer"]
     assert body["grounded"] == 1.0  # every sentence is the documents' own
     assert body["citations"] and all(e["citation"] >= 1 for e in first)
     # the chat model read and wrote nothing
