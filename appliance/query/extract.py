@@ -24,24 +24,21 @@ def extractive_answer(evidence: list[Evidence], hits: Sequence[Hit]) -> str:
         (h.document_id, h.chunk_index): s for h, s in zip(hits, sentences_of(hits), strict=True)
     }
     quoted: list[str] = []
-    said: set[tuple[str, int, int]] = set()
+    said: dict[tuple[str, int], set[int]] = {}  # the sentences quoted already, per hit
     for e in evidence[:EXTRACT_SENTENCES]:
         siblings = per_hit.get((e.document_id, e.chunk_index), [])
         at = next((i for i, s in enumerate(siblings) if (s.start, s.end) == (e.start, e.end)), -1)
-        span = [at] if at >= 0 else []
-        if at >= 0 and needs_previous(siblings[at]) and at > 0:
-            span.insert(0, at - 1)
-        if at >= 0 and needs_next(siblings[at]) and at + 1 < len(siblings):
-            span.append(at + 1)
-        span = [i for i in span if (e.document_id, e.chunk_index, i) not in said]
-        if at >= 0 and at not in span:  # quoted already, with an earlier one
+        if at < 0:  # not a sentence of these hits: quoted as it is
+            quoted.append(f"{' '.join(e.text.split())} [{e.citation}]")
             continue
-        said |= {(e.document_id, e.chunk_index, i) for i in span}
-        text = (
-            siblings[0].hit.text[siblings[span[0]].start : siblings[span[-1]].end]
-            if span
-            else e.text
-        )
+        mine = said.setdefault((e.document_id, e.chunk_index), set())
+        if at in mine:  # quoted already, with an earlier one
+            continue
+        first = at - 1 if at > 0 and needs_previous(siblings[at]) and at - 1 not in mine else at
+        last = at + 1 if at + 1 < len(siblings) and needs_next(siblings[at]) else at
+        last = at if last in mine else last
+        mine.update(range(first, last + 1))
+        text = siblings[at].hit.text[siblings[first].start : siblings[last].end]
         quoted.append(f"{' '.join(text.split())} [{e.citation}]")
     return " ".join(quoted) if quoted else "The documents hold no passage that answers this."
 

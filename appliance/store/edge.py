@@ -29,7 +29,7 @@ from typing import Any
 from appliance.domain.errors import Overloaded, WorkerStopped
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.runtime.worker import BACKGROUND, INTERACTIVE, ThreadWorker
-from appliance.store.hybrid import HybridStore, NarrowedSearch, VectorQuery
+from appliance.store.hybrid import HybridStore, NarrowedSearch, VectorQuery, walk_params
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,
@@ -338,12 +338,6 @@ class EdgeStore(HybridStore):
 
 
 def _params(query: VectorQuery) -> Any:
-    """The dense walk of a search narrowed to collections (`NarrowedSearch`), else None."""
     import qdrant_edge as qe
 
-    n = query.narrowed
-    if n is None:
-        return None
-    return qe.SearchParams(
-        hnsw_ef=n.ef or None, acorn=qe.AcornSearchParams(enable=True) if n.acorn else None
-    )
+    return walk_params(query.narrowed, qe.SearchParams, qe.AcornSearchParams)

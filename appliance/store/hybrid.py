@@ -34,6 +34,14 @@ class NarrowedSearch:
     acorn: bool = True
 
 
+def walk_params(narrowed: NarrowedSearch | None, params: Any, acorn: Any) -> Any:
+    """`narrowed` in a client's terms (its `SearchParams` and `AcornSearchParams`
+    classes), or None for the default walk."""
+    if narrowed is None:
+        return None
+    return params(hnsw_ef=narrowed.ef or None, acorn=acorn(enable=True) if narrowed.acorn else None)
+
+
 @dataclass(frozen=True)
 class VectorQuery:
     """One search in the stores' terms: `where` is the store's filter (None: every

@@ -20,7 +20,7 @@ from typing import Any
 
 from appliance.domain.types import ChunkRecord, Hit
 from appliance.runtime.worker import INTERACTIVE, ThreadWorker
-from appliance.store.hybrid import HybridStore, NarrowedSearch, VectorQuery
+from appliance.store.hybrid import HybridStore, NarrowedSearch, VectorQuery, walk_params
 from appliance.store.lexical import (
     RRF_K,
     SPARSE_NAME,
@@ -179,17 +179,13 @@ class QdrantStore(HybridStore):
         return [hit_of(p.id, p.score, p.payload) for p in result.points]
 
     def _params(self, query: VectorQuery) -> Any:
-        """The dense walk of a search narrowed to collections (`NarrowedSearch`), else None.
-        Local mode searches by brute force: no graph to walk (and it warns of params)."""
+        """The dense walk of a search narrowed to collections; local mode searches by brute
+        force: no graph to walk (and it warns of params)."""
         from qdrant_client import models
 
-        n = query.narrowed
-        if n is None or self.mode != "server":
+        if self.mode != "server":
             return None
-        return models.SearchParams(
-            hnsw_ef=n.ef or None,
-            acorn=models.AcornSearchParams(enable=True) if n.acorn else None,
-        )
+        return walk_params(query.narrowed, models.SearchParams, models.AcornSearchParams)
 
     async def count(self, document_id: str | None = None) -> int:
         count_filter = self._filter([document_id]) if document_id else None
