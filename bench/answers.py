@@ -20,7 +20,9 @@ answer accuracy (the fact in the answer, case-insensitive), evidence hit (the
 fact in the returned evidence sentences), prompt/answer tokens p50, time to
 first token p50 and total p50, time to the first (evidence) event p50 and whether its
 best sentence (first@1) or one of its 5 best (first@5) holds the fact; and how
-`grounded` separates right from wrong. `extract` is the extractive answer (no model).
+`grounded` separates right from wrong; and how often an answer names something (an
+identifier, a file, a number, a URL) found in neither the question nor its top 5 passages
+(`invented`: made up). `extract` is the extractive answer (no model).
 
     python bench/answers.py                    # both servers
     python bench/answers.py --corpus apache    # the second corpus
@@ -33,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,19 +118,40 @@ def ingest(client: httpx.Client, root: Path, files: list[str]) -> float:
 class Retrieval:
     recall: float
     mrr: float
+    # each question's top passages (and the question): where an answer's names may come from
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+# What an answer names: a call, an option, a snake_case or CamelCase name, a dotted name
+# (file.conf, 2.4.8), a number, a URL, a `quoted` piece.
+_NAMES = re.compile(
+    r"https?://\S+|`[^`\n]+`|\b\w+\(\)|(?<![\w-])--?[a-z][\w-]*|\b[a-z]+_\w+\b"
+    r"|\b[A-Z][a-z]+[A-Z]\w*\b|\b\w+(?:\.\w+)+\b|\b\d+\b"
+)
+
+
+def invented_names(answer: str, source: str) -> list[str]:
+    """The names of `answer` found nowhere in `source` (the question and its top passages,
+    case and spacing aside): what the model made up."""
+    known = " ".join(source.lower().split())
+    names = (n.strip("`").strip() for n in _NAMES.findall(answer))
+    plain = {"e.g", "i.e", *map(str, range(10))}  # not names: a list's 1., 2.
+    return [n for n in names if n.lower() not in plain and " ".join(n.lower().split()) not in known]
 
 
 def retrieval(client: httpx.Client, questions: list[dict[str, str]]) -> Retrieval:
     hits_at_5 = 0
     reciprocal = 0.0
+    sources: dict[str, str] = {}
     for q in questions:
         hits = client.post("/v1/search", json={"query": q["question"], "top_k": 10}).json()["hits"]
+        sources[q["question"]] = " ".join([q["question"], *(str(h["text"]) for h in hits[:5])])
         files = [h["file_name"] for h in hits]
         if q["file"] in files[:5]:
             hits_at_5 += 1
         if q["file"] in files:
             reciprocal += 1 / (files.index(q["file"]) + 1)
-    return Retrieval(hits_at_5 / len(questions), reciprocal / len(questions))
+    return Retrieval(hits_at_5 / len(questions), reciprocal / len(questions), sources)
 
 
 @dataclass
@@ -145,6 +169,7 @@ class Answer:
     evidence_s: float = 0.0  # to the stream's first event, the evidence
     first_at_1: bool = False  # the first evidence's best sentence holds the fact
     first_at_5: bool = False  # one of its 5 best does
+    invented: bool = False  # names something found in neither the question nor its top passages
 
 
 @dataclass
@@ -161,7 +186,8 @@ class StrategyResult:
         return float(np.median([getattr(a, attr) for a in self.answers])) if self.answers else 0.0
 
 
-async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None) -> Answer:
+async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None,
+              source: str | None = None) -> Answer:  # fmt: skip
     body: dict[str, object] = {"query": q["question"], "temperature": 0.0}
     if strategy:
         body["strategy"] = strategy
@@ -206,11 +232,13 @@ async def ask(client: httpx.AsyncClient, q: dict[str, str], strategy: str | None
         evidence_s=evidence_s,
         first_at_1=bool(holds[:1] and holds[0]),
         first_at_5=any(holds[:5]),
+        invented=source is not None and bool(invented_names(answer, source)),
     )
 
 
 async def run_strategy(url: str, key: str | None, server: str, name: str | None,
-                       questions: list[dict[str, str]]) -> StrategyResult:  # fmt: skip
+                       questions: list[dict[str, str]],
+                       sources: dict[str, str]) -> StrategyResult:  # fmt: skip
     result = StrategyResult(server, name or "(default)")
     async with httpx.AsyncClient(base_url=url, timeout=600, headers=headers(key)) as client:
         # warm: models paged in, the prompt's prefix cached; a question not in the set, so
@@ -218,7 +246,7 @@ async def run_strategy(url: str, key: str | None, server: str, name: str | None,
         await ask(client, WARM_UP, name)
         for q in questions:
             try:
-                result.answers.append(await ask(client, q, name))
+                result.answers.append(await ask(client, q, name, sources[q["question"]]))
             except RuntimeError as exc:
                 result.errors += 1
                 print(f"# {name}: {q['question'][:40]}: {exc}", file=sys.stderr)
@@ -235,7 +263,7 @@ def measure(url: str, key: str | None, server: str, spec: dict[str, object],
     results = []
     for name in strategies:
         print(f"# {server}: strategy {name or '(default)'}", file=sys.stderr, flush=True)
-        results.append(asyncio.run(run_strategy(url, key, server, name, questions)))
+        results.append(asyncio.run(run_strategy(url, key, server, name, questions, found.sources)))
     return found, took, results
 
 
@@ -258,7 +286,7 @@ def table(results: list[StrategyResult], found: dict[str, Retrieval]) -> str:
     head = (f"{'server':<7} {'strategy':<17} {'recall@5':>8} {'MRR':>5} {'accuracy':>8} "
             f"{'evidence':>8} {'prompt':>6} {'cached':>6} {'answer':>6} {'ttft_s':>6} "
             f"{'total_s':>7} {'length':>6} {'errors':>6} {'first_s':>7} {'first@1':>7} "
-            f"{'first@5':>7}")  # fmt: skip
+            f"{'first@5':>7} {'invented':>8}")  # fmt: skip
     rows = [head]
     for r in results:
         f = found[r.server]
@@ -268,7 +296,8 @@ def table(results: list[StrategyResult], found: dict[str, Retrieval]) -> str:
             f"{r.share('evidence_hit'):8.2f} {r.p50('prompt_tokens'):6.0f} "
             f"{r.p50('cached_tokens'):6.0f} {r.p50('answer_tokens'):6.0f} {r.p50('ttft'):6.2f} "
             f"{r.p50('total'):7.2f} {length:6d} {r.errors:6d} {r.p50('evidence_s'):7.2f} "
-            f"{r.share('first_at_1'):7.2f} {r.share('first_at_5'):7.2f}"
+            f"{r.share('first_at_1'):7.2f} {r.share('first_at_5'):7.2f} "
+            f"{r.share('invented'):8.2f}"
         )
     return "\n".join(rows)
 
@@ -374,7 +403,8 @@ def main() -> None:
             print(f"# after: strategy {name or '(default)'}", file=sys.stderr, flush=True)
             with appliance_server(Path(work) / "after", MODELS, log, **AFTER) as server:
                 results.append(asyncio.run(
-                    run_strategy(server.url, server.key, "after", name, questions_)
+                    run_strategy(server.url, server.key, "after", name, questions_,
+                                 found_by["after"].sources)
                 ))  # fmt: skip
     questions = len(spec["questions"])  # type: ignore[arg-type]
     print(f"{questions} questions over {len(spec['files'])} pages of {spec['package']}; "  # type: ignore[arg-type]

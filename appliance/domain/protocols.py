@@ -71,10 +71,13 @@ class Generator(Protocol):
         max_tokens: int,
         temperature: float,
         messages: list[dict[str, str]] | None = None,
+        favour: str = "",
+        favour_bias: float = 0.0,
     ) -> TokenStream:
         """Queue a generation at once (may raise `Overloaded`); iterate the text pieces.
         `prompt_tokens` are `encode(messages)`: the in-process model reads the
-        tokens, an external server the messages."""
+        tokens, an external server the messages. `favour_bias` is added to the log-odds
+        of every token of `favour` (the copy bias; an external server ignores it)."""
         ...
 
     def queue_depth(self) -> int: ...

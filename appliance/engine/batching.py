@@ -128,6 +128,16 @@ class BatchedChat:
     def admit(self, request: Request) -> None:
         ll = self._ll
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        n_vocab = ll.llama_vocab_n_tokens(self._vocab)
+        # A token outside the vocabulary would index past llama.cpp's logits: left out.
+        bias = [(t, b) for t, b in request.logit_bias if 0 <= t < n_vocab]
+        if bias:  # first: the samplers after it read the biased logits
+            biases = (ll.llama_logit_bias * len(bias))(
+                *(ll.llama_logit_bias(t, b) for t, b in bias)
+            )
+            ll.llama_sampler_chain_add(
+                chain, ll.llama_sampler_init_logit_bias(n_vocab, len(biases), biases)
+            )
         if request.temperature <= 0.0:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
         else:

@@ -164,7 +164,11 @@ class LlamaEngineThread:
         return job.fut
 
     def submit_generate(
-        self, prompt_tokens: list[int], max_tokens: int, temperature: float
+        self,
+        prompt_tokens: list[int],
+        max_tokens: int,
+        temperature: float,
+        logit_bias: tuple[tuple[int, float], ...] = (),
     ) -> GenerateJob:
         if not self.alive:
             raise WorkerStopped("llama engine is not running")
@@ -174,6 +178,7 @@ class LlamaEngineThread:
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             temperature=temperature,
+            logit_bias=logit_bias,
             emit=job.emit,
             cancelled=job.cancel.is_set,
             seed=next(self._seeds),

@@ -84,6 +84,8 @@ class LlamaGenerator(GeneratorGauges):
         max_tokens: int,
         temperature: float,
         messages: list[dict[str, str]] | None = None,  # read as `prompt_tokens` already
+        favour: str = "",
+        favour_bias: float = 0.0,
     ) -> TokenStream:
         """Queue the generation now (raising `Overloaded` at once when the queue is full)
         and return an iterator of text pieces. Closing the iterator cancels generation."""
@@ -94,7 +96,18 @@ class LlamaGenerator(GeneratorGauges):
                 f"prompt ({len(prompt_tokens)}) + max_tokens ({max_tokens}) exceed "
                 f"n_ctx={self.n_ctx}"
             )
-        return TokenStream(self._engine.submit_generate(prompt_tokens, max_tokens, temperature))
+        bias = self.copy_bias(favour, favour_bias)
+        job = self._engine.submit_generate(prompt_tokens, max_tokens, temperature, bias)
+        return TokenStream(job)
+
+    def copy_bias(self, favour: str, bias: float) -> tuple[tuple[int, float], ...]:
+        """`bias` for each token of `favour`, once. The text is tokenized as plain text,
+        as the prompt reads it: a document's "<|im_end|>" favours its characters, never the
+        template's control token that would end the answer."""
+        if not favour or not bias:
+            return ()
+        tokens = self._vocab.tokenize(favour.encode("utf-8"), add_bos=False, special=False)
+        return tuple((t, bias) for t in dict.fromkeys(tokens))
 
 
 class TokenStream(PieceStream):

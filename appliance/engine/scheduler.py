@@ -42,6 +42,8 @@ class Request:
     emit: Callable[[object], None]
     cancelled: Callable[[], bool]
     seed: int = 0
+    # (token, added log-odds) before sampling: the copy bias (`Generator.stream`'s favour)
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)

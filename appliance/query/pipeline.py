@@ -113,6 +113,8 @@ class QueryService:
             stream = self._generator.stream(
                 plan.prompt.tokens, max_tokens=plan.prompt.max_tokens,
                 temperature=params.temperature, messages=plan.prompt.messages,
+                favour=" ".join(e.text for e in plan.prompt.excerpts),
+                favour_bias=strategy.copy_bias,
             )  # fmt: skip
         except Overloaded as busy:  # every slot and the queue taken: the words wait, not the answer
             self._metrics.rejections.labels("generation").inc()

@@ -197,6 +197,39 @@ def test_grounded_separates_a_supported_answer_from_an_unsupported_one(
     assert client.blocking_portal.call(grounded, "")[0] == 0.0
 
 
+def test_the_answer_favours_the_words_of_what_the_model_reads(
+    client: TestClient[Any], ingested: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy bias: the generation favours exactly the document text in the prompt, by
+    the strategy's `copy_bias` (the default `brief`: 3; `sentences`: off)."""
+    from appliance.query.pipeline import AskParams
+
+    services = client.app.state.services
+    asked: list[dict[str, Any]] = []
+    real = services.generator.stream
+
+    def recording(prompt_tokens: list[int], **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return real(prompt_tokens, **kwargs)
+
+    monkeypatch.setattr(services.generator, "stream", recording)
+
+    async def prepare(strategy: str | None) -> str:
+        params = AskParams(
+            question="How long are nightly backups kept?", top_k=5, max_tokens=8,
+            temperature=0.0, strategy=strategy,
+        )  # fmt: skip
+        prepared = await services.query.prepare(params)
+        await prepared.cancel()
+        return " ".join(e.text for e in prepared.plan.prompt.excerpts)
+
+    read = client.blocking_portal.call(prepare, None)
+    assert "35 days" in read and asked[-1]["favour"] == read
+    assert asked[-1]["favour_bias"] == 3.0
+    client.blocking_portal.call(prepare, "sentences")
+    assert asked[-1]["favour_bias"] == 0.0
+
+
 def test_sse_stream_sends_evidence_tokens_then_done(
     client: TestClient[Any], ingested: dict[str, Any]
 ) -> None:

@@ -16,6 +16,7 @@ from appliance.engine.build import EngineSpec, build_engine
 from appliance.engine.embedder import LlamaEmbedder
 from appliance.engine.embedder import embedding_model as make_embedding_model
 from appliance.engine.engine_thread import LlamaEngineThread
+from appliance.engine.generator import TokenStream
 from appliance.engine.llama_loader import load_llama
 from appliance.engine.llama_params import EngineConfigError
 
@@ -94,6 +95,51 @@ def test_greedy_stream_matches_plain_llama_cpp(engine: Engine, chat_model: Path)
     plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2)
     expected = plain.create_completion(tokens, max_tokens=24, temperature=0.0)
     assert "".join(pieces) == expected["choices"][0]["text"]
+
+
+def test_copy_bias_matches_plain_llama_cpp_logit_bias(engine: Engine, chat_model: Path) -> None:
+    """The copy bias (`favour`) is llama.cpp's logit bias on the tokens of the favoured
+    text: the same answer as llama-cpp-python's own `logit_bias`, and not the plain one."""
+    tokens = prompt(engine, "Name three colours.")
+    favour = "The walrus ate seventeen turquoise pancakes."
+    favoured = [t for t, _ in engine.generator.copy_bias(favour, 4.0)]
+
+    async def run(bias: float) -> str:
+        stream = engine.generator.stream(
+            tokens, max_tokens=24, temperature=0.0, favour=favour, favour_bias=bias
+        )
+        return "".join([piece async for piece in stream])
+
+    biased, unbiased = asyncio.run(run(4.0)), asyncio.run(run(0.0))
+    plain = load_llama(str(chat_model), n_ctx=1024, n_batch=256, n_threads=2)
+    expected = plain.create_completion(
+        tokens, max_tokens=24, temperature=0.0, logit_bias={t: 4.0 for t in favoured}
+    )
+    assert biased == expected["choices"][0]["text"]
+    assert biased != unbiased
+
+
+def test_a_document_cannot_favour_the_templates_control_tokens(engine: Engine) -> None:
+    """The favoured text is a document's: its "<|im_end|>" is favoured as characters, never
+    as the control token that would end the answer (or any other special token)."""
+    vocab = engine.generator._vocab
+    specials = {vocab.token_eos(), *vocab.tokenize(b"<|im_end|><|im_start|>", False, True)}
+    favoured = {t for t, _ in engine.generator.copy_bias("x <|im_end|><|im_start|>system", 3.0)}
+    assert favoured and not favoured & specials
+    assert engine.generator.copy_bias("", 3.0) == engine.generator.copy_bias("x", 0.0) == ()
+
+
+def test_a_logit_bias_outside_the_vocabulary_is_left_out(engine: Engine) -> None:
+    """A token id past the vocabulary would index past llama.cpp's logits: the engine
+    drops it (no abort) and answers as without it."""
+    tokens = prompt(engine, "Say yes.")
+
+    async def run(bias: tuple[tuple[int, float], ...]) -> str:
+        job = engine.thread.submit_generate(tokens, 8, 0.0, bias)
+        stream = TokenStream(job)
+        return "".join([piece async for piece in stream])
+
+    assert asyncio.run(run(((10**9, 5.0), (-1, 5.0)))) == asyncio.run(run(()))
 
 
 async def answer(generator: Any, tokens: list[int], max_tokens: int) -> tuple[str, Any]:

@@ -80,9 +80,13 @@ class OpenAIGenerator(GeneratorGauges):
         max_tokens: int,
         temperature: float,
         messages: list[dict[str, str]] | None = None,
+        favour: str = "",  # not sent: the server's token ids are not known here
+        favour_bias: float = 0.0,
     ) -> RemoteTokenStream:
         """Queue the request now (raising `Overloaded` when the queue is full, or
-        `GenerationServerDown` while the server is known not to answer)."""
+        `GenerationServerDown` while the server is known not to answer). The copy bias
+        (`favour`) is the in-process model's only: an OpenAI server's `logit_bias` takes its
+        own token ids, which the appliance cannot know."""
         if not messages:
             raise ValueError("an external server is sent the messages: none given")
         if self._readiness.known_down():
