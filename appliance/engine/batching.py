@@ -167,6 +167,7 @@ class BatchedChat:
         if keep != admission.keep or not keep:
             ll.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
             self.scheduler.restart(admission.slot)
+        request.admitted(admission.slot.reused)
 
     def _move(self, move: Move) -> None:
         """Carry out a `Move` of the scheduler: the sequence's cells, sampler and decoder.

@@ -63,6 +63,11 @@ class GenerateJob:
     wake: Callable[[], None]
     cancel: threading.Event = field(default_factory=threading.Event)
     request: Request = field(init=False)
+    cached: int = 0  # prompt tokens reused from the slot's cache, known once admitted
+
+    def admitted(self, cached: int) -> None:
+        """On the engine thread, before the first piece is emitted."""
+        self.cached = cached
 
     def stop(self) -> None:
         """Cancel this generation and wake the engine so its slot is freed now."""
@@ -179,6 +184,7 @@ class LlamaEngineThread:
             max_tokens=max_tokens,
             temperature=temperature,
             logit_bias=logit_bias,
+            admitted=job.admitted,
             emit=job.emit,
             cancelled=job.cancel.is_set,
             seed=next(self._seeds),

@@ -122,6 +122,12 @@ class TokenStream(PieceStream):
         super().__init__(job.pieces, Ending())
         self._job = job
 
+    @property
+    def cached_tokens(self) -> int:
+        """Known once the engine admitted the request: also for a stream closed before
+        its end (the sentence stop), which gets no `Finished`."""
+        return self._job.cached
+
     def ended(self, item: object) -> None:
         assert isinstance(item, Finished)
         self._ending.finish_reason = item.reason

@@ -44,6 +44,9 @@ class Request:
     seed: int = 0
     # (token, added log-odds) before sampling: the copy bias (`Generator.stream`'s favour)
     logit_bias: tuple[tuple[int, float], ...] = ()
+    # told the prompt tokens reused from the cache once admitted (a stream closed before
+    # its end, as the sentence stop closes one, never gets its `Finished`)
+    admitted: Callable[[int], None] = lambda cached: None
 
 
 @dataclass(frozen=True)

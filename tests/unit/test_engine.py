@@ -171,6 +171,29 @@ def test_token_counts_and_finish_reason_count_tokens_not_pieces(
     assert stream.finish_reason == "stop" and 0 < stream.completion_tokens < 200
 
 
+def test_a_stream_closed_early_still_tells_the_prefix_it_reused(engine: Engine) -> None:
+    """The sentence stop closes most answers before their end: they get no `Finished`, yet
+    the prompt tokens they reused from the slot's cache are known (the done event's
+    `cached_prompt_tokens`, the prompt-token metrics). Before: 0 for every one of them."""
+    system = {"role": "system", "content": "Answer in one word, then explain at length."}
+
+    async def ask(question: str, pieces: int) -> int:
+        tokens = engine.generator.encode([system, {"role": "user", "content": question}])
+        stream = engine.generator.stream(tokens, max_tokens=32, temperature=0.0)
+        read = 0
+        async for _ in stream:
+            read += 1
+            if read == pieces:
+                await stream.aclose()
+                break
+        return int(stream.cached_tokens)
+
+    asyncio.run(ask("What colour is the sky?", 0))  # the system turn now in the cache
+    early = asyncio.run(ask("What colour is grass?", 2))
+    to_the_end = asyncio.run(ask("What colour is snow?", 0))
+    assert early > 10 and early == to_the_end
+
+
 def test_prefix_cache_answers_match_a_cold_run(chat_model: Path, embedding_model: Path) -> None:
     """Prompts sharing a system prompt reuse its KV cells; greedy tokens do not change."""
     system = "You answer questions about the server room. " * 8
