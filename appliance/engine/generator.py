@@ -114,8 +114,8 @@ class TokenStream(PieceStream):
     """Async iterator over generated text; `aclose()` cancels the generation.
 
     Once iteration ends, `finish_reason` and `completion_tokens` tell why and how
-    many tokens (not text pieces) were generated; `cached_tokens` how many prompt
-    tokens came from the slot's prefix cache.
+    many tokens (not text pieces) were generated; from admission on, `cached_tokens`
+    tells how many prompt tokens came from the slot's prefix cache.
     """
 
     def __init__(self, job: GenerateJob) -> None:
@@ -132,7 +132,6 @@ class TokenStream(PieceStream):
         assert isinstance(item, Finished)
         self._ending.finish_reason = item.reason
         self._ending.completion_tokens = item.completion_tokens
-        self._ending.cached_tokens = item.cached_tokens
 
     async def aclose(self) -> None:
         if not self._done:
