@@ -9,17 +9,27 @@ e.g. a Xeon E5-2680 v2):
   vextracti128, vpblendd, variable shifts, vpmaskmov;
 - FMA (FMA3/FMA4), F16C, BMI1/BMI2/LZCNT, AVX-VNNI and AMX.
 
-Usage: python packaging/isa_audit.py FILE_OR_DIR... [--allow NAME ...]
+Usage: python packaging/isa_audit.py FILE_OR_DIR... [--allow NAME ...] [--no-cache]
 exits 1 when a file has any such instruction, printing the first few per file.
+
+Disassembling a bundle takes ~3 min of CPU, and `make test` audits it twice (the built
+bundle, then the installed one), so files are audited in parallel and each result is
+kept under `ISA_AUDIT_CACHE` (default ~/.cache/rag-appliance/isa-audit), keyed by the
+sha256 of the file's bytes, of this script and of objdump's version: a result is reused
+only for the same bytes read by the same audit.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import re
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,6 +266,56 @@ def audit_file(path: Path) -> FileAudit:
     return result
 
 
+def default_cache() -> Path:
+    return Path(
+        os.environ.get("ISA_AUDIT_CACHE") or Path.home() / ".cache" / "rag-appliance" / "isa-audit"
+    )
+
+
+def audit_salt() -> bytes:
+    """What else decides a file's result: this script's code and objdump's version."""
+    objdump = subprocess.run(
+        ["objdump", "--version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
+    return hashlib.sha256(Path(__file__).read_bytes() + objdump.encode()).digest()
+
+
+def cache_key(path: Path, salt: bytes) -> str:
+    digest = hashlib.sha256(salt)
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def audit_cached(path: Path, cache: Path | None, salt: bytes) -> FileAudit:
+    """`audit_file`, or the result kept for the same bytes and the same audit."""
+    if cache is None:
+        return audit_file(path)
+    entry = cache / f"{cache_key(path, salt)}.json"
+    try:
+        kept = json.loads(entry.read_text())
+        return FileAudit(path, Counter(kept["counts"]), list(kept["examples"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none kept, or unreadable: audit again
+    audit = audit_file(path)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = entry.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"counts": audit.counts, "examples": audit.examples}))
+    partial.replace(entry)  # atomic: a concurrent reader sees all of it or nothing
+    return audit
+
+
+def audit_all(files: list[Path], cache: Path | None) -> list[FileAudit]:
+    """Every file's audit, in `files`' order; the largest start first, one per core."""
+    salt = audit_salt()
+    by_size = sorted(files, key=lambda p: p.stat().st_size, reverse=True)
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        audits = pool.map(audit_cached, by_size, [cache] * len(files), [salt] * len(files))
+        done = dict(zip(by_size, audits, strict=True))
+    return [done[path] for path in files]
+
+
 def is_elf(path: Path) -> bool:
     try:
         with path.open("rb") as fh:
@@ -280,11 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         help="file name (glob) loaded only on a CPU that has what it needs (e.g. a "
         "llama.cpp kernel variant above the baseline); listed, not failed",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-cache", action="store_true",
+        help="disassemble every file, reusing no kept result (and keeping none)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     files = elf_files(args.targets)
     failed = 0
-    for path in files:
-        audit = audit_file(path)
+    for audit in audit_all(files, None if args.no_cache else default_cache()):
+        path = audit.path
         allowed = any(path.match(pattern) for pattern in args.allow)
         if audit.clean:
             continue

@@ -6,8 +6,9 @@ Steps, each failing loudly:
 2. The build's warn file is read: a missing module of ours, or one that our code
    imports at top level, fails the build.
 3. The default models go to dist/appliance/models/ with a SHA-256 manifest.
-4. Every ELF file is audited: the instruction sets (packaging/isa_audit.py) and the
-   highest GLIBC_ symbol version (objdump -T), recorded in BUILD_INFO.json.
+4. Every ELF file is audited: the instruction sets (packaging/isa_audit.py, in
+   parallel, each file's result kept by the sha256 of its bytes) and the highest
+   GLIBC_ symbol version (objdump -T), recorded in BUILD_INFO.json.
 5. install.sh, uninstall.sh, the systemd unit and the default config join the folder,
    and dist/appliance-<version>-linux-x86_64.tar.gz is written.
 

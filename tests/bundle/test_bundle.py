@@ -192,7 +192,8 @@ def test_the_bundle_passes_the_instruction_set_audit(installed: Installed) -> No
     allow = [arg for pattern in BUNDLE_RUNTIME_SELECTED for arg in ("--allow", pattern)]
     run = subprocess.run(
         [sys.executable, str(PACKAGING / "isa_audit.py"), str(installed.prefix), *allow],
-        # hang guard: objdump over every ELF file of the bundle (~1 min alone)
+        # hang guard: objdump over every ELF file of the bundle (~2.5 min alone on 2 cores;
+        # a second of hashing when make_bundle already audited the same bytes)
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     print(run.stdout)

@@ -38,14 +38,15 @@ FILLER = (
 
 
 def small_doc(n: int) -> tuple[str, bytes]:
-    text = f"# Room {n}\n\nThe door code of room {n} is QZ{n:05d}K.\n\n" + FILLER * 12
+    text = f"# Room {n}\n\nThe door code of room {n} is QZ{n:05d}K.\n\n" + FILLER * 5
     return f"room-{n:05d}.md", text.encode()
 
 
 def large_doc(n: int) -> tuple[str, bytes]:
-    """About 150 chunks: a kill lands in the middle of its embedding."""
+    """About 40 chunks, ~3 s of embedding: a kill lands in the middle of it (150 chunks
+    did too, but the suite then spent ~3 min embedding handbooks)."""
     parts = [f"# Handbook {n}\n\nThe handbook {n} code is HB{n:05d}X.\n"]
-    parts += [f"\n## Part {i}\n\n" + FILLER * 8 for i in range(150)]
+    parts += [f"\n## Part {i}\n\n" + FILLER * 8 for i in range(40)]
     return f"handbook-{n:05d}.md", "".join(parts).encode()
 
 

@@ -16,7 +16,7 @@ import pytest
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 sys.path.insert(0, str(PACKAGING))
 
-from isa_audit import audit_file, classify, main  # noqa: E402
+from isa_audit import audit_file, audit_salt, cache_key, classify, main  # noqa: E402
 
 SOURCE = r"""
 #include <stdint.h>
@@ -29,7 +29,14 @@ void add_bytes(uint8_t *restrict y, const uint8_t *restrict x, int n) {
 """
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results kept under the test's own directory, not the machine's cache."""
+    monkeypatch.setenv("ISA_AUDIT_CACHE", str(tmp_path / "cache"))
+
+
 def build(tmp_path: Path, name: str, *flags: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     compiler = shutil.which("cc") or shutil.which("gcc")
     assert compiler, "a C compiler is needed (make system-deps installs build-essential)"
     src = tmp_path / "kernel.c"
@@ -64,6 +71,25 @@ def test_an_avx_build_passes_and_an_allowed_file_is_listed(
     assert main([str(haswell)]) == 1
     assert main([str(haswell), "--allow", "libhaswell.so"]) == 0
     assert "runtime-selected" in capsys.readouterr().out
+
+
+def test_a_kept_result_is_reused_only_for_the_same_bytes(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    avx = build(tmp_path / "avx", "avx", "-march=sandybridge")
+    haswell = build(tmp_path / "haswell", "haswell", "-march=haswell")
+    assert main([str(haswell)]) == 1 and main([str(avx)]) == 0
+    assert len(list(cache.glob("*.json"))) == 2
+    target = tmp_path / "libtarget.so"
+    target.write_bytes(haswell.read_bytes())
+    assert main([str(target)]) == 1  # the kept result of the same bytes, elsewhere
+    target.write_bytes(avx.read_bytes())
+    assert main([str(target)]) == 0  # new bytes, their own result
+    # the kept result is what decides: one planted for these bytes is believed...
+    entry = cache / f"{cache_key(target, audit_salt())}.json"
+    entry.write_text('{"counts": {"AVX2": 1}, "examples": ["planted"]}')
+    assert main([str(target)]) == 1
+    # ...and --no-cache reads none
+    assert main([str(target), "--no-cache"]) == 0
 
 
 @pytest.mark.parametrize(
