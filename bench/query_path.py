@@ -211,7 +211,7 @@ def run_raw(chat_path: Path, embed_path: Path, work: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------- appliance side
 async def run_appliance(chat_path: Path, embed_path: Path, work: Path) -> dict[str, Any]:
-    from appliance.config.schema import PromptStrategy
+    from appliance.config.prompts import PromptStrategy
     from appliance.domain.types import ChunkRecord, Hit
     from appliance.engine.build import EngineSpec, build_engine
     from appliance.query.prompt import Excerpt, build_prompt

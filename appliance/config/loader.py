@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from appliance.config.schema import PromptStrategy, Settings
+from appliance.config.prompts import PromptStrategy
+from appliance.config.schema import Settings
 
 ENV_PREFIX = "APPLIANCE__"
 DEFAULT_CONFIG = Path("configs/appliance.toml")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from appliance.config.schema import PromptStrategy
+from appliance.config.prompts import PromptStrategy
 from appliance.domain.protocols import Embedder
 from appliance.domain.types import DocumentInfo, Hit
 from appliance.query.context import Sentence

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from appliance.config.schema import PromptStrategy
+from appliance.config.prompts import PromptStrategy
 from appliance.domain.types import Hit
 from appliance.query.prompt import Excerpt
 from appliance.query.sentences import content_words, rank_by_overlap, split_sentences

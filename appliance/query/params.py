@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.config.schema import GenerationSettings, PromptStrategy, RetrievalSettings
+from appliance.config.generation import GenerationSettings
+from appliance.config.prompts import PromptStrategy
+from appliance.config.schema import RetrievalSettings
 from appliance.domain.errors import FieldError
 from appliance.domain.types import DocumentFilter
 

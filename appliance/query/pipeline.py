@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import time
 
-from appliance.config.schema import PromptStrategy
+from appliance.config.prompts import PromptStrategy
 from appliance.domain.errors import Overloaded
 from appliance.domain.protocols import Embedder, Generator, VectorStore
 from appliance.domain.types import Hit

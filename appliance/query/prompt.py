@@ -1,6 +1,6 @@
 """Build the RAG prompt of a strategy within its token budget (pure: no model, no I/O).
 
-A strategy (`config.schema.PromptStrategy`) says what the model reads: whole
+A strategy (`config.prompts.PromptStrategy`) says what the model reads: whole
 passages or selected sentences (`query.context` picks them), in the user turn
 before the question or in the system turn. Document text is wrapped in one
 `<documents>` block and the instruction says it is data, not instructions; a tag
@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from appliance.config.schema import PromptStrategy
+from appliance.config.prompts import PromptStrategy
 from appliance.domain.errors import FieldError
 from appliance.domain.types import Hit
 

@@ -15,8 +15,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import appliance
+from appliance.config.generation import GenerationSettings
 from appliance.config.paths import data_dir
-from appliance.config.schema import GenerationSettings
 from appliance.engine.remote.client import public_url
 from appliance.ingest.sniff import SUPPORTED_EXTENSIONS
 from appliance.models.sizing import ModelPlan

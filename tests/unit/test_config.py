@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from appliance.config import ConfigError, Settings, load_settings
-from appliance.config.schema import default_prompts
+from appliance.config.prompts import default_prompts
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "configs" / "appliance.toml"

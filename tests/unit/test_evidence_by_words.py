@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from appliance.config.schema import GenerationSettings, PromptStrategy, RetrievalSettings
+from appliance.config.generation import GenerationSettings
+from appliance.config.prompts import PromptStrategy
+from appliance.config.schema import RetrievalSettings
 from appliance.domain.types import Hit
 from appliance.observability.metrics import Metrics
 from appliance.query.answer_plan import AnswerPlan

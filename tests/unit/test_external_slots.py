@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.config.schema import GenerationSettings
+from appliance.config.generation import GenerationSettings
 from appliance.engine.remote.generator import OpenAIGenerator
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.config.schema import PromptStrategy, Settings
+from appliance.config.prompts import PromptStrategy
+from appliance.config.schema import Settings
 from appliance.domain.types import Hit
 from appliance.query.context import candidates, passages, select_sentences, sentences_of
 from appliance.query.prompt import Excerpt, PromptTooLong, build_prompt, messages_for

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from appliance.config.schema import PromptStrategy
+from appliance.config.prompts import PromptStrategy
 from appliance.domain.types import Hit
 from appliance.engine.build import EngineSpec, build_engine
 from appliance.engine.generator import LlamaGenerator

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.config.schema import GenerationSettings
+from appliance.config.generation import GenerationSettings
 from appliance.engine.build import EngineCore, EngineSpec, build_core
 from appliance.engine.remote.generator import OpenAIGenerator
 
