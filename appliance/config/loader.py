@@ -1,4 +1,5 @@
-"""Load `Settings` from a TOML file plus `APPLIANCE__SECTION__KEY` env overrides.
+"""Load `Settings` from a TOML file plus `APPLIANCE__SECTION__KEY` env overrides (a prompt
+strategy's key: `APPLIANCE__PROMPTS__NAME__KEY`).
 
 Every failure raises `ConfigError` naming the file, the key and what was expected.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from appliance.config.prompts import PromptStrategy
+from appliance.config.prompts import PromptStrategy, default_prompts
 from appliance.config.schema import Settings
 
 ENV_PREFIX = "APPLIANCE__"
@@ -36,16 +37,29 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
+# Sections that are tables of named tables: their keys take a third part, the name
+# (`APPLIANCE__PROMPTS__BRIEF__COPY_BIAS`).
+NAMED_TABLES = {"prompts": default_prompts}
+
+
 def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     applied: list[str] = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
         parts = name[len(ENV_PREFIX) :].lower().split("__")
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"environment variable {name}: expected APPLIANCE__SECTION__KEY")
-        section, key = parts
+        named = len(parts) == 3 and parts[0] in NAMED_TABLES
+        if not all(parts) or (len(parts) != 2 and not named):
+            raise ConfigError(
+                f"environment variable {name}: expected APPLIANCE__SECTION__KEY "
+                f"(or APPLIANCE__PROMPTS__NAME__KEY)"
+            )
+        section, key = parts[0], parts[-1]
+        if named and section not in data:  # the shipped tables, so that one key changes
+            data[section] = msgspec.to_builtins(NAMED_TABLES[section]())  # only that key
         target = data.setdefault(section, {})
+        if named and isinstance(target, dict):
+            target = target.setdefault(parts[1], {})
         if not isinstance(target, dict):
             raise ConfigError(f"environment variable {name}: `{section}` is not a section")
         target[key] = _parse_env_value(raw)
@@ -114,7 +128,9 @@ def load_settings(
         key, expected = _describe(exc)
         key = _name_the_table(key, data)
         origin = source
-        env_name = ENV_PREFIX + "__".join(key.upper().split(".")[:2])
-        if env_name in env_names:
-            origin = f"{source} (overridden by {env_name})"
+        depth = 3 if key.split(".")[0] in NAMED_TABLES else 2
+        env_name = ENV_PREFIX + "__".join(key.upper().split(".")[:depth])
+        overriding = [n for n in env_names if n == env_name or n.startswith(f"{env_name}__")]
+        if overriding:  # the key itself, or a key of the section or table it names
+            origin = f"{source} (overridden by {', '.join(overriding)})"
         raise ConfigError(f"{origin}: key `{key}`: {expected}") from exc

@@ -92,9 +92,28 @@ def test_env_overrides_section_and_key() -> None:
     assert s.storage.data_dir == "/tmp/x"
 
 
+@pytest.mark.parametrize("path", [SHIPPED, None])
+def test_env_overrides_one_key_of_a_prompt_strategy(path: Path | None, tmp_path: Path) -> None:
+    """`APPLIANCE__PROMPTS__BRIEF__COPY_BIAS=0` (the README's advice for untrusted writers)
+    changes that key only: brief keeps its other keys, the other strategies stay."""
+    if path is None:  # no config file: the shipped strategies are the defaults
+        path = tmp_path / "empty.toml"
+        path.write_text("")
+    before = load_settings(path, {})
+    after = load_settings(path, {"APPLIANCE__PROMPTS__BRIEF__COPY_BIAS": "0"})
+    assert before.prompts["brief"].copy_bias == 3.0
+    assert after.prompts["brief"] == msgspec.structs.replace(before.prompts["brief"], copy_bias=0)
+    assert {k: v for k, v in after.prompts.items() if k != "brief"} == {
+        k: v for k, v in before.prompts.items() if k != "brief"
+    }
+    new = load_settings(path, {"APPLIANCE__PROMPTS__MINE__PASSAGES": "2"})
+    assert new.prompts["mine"].passages == 2 and "brief" in new.prompts
+
+
 @pytest.mark.parametrize(
     ("env", "key", "expected"),
     [
+        ({"APPLIANCE__PROMPTS__BRIEF__COPY_BIAS": "11"}, "prompts.brief.copy_bias", "<= 10"),
         ({"APPLIANCE__SERVER__PORT": "abc"}, "server.port", "Expected `int`"),
         ({"APPLIANCE__SERVER__PORT": "70000"}, "server.port", "<= 65535"),
         ({"APPLIANCE__SERVER__PROT": "1"}, "server.prot", "unknown key"),
@@ -109,6 +128,13 @@ def test_bad_values_name_the_key(env: dict[str, str], key: str, expected: str) -
     assert f"`{key}`" in message
     assert expected in message
     assert str(SHIPPED) in message
+    assert f"overridden by {next(iter(env))}" in message
+
+
+@pytest.mark.parametrize("name", ["APPLIANCE__SERVER__TLS__PORT", "APPLIANCE__PORT"])
+def test_an_env_name_of_the_wrong_shape_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"environment variable {name}: expected"):
+        load_settings(SHIPPED, {name: "1"})
 
 
 def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
