@@ -12,11 +12,13 @@ e.g. a Xeon E5-2680 v2):
 Usage: python packaging/isa_audit.py FILE_OR_DIR... [--allow NAME ...] [--no-cache]
 exits 1 when a file has any such instruction, printing the first few per file.
 
-Disassembling a bundle takes ~3 min of CPU, and `make test` audits it twice (the built
-bundle, then the installed one), so files are audited in parallel and each result is
-kept under `ISA_AUDIT_CACHE` (default ~/.cache/rag-appliance/isa-audit), keyed by the
-sha256 of the file's bytes, of this script and of objdump's version: a result is reused
-only for the same bytes read by the same audit.
+Disassembling a bundle takes ~4 min of CPU, and `make test` audits it twice (the built
+bundle, then the installed one), so files are audited in parallel (files of the same
+bytes once) and each result is kept under `ISA_AUDIT_CACHE` (default
+~/.cache/rag-appliance/isa-audit, mode 0700), keyed by the sha256 of the file's bytes,
+of this script and of objdump's version: a result is reused only for the same bytes read
+by the same audit. `make_bundle` passes `--refresh` (the audit that decides what ships
+reads no kept result); the installed bundle's audit in tests/bundle reuses its results.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -288,32 +291,68 @@ def cache_key(path: Path, salt: bytes) -> str:
     return digest.hexdigest()
 
 
-def audit_cached(path: Path, cache: Path | None, salt: bytes) -> FileAudit:
-    """`audit_file`, or the result kept for the same bytes and the same audit."""
-    if cache is None:
-        return audit_file(path)
-    entry = cache / f"{cache_key(path, salt)}.json"
+def read_kept(entry: Path, path: Path) -> FileAudit | None:
+    """The result kept in `entry`, if it is whole and well-formed."""
     try:
         kept = json.loads(entry.read_text())
-        return FileAudit(path, Counter(kept["counts"]), list(kept["examples"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # none kept, or unreadable: audit again
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict):
+        return None
+    counts, examples = kept.get("counts"), kept.get("examples")
+    if not isinstance(counts, dict) or not isinstance(examples, list):
+        return None
+    if not all(isinstance(k, str) and type(n) is int and n > 0 for k, n in counts.items()):
+        return None
+    return FileAudit(path, Counter(counts), [str(e) for e in examples])
+
+
+def keep(entry: Path, audit: FileAudit) -> None:
+    """Write `audit` to `entry` whole (a temporary file renamed), or not at all: a cache
+    that cannot be written (read-only home, full disk) only costs the next run time."""
+    try:
+        entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"counts": dict(audit.counts), "examples": audit.examples}, fh)
+            os.replace(partial, entry)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        print(f"isa_audit: result not kept ({exc})", file=sys.stderr)
+
+
+def audit_keyed(path: Path, entry: Path | None, read: bool) -> FileAudit:
+    """`audit_file`, or (`read`) the result kept in `entry` for the same bytes and the
+    same audit; a fresh result is kept there."""
+    if entry is not None and read and (kept := read_kept(entry, path)) is not None:
+        return kept
     audit = audit_file(path)
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = entry.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps({"counts": audit.counts, "examples": audit.examples}))
-    partial.replace(entry)  # atomic: a concurrent reader sees all of it or nothing
+    if entry is not None:
+        keep(entry, audit)
     return audit
 
 
-def audit_all(files: list[Path], cache: Path | None) -> list[FileAudit]:
-    """Every file's audit, in `files`' order; the largest start first, one per core."""
-    salt = audit_salt()
-    by_size = sorted(files, key=lambda p: p.stat().st_size, reverse=True)
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        audits = pool.map(audit_cached, by_size, [cache] * len(files), [salt] * len(files))
-        done = dict(zip(by_size, audits, strict=True))
-    return [done[path] for path in files]
+def audit_all(files: list[Path], cache: Path | None, read: bool = True) -> list[FileAudit]:
+    """Every file's audit, in `files`' order: files of the same bytes once, the largest
+    first, one per core. `cache`: where results are kept (None: nowhere); `read`: whether
+    a kept result is reused (False: every file disassembled, its result kept)."""
+    salt = audit_salt() if files and cache is not None else b""
+    entry_of = {p: cache / f"{cache_key(p, salt)}.json" if cache else None for p in files}
+    unique = {entry_of[p] or p: p for p in files}  # one file of each set of the same bytes
+    todo = sorted(unique.values(), key=lambda p: p.stat().st_size, reverse=True)
+    workers = max(1, min(len(os.sched_getaffinity(0)), len(todo)))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {p: pool.submit(audit_keyed, p, entry_of[p], read) for p in todo}
+        try:
+            done = {p: f.result() for p, f in futures.items()}
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    audited = {p: done[unique[entry_of[p] or p]] for p in files}
+    return [FileAudit(p, audited[p].counts, audited[p].examples) for p in files]
 
 
 def is_elf(path: Path) -> bool:
@@ -344,10 +383,20 @@ def main(argv: list[str] | None = None) -> int:
         "--no-cache", action="store_true",
         help="disassemble every file, reusing no kept result (and keeping none)",
     )  # fmt: skip
+    parser.add_argument(
+        "--refresh", action="store_true",
+        help="disassemble every file, reusing no kept result, and keep the results (what "
+        "make_bundle does: the audit that decides what ships is always fresh)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     files = elf_files(args.targets)
     failed = 0
-    for audit in audit_all(files, None if args.no_cache else default_cache()):
+    try:
+        audits = audit_all(files, None if args.no_cache else default_cache(), not args.refresh)
+    except RuntimeError as exc:  # objdump could not read a file: nothing passes unread
+        print(f"AUDIT FAILED      {exc}")
+        return 1
+    for audit in audits:
         path = audit.path
         allowed = any(path.match(pattern) for pattern in args.allow)
         if audit.clean:

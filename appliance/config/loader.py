@@ -42,27 +42,54 @@ def _parse_env_value(raw: str) -> Any:
 NAMED_TABLES = {"prompts": default_prompts}
 
 
+def _env_parts(name: str) -> list[str]:
+    parts = name[len(ENV_PREFIX) :].lower().split("__")
+    named = parts[0] in NAMED_TABLES
+    if not all(parts) or len(parts) != (3 if named else 2):
+        raise ConfigError(
+            f"environment variable {name}: expected APPLIANCE__SECTION__KEY "
+            f"(a prompt strategy's key: APPLIANCE__PROMPTS__NAME__KEY)"
+        )
+    return parts
+
+
+def _named_table(data: dict[str, Any], name: str, parts: list[str]) -> dict[str, Any]:
+    """The existing table a variable names (`_` standing for `-` where only that name
+    exists): the file's, or the shipped ones when the file defines none. A name of none
+    is an error, so that a misspelt strategy does not leave the meant one unchanged."""
+    section, table = parts[0], parts[1]
+    if section not in data:  # the shipped tables, so that one key changes only that key
+        data[section] = msgspec.to_builtins(NAMED_TABLES[section]())
+    tables = data[section]
+    if not isinstance(tables, dict):
+        raise ConfigError(f"environment variable {name}: `{section}` is not a section")
+    found = [t for t in tables if t.lower() in (table, table.replace("_", "-"))]
+    exact = [t for t in found if t.lower() == table]
+    if len(exact or found) != 1:
+        known = ", ".join(sorted(tables)) or "none"
+        raise ConfigError(
+            f"environment variable {name}: no single [{section}.*] table is named {table!r} "
+            f"(defined: {known})"
+        )
+    target = tables[(exact or found)[0]]
+    if not isinstance(target, dict):
+        raise ConfigError(f"environment variable {name}: `{section}.{table}` is not a table")
+    return target
+
+
 def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     applied: list[str] = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        parts = name[len(ENV_PREFIX) :].lower().split("__")
-        named = len(parts) == 3 and parts[0] in NAMED_TABLES
-        if not all(parts) or (len(parts) != 2 and not named):
-            raise ConfigError(
-                f"environment variable {name}: expected APPLIANCE__SECTION__KEY "
-                f"(or APPLIANCE__PROMPTS__NAME__KEY)"
-            )
-        section, key = parts[0], parts[-1]
-        if named and section not in data:  # the shipped tables, so that one key changes
-            data[section] = msgspec.to_builtins(NAMED_TABLES[section]())  # only that key
-        target = data.setdefault(section, {})
-        if named and isinstance(target, dict):
-            target = target.setdefault(parts[1], {})
-        if not isinstance(target, dict):
-            raise ConfigError(f"environment variable {name}: `{section}` is not a section")
-        target[key] = _parse_env_value(raw)
+        parts = _env_parts(name)
+        if len(parts) == 3:
+            target = _named_table(data, name, parts)
+        else:
+            target = data.setdefault(parts[0], {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"environment variable {name}: `{parts[0]}` is not a section")
+        target[parts[-1]] = _parse_env_value(raw)
         applied.append(name)
     return applied
 
@@ -99,6 +126,27 @@ def _name_the_table(key: str, data: dict[str, Any]) -> str:
     return key
 
 
+def _origin(source: str, key: str, expected: str, env_names: list[str]) -> str:
+    """`source`, with the variables that set the failing key: the key's own, or those
+    setting keys of the section it names (a section's or the root's own check names
+    its keys in backticks)."""
+    if key == "<root>":  # the root's own check: `generation.prompt` ...
+        keys = re.findall(r"`([a-z_]+(?:\.[a-z0-9_-]+)+)`", expected)
+    else:  # a key, or a section whose own check names its keys: `chunk_overlap` ...
+        keys = [key, *(f"{key}.{k}" for k in re.findall(r"`([a-z0-9_]+)`", expected))]
+    own, inside = [], []
+    for k in keys:
+        depth = 3 if k.split(".")[0] in NAMED_TABLES else 2
+        env_name = ENV_PREFIX + "__".join(k.upper().replace("-", "_").split(".")[:depth])
+        own += [n for n in env_names if n == env_name]
+        inside += [n for n in env_names if n.startswith(f"{env_name}__")]
+    if own:
+        return f"{source} (overridden by {', '.join(own)})"
+    if inside:
+        return f"{source} (variables set in that section: {', '.join(inside)})"
+    return source
+
+
 def load_settings(
     path: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -127,10 +175,6 @@ def load_settings(
     except msgspec.ValidationError as exc:
         key, expected = _describe(exc)
         key = _name_the_table(key, data)
-        origin = source
-        depth = 3 if key.split(".")[0] in NAMED_TABLES else 2
-        env_name = ENV_PREFIX + "__".join(key.upper().split(".")[:depth])
-        overriding = [n for n in env_names if n == env_name or n.startswith(f"{env_name}__")]
-        if overriding:  # the key itself, or a key of the section or table it names
-            origin = f"{source} (overridden by {', '.join(overriding)})"
-        raise ConfigError(f"{origin}: key `{key}`: {expected}") from exc
+        raise ConfigError(
+            f"{_origin(source, key, expected, env_names)}: key `{key}`: {expected}"
+        ) from exc

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from appliance.config.generation import GenerationSettings
 from appliance.config.prompts import PromptStrategy
-from appliance.config.schema import RetrievalSettings
+from appliance.config.retrieval import RetrievalSettings
 from appliance.domain.errors import FieldError
 from appliance.domain.types import DocumentFilter
 

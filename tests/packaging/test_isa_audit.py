@@ -81,15 +81,55 @@ def test_a_kept_result_is_reused_only_for_the_same_bytes(tmp_path: Path) -> None
     assert len(list(cache.glob("*.json"))) == 2
     target = tmp_path / "libtarget.so"
     target.write_bytes(haswell.read_bytes())
-    assert main([str(target)]) == 1  # the kept result of the same bytes, elsewhere
+    assert main([str(target)]) == 1  # the result kept for the same bytes, elsewhere...
     target.write_bytes(avx.read_bytes())
-    assert main([str(target)]) == 0  # new bytes, their own result
-    # the kept result is what decides: one planted for these bytes is believed...
+    assert main([str(target)]) == 0  # ...new bytes, their own result
+    assert len(list(cache.glob("*.json"))) == 2  # both reused: nothing new kept
+    assert (cache.stat().st_mode & 0o777) == 0o700
+    # what is kept decides: a result planted for these bytes is believed...
     entry = cache / f"{cache_key(target, audit_salt())}.json"
     entry.write_text('{"counts": {"AVX2": 1}, "examples": ["planted"]}')
     assert main([str(target)]) == 1
-    # ...and --no-cache reads none
+    # ...but not by --no-cache (which keeps nothing) nor --refresh (which keeps afresh)
     assert main([str(target), "--no-cache"]) == 0
+    assert "planted" in entry.read_text()
+    assert main([str(target), "--refresh"]) == 0
+    assert "planted" not in entry.read_text()
+
+
+@pytest.mark.parametrize(
+    "kept", ['{"counts": null, "examples": []}', "[]", '{"counts": {"AVX2": "x"}', ""]
+)
+def test_a_malformed_kept_result_is_audited_again(tmp_path: Path, kept: str) -> None:
+    haswell = build(tmp_path, "haswell", "-march=haswell")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"{cache_key(haswell, audit_salt())}.json").write_text(kept)
+    assert main([str(haswell)]) == 1
+
+
+def test_many_files_in_parallel_keep_their_own_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    avx = build(tmp_path / "a", "avx", "-march=sandybridge")
+    haswell = build(tmp_path / "h", "haswell", "-march=haswell")
+    twin = tmp_path / "libtwin.so"
+    twin.write_bytes(haswell.read_bytes())  # the same bytes: audited once, reported twice
+    assert main([str(avx), str(haswell), str(twin), "--no-cache"]) == 1
+    out = capsys.readouterr().out
+    assert "BEYOND AVX" in out and str(haswell) in out and str(twin) in out
+    assert str(avx) not in out and "3 ELF files audited, 2 use" in out
+    assert main([str(avx), str(haswell), str(twin), "--allow", "lib[ht]*.so"]) == 0
+
+
+def test_a_file_objdump_cannot_read_fails_the_audit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "libbroken.so"
+    broken.write_bytes(b"\x7fELF" + b"\0" * 60)
+    assert main([str(tmp_path)]) == 1
+    assert "AUDIT FAILED" in capsys.readouterr().out
+    assert not list((tmp_path / "cache").glob("*.json"))  # nothing kept for it
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from appliance.config.generation import GenerationSettings
 from appliance.config.prompts import PromptStrategy
-from appliance.config.schema import RetrievalSettings
+from appliance.config.retrieval import RetrievalSettings
 from appliance.domain.types import Hit
 from appliance.observability.metrics import Metrics
 from appliance.query.answer_plan import AnswerPlan
