@@ -9,7 +9,7 @@ e.g. a Xeon E5-2680 v2):
   vextracti128, vpblendd, variable shifts, vpmaskmov;
 - FMA (FMA3/FMA4), F16C, BMI1/BMI2/LZCNT, AVX-VNNI and AMX.
 
-Usage: python packaging/isa_audit.py FILE_OR_DIR... [--allow NAME ...] [--no-cache]
+Usage: python packaging/isa_audit.py FILE_OR_DIR... [--allow NAME ...] [--refresh | --no-cache]
 exits 1 when a file has any such instruction, printing the first few per file.
 
 Disassembling a bundle takes ~4 min of CPU, and `make test` audits it twice (the built

@@ -141,9 +141,9 @@ def _origin(source: str, key: str, expected: str, env_names: list[str]) -> str:
         own += [n for n in env_names if n == env_name]
         inside += [n for n in env_names if n.startswith(f"{env_name}__")]
     if own:
-        return f"{source} (overridden by {', '.join(own)})"
+        return f"{source} (overridden by {', '.join(dict.fromkeys(own))})"
     if inside:
-        return f"{source} (variables set in that section: {', '.join(inside)})"
+        return f"{source} (variables set in that section: {', '.join(dict.fromkeys(inside))})"
     return source
 
 

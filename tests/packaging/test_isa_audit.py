@@ -115,10 +115,11 @@ def test_many_files_in_parallel_keep_their_own_results(
     haswell = build(tmp_path / "h", "haswell", "-march=haswell")
     twin = tmp_path / "libtwin.so"
     twin.write_bytes(haswell.read_bytes())  # the same bytes: audited once, reported twice
-    assert main([str(avx), str(haswell), str(twin), "--no-cache"]) == 1
+    assert main([str(avx), str(haswell), str(twin)]) == 1
     out = capsys.readouterr().out
     assert "BEYOND AVX" in out and str(haswell) in out and str(twin) in out
     assert str(avx) not in out and "3 ELF files audited, 2 use" in out
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2  # the twin's bytes once
     assert main([str(avx), str(haswell), str(twin), "--allow", "lib[ht]*.so"]) == 0
 
 
