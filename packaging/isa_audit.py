@@ -30,11 +30,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from appliance.runtime.files import sha256_file, write_private
 
 AVX512_PREFIXES = (
     "vmovdqu8",
@@ -284,11 +285,7 @@ def audit_salt() -> bytes:
 
 
 def cache_key(path: Path, salt: bytes) -> str:
-    digest = hashlib.sha256(salt)
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return hashlib.sha256(salt + sha256_file(path).encode()).hexdigest()
 
 
 def read_kept(entry: Path, path: Path) -> FileAudit | None:
@@ -308,18 +305,11 @@ def read_kept(entry: Path, path: Path) -> FileAudit | None:
 
 
 def keep(entry: Path, audit: FileAudit) -> None:
-    """Write `audit` to `entry` whole (a temporary file renamed), or not at all: a cache
-    that cannot be written (read-only home, full disk) only costs the next run time."""
+    """Write `audit` to `entry` whole (`write_private`: a temporary file renamed), or not
+    at all: a cache that cannot be written (read-only home, full disk) only costs time."""
     try:
         entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"counts": dict(audit.counts), "examples": audit.examples}, fh)
-            os.replace(partial, entry)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        write_private(entry, json.dumps({"counts": audit.counts, "examples": audit.examples}))
     except OSError as exc:
         print(f"isa_audit: result not kept ({exc})", file=sys.stderr)
 
@@ -341,7 +331,8 @@ def audit_all(files: list[Path], cache: Path | None, read: bool = True) -> list[
     a kept result is reused (False: every file disassembled, its result kept)."""
     salt = audit_salt() if files and cache is not None else b""
     entry_of = {p: cache / f"{cache_key(p, salt)}.json" if cache else None for p in files}
-    unique = {entry_of[p] or p: p for p in files}  # one file of each set of the same bytes
+    same = {p: entry_of[p] or p for p in files}  # what files of the same bytes share
+    unique = {same[p]: p for p in files}  # one file of each
     todo = sorted(unique.values(), key=lambda p: p.stat().st_size, reverse=True)
     workers = max(1, min(len(os.sched_getaffinity(0)), len(todo)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -351,8 +342,7 @@ def audit_all(files: list[Path], cache: Path | None, read: bool = True) -> list[
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
-    audited = {p: done[unique[entry_of[p] or p]] for p in files}
-    return [FileAudit(p, audited[p].counts, audited[p].examples) for p in files]
+    return [replace(done[unique[same[p]]], path=p) for p in files]
 
 
 def is_elf(path: Path) -> bool:
