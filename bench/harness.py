@@ -98,6 +98,9 @@ def appliance_server(data_dir: Path, models_dir: Path, log: Path, **settings: st
         "APPLIANCE__SERVER__LOG_LEVEL": "warning",
         # one bench client sends hundreds of requests a second: no per-key limit
         "APPLIANCE__SECURITY__RATE_LIMIT_PER_MINUTE": "0",
+        # the benchmarks measure the model's answers (the shipped "auto" extracts with the
+        # 135M model): a question naming no strategy is generated, "extract" is asked by name
+        "APPLIANCE__GENERATION__ANSWER_MODE": "generate",
     }
     env.update({f"APPLIANCE__{k.upper()}": v for k, v in settings.items()})
     return Server("appliance", [sys.executable, "-m", "appliance", "serve"], env, port,

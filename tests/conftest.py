@@ -45,6 +45,9 @@ def server_env(data_dir: Path, models_dir: Path, **extra: str) -> dict[str, str]
         "APPLIANCE__MODELS__MODELS_DIR": str(models_dir),
         "APPLIANCE__MODELS__CHAT_CTX": "2048",
         "APPLIANCE__SERVER__LOG_LEVEL": "warning",
+        # these servers' tests are about the model's answers; the shipped default
+        # ("auto": extract with the 135M model) is tests/api/test_answer_mode.py's
+        "APPLIANCE__GENERATION__ANSWER_MODE": "generate",
     }
     env.update(extra)
     return env

@@ -20,9 +20,15 @@ def register(commands: options.Commands) -> None:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=None)
-    p.add_argument(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
         "--extract", action="store_true",
-        help="answer with the documents' sentences that best answer it, verbatim (no chat model)",
+        help="answer with the documents' sentences that best answer it, verbatim (no chat "
+        "model); without --extract or --generate, the server's generation.answer_mode decides",
+    )  # fmt: skip
+    mode.add_argument(
+        "--generate", action="store_true",
+        help="the chat model writes the answer (the default prompt), whatever answer_mode says",
     )  # fmt: skip
     p.add_argument(
         "--collection", dest="collections", action="append", type=options.collection_name,
@@ -63,7 +69,7 @@ async def ask(client: ApplianceClient, args: argparse.Namespace) -> int:
     """Ask `args.question` (narrowed to `args.collections` when given); the exit status."""
     fields = {
         "top_k": args.top_k, "max_tokens": args.max_tokens,
-        "strategy": "extract" if args.extract else None,
+        "strategy": "extract" if args.extract else "generate" if args.generate else None,
         "filters": {"collections": args.collections} if args.collections else None,
     }  # fmt: skip
     try:
@@ -83,10 +89,10 @@ async def _ask(client: ApplianceClient, question: str, fields: dict[str, Any]) -
             print()
             print_evidence(event)
             t = event.timings
-            print(
-                f"  first token {t.first_token_ms:.0f} ms, {t.tokens_per_s:.1f} tok/s",
-                file=sys.stderr,
+            speed = (
+                "quoted, no model" if event.strategy == "extract" else f"{t.tokens_per_s:.1f} tok/s"
             )
+            print(f"  first token {t.first_token_ms:.0f} ms, {speed}", file=sys.stderr)
         elif isinstance(event, ErrorEvent):
             print(f"\nerror: {event.message}", file=sys.stderr)
             return 1

@@ -215,6 +215,7 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
     from appliance.models.configured import plan_for
     from appliance.models.locate import ModelError
     from appliance.models.sizing import RUNTIME_OVERHEAD_BYTES, SizingError
+    from appliance.query.params import resolve_answer_mode
 
     try:
         plan = plan_for(settings, prepare=False)
@@ -231,6 +232,9 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
     report.lines.extend(format_plan(plan).splitlines())
     if not plan.fits:
         report.blockers.append(plan.explain())
+    g = settings.generation
+    mode, why = resolve_answer_mode(g, None if g.backend == "openai" else plan.chat.info.n_params)
+    report.add("answers:", f"{mode} ({why})")
     # what a larger chat model would take: its file, its KV cache for the same slots and
     # context, the embedding model and the runtime as planned now
     rest = plan.embedding.estimated_bytes + RUNTIME_OVERHEAD_BYTES

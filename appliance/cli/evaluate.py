@@ -34,7 +34,12 @@ def register(commands: options.Commands) -> None:
     p.add_argument("--no-answers", dest="answers", action="store_false",
                    help="search only: recall and MRR, no generation")  # fmt: skip
     p.add_argument("--retrieval", choices=["dense", "hybrid"], default=None)
-    p.add_argument("--strategy", default=None, help="a prompt strategy ([prompts.*])")
+    p.add_argument(
+        "--strategy",
+        default=None,
+        help="a prompt strategy ([prompts.*]), or extract or generate (default: the "
+        "server's answer_mode)",
+    )
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write every result here")
     p.add_argument("--quiet", action="store_true", help="only the summary")

@@ -21,6 +21,10 @@ LEGACY_INSTRUCTION = (
     "say that the documents do not contain it."
 )
 
+# a request's `strategy` besides the [prompts.*] names, which may not take them:
+# the documents' sentences (no model), and the default prompt (the model writes)
+REQUEST_STRATEGIES = ("extract", "generate")
+
 
 class PromptStrategy(Base, frozen=True):
     context: Annotated[

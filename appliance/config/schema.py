@@ -14,7 +14,7 @@ from msgspec import Meta
 from appliance.config.base import Base
 from appliance.config.generation import GenerationSettings
 from appliance.config.ingest import IngestSettings
-from appliance.config.prompts import PromptStrategy, default_prompts
+from appliance.config.prompts import REQUEST_STRATEGIES, PromptStrategy, default_prompts
 from appliance.config.retrieval import RetrievalSettings
 from appliance.config.security import SecuritySettings
 from appliance.config.sources import SourceSettings
@@ -285,6 +285,12 @@ class Settings(Base, frozen=True):
     ] = msgspec.field(default_factory=default_prompts)
 
     def __post_init__(self) -> None:
+        reserved = sorted(set(self.prompts) & set(REQUEST_STRATEGIES))
+        if reserved:
+            raise ValueError(
+                f"[prompts.{reserved[0]}]: the name is a request's `strategy` of its own "
+                "(extract: the documents' sentences; generate: the default prompt): rename it"
+            )
         if self.generation.prompt not in self.prompts:
             names = ", ".join(sorted(self.prompts)) or "none"
             raise ValueError(

@@ -58,26 +58,56 @@ def _array(fh: BinaryIO) -> list[object] | None:
     return [v for (v,) in struct.iter_unpack(fmt, _read(fh, size * count))]
 
 
+MAX_TENSORS = 1 << 20  # more tensor infos than this: a damaged or hostile file
+MAX_DIMS = 8
+
+
+def _key_values(fh: BinaryIO) -> tuple[dict[str, object], int]:
+    """The header's key/values and its tensor count, `fh` left at the tensor infos."""
+    if fh.read(4) != MAGIC:
+        raise GgufHeaderError("GGUF magic invalid")
+    version, tensors, kv_count = struct.unpack("<IQQ", _read(fh, 20))
+    if version not in (2, 3):
+        raise GgufHeaderError(f"GGUF version {version} is not supported")
+    values: dict[str, object] = {}
+    for _ in range(kv_count):
+        key = _string(fh).decode("utf-8", "replace")
+        (value_type,) = struct.unpack("<I", _read(fh, 4))
+        if value_type in SCALARS:
+            fmt = SCALARS[value_type]
+            (values[key],) = struct.unpack(fmt, _read(fh, struct.calcsize(fmt)))
+        elif value_type == STRING:
+            values[key] = _string(fh).decode("utf-8", "replace")
+        elif value_type == ARRAY:
+            values[key] = _array(fh)
+        else:
+            raise GgufHeaderError(f"value type {value_type} of {key}")
+    return values, tensors
+
+
 def read_header(path: Path) -> dict[str, object]:
     """Every scalar and string key of the header; short numeric arrays as lists, other
     arrays (the tokenizer's) as None."""
     with path.open("rb") as fh:
-        if fh.read(4) != MAGIC:
-            raise GgufHeaderError("GGUF magic invalid")
-        version, _tensors, kv_count = struct.unpack("<IQQ", _read(fh, 20))
-        if version not in (2, 3):
-            raise GgufHeaderError(f"GGUF version {version} is not supported")
-        values: dict[str, object] = {}
-        for _ in range(kv_count):
-            key = _string(fh).decode("utf-8", "replace")
-            (value_type,) = struct.unpack("<I", _read(fh, 4))
-            if value_type in SCALARS:
-                fmt = SCALARS[value_type]
-                (values[key],) = struct.unpack(fmt, _read(fh, struct.calcsize(fmt)))
-            elif value_type == STRING:
-                values[key] = _string(fh).decode("utf-8", "replace")
-            elif value_type == ARRAY:
-                values[key] = _array(fh)
-            else:
-                raise GgufHeaderError(f"value type {value_type} of {key}")
-        return values
+        return _key_values(fh)[0]
+
+
+def parameter_count(path: Path) -> int:
+    """The model's weights, counted from the tensor infos that follow the key/values
+    (the product of each tensor's dimensions; nothing of the data is read)."""
+    with path.open("rb") as fh:
+        _, tensors = _key_values(fh)
+        if tensors > MAX_TENSORS:
+            raise GgufHeaderError(f"{tensors} tensors in the header")
+        total = 0
+        for _ in range(tensors):
+            _string(fh)  # the name
+            (n_dims,) = struct.unpack("<I", _read(fh, 4))
+            if n_dims > MAX_DIMS:
+                raise GgufHeaderError(f"a tensor of {n_dims} dimensions")
+            count = 1
+            for (dim,) in struct.iter_unpack("<Q", _read(fh, 8 * n_dims)):
+                count *= dim
+            total += count
+            _read(fh, 12)  # type (u32) and offset (u64)
+        return total

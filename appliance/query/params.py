@@ -12,6 +12,26 @@ from appliance.config.retrieval import RetrievalSettings
 from appliance.domain.errors import FieldError
 from appliance.domain.types import DocumentFilter
 
+GENERATE = "generate"  # a request's strategy: the default prompt, the model writes
+
+
+def resolve_answer_mode(generation: GenerationSettings, chat_params: int | None) -> tuple[str, str]:
+    """How requests naming no strategy are answered ("generate" or "extract"), and why.
+    `chat_params`: the loaded chat model's weights (None: an external server answers)."""
+    mode = generation.answer_mode
+    if mode != "auto":
+        return mode, f"answer_mode = {mode!r}"
+    if chat_params is None:
+        return GENERATE, "answer_mode 'auto': an external inference server writes the answers"
+    size = f"{chat_params / 1e9:.2f}B" if chat_params >= 10**9 else f"{chat_params / 1e6:.0f}M"
+    limit = generation.generate_from_params
+    if chat_params >= limit:
+        return GENERATE, f"answer_mode 'auto': the chat model has {size} weights (>= {limit:,})"
+    return "extract", (
+        f"answer_mode 'auto': the chat model has {size} weights (< {limit:,}): its words are "
+        "right less often than the documents' own sentences"
+    )
+
 
 @dataclass(frozen=True)
 class AskParams:
@@ -20,7 +40,7 @@ class AskParams:
     max_tokens: int | None  # None: the strategy's, else generation.max_tokens
     temperature: float
     document_ids: Sequence[str] | None = None
-    strategy: str | None = None  # a [prompts.*] name or "extract"; None: the config's
+    strategy: str | None = None  # a [prompts.*] name, "extract" or "generate"; None: the config's
     filters: DocumentFilter | None = None
     retrieval: str | None = None  # "dense" | "hybrid"; None: retrieval.mode
     conversation_id: str | None = None  # the caller's conversation it continues, if any
@@ -35,6 +55,15 @@ class AnswerSettings:
     generation: GenerationSettings
     retrieval: RetrievalSettings
     prompts: dict[str, PromptStrategy]
+    mode: str | None = None  # requests naming no strategy: resolve_answer_mode's (wiring)
+
+    @property
+    def default_mode(self) -> str:
+        """ "generate" or "extract": the wiring's resolution, else the config's (auto:
+        generate, when nothing says which chat model answers)."""
+        if self.mode is not None:
+            return self.mode
+        return GENERATE if self.generation.answer_mode == "auto" else self.generation.answer_mode
 
 
 class UnknownStrategy(FieldError):

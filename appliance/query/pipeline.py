@@ -22,7 +22,7 @@ from appliance.query.evidence import EvidenceFinder, word_scores
 from appliance.query.extract import EXTRACT, ExtractedStream, extractive_answer, no_prompt
 from appliance.query.generation import GenerationRules
 from appliance.query.grounding import Grounding
-from appliance.query.params import AnswerSettings, AskParams, UnknownStrategy
+from appliance.query.params import GENERATE, AnswerSettings, AskParams, UnknownStrategy
 from appliance.query.prompt import build_prompt
 from appliance.query.search import Searcher, SearchOutcome
 from appliance.query.vector_cache import VectorCache
@@ -92,8 +92,10 @@ class QueryService:
     async def prepare(self, params: AskParams, turn: Turn | None = None) -> PreparedAnswer:
         """Search, build the prompt and queue the generation (no conversation: `ask`)."""
         wanted = params.strategy
-        if wanted is None and self.answers.generation.answer_mode == EXTRACT:
-            wanted = EXTRACT
+        if wanted is None:
+            wanted = self.answers.default_mode
+        if wanted == GENERATE:  # the default prompt, whatever answer_mode says
+            wanted = None
         extract = wanted == EXTRACT
         name, strategy = self.strategy(None if extract else wanted)  # fail fast
         t_start = time.perf_counter()

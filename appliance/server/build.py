@@ -31,6 +31,7 @@ from appliance.ingest.sources import SourceService
 from appliance.models.configured import plan_for
 from appliance.models.sizing import GgufInfo, SizingError, SizingPlan
 from appliance.observability.metrics import Metrics
+from appliance.query.params import resolve_answer_mode
 from appliance.query.pipeline import AnswerSettings, QueryService
 from appliance.runtime.files import lock_data_dir, unlock_data_dir
 from appliance.security.audit import AuditLog
@@ -151,12 +152,15 @@ async def _build_the_rest(
     metrics.jobs_resumed.inc(resumed)
     if resumed:
         log.warning("resumed %d ingestion jobs from the journal", resumed)
+    chat_params = None if g.backend == "openai" else plan.chat.info.n_params
+    mode, why = resolve_answer_mode(g, chat_params)
+    log.info("questions naming no strategy are answered by %s (%s)", mode, why)
     query = QueryService(
         embedder=engine.embedder,
         store=store,
         generator=engine.generator,
         metrics=metrics,
-        answers=AnswerSettings(settings.generation, r, dict(settings.prompts)),
+        answers=AnswerSettings(settings.generation, r, dict(settings.prompts), mode),
         catalog=journal,
     )
     sources = SourceService(

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Litestar
 from litestar.openapi.datastructures import ResponseSpec
 
+from appliance.config.prompts import REQUEST_STRATEGIES
 from appliance.config.schema import Settings
 
 
@@ -85,7 +86,9 @@ def describe_settings(app: Litestar, settings: Settings) -> None:
             schemas[name].additional_properties = False
     ask = schemas.get("AskRequest")
     if ask is not None and ask.properties and "strategy" in ask.properties:
-        _string_variant(ask.properties["strategy"]).enum = sorted(settings.prompts)
+        _string_variant(ask.properties["strategy"]).enum = sorted(
+            {*settings.prompts, *REQUEST_STRATEGIES}
+        )
         temperature: Any = ask.properties["temperature"]
         temperature.minimum = 0.0  # Litestar drops a bound of 0 (falsy)
     search = schemas.get("SearchRequest")

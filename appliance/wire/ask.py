@@ -62,10 +62,10 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         Annotated[
             StrategyName,
             Meta(
-                description="A prompt strategy of the config ([prompts.*]), or `extract`: the "
+                description="A prompt strategy of the config ([prompts.*]); `extract`: the "
                 "passages' sentences that best answer the question, verbatim with citation "
-                "markers, without the chat model. Default: generation.answer_mode, then "
-                "generation.prompt."
+                "markers, without the chat model; `generate`: the default prompt strategy "
+                "(generation.prompt), the chat model writes. Default: generation.answer_mode."
             ),
         ]
         | None

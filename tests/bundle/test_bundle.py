@@ -315,8 +315,9 @@ def test_the_installed_bundle_serves_answers_and_stops_cleanly(
                 ).json()["hits"]
                 assert (hits[0]["file_name"], hits[0]["page"]) == ("contract-scan.pdf", 2), hits
                 events = []
-                with client.stream(
-                    "POST", "/v1/ask/stream", json={"query": "What is the backup server called?"}
+                asked = {"query": "What is the backup server called?"}
+                with client.stream(  # the bundle's llama.cpp writes (answer_mode aside)
+                    "POST", "/v1/ask/stream", json={**asked, "strategy": "generate"}
                 ) as resp:
                     assert resp.status_code == 200
                     for line in resp.iter_lines():
@@ -326,6 +327,9 @@ def test_the_installed_bundle_serves_answers_and_stops_cleanly(
                 assert "token" in kinds and kinds[-1] == "done", kinds
                 done = events[-1]
                 assert any(c["file_name"] == "backups.md" for c in done["citations"]), done
+                assert done["timings"]["completion_tokens"] > 0, done
+                quoted = client.post("/v1/ask", json=asked).json()  # the shipped "auto"
+                assert quoted["strategy"] == "extract" and "[1]" in quoted["answer"], quoted
                 metrics = client.get("/metrics").text
                 assert "appliance_" in metrics and "_count" in metrics
             screen = console_frame(installed, url, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Input, Static
@@ -143,6 +144,36 @@ async def test_ask_streams_the_answer_with_evidence_and_a_citation(
         stats = text(screen.query_one("#stats", Static))
         assert "first token" in stats and "tok/s" in stats and "grounded" in stats
         assert FACTS["pdf"]  # the fact the evidence sentence came from
+
+
+async def test_f2_goes_from_the_servers_default_to_extract_then_generate(
+    live_client: ApplianceClient, tmp_path: Path
+) -> None:
+    await wait_job(live_client, (await live_client.upload([make_pdf(tmp_path / "f.pdf")])).job_id)
+    sent: list[str | None] = []
+    real = live_client.ask_stream
+
+    def recording(question: str, **fields: Any) -> Any:  # the real call, its strategy noted
+        sent.append(fields.get("strategy"))
+        return real(question, **fields)
+
+    live_client.ask_stream = recording  # type: ignore[method-assign]
+    app = AdminApp(live_client, interval=100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, AskScreen)
+        citations = screen.query_one("#citations", DataTable)
+        for press_f2 in (False, True, True):
+            if press_f2:
+                await pilot.press("f2")
+            question = screen.query_one("#question", Input)
+            question.value = "How often is the emergency generator tested?"
+            question.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: citations.row_count > 0, "a citation")
+            await until(pilot, lambda: not any(w.is_running for w in screen.workers), "the end")
+        assert sent == [None, "extract", "generate"], sent
 
 
 async def test_dashboard_is_ready_with_request_counts_and_keys_are_made_and_revoked(

@@ -240,3 +240,16 @@ def test_an_unknown_generation_backend_is_refused() -> None:
 def test_a_bad_generation_url_is_refused_even_for_the_local_backend() -> None:
     with pytest.raises(ConfigError, match=r"`generation.url` must be an http"):
         load_settings(SHIPPED, {"APPLIANCE__GENERATION__URL": "ftp://gpu/v1"})
+
+
+@pytest.mark.parametrize("name", ["extract", "generate"])
+def test_a_prompt_table_may_not_take_a_request_strategy_name(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "appliance.toml"
+    path.write_text(SHIPPED.read_text() + f'\n[prompts.{name}]\ncontext = "passages"\n')
+    with pytest.raises(ConfigError, match=rf"\[prompts\.{name}\]: the name is a request's"):
+        load_settings(path, {})
+
+
+def test_the_shipped_answer_mode_is_auto() -> None:
+    g = load_settings(SHIPPED, {}).generation
+    assert g.answer_mode == "auto" and g.generate_from_params == 1_000_000_000

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from pathlib import Path
 
 import gguf
 import pytest
 
-from appliance.models.gguf_header import MAX_LISTED, GgufHeaderError, read_header
+from appliance.models.gguf_header import (
+    MAX_LISTED,
+    MAX_TENSORS,
+    GgufHeaderError,
+    parameter_count,
+    read_header,
+)
 from appliance.models.sizing import read_gguf_info
 
 pytestmark = pytest.mark.slow
@@ -55,3 +62,41 @@ def test_damaged_files_are_refused(tmp_path: Path, chat_model: Path) -> None:
         read_header(cut)
     with pytest.raises(ValueError, match=r"cut\.gguf: not a readable GGUF"):
         read_gguf_info(cut)
+
+
+@pytest.mark.parametrize("role", ["chat", "embedding"])
+def test_the_parameter_count_matches_gguf_reader(
+    role: str, chat_model: Path, embedding_model: Path
+) -> None:
+    path = chat_model if role == "chat" else embedding_model
+    expected = sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+    assert parameter_count(path) == expected > 0
+    assert read_gguf_info(path).n_params == expected
+
+
+def header_with_tensors(path: Path, tensors: int, infos: bytes) -> Path:
+    """A GGUF v3 header with no key/values, declaring `tensors` tensor infos."""
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, tensors, 0) + infos)
+    return path
+
+
+def tensor_info(name: bytes, dims: list[int], n_dims: int | None = None) -> bytes:
+    count = len(dims) if n_dims is None else n_dims
+    return (struct.pack("<Q", len(name)) + name + struct.pack("<I", count)
+            + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", 0, 0))  # fmt: skip
+
+
+def test_hostile_tensor_infos_are_refused(tmp_path: Path) -> None:
+    ok = header_with_tensors(
+        tmp_path / "ok.gguf", 2, tensor_info(b"a", [3, 4]) + tensor_info(b"b", [5])
+    )
+    assert parameter_count(ok) == 17
+    many = header_with_tensors(tmp_path / "many.gguf", MAX_TENSORS + 1, b"")
+    with pytest.raises(GgufHeaderError, match="tensors"):
+        parameter_count(many)  # refused before reading (or allocating) anything for them
+    deep = header_with_tensors(tmp_path / "deep.gguf", 1, tensor_info(b"a", [1] * 9))
+    with pytest.raises(GgufHeaderError, match="dimensions"):
+        parameter_count(deep)
+    short = header_with_tensors(tmp_path / "short.gguf", 3, tensor_info(b"a", [3, 4]))
+    with pytest.raises(GgufHeaderError, match="truncated"):
+        parameter_count(short)  # declares three tensors, holds one

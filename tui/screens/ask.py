@@ -85,7 +85,9 @@ class AskScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self.answer = ""
-        self.extract = False  # answer with the documents' sentences, without the model
+        # True: the documents' sentences, without the model; False: the model writes;
+        # None: as the server's generation.answer_mode says
+        self.extract: bool | None = None
         self.first_evidence: list[Evidence] = []  # of the answer being shown
 
     def compose(self) -> ComposeResult:
@@ -122,7 +124,7 @@ class AskScreen(ConsoleScreen):
     @work(exclusive=True, group="ask", exit_on_error=False)
     async def ask(self, question: str) -> None:
         async def stream() -> None:
-            strategy = "extract" if self.extract else None
+            strategy = {True: "extract", False: "generate", None: None}[self.extract]
             async for event in self.client.ask_stream(question, strategy=strategy):
                 if isinstance(event, EvidenceEvent):
                     self.post_message(AnswerEvidence(event.evidence))
@@ -136,10 +138,13 @@ class AskScreen(ConsoleScreen):
         await self.call("ask", stream())
 
     def action_toggle_extract(self) -> None:
-        """F2: the next answers quote the documents' best sentences (no chat model),
-        or are generated again."""
+        """F2: the next answers quote the documents' best sentences (no chat model), or
+        the model writes them (until then, the server's answer_mode decides)."""
         self.extract = not self.extract
-        mode = "extract: the documents' sentences, verbatim" if self.extract else "generate"
+        mode = (
+            "extract: the documents' sentences, verbatim" if self.extract
+            else "generate: the chat model writes them"
+        )  # fmt: skip
         self.notify(f"answers: {mode}", title="Ask")
 
     def action_stop(self) -> None:

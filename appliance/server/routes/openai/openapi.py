@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
 
+from appliance.config.prompts import REQUEST_STRATEGIES
 from appliance.config.schema import Settings
 from appliance.models.sizing import SizingPlan
 from appliance.wire.openai import (
@@ -43,7 +44,9 @@ def describe_openai(app: Litestar, settings: Settings, plan: SizingPlan | None) 
         props["temperature"].minimum = 0.0
         props["top_p"].minimum = 0.0
         props["tools"].max_items = 0
-        _variant(props["strategy"], OpenAPIType.STRING).enum = sorted(settings.prompts)
+        _variant(props["strategy"], OpenAPIType.STRING).enum = sorted(
+            {*settings.prompts, *REQUEST_STRATEGIES}
+        )
     message = schemas.get("ChatMessage")
     if message is not None and message.properties:
         _bound(message.properties["content"], MAX_CONTENT_CHARS, MAX_CONTENT_PARTS)

@@ -1,0 +1,109 @@
+"""Which answer a question gets when it names no strategy (`generation.answer_mode`).
+
+The shipped default is "auto": with the default 135M chat model the documents' sentences
+answer (bench/RESULTS.md: right 0.62 / 0.57 of the time by extract, 0.40 / 0.15
+generated, on the PostgreSQL and Apache sets), with a model of `generate_from_params`
+weights or more, or an external server, the model writes. A request may still ask for
+either. The app in process with the real models and store, as tests/api/test_api.py,
+on the shipped config (no answer_mode override)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance.config.generation import GenerationSettings
+from appliance.models.sizing import read_gguf_info
+from appliance.query.params import resolve_answer_mode
+from appliance.server.app import create_app
+from tests.docs_factory import make_md
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "How long are nightly backups kept?"
+
+
+@pytest.fixture(scope="module")
+def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
+    from appliance.config import load_settings
+    from tests.conftest import REPO, server_env
+
+    data = tmp_path_factory.mktemp("data")
+    env = server_env(data, models_dir)
+    del env["APPLIANCE__GENERATION__ANSWER_MODE"]  # the shipped default
+    settings = load_settings(REPO / "configs" / "appliance.toml", env)
+    assert settings.generation.answer_mode == "auto"
+    with TestClient(create_app(settings), timeout=120) as c:  # hang guard per request
+        c.headers["Authorization"] = (
+            f"Bearer {(data / 'secrets' / 'admin.key').read_text().strip()}"
+        )
+        doc = make_md(tmp_path_factory.mktemp("docs") / "backups.md")
+        resp = c.post("/v1/documents", files=[("files", (doc.name, doc.read_bytes()))])
+        assert resp.status_code == 202, resp.text
+        deadline = time.monotonic() + 300  # hang guard: one small document (~1 s alone)
+        while (job := c.get(f"/v1/jobs/{resp.json()['job_id']}").json())["state"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["state"] == "done", job
+        yield c
+
+
+def test_the_default_model_answers_with_the_documents_sentences(
+    client: TestClient[Any],
+) -> None:
+    resp = client.post("/v1/ask", json={"query": QUESTION})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["strategy"] == "extract", body
+    assert body["timings"]["completion_tokens"] == 0  # the chat model was not called
+    assert "35 days" in body["answer"] and "[1]" in body["answer"], body["answer"]
+
+
+def test_the_stream_and_chat_completions_follow_the_default(client: TestClient[Any]) -> None:
+    resp = client.post("/v1/ask/stream", json={"query": QUESTION})
+    assert resp.status_code == 200, resp.text
+    lines = [json.loads(x[5:]) for x in resp.text.splitlines() if x.startswith("data:")]
+    assert lines[0]["type"] == "evidence" and lines[-1]["type"] == "done", lines
+    assert lines[-1]["strategy"] == "extract", lines[-1]
+    model = client.get("/v1/models").json()["data"][0]["id"]
+    chat = client.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": QUESTION}]},
+    )
+    assert chat.status_code == 200, chat.text
+    assert "35 days" in chat.json()["choices"][0]["message"]["content"], chat.text
+    assert chat.json()["usage"]["completion_tokens"] == 0, chat.text
+
+
+def test_a_request_may_still_ask_the_model_to_write(client: TestClient[Any]) -> None:
+    resp = client.post(
+        "/v1/ask",
+        json={"query": QUESTION, "strategy": "generate", "max_tokens": 16, "temperature": 0},
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["strategy"] == "brief", body  # generation.prompt
+    assert body["timings"]["completion_tokens"] > 0
+
+
+def test_auto_follows_the_chat_model_size(chat_model: Path) -> None:
+    weights = read_gguf_info(chat_model).n_params
+    assert 100_000_000 < weights < 200_000_000  # SmolLM2-135M
+    auto = GenerationSettings()
+    assert auto.answer_mode == "auto"
+    assert resolve_answer_mode(auto, weights)[0] == "extract"
+    assert resolve_answer_mode(auto, 1_500_000_000)[0] == "generate"  # a sysadmin's 1.5B
+    assert resolve_answer_mode(auto, None)[0] == "generate"  # an external server
+    lower = GenerationSettings(generate_from_params=weights)
+    assert resolve_answer_mode(lower, weights)[0] == "generate"
+    for mode in ("generate", "extract"):
+        assert resolve_answer_mode(GenerationSettings(answer_mode=mode), weights)[0] == mode
