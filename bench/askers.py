@@ -17,7 +17,9 @@ askers at once: time to each one's first event (the evidence) p50/p99, how many 
 were ranked by words (the query embeddings were queued deep) and how many errors.
 `--askers 8,150` sets the rounds; `--unique` makes every asker's question its own (the
 benchmark's 45 questions, each asker's with its number appended), so no two askers share
-a question embedding.
+a question embedding. `--answer-mode auto` runs the rounds with the shipped
+`generation.answer_mode` (with the default 135M model: extractive answers) instead of the
+benchmarks' "generate"; the whole answer's time is reported either way.
 """
 
 from __future__ import annotations
@@ -92,7 +94,10 @@ BY_WORDS = 'appliance_stage_seconds_count{stage="first_evidence_by_words"}'
 
 
 def overload(
-    spec: dict[str, Any], rounds: tuple[int, ...] = OVERLOAD, unique: bool = False
+    spec: dict[str, Any],
+    rounds: tuple[int, ...] = OVERLOAD,
+    unique: bool = False,
+    answer_mode: str = "generate",
 ) -> None:
     """Issue 22: every asker gets its evidence event, those beyond the slots and the queue
     the extractive answer ("busy"); the shipped defaults, one server. `unique`: no two
@@ -101,16 +106,17 @@ def overload(
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         log = Path(work) / "server.log"
-        with appliance_server(Path(work) / "data", MODELS, log) as srv:
+        mode = {"generation__answer_mode": answer_mode}
+        with appliance_server(Path(work) / "data", MODELS, log, **mode) as srv:
             with httpx.Client(base_url=srv.url, timeout=600, headers=srv.headers) as client:
                 ingest(client, Path(spec["root"]), spec["files"])
             slots = slots_of(srv.url, srv.headers)
             cycled = "each asker's own (numbered)" if unique else "cycled"
-            print(f"shipped defaults: {slots} slots, queue 64; the answer benchmark's corpus "
-                  f"and questions ({cycled}), no max_tokens\n")  # fmt: skip
+            print(f"shipped defaults but answer_mode = {answer_mode!r}: {slots} slots, queue 64; "
+                  f"the answer benchmark's corpus and questions ({cycled}), no max_tokens\n")  # fmt: skip
             print(f"{'askers':>6} {'evidence p50 s':>14} {'evidence p99 s':>14} {'no evidence':>11} "
                   f"{'busy':>5} {'generated':>9} {'by words':>8} {'ttft p50 s':>10} {'errors':>6} "
-                  f"{'wall s':>6}")  # fmt: skip
+                  f"{'wall s':>6} {'answer p50 s':>12} {'answer p99 s':>12}")  # fmt: skip
             asked = 0
             for n in rounds:
                 bodies: list[dict[str, object]] = [
@@ -127,12 +133,15 @@ def overload(
                 ok = [r for r in res.results if r.status == 200 and r.finish]
                 firsts = [r.first_event for r in ok]
                 busy = sum(r.finish == "busy" for r in ok)
-                generated = [r for r in ok if r.finish != "busy"]
+                generated = [r for r in ok if r.finish != "busy" and r.completion_tokens > 0]
                 ttft = np.median([r.ttft for r in generated]) if generated else float("nan")
                 p50, p99 = np.percentile(firsts, 50), np.percentile(firsts, 99)
+                whole = [r.total for r in ok] or [float("nan")]
                 print(f"{n:>6} {p50:>14.2f} {p99:>14.2f} {n - len(ok):>11} {busy:>5} "
                       f"{len(generated):>9} {words:>8.0f} {ttft:>10.2f} "
-                      f"{len(res.results) - len(ok):>6} {res.wall:>6.1f}", flush=True)  # fmt: skip
+                      f"{len(res.results) - len(ok):>6} {res.wall:>6.1f} "
+                      f"{np.percentile(whole, 50):>12.2f} {np.percentile(whole, 99):>12.2f}",
+                      flush=True)  # fmt: skip
                 time.sleep(2)
     print(f"\n(askers.py overload: {time.monotonic() - t0:.0f} s)")
 
@@ -145,10 +154,14 @@ def main() -> None:
                         help="overload: askers at once in each round (default %(default)s)")  # fmt: skip
     parser.add_argument("--unique", action="store_true",
                         help="overload: every asker's question its own (numbered)")  # fmt: skip
+    parser.add_argument("--answer-mode", choices=["generate", "auto", "extract"],
+                        default="generate", help="overload: generation.answer_mode (default "
+                        "%(default)s, the benchmarks'; auto: the shipped one)")  # fmt: skip
     args = parser.parse_args()
     spec = load_questions()
     if args.mode == "overload":
-        overload(spec, tuple(int(n) for n in args.askers.split(",")), args.unique)
+        rounds = tuple(int(n) for n in args.askers.split(","))
+        overload(spec, rounds, args.unique, args.answer_mode)
         return
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:

@@ -26,11 +26,12 @@ RERUN_ONLY = (
 )
 OLD_MARKERS = ("\n\n(from an earlier `make bench`, not rerun in the last one)", EARLIER)
 SCRIPTS = ["serve_load", "batching", "contention", "answers", "answers_apache", "evidence", "askers",
-           "askers_overload", "hostile", "ocr", "hybrid", "query_thread", "query_path",
+           "askers_overload", "askers_auto", "hostile", "ocr", "hybrid", "query_thread", "query_path",
            "store_engines", "collections", "engine_models", "portable_kernels"]  # fmt: skip
 COMMANDS = {  # a section whose script runs with arguments: (script, arguments)
     "answers_apache": ("answers", ["--corpus", "apache"]),
     "askers_overload": ("askers", ["overload"]),
+    "askers_auto": ("askers", ["overload", "--answer-mode", "auto"]),
 }
 MARKDOWN = {
     "batching",
@@ -44,6 +45,7 @@ TITLES = {
     "evidence": "Evidence hit@1 and hit@5 per sentence ranking, both corpora (bench/evidence.py)",
     "askers": "50 concurrent askers, before and after the lean prompt (bench/askers.py)",
     "askers_overload": "8 and 150 concurrent askers: evidence first, busy beyond capacity (bench/askers.py overload)",
+    "askers_auto": "8 and 150 concurrent askers with the shipped answer_mode, auto: the 135M model's questions answered by extract (bench/askers.py overload --answer-mode auto)",
     "hostile": "Hostile files against the shipped limits (bench/hostile.py)",
     "hybrid": "Hybrid retrieval (BM25 + dense, RRF) vs dense only (bench/hybrid.py)",
     "ocr": "OCR of scanned pages: speed and character error rate (bench/ocr.py)",

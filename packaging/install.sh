@@ -88,6 +88,10 @@ if [ ! -f "$ETC_DIR/appliance.toml" ]; then
   say "wrote $ETC_DIR/appliance.toml"
 else
   say "kept $ETC_DIR/appliance.toml"
+  if grep -q '^answer_mode = "generate"' "$ETC_DIR/appliance.toml"; then
+    # an older shipped file said so: the default is now "auto" (see CHANGELOG)
+    say "note: $ETC_DIR/appliance.toml says answer_mode = \"generate\"; the shipped default is now \"auto\" (the documents' sentences answer while the chat model is small): change it to adopt that"
+  fi
 fi
 chown "root:$SERVICE_USER" "$ETC_DIR/appliance.toml" \
   || die "cannot give $ETC_DIR/appliance.toml to the group $SERVICE_USER"

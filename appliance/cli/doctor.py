@@ -233,7 +233,7 @@ def check_models(report: Report, settings: Settings, machine: MachineInfo) -> No
     if not plan.fits:
         report.blockers.append(plan.explain())
     g = settings.generation
-    mode, why = resolve_answer_mode(g, None if g.backend == "openai" else plan.chat.info.n_params)
+    mode, why = resolve_answer_mode(g, plan.chat.info.n_params, external=g.backend == "openai")
     report.add("answers:", f"{mode} ({why})")
     # what a larger chat model would take: its file, its KV cache for the same slots and
     # context, the embedding model and the runtime as planned now

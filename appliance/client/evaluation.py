@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class QuestionResult:
     total_ms: float | None = None
     answer: str = ""
     error: str | None = None
+    strategy: str = ""  # what answered: a [prompts.*] name, or "extract"
 
 
 @dataclass
@@ -145,6 +147,7 @@ async def evaluate(
                 result.error = str(exc)
             else:
                 result.answer = answer.answer
+                result.strategy = answer.strategy
                 result.first_token_ms = answer.timings.first_token_ms
                 result.total_ms = answer.timings.total_ms
                 if q.fact:
@@ -163,5 +166,9 @@ def format_report(report: EvalReport) -> str:
     for name, value in report.summary().items():
         shown = "-" if value is None else f"{value}"
         lines.append(f"{name:<20} {shown}")
+    answered = Counter(r.strategy for r in report.results if r.strategy)
+    if answered:  # under answer_mode "auto", which answers were measured
+        shown = ", ".join(f"{name} {n}" for name, n in answered.most_common())
+        lines.append(f"{'answered_by':<20} {shown}")
     lines.append(f"{'wall_s':<20} {report.wall_s:.1f}")
     return "\n".join(lines)

@@ -20,6 +20,12 @@ SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?
 STRING, ARRAY = 8, 9
 MAX_STRING = 1 << 24  # a longer key or string value is a damaged or hostile file
 MAX_LISTED = 4096  # numeric arrays up to this long are returned (per-layer values)
+MAX_ITEMS = 1 << 24  # a longer array (a vocabulary is ~10^5) is a damaged or hostile file
+MAX_KEYS = 1 << 16  # key/values; real headers hold a few dozen
+MAX_TENSORS = 1 << 20  # tensor infos
+MAX_NAME = 256  # a tensor's name (llama.cpp's GGML_MAX_NAME is 64)
+MAX_DIMS = 4  # a tensor's dimensions (GGML_MAX_DIMS)
+MAX_PARAMETERS = 10**15  # a count above this is clamped (no float overflows downstream)
 
 
 class GgufHeaderError(ValueError):
@@ -43,9 +49,13 @@ def _string(fh: BinaryIO) -> bytes:
 def _array(fh: BinaryIO) -> list[object] | None:
     """A short numeric array (per-layer values) as a list; others are skipped: None."""
     item_type, count = struct.unpack("<IQ", _read(fh, 12))
+    if count > MAX_ITEMS:
+        raise GgufHeaderError(f"an array of {count} items in the header")
     if item_type == STRING:
         for _ in range(count):
             (length,) = struct.unpack("<Q", _read(fh, 8))
+            if length > MAX_STRING:
+                raise GgufHeaderError(f"a string of {length} bytes in the header")
             fh.seek(length, 1)
         return None
     if item_type not in SCALARS:
@@ -58,10 +68,6 @@ def _array(fh: BinaryIO) -> list[object] | None:
     return [v for (v,) in struct.iter_unpack(fmt, _read(fh, size * count))]
 
 
-MAX_TENSORS = 1 << 20  # more tensor infos than this: a damaged or hostile file
-MAX_DIMS = 8
-
-
 def _key_values(fh: BinaryIO) -> tuple[dict[str, object], int]:
     """The header's key/values and its tensor count, `fh` left at the tensor infos."""
     if fh.read(4) != MAGIC:
@@ -69,6 +75,8 @@ def _key_values(fh: BinaryIO) -> tuple[dict[str, object], int]:
     version, tensors, kv_count = struct.unpack("<IQQ", _read(fh, 20))
     if version not in (2, 3):
         raise GgufHeaderError(f"GGUF version {version} is not supported")
+    if kv_count > MAX_KEYS:
+        raise GgufHeaderError(f"{kv_count} key/values in the header")
     values: dict[str, object] = {}
     for _ in range(kv_count):
         key = _string(fh).decode("utf-8", "replace")
@@ -92,22 +100,35 @@ def read_header(path: Path) -> dict[str, object]:
         return _key_values(fh)[0]
 
 
-def parameter_count(path: Path) -> int:
-    """The model's weights, counted from the tensor infos that follow the key/values
-    (the product of each tensor's dimensions; nothing of the data is read)."""
+def read_header_and_parameters(path: Path) -> tuple[dict[str, object], int | None]:
+    """`read_header`'s key/values, and the model's weights counted from the tensor infos
+    that follow them (the product of each tensor's dimensions; nothing of the data is
+    read). The count is None for one file of a split model (`split.count` > 1): the
+    other files' tensors are not in it."""
     with path.open("rb") as fh:
-        _, tensors = _key_values(fh)
+        values, tensors = _key_values(fh)
         if tensors > MAX_TENSORS:
             raise GgufHeaderError(f"{tensors} tensors in the header")
         total = 0
         for _ in range(tensors):
-            _string(fh)  # the name
+            (length,) = struct.unpack("<Q", _read(fh, 8))
+            if length > MAX_NAME:
+                raise GgufHeaderError(f"a tensor name of {length} bytes")
+            _read(fh, length)
             (n_dims,) = struct.unpack("<I", _read(fh, 4))
             if n_dims > MAX_DIMS:
                 raise GgufHeaderError(f"a tensor of {n_dims} dimensions")
             count = 1
             for (dim,) in struct.iter_unpack("<Q", _read(fh, 8 * n_dims)):
                 count *= dim
-            total += count
+            total = min(total + count, MAX_PARAMETERS)
             _read(fh, 12)  # type (u32) and offset (u64)
-        return total
+    split = values.get("split.count")
+    if isinstance(split, int) and split > 1:
+        return values, None
+    return values, total
+
+
+def parameter_count(path: Path) -> int | None:
+    """The model's weights (None: one file of a split model)."""
+    return read_header_and_parameters(path)[1]

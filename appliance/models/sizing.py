@@ -16,7 +16,7 @@ from typing import Any, cast
 import psutil
 
 from appliance.engine.cpu_share import usable_cores
-from appliance.models.gguf_header import parameter_count, read_header
+from appliance.models.gguf_header import read_header_and_parameters
 
 MiB = 1024 * 1024
 COMPUTE_MARGIN_BYTES = 48 * MiB
@@ -63,7 +63,7 @@ class GgufInfo:
     head_dim_k: int
     head_dim_v: int
     causal: bool
-    n_params: int = 0  # weights, from the tensor infos (0: not counted)
+    n_params: int | None = None  # weights, from the tensor infos (None: not counted)
 
     def kv_bytes_per_token(self) -> int:
         """F16 K and V for every layer."""
@@ -73,7 +73,7 @@ class GgufInfo:
 def read_gguf_info(path: Path) -> GgufInfo:
     """Read the header of a GGUF file; raise ValueError naming the file when it is not one."""
     try:
-        header = read_header(path)
+        header, n_params = read_header_and_parameters(path)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable GGUF file ({exc})") from exc
 
@@ -98,10 +98,6 @@ def read_gguf_info(path: Path) -> GgufInfo:
     n_head_kv = num("attention.head_count_kv", n_head)
     head_dim = n_embd // max(1, n_head)
     causal = bool(_field(f"{arch}.attention.causal", True))
-    try:
-        n_params = parameter_count(path)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable GGUF file ({exc})") from exc
     return GgufInfo(
         path=path,
         name=str(_field("general.name", path.stem)),

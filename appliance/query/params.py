@@ -15,14 +15,19 @@ from appliance.domain.types import DocumentFilter
 GENERATE = "generate"  # a request's strategy: the default prompt, the model writes
 
 
-def resolve_answer_mode(generation: GenerationSettings, chat_params: int | None) -> tuple[str, str]:
+def resolve_answer_mode(
+    generation: GenerationSettings, chat_params: int | None, external: bool = False
+) -> tuple[str, str]:
     """How requests naming no strategy are answered ("generate" or "extract"), and why.
-    `chat_params`: the loaded chat model's weights (None: an external server answers)."""
+    `chat_params`: the loaded chat model's weights (None: not counted); `external`: an
+    external inference server writes the answers."""
     mode = generation.answer_mode
     if mode != "auto":
         return mode, f"answer_mode = {mode!r}"
-    if chat_params is None:
+    if external:
         return GENERATE, "answer_mode 'auto': an external inference server writes the answers"
+    if chat_params is None:
+        return GENERATE, "answer_mode 'auto': the chat model's weights were not counted (split)"
     size = f"{chat_params / 1e9:.2f}B" if chat_params >= 10**9 else f"{chat_params / 1e6:.0f}M"
     limit = generation.generate_from_params
     if chat_params >= limit:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import time
 
-from appliance.config.prompts import PromptStrategy
+from appliance.config.prompts import REQUEST_STRATEGIES, PromptStrategy
 from appliance.domain.errors import Overloaded
 from appliance.domain.protocols import Embedder, Generator, VectorStore
 from appliance.domain.types import Hit
@@ -70,7 +70,7 @@ class QueryService:
         try:
             return name, self.answers.prompts[name]
         except KeyError:
-            known = ", ".join(sorted(self.answers.prompts))
+            known = ", ".join(sorted({*self.answers.prompts, *REQUEST_STRATEGIES}))
             raise UnknownStrategy(f"unknown prompt strategy {name!r} (known: {known})") from None
 
     async def ask(self, params: AskParams, key_id: str) -> PreparedAnswer:

@@ -152,8 +152,7 @@ async def _build_the_rest(
     metrics.jobs_resumed.inc(resumed)
     if resumed:
         log.warning("resumed %d ingestion jobs from the journal", resumed)
-    chat_params = None if g.backend == "openai" else plan.chat.info.n_params
-    mode, why = resolve_answer_mode(g, chat_params)
+    mode, why = resolve_answer_mode(g, plan.chat.info.n_params, external=g.backend == "openai")
     log.info("questions naming no strategy are answered by %s (%s)", mode, why)
     query = QueryService(
         embedder=engine.embedder,

@@ -123,7 +123,11 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
     strategy: (
         Annotated[
             StrategyName,
-            Meta(description="A prompt strategy of the config ([prompts.*]), or `extract` (rag)."),
+            Meta(
+                description="A prompt strategy of the config ([prompts.*]), `extract` (the "
+                "documents' sentences, no model) or `generate` (the default prompt); default: "
+                "generation.answer_mode (rag)."
+            ),
         ]
         | None
     ) = None

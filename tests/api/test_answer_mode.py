@@ -93,6 +93,25 @@ def test_a_request_may_still_ask_the_model_to_write(client: TestClient[Any]) -> 
     body = resp.json()
     assert body["strategy"] == "brief", body  # generation.prompt
     assert body["timings"]["completion_tokens"] > 0
+    model = client.get("/v1/models").json()["data"][0]["id"]
+    chat = client.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": QUESTION}],
+              "strategy": "generate", "max_tokens": 16, "temperature": 0},
+    )  # fmt: skip
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["usage"]["completion_tokens"] > 0, chat.text
+    with client.websocket_connect("/v1/ask/ws") as ws:
+        ws.send_text(json.dumps({"query": QUESTION, "strategy": "generate", "max_tokens": 16}))
+        while (event := json.loads(ws.receive_text()))["type"] in ("evidence", "token"):
+            pass
+    assert event["type"] == "done" and event["strategy"] == "brief", event
+
+
+def test_a_misspelt_strategy_is_refused_with_every_name(client: TestClient[Any]) -> None:
+    resp = client.post("/v1/ask", json={"query": QUESTION, "strategy": "generat"})
+    assert resp.status_code == 400, resp.text
+    assert "extract" in resp.text and "generate" in resp.text and "brief" in resp.text
 
 
 def test_auto_follows_the_chat_model_size(chat_model: Path) -> None:
@@ -102,7 +121,8 @@ def test_auto_follows_the_chat_model_size(chat_model: Path) -> None:
     assert auto.answer_mode == "auto"
     assert resolve_answer_mode(auto, weights)[0] == "extract"
     assert resolve_answer_mode(auto, 1_500_000_000)[0] == "generate"  # a sysadmin's 1.5B
-    assert resolve_answer_mode(auto, None)[0] == "generate"  # an external server
+    assert resolve_answer_mode(auto, weights, external=True)[0] == "generate"
+    assert resolve_answer_mode(auto, None)[0] == "generate"  # not counted: as before auto
     lower = GenerationSettings(generate_from_params=weights)
     assert resolve_answer_mode(lower, weights)[0] == "generate"
     for mode in ("generate", "extract"):

@@ -350,6 +350,8 @@ def test_an_upgrade_keeps_config_data_and_keys(installed: Installed, tmp_path: P
     key_file = installed.data / "secrets" / "admin.key"
     key = key_file.read_text()  # written by the first start (the test above)
     config = installed.config.read_text().replace('log_level = "info"', 'log_level = "debug"')
+    # as the shipped file said before "auto": the upgrade keeps it and says so
+    config = config.replace('answer_mode = "auto"', 'answer_mode = "generate"')
     installed.config.write_text(config)
     installed.config.chmod(0o644)  # as installs before issue 19 left it
     with tarfile.open(tarball()) as tar:
@@ -362,6 +364,7 @@ def test_an_upgrade_keeps_config_data_and_keys(installed: Installed, tmp_path: P
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "upgrading" in run.stdout and "kept" in run.stdout
+    assert 'says answer_mode = "generate"; the shipped default is now "auto"' in run.stdout
     assert installed.config.read_text() == config
     assert installed.config.stat().st_mode & 0o777 == 0o640  # closed on upgrade too
     assert key_file.read_text() == key

@@ -80,6 +80,9 @@ def test_eval_prints_every_metric(server: ServerProcess, tmp_path: Path) -> None
     saved = json.loads(out.read_text())
     assert len(saved["results"]) == 3 and saved["results"][2]["right"] is None  # no fact
     assert saved["summary"]["recall@5"] == 1.0
+    # which answered (under the shipped "auto" with this model it would be extract)
+    assert re.search(r"^answered_by\s+brief 3$", done.stdout, re.M), done.stdout
+    assert {r["strategy"] for r in saved["results"]} == {"brief"}
     retrieval_only = run_eval(server, str(qa), "--no-answers", "--retrieval", "hybrid", "--quiet")
     assert retrieval_only.returncode == 0, retrieval_only.stderr
     assert re.search(r"^answer_accuracy\s+-$", retrieval_only.stdout, re.M)

@@ -339,6 +339,8 @@ def appliance(
         APPLIANCE__GENERATION__TIMEOUT_S="2",
         APPLIANCE__SERVER__LOG_LEVEL="info",
     )
+    # the shipped answer_mode ("auto"): with an external server, its model writes
+    del env["APPLIANCE__GENERATION__ANSWER_MODE"]
     log = tmp_path_factory.mktemp("logs") / "appliance.log"
     proc = ServerProcess(env, log).start()
     yield proc

@@ -164,6 +164,7 @@ async def test_f2_goes_from_the_servers_default_to_extract_then_generate(
         screen = app.screen
         assert isinstance(screen, AskScreen)
         citations = screen.query_one("#citations", DataTable)
+        stats = []
         for press_f2 in (False, True, True):
             if press_f2:
                 await pilot.press("f2")
@@ -173,7 +174,10 @@ async def test_f2_goes_from_the_servers_default_to_extract_then_generate(
             await pilot.press("enter")
             await until(pilot, lambda: citations.row_count > 0, "a citation")
             await until(pilot, lambda: not any(w.is_running for w in screen.workers), "the end")
+            stats.append(text(screen.query_one("#stats", Static)))
         assert sent == [None, "extract", "generate"], sent
+        assert "quoted from the documents" in stats[1] and "tok/s" not in stats[1], stats
+        assert "tok/s" in stats[2] and "prompt brief" in stats[2], stats
 
 
 async def test_dashboard_is_ready_with_request_counts_and_keys_are_made_and_revoked(

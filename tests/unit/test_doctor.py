@@ -21,6 +21,11 @@ def test_doctor_reports_and_passes_with_the_default_models(settings_for: Any) ->
     for part in ("CPU", "flags", "cores", "RAM", "disk", "port", "glibc", "sandbox", "total ~",
                  "larger chat models", "verdict: the appliance can run here"):  # fmt: skip
         assert part in text, part
+    # settings_for forces answer_mode "generate"; the shipped "auto" with the 135M model:
+    assert "answers:       generate (answer_mode = 'generate')" in text, text
+    shipped, _ = run_doctor(settings_for(APPLIANCE__GENERATION__ANSWER_MODE="auto"))
+    line = next(x for x in shipped.lines if x.startswith("answers:"))
+    assert "extract (answer_mode 'auto': the chat model has 135M weights" in line, line
 
 
 def test_doctor_names_what_blocks_a_start(settings_for: Any, tmp_path: Path) -> None:

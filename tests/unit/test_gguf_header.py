@@ -10,7 +10,9 @@ import gguf
 import pytest
 
 from appliance.models.gguf_header import (
+    MAX_ITEMS,
     MAX_LISTED,
+    MAX_PARAMETERS,
     MAX_TENSORS,
     GgufHeaderError,
     parameter_count,
@@ -70,7 +72,8 @@ def test_the_parameter_count_matches_gguf_reader(
 ) -> None:
     path = chat_model if role == "chat" else embedding_model
     expected = sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
-    assert parameter_count(path) == expected > 0
+    assert parameter_count(path) == expected
+    assert expected > 0
     assert read_gguf_info(path).n_params == expected
 
 
@@ -94,9 +97,26 @@ def test_hostile_tensor_infos_are_refused(tmp_path: Path) -> None:
     many = header_with_tensors(tmp_path / "many.gguf", MAX_TENSORS + 1, b"")
     with pytest.raises(GgufHeaderError, match="tensors"):
         parameter_count(many)  # refused before reading (or allocating) anything for them
-    deep = header_with_tensors(tmp_path / "deep.gguf", 1, tensor_info(b"a", [1] * 9))
+    deep = header_with_tensors(tmp_path / "deep.gguf", 1, tensor_info(b"a", [1] * 5))
     with pytest.raises(GgufHeaderError, match="dimensions"):
         parameter_count(deep)
+    named = header_with_tensors(tmp_path / "named.gguf", 1, tensor_info(b"n" * 300, [3]))
+    with pytest.raises(GgufHeaderError, match="name of 300 bytes"):
+        parameter_count(named)  # refused before the name is read
+    huge = header_with_tensors(tmp_path / "huge.gguf", 2, tensor_info(b"a", [2**64 - 1] * 4) * 2)
+    assert parameter_count(huge) == MAX_PARAMETERS  # clamped: no overflow downstream
     short = header_with_tensors(tmp_path / "short.gguf", 3, tensor_info(b"a", [3, 4]))
     with pytest.raises(GgufHeaderError, match="truncated"):
         parameter_count(short)  # declares three tensors, holds one
+
+
+def test_a_split_models_count_is_unknown_and_long_arrays_are_refused(tmp_path: Path) -> None:
+    split_key = struct.pack("<Q", 11) + b"split.count" + struct.pack("<IH", 2, 3)
+    split = tmp_path / "model-00001-of-00003.gguf"
+    split.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + split_key + tensor_info(b"a", [7]))
+    assert parameter_count(split) is None  # the other files' tensors are not in this one
+    items = struct.pack("<Q", 5) + b"words" + struct.pack("<IIQ", 9, 8, MAX_ITEMS + 1)
+    long = tmp_path / "long.gguf"
+    long.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + items)
+    with pytest.raises(GgufHeaderError, match="items"):
+        read_header(long)  # refused before looping over them

@@ -26,9 +26,15 @@ HIGHLIGHT = "bold reverse"  # an evidence sentence within its passage
 def stats_line(done: DoneEvent) -> str:
     t = done.timings
     low = "" if done.grounded >= 0.5 else " (low: check the evidence)"
+    if done.strategy == "extract":  # the documents' sentences: no model, no tokens
+        speed = f"quoted from the documents in {t.total_ms:.0f} ms, no model"
+    else:
+        speed = (
+            f"first token {t.first_token_ms:.0f} ms · {t.tokens_per_s:.1f} tok/s · "
+            f"{t.completion_tokens} tokens"
+        )
     return (
-        f"first token {t.first_token_ms:.0f} ms · {t.tokens_per_s:.1f} tok/s · "
-        f"{t.completion_tokens} tokens · grounded {done.grounded:.2f}{low} · "
+        f"{speed} · grounded {done.grounded:.2f}{low} · "
         f"finish {done.finish_reason} · prompt {done.strategy}"
     )
 
@@ -79,7 +85,7 @@ class AskScreen(ConsoleScreen):
     CSS_PATH = "ask.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop answer"),
-        Binding("f2", "toggle_extract", "Extract on/off"),
+        Binding("f2", "toggle_extract", "Extract/generate"),
     ]
 
     def __init__(self) -> None:
