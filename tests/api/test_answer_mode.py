@@ -10,7 +10,6 @@ on the shipped config (no answer_mode override)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from litestar.testing import TestClient
 from appliance.config.generation import GenerationSettings
 from appliance.models.sizing import read_gguf_info
 from appliance.query.params import resolve_answer_mode
-from appliance.server.app import create_app
-from tests.docs_factory import make_md
+from tests.api.test_one_ask_path import serving_backups
 
 pytestmark = pytest.mark.slow
 
@@ -31,29 +29,10 @@ QUESTION = "How long are nightly backups kept?"
 
 @pytest.fixture(scope="module")
 def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
-    from appliance.config import load_settings
-    from tests.conftest import REPO, server_env
-
-    data = tmp_path_factory.mktemp("data")
-    env = server_env(data, models_dir)
-    del env["APPLIANCE__GENERATION__ANSWER_MODE"]  # the shipped default
-    settings = load_settings(REPO / "configs" / "appliance.toml", env)
-    assert settings.generation.answer_mode == "auto"
-    with TestClient(create_app(settings), timeout=120) as c:  # hang guard per request
-        c.headers["Authorization"] = (
-            f"Bearer {(data / 'secrets' / 'admin.key').read_text().strip()}"
-        )
-        doc = make_md(tmp_path_factory.mktemp("docs") / "backups.md")
-        resp = c.post("/v1/documents", files=[("files", (doc.name, doc.read_bytes()))])
-        assert resp.status_code == 202, resp.text
-        deadline = time.monotonic() + 300  # hang guard: one small document (~1 s alone)
-        while (job := c.get(f"/v1/jobs/{resp.json()['job_id']}").json())["state"] in (
-            "queued",
-            "running",
-        ):
-            assert time.monotonic() < deadline, job
-            time.sleep(0.1)
-        assert job["state"] == "done", job
+    # the shipped answer_mode ("auto"), not server_env's "generate"
+    with serving_backups(
+        models_dir, tmp_path_factory, APPLIANCE__GENERATION__ANSWER_MODE=None
+    ) as c:
         yield c
 
 
@@ -116,6 +95,7 @@ def test_a_misspelt_strategy_is_refused_with_every_name(client: TestClient[Any])
 
 def test_auto_follows_the_chat_model_size(chat_model: Path) -> None:
     weights = read_gguf_info(chat_model).n_params
+    assert weights is not None
     assert 100_000_000 < weights < 200_000_000  # SmolLM2-135M
     auto = GenerationSettings()
     assert auto.answer_mode == "auto"

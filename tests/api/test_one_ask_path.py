@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,23 @@ QUESTION = "How long are nightly backups kept?"
 ASK = {"query": QUESTION, "max_tokens": 24, "temperature": 0}
 
 
-@pytest.fixture(scope="module")
-def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
+@contextmanager
+def serving_backups(
+    models_dir: Path, tmp_path_factory: pytest.TempPathFactory, **env: str | None
+) -> Iterator[TestClient[Any]]:
+    """The app in process with one small document ingested, as the admin; `env`: settings
+    changed from `server_env`'s (None: the shipped value)."""
     from appliance.config import load_settings
     from tests.conftest import REPO, server_env
 
     data = tmp_path_factory.mktemp("data")
-    settings = load_settings(REPO / "configs" / "appliance.toml", server_env(data, models_dir))
+    variables = server_env(data, models_dir)
+    for name, value in env.items():
+        if value is None:
+            variables.pop(name, None)
+        else:
+            variables[name] = value
+    settings = load_settings(REPO / "configs" / "appliance.toml", variables)
     with TestClient(create_app(settings), timeout=120) as c:  # hang guard per request
         key = (data / "secrets" / "admin.key").read_text().strip()
         c.headers["Authorization"] = f"Bearer {key}"
@@ -45,6 +56,12 @@ def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             assert time.monotonic() < deadline, job
             time.sleep(0.1)
         assert job["state"] == "done", job
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
+    with serving_backups(models_dir, tmp_path_factory) as c:
         yield c
 
 
