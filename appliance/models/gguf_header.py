@@ -127,8 +127,3 @@ def read_header_and_parameters(path: Path) -> tuple[dict[str, object], int | Non
     if isinstance(split, int) and split > 1:
         return values, None
     return values, total
-
-
-def parameter_count(path: Path) -> int | None:
-    """The model's weights (None: one file of a split model)."""
-    return read_header_and_parameters(path)[1]

@@ -64,8 +64,9 @@ class AnswerSettings:
 
     @property
     def default_mode(self) -> str:
-        """ "generate" or "extract": the wiring's resolution, else the config's (auto:
-        generate, when nothing says which chat model answers)."""
+        """How a request naming no strategy is answered, "generate" or "extract": the
+        wiring's resolution, else the config's ("auto" generates when nothing says which
+        chat model answers)."""
         if self.mode is not None:
             return self.mode
         return GENERATE if self.generation.answer_mode == "auto" else self.generation.answer_mode

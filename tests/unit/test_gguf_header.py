@@ -15,8 +15,8 @@ from appliance.models.gguf_header import (
     MAX_PARAMETERS,
     MAX_TENSORS,
     GgufHeaderError,
-    parameter_count,
     read_header,
+    read_header_and_parameters,
 )
 from appliance.models.sizing import read_gguf_info
 
@@ -75,6 +75,10 @@ def test_the_parameter_count_matches_gguf_reader(
     assert parameter_count(path) == expected
     assert expected > 0
     assert read_gguf_info(path).n_params == expected
+
+
+def parameter_count(path: Path) -> int | None:
+    return read_header_and_parameters(path)[1]
 
 
 def header_with_tensors(path: Path, tensors: int, infos: bytes) -> Path:
